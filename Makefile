@@ -1,0 +1,45 @@
+# Vigil: the two commands are `make run` and `make test`; everything else is a step of theirs.
+SHELL := /bin/bash
+BUILD ?= build
+BUILD_TYPE ?= Release
+JOBS ?= 2
+VAR ?= var
+
+# Debian 12 packages the build, the tests and `make run` need.
+DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
+	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev \
+	curl openssl python3 ca-certificates
+
+.PHONY: deps build run test clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing $$missing"; \
+		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@if [ ! -f $(VAR)/ca/root.pem ]; then \
+		$(BUILD)/bin/vigil-ca init --dir $(VAR)/ca --org "Vigil development CA"; fi
+	@echo ""
+	@echo "Vigil is starting on 127.0.0.1:3128. In another terminal:"
+	@echo "  curl -x http://127.0.0.1:3128 --cacert $(VAR)/ca/root.pem https://example.com/"
+	@echo "The root CA to trust is $(CURDIR)/$(VAR)/ca/root.pem (vigil-ca show --dir $(VAR)/ca)."
+	@echo ""
+	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+clean:
+	rm -rf $(BUILD)

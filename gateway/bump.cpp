@@ -1,0 +1,151 @@
+// The CONNECT phase: port policy, then the bump — a minted certificate for the client, a verified
+// TLS connection to the origin, and the HTTP relay on the decrypted stream.
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "gateway/http_io.hpp"
+#include "gateway/relay.hpp"
+#include "gateway/upstream.hpp"
+#include "tls/contexts.hpp"
+
+namespace vigil::gateway {
+namespace {
+
+// Inside the bump every request must be for the CONNECTed origin: anything else would let a
+// client reach one host while the gateway's decisions were made for another.
+std::optional<PageInfo> check_bumped_target(const http::request<http::buffer_body>& req, const Authority& origin,
+                                            std::string& target) {
+    auto raw = req.target();
+    if (!raw.empty() && raw.front() == '/') {
+        target = std::string(raw);
+    } else if (auto url = parse_absolute_url(raw); url && url->scheme == "https") {
+        if (url->authority.host != origin.host || url->authority.port != origin.port)
+            return PageInfo{421, "Misdirected request", "the request URL names a different host than the tunnel",
+                            origin.host_port(), "host_mismatch"};
+        target = url->target;
+    } else {
+        return PageInfo{400, "Bad request", "the request target is not a path", origin.host_port(), "bad_target"};
+    }
+    if (req.count(http::field::host) != 1)
+        return PageInfo{400, "Bad request", "a request needs exactly one Host header", origin.host_port(), "bad_host"};
+    auto host = parse_authority(req[http::field::host], uint16_t(443));
+    if (!host || host->host != origin.host || host->port != origin.port)
+        return PageInfo{421, "Misdirected request", "the Host header names a different host than the tunnel",
+                        origin.host_port(), "host_mismatch"};
+    return std::nullopt;
+}
+
+}  // namespace
+
+net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
+                                     std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
+                                     uint64_t cid) {
+    bump(gw.counters.connect);
+    const unsigned version = connect->get().version();
+    auto origin = parse_authority(connect->get().target(), std::nullopt);
+    if (!origin) {
+        bump(gw.counters.bad_request);
+        co_await write_page(stream, gw, {400, "Bad request", "CONNECT needs a host:port target",
+                                         std::string(connect->get().target().substr(0, 200)), "bad_connect", cid},
+                            version);
+        co_return;
+    }
+    if (!any_contains(gw.cfg.allowed_connect_ports, origin->port)) {
+        bump(gw.counters.connect_denied);
+        co_await write_page(stream, gw, {403, "Port not allowed",
+                                         "tunnels to port " + std::to_string(origin->port) +
+                                             " are not allowed by this gateway (proxy.allowed_connect_ports)",
+                                         origin->host_port(), "port_not_allowed", cid},
+                            version);
+        co_return;
+    }
+    if (!connect->is_done()) {  // a CONNECT with a body is not something a real client sends
+        bump(gw.counters.bad_request);
+        co_await write_page(stream, gw, {400, "Bad request", "CONNECT with a body", origin->host_port(),
+                                         "bad_connect", cid}, version);
+        co_return;
+    }
+
+    std::shared_ptr<const tls::MintedCert> cert;
+    try {
+        cert = gw.certs->get(origin->host);
+    } catch (const std::exception& e) {
+        log_error("minting a certificate for " + origin->host + " failed: " + e.what(), cid);
+    }
+    if (!cert) {
+        co_await write_page(stream, gw, {500, "Internal error", "the gateway could not create a certificate",
+                                         origin->host_port(), "mint_failed", cid}, version);
+        co_return;
+    }
+
+    static const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
+    stream.expires_after(gw.cfg.io);
+    auto [wec, wn] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
+    bump(gw.counters.bytes_out, wn);
+    if (wec) co_return;
+
+    TlsStream client(std::move(stream), *gw.client_ctx);
+    track.stream = &lowest(client);
+    SSL* ssl = client.native_handle();
+    if (SSL_use_cert_and_key(ssl, cert->leaf.get(), gw.minter->leaf_key(), gw.chain.get(), 1) != 1) {
+        log_error("cannot install the minted certificate: " + tls::last_openssl_error(), cid);
+        co_return;
+    }
+    tls::expect_sni(ssl, origin->host);
+    lowest(client).expires_after(gw.cfg.handshake);
+    auto [hec, used] = co_await client.async_handshake(net::ssl::stream_base::server, buf.data(), use_nothrow);
+    if (hec) {
+        if (tls::sni_was_refused(ssl)) {
+            bump(gw.counters.sni_mismatch);
+            log_warn("TLS SNI does not match CONNECT " + origin->host_port() + "; refused", cid);
+        } else {
+            bump(gw.counters.client_tls_failed);
+            log_info("client TLS handshake for " + origin->host_port() + " failed: " + hec.message(), cid);
+        }
+        co_return;
+    }
+    buf.consume(used);
+    bump(gw.counters.bumped);
+
+    auto connect_origin = [&gw, cid](const Authority& a, std::optional<TlsStream>& up) {
+        return connect_tls(gw, a, up, cid);
+    };
+    HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, connect_origin);
+    std::optional<TlsStream> upstream;
+    std::optional<PageInfo> origin_failure = co_await connect_tls(gw, *origin, upstream, cid);
+    if (!origin_failure) relay.adopt(std::move(upstream), *origin);
+
+    for (bool first = true;; first = false) {
+        if (gw.stopping && !first && buf.size() == 0) break;
+        track.idle = buf.size() == 0;
+        auto head = co_await read_request_head(client, buf, gw, first ? gw.cfg.header_read : gw.cfg.idle);
+        track.idle = false;
+        if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
+        if (head.status == HeadRead::rejected) {
+            bump(gw.counters.bad_request);
+            co_await write_page(client, gw, {head.rejection.status, "Bad request", head.rejection.reason,
+                                             origin->host_port(), "bad_request", cid});
+            break;
+        }
+        bump(gw.counters.requests);
+        // The origin's certificate failed (or it was unreachable): say so on the first request.
+        if (origin_failure) {
+            origin_failure->conn_id = cid;
+            co_await write_page(client, gw, *origin_failure, head.parser->get().version());
+            break;
+        }
+        std::string target;
+        if (auto refused = check_bumped_target(head.parser->get(), *origin, target)) {
+            refused->conn_id = cid;
+            bump(gw.counters.bad_request);
+            co_await write_page(client, gw, *refused, head.parser->get().version());
+            break;
+        }
+        if (!co_await relay.transaction(*head.parser, *origin, target, true)) break;
+    }
+    // close_notify, so clients can tell a finished connection from a truncated one.
+    lowest(client).expires_after(std::chrono::seconds(2));
+    co_await client.async_shutdown(use_nothrow);
+}
+
+}  // namespace vigil::gateway

@@ -1,0 +1,99 @@
+// The accept phase and plain-HTTP relay: client ACL, request heads, absolute-form requests
+// forwarded to origins; a CONNECT hands the connection over to the bump phase.
+#include <boost/beast/core.hpp>
+
+#include "gateway/http_io.hpp"
+#include "gateway/relay.hpp"
+#include "gateway/upstream.hpp"
+
+namespace vigil::gateway {
+namespace {
+
+std::optional<PageInfo> check_plain_target(Gateway& gw, const http::request<http::buffer_body>& req,
+                                           std::optional<AbsoluteUrl>& url) {
+    auto target = req.target();
+    url = parse_absolute_url(target);
+    if (!url) {
+        if (!target.empty() && target.front() == '/')
+            return PageInfo{400, "This is a web proxy",
+                            "Vigil is a forward proxy: configure it as your HTTP and HTTPS proxy instead of "
+                            "opening it as a web site",
+                            "", "not_a_proxy_request"};
+        return PageInfo{400, "Bad request", "the request target is not an absolute http:// URL",
+                        std::string(target.substr(0, 200)), "bad_target"};
+    }
+    if (url->scheme != "http")
+        return PageInfo{400, "Bad request", "https:// URLs must be requested through CONNECT",
+                        std::string(target.substr(0, 200)), "bad_target"};
+    auto host = req[http::field::host];
+    if (req.count(http::field::host) > 1) return PageInfo{400, "Bad request", "more than one Host header", "", "bad_host"};
+    if (!host.empty()) {
+        auto h = parse_authority(host, uint16_t(80));
+        if (!h || h->host != url->authority.host || h->port != url->authority.port)
+            return PageInfo{400, "Bad request", "the Host header does not match the request URL",
+                            url->authority.host_port(), "host_mismatch"};
+    }
+    if (!any_contains(gw.cfg.allowed_http_ports, url->authority.port)) {
+        bump(gw.counters.connect_denied);
+        return PageInfo{403, "Port not allowed",
+                        "plain HTTP to port " + std::to_string(url->authority.port) + " is not allowed by this gateway",
+                        url->authority.host_port(), "port_not_allowed"};
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& worker) {
+    const uint64_t cid = gw.next_conn_id.fetch_add(1, std::memory_order_relaxed);
+    error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) co_return;
+    bump(gw.counters.accepted);
+    if (!any_contains(gw.cfg.allow_clients, remote.address())) {
+        bump(gw.counters.refused_client);
+        log_warn("client " + remote.address().to_string() + " is not in proxy.allow_clients; closed", cid);
+        co_return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(socket));
+    SessionScope scope(gw, worker, &stream);
+    beast::flat_buffer buf;
+    HttpRelay<beast::tcp_stream, beast::tcp_stream> relay(
+        gw, stream, buf, cid, [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up) {
+            return connect_tcp(gw, a, up, cid);
+        });
+    log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);
+
+    for (bool first = true;; first = false) {
+        if (gw.stopping && !first && buf.size() == 0) break;
+        scope.track().idle = buf.size() == 0;
+        auto head = co_await read_request_head(stream, buf, gw, first ? gw.cfg.header_read : gw.cfg.idle);
+        scope.track().idle = false;
+        if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
+        if (head.status == HeadRead::rejected) {
+            bump(gw.counters.bad_request);
+            co_await write_page(stream, gw, {head.rejection.status, "Bad request", head.rejection.reason, "",
+                                             "bad_request", cid});
+            break;
+        }
+        bump(gw.counters.requests);
+        auto& req = head.parser->get();
+        if (req.method() == http::verb::connect) {
+            co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), cid);
+            co_return;
+        }
+        std::optional<AbsoluteUrl> url;
+        if (auto refused = check_plain_target(gw, req, url)) {
+            refused->conn_id = cid;
+            if (refused->status == 400) bump(gw.counters.bad_request);
+            co_await write_page(stream, gw, *refused, req.version());
+            break;
+        }
+        bump(gw.counters.plain);
+        if (!co_await relay.transaction(*head.parser, url->authority, url->target, false)) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace vigil::gateway

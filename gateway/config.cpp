@@ -1,0 +1,174 @@
+// TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
+#include "gateway/config.hpp"
+
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace vigil::gateway {
+namespace {
+
+struct Where {
+    std::string file;
+    const toml::node& node;
+    std::string key;
+    [[noreturn]] void fail(const std::string& msg) const {
+        std::ostringstream out;
+        const auto& src = node.source();
+        if (src.path) out << *src.path << ":" << src.begin.line << ": ";
+        else if (!file.empty()) out << file << ": ";
+        out << key << ": " << msg;
+        throw ConfigError(out.str());
+    }
+};
+
+std::string get_string(const Where& w) {
+    if (auto v = w.node.value<std::string>()) return *v;
+    w.fail("expected a string");
+}
+
+bool get_bool(const Where& w) {
+    if (auto v = w.node.value<bool>()) return *v;
+    w.fail("expected true or false");
+}
+
+int64_t get_int(const Where& w, int64_t lo, int64_t hi) {
+    auto v = w.node.value<int64_t>();
+    if (!v) w.fail("expected an integer");
+    if (*v < lo || *v > hi) w.fail("must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return *v;
+}
+
+std::chrono::seconds get_seconds(const Where& w) { return std::chrono::seconds(get_int(w, 1, 86400)); }
+
+std::vector<std::string> get_string_list(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& el : *arr) {
+        auto s = el.value<std::string>();
+        if (!s) w.fail("expected an array of strings");
+        out.push_back(*s);
+    }
+    return out;
+}
+
+std::vector<Cidr> get_cidrs(const Where& w) {
+    std::vector<Cidr> out;
+    for (const auto& s : get_string_list(w)) {
+        auto c = Cidr::parse(s);
+        if (!c) w.fail("not an address or CIDR: \"" + s + "\"");
+        out.push_back(*c);
+    }
+    return out;
+}
+
+std::vector<PortRange> get_ports(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of ports (443) or ranges (\"1024-65535\")");
+    std::vector<PortRange> out;
+    for (const auto& el : *arr) {
+        std::optional<PortRange> r;
+        if (auto i = el.value<int64_t>(); i && *i > 0 && *i <= 65535) r = PortRange{uint16_t(*i), uint16_t(*i)};
+        else if (auto s = el.value<std::string>()) r = PortRange::parse(*s);
+        if (!r) w.fail("expected ports 1-65535 or ranges like \"1024-65535\"");
+        out.push_back(*r);
+    }
+    return out;
+}
+
+using Setter = std::function<void(Config&, const Where&)>;
+
+const std::map<std::string, Setter>& schema() {
+    static const std::map<std::string, Setter> s = {
+        {"proxy.listen", [](Config& c, const Where& w) { c.listen = get_string(w); }},
+        {"proxy.threads", [](Config& c, const Where& w) { c.threads = unsigned(get_int(w, 0, 256)); }},
+        {"proxy.allow_clients", [](Config& c, const Where& w) { c.allow_clients = get_cidrs(w); }},
+        {"proxy.allowed_connect_ports", [](Config& c, const Where& w) { c.allowed_connect_ports = get_ports(w); }},
+        {"proxy.allowed_http_ports", [](Config& c, const Where& w) { c.allowed_http_ports = get_ports(w); }},
+        {"proxy.allow_private_destinations",
+         [](Config& c, const Where& w) { c.allow_private_destinations = get_bool(w); }},
+        {"proxy.shutdown_grace", [](Config& c, const Where& w) { c.shutdown_grace = get_seconds(w); }},
+        {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_string(w); }},
+        {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_string(w); }},
+        {"tls.cert_cache_entries",
+         [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
+        {"tls.cert_cache_bytes",
+         [](Config& c, const Where& w) { c.cert_cache_bytes = size_t(get_int(w, 65536, int64_t(1) << 36)); }},
+        {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},
+        {"log.level",
+         [](Config& c, const Where& w) {
+             c.log_level = get_string(w);
+             if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error")
+                 w.fail("expected one of debug, info, warn, error");
+         }},
+        {"log.stats_file", [](Config& c, const Where& w) { c.stats_file = get_string(w); }},
+        {"timeouts.header_read", [](Config& c, const Where& w) { c.header_read = get_seconds(w); }},
+        {"timeouts.idle", [](Config& c, const Where& w) { c.idle = get_seconds(w); }},
+        {"timeouts.connect", [](Config& c, const Where& w) { c.connect = get_seconds(w); }},
+        {"timeouts.handshake", [](Config& c, const Where& w) { c.handshake = get_seconds(w); }},
+        {"timeouts.io", [](Config& c, const Where& w) { c.io = get_seconds(w); }},
+        {"timeouts.tunnel_idle", [](Config& c, const Where& w) { c.tunnel_idle = get_seconds(w); }},
+        {"limits.max_header_bytes",
+         [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
+        {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},
+    };
+    return s;
+}
+
+// Parses one --set value as TOML; a bare word that is not TOML is a string.
+toml::table parse_value(const std::string& key, const std::string& value) {
+    try {
+        return toml::parse("v = " + value, std::string_view("--set " + key));
+    } catch (const toml::parse_error&) {
+        toml::table t;
+        t.insert("v", value);
+        return t;
+    }
+}
+
+}  // namespace
+
+Config::Config()
+    : allow_clients{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")},
+      allowed_connect_ports{{443, 443}},
+      allowed_http_ports{{80, 80}, {1024, 65535}} {}
+
+Config load_config(const std::string& path, const Overrides& overrides) {
+    toml::table root;
+    if (!path.empty()) {
+        try {
+            root = toml::parse_file(path);
+        } catch (const toml::parse_error& e) {
+            std::ostringstream out;
+            out << path << ":" << e.source().begin.line << ": " << e.description();
+            throw ConfigError(out.str());
+        } catch (const std::exception& e) {
+            throw ConfigError(path + ": " + e.what());
+        }
+    }
+    Config cfg;
+    // Keys in file order would be nicer, but every key is independent, so map order is fine.
+    for (const auto& [section, node] : root) {
+        const toml::table* tbl = node.as_table();
+        if (!tbl) Where{path, node, std::string(section.str())}.fail("expected a [section]");
+        for (const auto& [name, value] : *tbl) {
+            std::string key = std::string(section.str()) + "." + std::string(name.str());
+            auto it = schema().find(key);
+            if (it == schema().end()) Where{path, value, key}.fail("unknown key");
+            it->second(cfg, Where{path, value, key});
+        }
+    }
+    for (const auto& [key, value] : overrides) {
+        auto it = schema().find(key);
+        toml::table t = parse_value(key, value);
+        const toml::node& node = *t.get("v");
+        if (it == schema().end()) Where{"--set", node, key}.fail("unknown key");
+        it->second(cfg, Where{"--set " + key, node, key});
+    }
+    return cfg;
+}
+
+}  // namespace vigil::gateway

@@ -1,0 +1,60 @@
+// The gateway's configuration: one immutable struct, loaded from TOML and overridden by flags.
+#pragma once
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gateway/net_util.hpp"
+
+namespace vigil::gateway {
+
+// One line naming the file, line and key at fault.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Config {
+    // [proxy]
+    std::string listen = "127.0.0.1:3128";
+    unsigned threads = 0;  // 0 = one per core
+    std::vector<Cidr> allow_clients;  // default: loopback only
+    std::vector<PortRange> allowed_connect_ports;  // default: 443
+    std::vector<PortRange> allowed_http_ports;     // default: 80, 1024-65535
+    bool allow_private_destinations = false;
+    std::chrono::seconds shutdown_grace{30};
+    // [tls]
+    std::string ca_dir = "var/ca";
+    std::string extra_ca_file;
+    size_t cert_cache_entries = 20000;
+    size_t cert_cache_bytes = 32u << 20;
+    // [dns]
+    std::string hosts_file;
+    // [log]
+    std::string log_level = "info";
+    std::string stats_file;
+    // [timeouts]
+    std::chrono::seconds header_read{30};
+    std::chrono::seconds idle{60};
+    std::chrono::seconds connect{10};
+    std::chrono::seconds handshake{10};
+    std::chrono::seconds io{120};
+    std::chrono::seconds tunnel_idle{600};
+    // [limits]
+    size_t max_header_bytes = 64 * 1024;
+    size_t max_headers = 100;
+
+    Config();
+};
+
+// Settings given on the command line, applied over the file in order. Each is
+// ("section.key", "TOML value"); a value that is not valid TOML is taken as a string.
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// Loads `path` (empty: defaults only) and applies the overrides. Throws ConfigError.
+Config load_config(const std::string& path, const Overrides& overrides);
+
+}  // namespace vigil::gateway

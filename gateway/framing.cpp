@@ -1,0 +1,179 @@
+// Framing and request-target rules. When in doubt: reject, never normalise.
+#include "gateway/framing.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <strings.h>
+
+#include "tls/mint.hpp"
+
+namespace vigil::gateway {
+namespace http = boost::beast::http;
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+}  // namespace
+
+std::string Authority::host_port() const {
+    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return h + ":" + std::to_string(port);
+}
+
+std::optional<Authority> parse_authority(std::string_view text, std::optional<uint16_t> default_port) {
+    if (text.empty() || text.find('@') != std::string_view::npos) return std::nullopt;
+    std::string_view host, port_text;
+    if (text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(0, close + 1);
+        auto rest = text.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return std::nullopt;
+            port_text = rest.substr(1);
+            if (port_text.empty()) return std::nullopt;
+        }
+    } else {
+        auto colon = text.rfind(':');
+        host = text.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port_text = text.substr(colon + 1);
+            if (port_text.empty()) return std::nullopt;
+        }
+    }
+    Authority a;
+    if (port_text.empty()) {
+        if (!default_port) return std::nullopt;
+        a.port = *default_port;
+    } else {
+        unsigned v = 0;
+        auto [p, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
+        if (err != std::errc() || p != port_text.data() + port_text.size() || v == 0 || v > 65535)
+            return std::nullopt;
+        a.port = static_cast<uint16_t>(v);
+    }
+    if (host.size() > 2 && host.front() == '[' && host.find(':') == std::string_view::npos) return std::nullopt;
+    a.host = tls::normalize_host(host);
+    if (a.host.empty()) return std::nullopt;
+    // A bracketed literal must be IPv6, an unbracketed one must not be.
+    bool bracketed = host.front() == '[';
+    if (bracketed != (a.host.find(':') != std::string::npos)) return std::nullopt;
+    return a;
+}
+
+std::optional<AbsoluteUrl> parse_absolute_url(std::string_view text) {
+    auto sep = text.find("://");
+    if (sep == std::string_view::npos) return std::nullopt;
+    AbsoluteUrl u;
+    u.scheme = lower(text.substr(0, sep));
+    if (u.scheme != "http" && u.scheme != "https") return std::nullopt;
+    auto rest = text.substr(sep + 3);
+    auto path_start = rest.find_first_of("/?#");
+    auto authority = parse_authority(rest.substr(0, path_start), uint16_t(u.scheme == "http" ? 80 : 443));
+    if (!authority) return std::nullopt;
+    u.authority = *authority;
+    std::string_view target = path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
+    if (auto hash = target.find('#'); hash != std::string_view::npos) target = target.substr(0, hash);
+    u.target = target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
+    return u;
+}
+
+std::optional<Rejection> check_raw_head(std::string_view head) {
+    auto line_end = head.find("\r\n");
+    if (line_end == std::string_view::npos) return Rejection{400, "incomplete request head"};
+    std::string target_line = lower(head.substr(0, line_end));
+    if (target_line.find("%0d") != std::string::npos || target_line.find("%0a") != std::string::npos ||
+        target_line.find("%00") != std::string::npos)
+        return Rejection{400, "encoded CR, LF or NUL in the request target"};
+    for (size_t i = 0; i < head.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(head[i]);
+        if (c == '\r') {
+            if (i + 1 >= head.size() || head[i + 1] != '\n') return Rejection{400, "bare CR in the request head"};
+        } else if (c == '\n') {
+            if (i == 0 || head[i - 1] != '\r') return Rejection{400, "bare LF in the request head"};
+            if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t'))
+                return Rejection{400, "obsolete line folding (obs-fold) in a header"};
+        } else if (c == 0 || (c < 0x20 && c != '\t') || c == 0x7f) {
+            return Rejection{400, "control character in the request head"};
+        }
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+std::optional<std::string> check_framing(const http::fields& fields) {
+    size_t cl_count = 0, te_count = 0;
+    for (const auto& f : fields) {
+        if (f.name() == http::field::content_length) {
+            ++cl_count;
+            auto v = trim(f.value());
+            if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                return "invalid Content-Length";
+        } else if (f.name() == http::field::transfer_encoding) {
+            ++te_count;
+            if (!iequals(trim(f.value()), "chunked")) return "unsupported Transfer-Encoding (only \"chunked\")";
+        }
+    }
+    if (cl_count > 1) return "more than one Content-Length";
+    if (te_count > 1) return "more than one Transfer-Encoding";
+    if (cl_count && te_count) return "both Content-Length and Transfer-Encoding";
+    HopByHop hop(fields);
+    for (const char* framing : {"content-length", "transfer-encoding", "host"})
+        if (hop.connection_has(framing)) return std::string("Connection names ") + framing;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Rejection> check_request_fields(const http::fields& fields, size_t max_fields) {
+    size_t n = std::distance(fields.begin(), fields.end());
+    if (n > max_fields) return Rejection{431, "too many header fields (" + std::to_string(n) + ")"};
+    if (auto why = check_framing(fields)) return Rejection{400, *why};
+    return std::nullopt;
+}
+
+std::optional<std::string> check_response_fields(const http::fields& fields) { return check_framing(fields); }
+
+HopByHop::HopByHop(const http::fields& fields) : connection_tokens_(",") {
+    for (const auto& f : fields) {
+        if (f.name() != http::field::connection && f.name() != http::field::proxy_connection) continue;
+        std::string_view v = f.value();
+        while (!v.empty()) {
+            auto comma = v.find(',');
+            auto tok = trim(v.substr(0, comma));
+            if (!tok.empty()) connection_tokens_ += lower(tok) + ",";
+            v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+        }
+    }
+}
+
+bool HopByHop::connection_has(std::string_view token) const {
+    return connection_tokens_.find("," + lower(token) + ",") != std::string::npos;
+}
+
+bool HopByHop::contains(std::string_view name) const {
+    static const char* fixed[] = {"connection", "proxy-connection", "keep-alive", "te", "trailer",
+                                  "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate",
+                                  "content-length"};  // content-length: re-derived from the framing we forward
+    for (const char* f : fixed)
+        if (iequals(name, f)) return true;
+    return connection_has(name);
+}
+
+}  // namespace vigil::gateway

@@ -1,0 +1,60 @@
+// What may be forwarded: request-target and authority parsing, strict HTTP/1.1 framing checks,
+// and the hop-by-hop header rules. Pure functions, so the rules are tested without sockets.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace vigil::gateway {
+
+struct Rejection {
+    int status = 400;    // 400, 431, 501
+    std::string reason;  // plain words for the error page and the log
+};
+
+// host[:port] of a CONNECT request: port required, no userinfo, IPv6 in brackets.
+struct Authority {
+    std::string host;  // normalised (lower case, no brackets, no trailing dot)
+    uint16_t port = 0;
+    std::string host_port() const;  // "[::1]:443" / "a.example:443"
+};
+std::optional<Authority> parse_authority(std::string_view text, std::optional<uint16_t> default_port);
+
+// http://host[:port]/path?query (absolute-form, as sent to a proxy).
+struct AbsoluteUrl {
+    std::string scheme;  // "http" or "https", lower case
+    Authority authority;
+    std::string target;  // origin-form: "/path?query"
+};
+std::optional<AbsoluteUrl> parse_absolute_url(std::string_view text);
+
+// Checks the raw request head bytes (request line up to and including the blank line):
+// obs-fold, bare CR or LF, NUL and control bytes, CR/LF smuggled in %-encoding of the target.
+std::optional<Rejection> check_raw_head(std::string_view head);
+
+// Checks the parsed fields: one Content-Length of digits only, Transfer-Encoding exactly
+// "chunked" and never beside Content-Length, Connection not naming framing headers, field count.
+std::optional<Rejection> check_request_fields(const boost::beast::http::fields& fields, size_t max_fields);
+
+// Same framing rules for a response; a violation makes the response unforwardable (502).
+std::optional<std::string> check_response_fields(const boost::beast::http::fields& fields);
+
+// True for headers that describe one hop and must not be forwarded: the fixed list plus
+// every name listed in the message's Connection header(s).
+class HopByHop {
+public:
+    explicit HopByHop(const boost::beast::http::fields& fields);
+    bool contains(std::string_view name) const;
+    bool connection_has(std::string_view token) const;  // e.g. "upgrade"
+
+private:
+    std::string connection_tokens_;  // ",tok1,tok2," lower case
+};
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace vigil::gateway

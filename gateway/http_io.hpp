@@ -1,0 +1,190 @@
+// Internal: HTTP/1.1 head reading, error pages and streaming body relay, generic over the
+// client and origin stream types (plain TCP or TLS). Included by the session sources only.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/beast/http.hpp>
+
+#include "gateway/framing.hpp"
+#include "gateway/log.hpp"
+#include "gateway/pages.hpp"
+#include "gateway/state.hpp"
+
+namespace vigil::gateway {
+
+namespace http = beast::http;
+using RequestParser = http::request_parser<http::buffer_body>;
+
+template <class Stream>
+beast::tcp_stream& lowest(Stream& s) {
+    return beast::get_lowest_layer(s);
+}
+
+struct HeadRead {
+    enum Status { ok, closed, timeout, rejected } status = closed;
+    std::unique_ptr<RequestParser> parser;
+    Rejection rejection;
+};
+
+// Reads one request head into `buf` (which may already hold bytes), checks the raw bytes and
+// the framing, and parses it. The body, if any, is left for the relay to stream.
+template <class Stream>
+net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, Gateway& gw,
+                                           std::chrono::seconds timeout) {
+    HeadRead out;
+    const size_t limit = gw.cfg.max_header_bytes;
+    size_t head_len = 0;
+    for (size_t scanned = 0;;) {
+        std::string_view data(static_cast<const char*>(buf.data().data()), buf.size());
+        // RFC 9112 2.2: ignore empty lines before a request line.
+        size_t blank = 0;
+        while (data.substr(blank, 2) == "\r\n") blank += 2;
+        if (blank) {
+            buf.consume(blank);
+            scanned = 0;
+            continue;
+        }
+        auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
+        if (end != std::string_view::npos) {
+            head_len = end + 4;
+            break;
+        }
+        scanned = data.size();
+        if (data.size() >= limit) {
+            out.status = HeadRead::rejected;
+            out.rejection = {431, "the request head is larger than " + std::to_string(limit) + " bytes"};
+            bump(gw.counters.header_too_large);
+            co_return out;
+        }
+        lowest(s).expires_after(timeout);
+        auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), 16384)),
+                                                  use_nothrow);
+        if (ec) {
+            out.status = ec == beast::error::timeout ? HeadRead::timeout : HeadRead::closed;
+            co_return out;
+        }
+        buf.commit(n);
+        bump(gw.counters.bytes_in, n);
+    }
+    if (head_len > limit) {
+        out.status = HeadRead::rejected;
+        out.rejection = {431, "the request head is larger than " + std::to_string(limit) + " bytes"};
+        bump(gw.counters.header_too_large);
+        co_return out;
+    }
+    std::string_view head(static_cast<const char*>(buf.data().data()), head_len);
+    if (auto bad = check_raw_head(head)) {
+        out.status = HeadRead::rejected;
+        out.rejection = *bad;
+        co_return out;
+    }
+    out.parser = std::make_unique<RequestParser>();
+    out.parser->header_limit(static_cast<std::uint32_t>(limit));
+    out.parser->body_limit(boost::none);  // bodies are streamed, never buffered whole
+    out.parser->eager(false);
+    error_code ec;
+    size_t used = out.parser->put(net::buffer(head.data(), head.size()), ec);
+    if (ec || !out.parser->is_header_done()) {
+        out.status = HeadRead::rejected;
+        out.rejection = {400, "malformed request: " + (ec ? ec.message() : std::string("incomplete head"))};
+        co_return out;
+    }
+    buf.consume(used);
+    if (auto bad = check_request_fields(out.parser->get().base(), gw.cfg.max_headers)) {
+        out.status = HeadRead::rejected;
+        out.rejection = *bad;
+        co_return out;
+    }
+    out.status = HeadRead::ok;
+    co_return out;
+}
+
+// Answers with one of Vigil's own pages; the connection is closed afterwards.
+template <class Stream>
+net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, unsigned version = 11) {
+    http::response<http::string_body> res{static_cast<http::status>(info.status), version == 10 ? 10u : 11u};
+    res.set(http::field::server, "Vigil");
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.set("X-Vigil-Reason", info.code);
+    res.body() = render_page(info);
+    res.keep_alive(false);
+    res.prepare_payload();
+    lowest(s).expires_after(gw.cfg.io);
+    auto [ec, n] = co_await http::async_write(s, res, use_nothrow);
+    bump(gw.counters.bytes_out, n);
+    log_info("answered " + std::to_string(info.status) + " " + info.code + ": " + info.reason +
+                 (info.host.empty() ? "" : " (" + info.host + ")"),
+             info.conn_id);
+}
+
+enum class RelayError { none, read, write };
+
+// Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
+// one buffer at a time: memory stays bounded whatever the body size.
+template <class In, class Out, bool isRequest>
+net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
+                                      Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw) {
+    http::serializer<isRequest, http::buffer_body> sr{msg};
+    std::vector<char> chunk(64 * 1024);
+    auto& client_side = isRequest ? gw.counters.bytes_in : gw.counters.bytes_out;  // the client side of this body
+    msg.body().data = nullptr;
+    msg.body().size = 0;
+    msg.body().more = !p.is_done();
+    lowest(out).expires_after(gw.cfg.io);
+    {
+        auto [ec, n] = co_await http::async_write_header(out, sr, use_nothrow);
+        if (!isRequest) bump(client_side, n);
+        if (ec) co_return RelayError::write;
+    }
+    while (!sr.is_done()) {
+        if (!p.is_done()) {
+            p.get().body().data = chunk.data();
+            p.get().body().size = chunk.size();
+            lowest(in).expires_after(gw.cfg.io);
+            auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
+            if (isRequest) bump(client_side, n);
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec) co_return RelayError::read;
+            msg.body().data = chunk.data();
+            msg.body().size = chunk.size() - p.get().body().size;
+            msg.body().more = !p.is_done();
+        } else {
+            msg.body().data = nullptr;
+            msg.body().size = 0;
+            msg.body().more = false;
+        }
+        lowest(out).expires_after(gw.cfg.io);
+        auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);
+        if (!isRequest) bump(client_side, n);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) co_return RelayError::write;
+    }
+    co_return RelayError::none;
+}
+
+// Copies bytes one way until EOF, error or idle timeout (upgraded connections, tunnels).
+template <class From, class To>
+net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>& counter) {
+    std::vector<char> buf(16 * 1024);
+    for (;;) {
+        lowest(from).expires_after(gw.cfg.tunnel_idle);
+        auto [ec, n] = co_await from.async_read_some(net::buffer(buf), use_nothrow);
+        if (ec) co_return;
+        bump(counter, n);
+        lowest(to).expires_after(gw.cfg.io);
+        auto [ec2, m] = co_await net::async_write(to, net::buffer(buf.data(), n), use_nothrow);
+        if (ec2) co_return;
+    }
+}
+
+// The CONNECT phase: takes over the client stream, the bytes already read and the CONNECT head.
+net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
+                                     std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
+                                     uint64_t conn_id);
+
+}  // namespace vigil::gateway

@@ -1,0 +1,21 @@
+// The HTML pages Vigil answers with itself: errors and refusals, in plain words.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace vigil::gateway {
+
+struct PageInfo {
+    int status = 502;
+    std::string title;   // "The site's certificate could not be trusted"
+    std::string reason;  // plain words: "the origin's certificate has expired"
+    std::string host;    // what the user asked for (host or URL)
+    std::string code;    // stable reason code, e.g. "expired", "dns_failure"
+    uint64_t conn_id = 0;
+};
+
+std::string render_page(const PageInfo& info);
+std::string html_escape(const std::string& s);
+
+}  // namespace vigil::gateway

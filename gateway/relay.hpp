@@ -1,0 +1,245 @@
+// Internal: the HTTP relay phase — one client connection's sequence of transactions to origins,
+// with the origin connection kept alive between them. Generic over plain and TLS streams.
+#pragma once
+
+#include <functional>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "gateway/http_io.hpp"
+
+namespace vigil::gateway {
+
+template <class Client, class Upstream>
+class HttpRelay {
+public:
+    // Opens an origin connection into the slot, or says why it could not (a page to answer with).
+    using Connect = std::function<net::awaitable<std::optional<PageInfo>>(const Authority&, std::optional<Upstream>&)>;
+
+    HttpRelay(Gateway& gw, Client& client, beast::flat_buffer& client_buf, uint64_t conn_id, Connect connect)
+        : gw_(gw), client_(client), cbuf_(client_buf), cid_(conn_id), connect_(std::move(connect)) {}
+
+    // Starts with an origin connection made earlier (the bump connects before the first request).
+    void adopt(std::optional<Upstream> up, const Authority& origin) {
+        upstream_ = std::move(up);
+        key_ = origin.host_port();
+    }
+
+    // Relays one request and its response. Returns whether the client connection may carry
+    // another request (keep-alive, nothing went wrong, not shutting down).
+    net::awaitable<bool> transaction(RequestParser& req_parser, const Authority& origin, const std::string& target,
+                                     bool default_port_is_443) {
+        auto& in = req_parser.get();
+        const unsigned version = in.version() == 10 ? 10 : 11;
+        bool client_keep_alive = in.keep_alive() && !gw_.stopping;
+        HopByHop hop(in.base());
+        const bool upgrade = hop.connection_has("upgrade") && in.count(http::field::upgrade) > 0;
+        const bool has_body = !req_parser.is_done();
+        auto expect = in[http::field::expect];
+        if (!expect.empty() && !iequals(expect, "100-continue")) {
+            co_await page({417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",
+                           origin.host_port(), "bad_expect"}, version);
+            co_return false;
+        }
+
+        http::request<http::buffer_body> out;
+        if (in.method() != http::verb::unknown) out.method(in.method());
+        else out.method_string(in.method_string());
+        out.target(target);
+        out.version(11);
+        for (const auto& f : in) {
+            if (hop.contains(f.name_string()) || f.name() == http::field::host || f.name() == http::field::expect)
+                continue;
+            out.insert(f.name_string(), f.value());
+        }
+        out.set(http::field::host, host_header(origin, default_port_is_443));
+        if (upgrade) {
+            out.set(http::field::upgrade, in[http::field::upgrade]);
+            out.set(http::field::connection, "upgrade");
+        }
+        if (auto len = req_parser.content_length()) out.content_length(*len);
+        else if (req_parser.chunked()) out.chunked(true);
+
+        // A kept-alive origin connection may have been closed by the origin meanwhile: a request
+        // without a body is retried once on a fresh connection; one with a body is not (not replayable).
+        std::optional<http::response_parser<http::buffer_body>> rp;
+        for (int attempt = 0;; ++attempt) {
+            const bool reused = upstream_.has_value() && key_ == origin.host_port();
+            if (!reused) {
+                upstream_.reset();
+                ubuf_.clear();
+                if (auto failure = co_await connect_(origin, upstream_)) {
+                    co_await page(*failure, version);
+                    co_return false;
+                }
+                key_ = origin.host_port();
+            }
+            if (attempt == 0 && has_body && iequals(expect, "100-continue")) {
+                static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                lowest(client_).expires_after(gw_.cfg.io);
+                auto [ec, n] = co_await net::async_write(client_, net::buffer(cont), use_nothrow);
+                bump(gw_.counters.bytes_out, n);
+                if (ec) co_return false;
+            }
+            auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_);
+            if (sent == RelayError::read) co_return false;  // the client went away mid-request
+            if (sent == RelayError::none) {
+                auto got = co_await read_response_head(rp, in.method() == http::verb::head);
+                if (got == ResponseHead::ok) break;
+                if (!(reused && !has_body && got == ResponseHead::closed_early && attempt == 0)) {
+                    upstream_.reset();
+                    co_await page(got == ResponseHead::timeout
+                                      ? PageInfo{504, "The site did not answer in time",
+                                                 "the origin server did not send a response in time",
+                                                 origin.host_port(), "upstream_timeout"}
+                                      : PageInfo{502, "The site sent an invalid response", response_error_,
+                                                 origin.host_port(), "upstream_bad_response"},
+                                  version);
+                    co_return false;
+                }
+            } else if (!(reused && !has_body && attempt == 0)) {
+                upstream_.reset();
+                co_await page({502, "The site closed the connection",
+                               "the origin server closed the connection while the request was being sent",
+                               origin.host_port(), "upstream_closed"}, version);
+                co_return false;
+            }
+            upstream_.reset();  // stale kept-alive connection: retry on a new one
+        }
+
+        auto& head = rp->get();
+        const int status = head.result_int();
+        if (auto bad = check_response_fields(head.base())) {
+            upstream_.reset();
+            bump(gw_.counters.upstream_bad_response);
+            co_await page({502, "The site sent an invalid response", "invalid response framing: " + *bad,
+                           origin.host_port(), "upstream_bad_response"}, version);
+            co_return false;
+        }
+        if (status == 101) co_return co_await switch_protocols(*rp, upgrade, origin);
+
+        http::response<http::buffer_body> res;
+        res.result(head.result_int());
+        res.reason(head.reason());
+        res.version(version);
+        HopByHop rhop(head.base());
+        for (const auto& f : head) {
+            if (!rhop.contains(f.name_string())) res.insert(f.name_string(), f.value());
+        }
+        const bool bodyless = in.method() == http::verb::head || status == 204 || status == 304;
+        if (bodyless) {
+            if (auto cl = head[http::field::content_length]; !cl.empty() && status != 204)
+                res.set(http::field::content_length, cl);
+        } else if (auto len = rp->content_length()) {
+            res.content_length(*len);
+        } else if (version == 11) {
+            res.chunked(true);  // close-delimited or chunked from the origin: chunked to the client
+        } else {
+            client_keep_alive = false;
+        }
+        const bool upstream_keep_alive = head.keep_alive();
+        res.keep_alive(client_keep_alive);
+        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_);
+        if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
+        if (relayed != RelayError::none) {
+            log_info("transfer from " + origin.host_port() + " aborted: " +
+                         (relayed == RelayError::read ? "origin" : "client") + " connection failed",
+                     cid_);
+            co_return false;
+        }
+        co_return client_keep_alive;
+    }
+
+private:
+    enum class ResponseHead { ok, closed_early, timeout, bad };
+
+    static std::string host_header(const Authority& a, bool default_443) {
+        std::string h = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+        if (a.port != (default_443 ? 443 : 80)) h += ":" + std::to_string(a.port);
+        return h;
+    }
+
+    net::awaitable<void> page(PageInfo info, unsigned version) {
+        info.conn_id = cid_;
+        co_await write_page(client_, gw_, info, version);
+    }
+
+    // Reads the final response head, skipping interim 1xx responses other than 101.
+    net::awaitable<ResponseHead> read_response_head(std::optional<http::response_parser<http::buffer_body>>& rp,
+                                                    bool head_request) {
+        for (;;) {
+            rp.emplace();
+            rp->header_limit(static_cast<std::uint32_t>(gw_.cfg.max_header_bytes));
+            rp->body_limit(boost::none);
+            if (head_request) rp->skip(true);
+            lowest(*upstream_).expires_after(gw_.cfg.io);
+            auto [ec, n] = co_await http::async_read_header(*upstream_, ubuf_, *rp, use_nothrow);
+            if (ec == beast::error::timeout) {
+                bump(gw_.counters.upstream_timeout);
+                co_return ResponseHead::timeout;
+            }
+            if (ec) {
+                bool early = n == 0 && (ec == http::error::end_of_stream || ec == net::error::eof ||
+                                        ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated);
+                if (!early) bump(gw_.counters.upstream_bad_response);
+                response_error_ = early ? "the origin server closed the connection without answering"
+                                        : "the origin server's response could not be read: " + ec.message();
+                co_return early ? ResponseHead::closed_early : ResponseHead::bad;
+            }
+            int status = rp->get().result_int();
+            if (status >= 100 && status < 200 && status != 101) continue;
+            co_return ResponseHead::ok;
+        }
+    }
+
+    // 101 Switching Protocols: forward the head, then relay bytes both ways until one side closes.
+    net::awaitable<bool> switch_protocols(http::response_parser<http::buffer_body>& rp, bool upgrade_requested,
+                                          const Authority& origin) {
+        using namespace net::experimental::awaitable_operators;
+        if (!upgrade_requested) {
+            upstream_.reset();
+            co_await page({502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
+                           origin.host_port(), "upstream_bad_response"}, 11);
+            co_return false;
+        }
+        http::response<http::empty_body> res{http::status::switching_protocols, 11};
+        for (const auto& f : rp.get()) {
+            if (f.name() != http::field::connection && f.name() != http::field::keep_alive)
+                res.insert(f.name_string(), f.value());
+        }
+        res.set(http::field::connection, "upgrade");
+        lowest(client_).expires_after(gw_.cfg.io);
+        auto [ec, n] = co_await http::async_write(client_, res, use_nothrow);
+        bump(gw_.counters.bytes_out, n);
+        if (ec) co_return false;
+        bump(gw_.counters.upgrades);
+        // Bytes already read past either head belong to the new protocol.
+        if (ubuf_.size()) {
+            auto [e1, m1] = co_await net::async_write(client_, ubuf_.data(), use_nothrow);
+            bump(gw_.counters.bytes_out, m1);
+            if (e1) co_return false;
+            ubuf_.clear();
+        }
+        if (cbuf_.size()) {
+            auto [e2, m2] = co_await net::async_write(*upstream_, cbuf_.data(), use_nothrow);
+            if (e2) co_return false;
+            cbuf_.clear();
+        }
+        co_await (pump(client_, *upstream_, gw_, gw_.counters.bytes_in) ||
+                  pump(*upstream_, client_, gw_, gw_.counters.bytes_out));
+        upstream_.reset();
+        co_return false;
+    }
+
+    Gateway& gw_;
+    Client& client_;
+    beast::flat_buffer& cbuf_;
+    uint64_t cid_;
+    Connect connect_;
+    std::optional<Upstream> upstream_;
+    std::string key_;
+    beast::flat_buffer ubuf_;
+    std::string response_error_;
+};
+
+}  // namespace vigil::gateway

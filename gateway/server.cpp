@@ -1,0 +1,184 @@
+// Workers (one io_context and one SO_REUSEPORT acceptor per thread), signals and shutdown.
+#include "gateway/server.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "gateway/framing.hpp"
+#include "gateway/log.hpp"
+#include "gateway/state.hpp"
+#include "tls/contexts.hpp"
+
+namespace vigil::gateway {
+namespace {
+
+using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+tcp::endpoint parse_listen(const std::string& listen) {
+    auto a = parse_authority(listen, std::nullopt);
+    error_code ec;
+    auto addr = a ? net::ip::make_address(a->host, ec) : net::ip::address();
+    if (!a || ec) throw ConfigError("proxy.listen: expected ADDRESS:PORT with an IP address, got \"" + listen + "\"");
+    return {addr, a->port};
+}
+
+std::unique_ptr<Gateway> build_gateway(const Config& cfg) {
+    auto gw = std::make_unique<Gateway>();
+    gw->cfg = cfg;
+    if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
+    gw->ca = std::make_shared<const tls::CaMaterial>(tls::load_ca_dir(cfg.ca_dir));
+    gw->minter = std::make_unique<tls::LeafMinter>(gw->ca);
+    auto* minter = gw->minter.get();
+    auto* counters = &gw->counters;
+    gw->certs = std::make_unique<tls::CertCache>(
+        [minter, counters](const std::string& host) {
+            bump(counters->certs_minted);
+            return minter->mint(host);
+        },
+        tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
+    gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
+    gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file).release());
+    gw->chain.reset(sk_X509_new_null());
+    for (const auto& c : gw->ca->chain) sk_X509_push(gw->chain.get(), tls::x509_ref(c.get()).release());
+    return gw;
+}
+
+net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
+    for (;;) {
+        auto [ec, socket] = co_await w.acceptor->async_accept(use_nothrow);
+        if (gw.stopping || ec == net::error::operation_aborted) co_return;
+        if (ec) {
+            // Out of descriptors and the like: say so and back off instead of spinning.
+            log_error("accept failed: " + ec.message());
+            net::steady_timer t(w.ioc, std::chrono::milliseconds(100));
+            co_await t.async_wait(use_nothrow);
+            continue;
+        }
+        net::co_spawn(w.ioc, client_session(std::move(socket), gw, w), [](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log_error(std::string("session ended by an unexpected error: ") + ex.what());
+            }
+        });
+    }
+}
+
+void open_acceptor(Worker& w, tcp::endpoint ep) {
+    w.acceptor = std::make_unique<tcp::acceptor>(w.ioc);
+    w.acceptor->open(ep.protocol());
+    w.acceptor->set_option(tcp::acceptor::reuse_address(true));
+    w.acceptor->set_option(reuse_port(true));
+    error_code ec;
+    w.acceptor->bind(ep, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + ep.address().to_string() + ":" +
+                                     std::to_string(ep.port()) + ": " + ec.message());
+    w.acceptor->listen(net::socket_base::max_listen_connections);
+}
+
+void write_ready_file(const std::string& path, const tcp::endpoint& ep) {
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp);
+        std::string addr = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+        out << "{\"listen\": \"" << addr << ":" << ep.port() << "\", \"pid\": " << ::getpid() << "}\n";
+    }
+    std::rename(tmp.c_str(), path.c_str());
+}
+
+void close_idle_sessions(Gateway& gw, Worker& w) {
+    error_code ec;
+    if (w.acceptor) w.acceptor->close(ec);
+    for (SessionTrack* s : w.sessions) {
+        if (!s->idle) continue;
+        s->stream->socket().close(ec);
+        bump(gw.counters.shutdown_closed_idle);
+    }
+}
+
+}  // namespace
+
+void check_startup(const Config& cfg) {
+    parse_listen(cfg.listen);
+    build_gateway(cfg);
+}
+
+int run_gateway(const Config& cfg, const RunOptions& opts) {
+    std::signal(SIGPIPE, SIG_IGN);
+    set_log_level(cfg.log_level);
+    std::unique_ptr<Gateway> gw = build_gateway(cfg);
+    tcp::endpoint ep = parse_listen(cfg.listen);
+    unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (unsigned i = 0; i < n; ++i) {
+        workers.push_back(std::make_unique<Worker>());
+        open_acceptor(*workers.back(), ep);
+        if (i == 0) ep = workers[0]->acceptor->local_endpoint();  // port 0: the others share the chosen port
+    }
+    gw->listen_endpoints = {ep};
+    for (auto& w : workers) net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
+
+    std::vector<std::thread> threads;
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+    for (auto& w : workers) {
+        guards.push_back(net::make_work_guard(w->ioc));
+        threads.emplace_back([&w] { w->ioc.run(); });
+    }
+    std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +
+             " worker threads; CA " + tls::subject_text(gw->ca->issuer.get()));
+    if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep);
+
+    net::io_context main_ioc;
+    net::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    net::steady_timer drain(main_ioc);
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void()> poll = [&] {
+        if (gw->active_sessions == 0 || std::chrono::steady_clock::now() >= deadline) {
+            main_ioc.stop();
+            return;
+        }
+        // Sessions that finished a transaction since the last look may now be idle.
+        for (auto& w : workers) net::post(w->ioc, [&gw, wp = w.get()] { close_idle_sessions(*gw, *wp); });
+        drain.expires_after(std::chrono::milliseconds(50));
+        drain.async_wait([&](error_code) { poll(); });
+    };
+    signals.async_wait([&](error_code ec, int sig) {
+        if (ec) return;
+        log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing " +
+                 std::to_string(gw->active_sessions.load()) + " open connections (grace " +
+                 std::to_string(cfg.shutdown_grace.count()) + " s)");
+        gw->stopping = true;
+        deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
+        signals.async_wait([&](error_code e2, int) {
+            if (!e2) deadline = std::chrono::steady_clock::now();  // a second signal: stop now
+        });
+        poll();
+    });
+    main_ioc.run();
+
+    int left = gw->active_sessions.load();
+    for (auto& w : workers) w->ioc.stop();
+    for (auto& t : threads) t.join();
+    if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
+    std::string stats = gw->counters.to_json();
+    log_info("counters " + stats);
+    if (!cfg.stats_file.empty()) {
+        std::ofstream out(cfg.stats_file);
+        out << stats << "\n";
+    }
+    log_info("vigil stopped");
+    return 0;
+}
+
+}  // namespace vigil::gateway

@@ -1,0 +1,88 @@
+// Internal: the state the gateway's sessions share (immutable after start, or atomic), and
+// per-worker state. Included only by gateway sources that speak Asio.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "gateway/config.hpp"
+#include "gateway/counters.hpp"
+#include "gateway/net_util.hpp"
+#include "tls/cert_cache.hpp"
+
+namespace vigil::gateway {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+// Completion token that reports errors as values: no exceptions on the data path.
+inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+
+struct Gateway {
+    Config cfg;
+    Counters counters;
+    HostsFile hosts;
+    std::shared_ptr<const tls::CaMaterial> ca;
+    std::unique_ptr<tls::LeafMinter> minter;
+    std::unique_ptr<tls::CertCache> certs;
+    std::unique_ptr<net::ssl::context> client_ctx;  // we are the server to clients
+    std::unique_ptr<net::ssl::context> origin_ctx;  // we are the client to origins
+    tls::X509StackPtr chain;                        // sent after each minted leaf
+    std::vector<tcp::endpoint> listen_endpoints;
+    std::atomic<bool> stopping{false};
+    std::atomic<int> active_sessions{0};
+    std::atomic<uint64_t> next_conn_id{1};
+};
+
+// A session's handle in its worker's registry, so shutdown can close idle keep-alive
+// connections at once. Only the worker's own thread touches it.
+struct SessionTrack {
+    beast::tcp_stream* stream = nullptr;
+    bool idle = false;
+};
+
+// Member order matters: destroying the io_context destroys suspended sessions, which
+// unregister themselves from `sessions`; the acceptor must go before its io_context.
+struct Worker {
+    std::unordered_set<SessionTrack*> sessions;
+    net::io_context ioc{1};
+    std::unique_ptr<tcp::acceptor> acceptor;
+};
+
+// Registers a session for its whole life and keeps the active count.
+class SessionScope {
+public:
+    SessionScope(Gateway& gw, Worker& w, beast::tcp_stream* s) : gw_(gw), w_(w) {
+        track_.stream = s;
+        w_.sessions.insert(&track_);
+        ++gw_.active_sessions;
+    }
+    ~SessionScope() {
+        w_.sessions.erase(&track_);
+        --gw_.active_sessions;
+    }
+    SessionScope(const SessionScope&) = delete;
+    SessionScope& operator=(const SessionScope&) = delete;
+    SessionTrack& track() { return track_; }
+
+private:
+    Gateway& gw_;
+    Worker& w_;
+    SessionTrack track_;
+};
+
+// The accept phase: ACL, first request head, then plain relay or CONNECT.
+net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& worker);
+
+}  // namespace vigil::gateway

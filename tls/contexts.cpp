@@ -1,0 +1,144 @@
+// SSL_CTX builders for the client and origin legs; the SNI guard; verification error wording.
+#include "tls/contexts.hpp"
+
+#include <strings.h>
+
+#include "tls/ca.hpp"
+#include "tls/mint.hpp"
+
+namespace vigil::tls {
+namespace {
+
+int sni_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return idx;
+}
+
+struct SniState {
+    std::string expected;
+    bool refused = false;
+};
+
+void free_sni_state(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<SniState*>(ptr); }
+
+int sni_state_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_sni_state);
+    return idx;
+}
+
+bool names_equal(std::string a, const std::string& b) {
+    if (!a.empty() && a.back() == '.') a.pop_back();
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+int on_servername(SSL* ssl, int* alert, void*) {
+    auto* st = static_cast<SniState*>(SSL_get_ex_data(ssl, sni_state_index()));
+    const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!st || !sni) return SSL_TLSEXT_ERR_OK;  // no SNI: the certificate is for the CONNECT host
+    if (names_equal(sni, st->expected)) return SSL_TLSEXT_ERR_OK;
+    st->refused = true;
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void*) {
+    // Only HTTP/1.1 is implemented, so only it is ever selected.
+    static const unsigned char proto[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    unsigned char* sel = nullptr;
+    if (SSL_select_next_proto(&sel, outlen, proto, sizeof proto, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+SslCtxPtr make_client_facing_ctx() {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+    if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                       SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_tlsext_servername_callback(ctx.get(), on_servername);
+    SSL_CTX_set_alpn_select_cb(ctx.get(), on_alpn, nullptr);
+    SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("vigil"), 5);
+    (void)sni_index();
+    return ctx;
+}
+
+void expect_sni(SSL* ssl, const std::string& host) {
+    auto* st = new SniState{host, false};
+    if (SSL_set_ex_data(ssl, sni_state_index(), st) != 1) delete st;
+}
+
+bool sni_was_refused(SSL* ssl) {
+    auto* st = static_cast<SniState*>(SSL_get_ex_data(ssl, sni_state_index()));
+    return st && st->refused;
+}
+
+SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_security_level(ctx.get(), 2);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) throw TlsError("cannot load the system trust store");
+    if (!extra_ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), extra_ca_file.c_str(), nullptr) != 1)
+        throw TlsError(extra_ca_file + ": cannot load extra CA file (" + last_openssl_error() + ")");
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_TRUSTED_FIRST);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
+    return ctx;
+}
+
+bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (!canonical_ip(host).empty()) return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
+    return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;
+}
+
+CertVerdict describe_verify_error(long e) {
+    switch (e) {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return {"expired", "the origin's certificate has expired"};
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return {"not_yet_valid", "the origin's certificate is not valid yet"};
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return {"hostname_mismatch", "the origin's certificate is for a different host name"};
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+            return {"self_signed", "the origin's certificate is self-signed"};
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+            return {"untrusted", "the origin's certificate chains to a root that is not trusted"};
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return {"untrusted", "the origin's certificate was issued by an unknown or untrusted authority"};
+        case X509_V_ERR_CERT_REVOKED:
+            return {"revoked", "the origin's certificate has been revoked"};
+        case X509_V_ERR_CA_MD_TOO_WEAK:
+        case X509_V_ERR_CA_KEY_TOO_SMALL:
+        case X509_V_ERR_EE_KEY_TOO_SMALL:
+            return {"weak_crypto", "the origin's certificate uses weak cryptography"};
+        case X509_V_ERR_INVALID_PURPOSE:
+            return {"malformed", "the origin's certificate is not valid for a web server"};
+        case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+        case X509_V_ERR_INVALID_CA:
+            return {"malformed", std::string("the origin's certificate chain is invalid: ") +
+                                     X509_verify_cert_error_string(e)};
+        default:
+            return {"invalid", std::string("the origin's certificate failed verification: ") +
+                                   X509_verify_cert_error_string(e)};
+    }
+}
+
+}  // namespace vigil::tls

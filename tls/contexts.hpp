@@ -1,0 +1,34 @@
+// SSL_CTX set-up for both legs of a bumped connection, and plain-words origin verification verdicts.
+#pragma once
+
+#include <string>
+
+#include "tls/openssl_ptr.hpp"
+
+namespace vigil::tls {
+
+// Client-facing (we are the server): TLS 1.2+, ALPN http/1.1 only, session tickets, and an
+// SNI guard that refuses a ClientHello whose SNI differs from the CONNECT host (see expect_sni).
+SslCtxPtr make_client_facing_ctx();
+
+// Tells the SNI guard which host this connection was CONNECTed to.
+void expect_sni(SSL* ssl, const std::string& host);
+// True when the guard refused this connection's SNI.
+bool sni_was_refused(SSL* ssl);
+
+// Origin-facing (we are the client): TLS 1.2+, peer verification against the system trust
+// store plus `extra_ca_file` (may be empty), strict X.509 checks, no CN fallback for names.
+// Throws TlsError when the extra CA file cannot be loaded.
+SslCtxPtr make_origin_ctx(const std::string& extra_ca_file);
+
+// Sets SNI (DNS names only) and the name the origin certificate must carry. False on failure.
+bool prepare_origin_ssl(SSL* ssl, const std::string& host);
+
+// A stable code and plain words for an X509_V_ERR_* value, for block pages, logs and counters.
+struct CertVerdict {
+    std::string code;    // e.g. "expired", "hostname_mismatch", "self_signed", "untrusted"
+    std::string reason;  // e.g. "the certificate has expired"
+};
+CertVerdict describe_verify_error(long x509_error);
+
+}  // namespace vigil::tls
