@@ -45,24 +45,33 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     auto origin = parse_authority(connect->get().target(), std::nullopt);
     if (!origin) {
         bump(gw.counters.bad_request);
-        co_await write_page(stream, gw, {400, "Bad request", "CONNECT needs a host:port target",
-                                         std::string(connect->get().target().substr(0, 200)), "bad_connect", cid},
+        {
+            PageInfo info{400, "Bad request", "CONNECT needs a host:port target",
+                                         std::string(connect->get().target().substr(0, 200)), "bad_connect", cid};
+            co_await write_page(stream, gw, info,
                             version);
+        }
         co_return;
     }
     if (!any_contains(gw.cfg.allowed_connect_ports, origin->port)) {
         bump(gw.counters.connect_denied);
-        co_await write_page(stream, gw, {403, "Port not allowed",
+        {
+            PageInfo info{403, "Port not allowed",
                                          "tunnels to port " + std::to_string(origin->port) +
                                              " are not allowed by this gateway (proxy.allowed_connect_ports)",
-                                         origin->host_port(), "port_not_allowed", cid},
+                                         origin->host_port(), "port_not_allowed", cid};
+            co_await write_page(stream, gw, info,
                             version);
+        }
         co_return;
     }
     if (!connect->is_done()) {  // a CONNECT with a body is not something a real client sends
         bump(gw.counters.bad_request);
-        co_await write_page(stream, gw, {400, "Bad request", "CONNECT with a body", origin->host_port(),
-                                         "bad_connect", cid}, version);
+        {
+            PageInfo info{400, "Bad request", "CONNECT with a body", origin->host_port(),
+                                         "bad_connect", cid};
+            co_await write_page(stream, gw, info, version);
+        }
         co_return;
     }
 
@@ -73,8 +82,11 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         log_error("minting a certificate for " + origin->host + " failed: " + e.what(), cid);
     }
     if (!cert) {
-        co_await write_page(stream, gw, {500, "Internal error", "the gateway could not create a certificate",
-                                         origin->host_port(), "mint_failed", cid}, version);
+        {
+            PageInfo info{500, "Internal error", "the gateway could not create a certificate",
+                                         origin->host_port(), "mint_failed", cid};
+            co_await write_page(stream, gw, info, version);
+        }
         co_return;
     }
 
@@ -123,8 +135,11 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
         if (head.status == HeadRead::rejected) {
             bump(gw.counters.bad_request);
-            co_await write_page(client, gw, {head.rejection.status, "Bad request", head.rejection.reason,
-                                             origin->host_port(), "bad_request", cid});
+            {
+                PageInfo info{head.rejection.status, "Bad request", head.rejection.reason,
+                                             origin->host_port(), "bad_request", cid};
+                co_await write_page(client, gw, info);
+            }
             break;
         }
         bump(gw.counters.requests);

@@ -73,8 +73,11 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
         if (head.status == HeadRead::rejected) {
             bump(gw.counters.bad_request);
-            co_await write_page(stream, gw, {head.rejection.status, "Bad request", head.rejection.reason, "",
-                                             "bad_request", cid});
+            {
+                PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, "",
+                                             "bad_request", cid};
+                co_await write_page(stream, gw, info);
+            }
             break;
         }
         bump(gw.counters.requests);

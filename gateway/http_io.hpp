@@ -103,6 +103,9 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
     co_return out;
 }
 
+// GCC 12 destroys some temporaries inside a co_await expression twice (GCC PR 99576/100611): pass
+// named objects to coroutines, never braced temporaries such as `write_page(s, gw, {...})`.
+
 // Answers with one of Vigil's own pages; the connection is closed afterwards.
 template <class Stream>
 net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, unsigned version = 11) {

@@ -37,8 +37,11 @@ public:
         const bool has_body = !req_parser.is_done();
         auto expect = in[http::field::expect];
         if (!expect.empty() && !iequals(expect, "100-continue")) {
-            co_await page({417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",
-                           origin.host_port(), "bad_expect"}, version);
+            {
+                PageInfo info{417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",
+                           origin.host_port(), "bad_expect"};
+                co_await page(info, version);
+            }
             co_return false;
         }
 
@@ -88,20 +91,23 @@ public:
                 if (got == ResponseHead::ok) break;
                 if (!(reused && !has_body && got == ResponseHead::closed_early && attempt == 0)) {
                     upstream_.reset();
-                    co_await page(got == ResponseHead::timeout
-                                      ? PageInfo{504, "The site did not answer in time",
-                                                 "the origin server did not send a response in time",
-                                                 origin.host_port(), "upstream_timeout"}
-                                      : PageInfo{502, "The site sent an invalid response", response_error_,
-                                                 origin.host_port(), "upstream_bad_response"},
-                                  version);
+                    PageInfo info = got == ResponseHead::timeout
+                                        ? PageInfo{504, "The site did not answer in time",
+                                                   "the origin server did not send a response in time",
+                                                   origin.host_port(), "upstream_timeout"}
+                                        : PageInfo{502, "The site sent an invalid response", response_error_,
+                                                   origin.host_port(), "upstream_bad_response"};
+                    co_await page(info, version);
                     co_return false;
                 }
             } else if (!(reused && !has_body && attempt == 0)) {
                 upstream_.reset();
-                co_await page({502, "The site closed the connection",
+                {
+                    PageInfo info{502, "The site closed the connection",
                                "the origin server closed the connection while the request was being sent",
-                               origin.host_port(), "upstream_closed"}, version);
+                               origin.host_port(), "upstream_closed"};
+                    co_await page(info, version);
+                }
                 co_return false;
             }
             upstream_.reset();  // stale kept-alive connection: retry on a new one
@@ -112,8 +118,11 @@ public:
         if (auto bad = check_response_fields(head.base())) {
             upstream_.reset();
             bump(gw_.counters.upstream_bad_response);
-            co_await page({502, "The site sent an invalid response", "invalid response framing: " + *bad,
-                           origin.host_port(), "upstream_bad_response"}, version);
+            {
+                PageInfo info{502, "The site sent an invalid response", "invalid response framing: " + *bad,
+                           origin.host_port(), "upstream_bad_response"};
+                co_await page(info, version);
+            }
             co_return false;
         }
         if (status == 101) co_return co_await switch_protocols(*rp, upgrade, origin);
@@ -159,7 +168,8 @@ private:
         return h;
     }
 
-    net::awaitable<void> page(PageInfo info, unsigned version) {
+    net::awaitable<void> page(const PageInfo& given, unsigned version) {
+        PageInfo info = given;
         info.conn_id = cid_;
         co_await write_page(client_, gw_, info, version);
     }
@@ -198,8 +208,11 @@ private:
         using namespace net::experimental::awaitable_operators;
         if (!upgrade_requested) {
             upstream_.reset();
-            co_await page({502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
-                           origin.host_port(), "upstream_bad_response"}, 11);
+            {
+                PageInfo info{502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
+                           origin.host_port(), "upstream_bad_response"};
+                co_await page(info, 11);
+            }
             co_return false;
         }
         http::response<http::empty_body> res{http::status::switching_protocols, 11};

@@ -23,11 +23,22 @@ namespace {
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 tcp::endpoint parse_listen(const std::string& listen) {
-    auto a = parse_authority(listen, std::nullopt);
+    // Port 0 is allowed here (the kernel picks one), unlike in request authorities.
+    auto colon = listen.rfind(':');
+    std::string host = listen.substr(0, colon == std::string::npos ? 0 : colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     error_code ec;
-    auto addr = a ? net::ip::make_address(a->host, ec) : net::ip::address();
-    if (!a || ec) throw ConfigError("proxy.listen: expected ADDRESS:PORT with an IP address, got \"" + listen + "\"");
-    return {addr, a->port};
+    auto addr = net::ip::make_address(host, ec);
+    unsigned long port = 70000;
+    try {
+        size_t used = 0;
+        port = std::stoul(listen.substr(colon + 1), &used);
+        if (used != listen.size() - colon - 1) port = 70000;
+    } catch (const std::exception&) {
+    }
+    if (colon == std::string::npos || ec || port > 65535)
+        throw ConfigError("proxy.listen: expected ADDRESS:PORT with an IP address, got \"" + listen + "\"");
+    return {addr, static_cast<unsigned short>(port)};
 }
 
 std::unique_ptr<Gateway> build_gateway(const Config& cfg) {

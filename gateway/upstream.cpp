@@ -38,7 +38,8 @@ net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a,
         auto exec = co_await net::this_coro::executor;
         tcp::resolver resolver(exec);
         net::steady_timer timer(exec, gw.cfg.connect);
-        auto res = co_await (resolver.async_resolve(a.host, std::to_string(a.port), use_nothrow) ||
+        const std::string service = std::to_string(a.port);
+        auto res = co_await (resolver.async_resolve(a.host, service, use_nothrow) ||
                              timer.async_wait(use_nothrow));
         if (res.index() == 1)
             co_return unreachable(gw, 504, "dns_timeout", "looking up the name " + a.host + " timed out", a);

@@ -242,8 +242,8 @@ CaMaterial load_ca_dir(const std::filesystem::path& dir) {
     fs::path key_path;
     if (fs::exists(dir / "issuing.pem")) {
         auto issuing = read_certs_file(dir / "issuing.pem");
-        ca.issuer = std::move(issuing.front());
-        for (auto& c : issuing) ca.chain.push_back(x509_ref(c.get()));  // issuing CA + any intermediates
+        ca.issuer = x509_ref(issuing.front().get());
+        ca.chain = std::move(issuing);  // issuing CA + any intermediates
         key_path = dir / "issuing.key";
     } else {
         ca.issuer = x509_ref(ca.root.get());

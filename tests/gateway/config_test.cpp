@@ -1,0 +1,116 @@
+// Configuration: defaults, TOML file, --set overrides, and errors that name file, line and key.
+#include "gateway/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace vigil::gateway {
+namespace {
+
+struct TomlFile {
+    std::string path;
+    explicit TomlFile(const std::string& text) {
+        char tmpl[] = "/tmp/vigil-config-XXXXXX";
+        int fd = ::mkstemp(tmpl);
+        ::close(fd);
+        path = tmpl;
+        std::ofstream(path) << text;
+    }
+    ~TomlFile() { ::unlink(path.c_str()); }
+};
+
+std::string error_of(const std::string& text, const Overrides& o = {}) {
+    TomlFile f(text);
+    try {
+        load_config(f.path, o);
+    } catch (const ConfigError& e) {
+        std::string msg = e.what();
+        auto pos = msg.find(f.path);
+        return pos == std::string::npos ? msg : "FILE" + msg.substr(pos + f.path.size());
+    }
+    return "";
+}
+
+TEST(Config, DefaultsKeepPeopleOut) {
+    Config c = load_config("", {});
+    EXPECT_EQ(c.listen, "127.0.0.1:3128");
+    ASSERT_EQ(c.allow_clients.size(), 2u);
+    EXPECT_TRUE(any_contains(c.allow_clients, boost::asio::ip::make_address("127.0.0.1")));
+    EXPECT_FALSE(any_contains(c.allow_clients, boost::asio::ip::make_address("10.1.2.3")));
+    EXPECT_TRUE(any_contains(c.allowed_connect_ports, 443));
+    EXPECT_FALSE(any_contains(c.allowed_connect_ports, 8443));
+    EXPECT_FALSE(any_contains(c.allowed_http_ports, 25));
+    EXPECT_TRUE(any_contains(c.allowed_http_ports, 8080));
+    EXPECT_FALSE(c.allow_private_destinations);
+    EXPECT_EQ(c.max_header_bytes, 65536u);
+    EXPECT_EQ(c.max_headers, 100u);
+}
+
+TEST(Config, ReadsFile) {
+    TomlFile f(R"([proxy]
+listen = "0.0.0.0:8080"
+threads = 3
+allow_clients = ["10.0.0.0/8", "2001:db8::/32"]
+allowed_connect_ports = [443, "8000-8100"]
+allow_private_destinations = true
+[tls]
+ca_dir = "/etc/vigil/ca"
+[dns]
+hosts_file = "/etc/vigil/hosts"
+[log]
+level = "debug"
+[timeouts]
+idle = 5
+)");
+    Config c = load_config(f.path, {});
+    EXPECT_EQ(c.listen, "0.0.0.0:8080");
+    EXPECT_EQ(c.threads, 3u);
+    EXPECT_TRUE(any_contains(c.allow_clients, boost::asio::ip::make_address("2001:db8::5")));
+    EXPECT_TRUE(any_contains(c.allowed_connect_ports, 8050));
+    EXPECT_FALSE(any_contains(c.allowed_connect_ports, 8101));
+    EXPECT_TRUE(c.allow_private_destinations);
+    EXPECT_EQ(c.ca_dir, "/etc/vigil/ca");
+    EXPECT_EQ(c.hosts_file, "/etc/vigil/hosts");
+    EXPECT_EQ(c.log_level, "debug");
+    EXPECT_EQ(c.idle.count(), 5);
+}
+
+TEST(Config, OverridesWinAndAcceptBareStrings) {
+    TomlFile f("[proxy]\nthreads = 3\n");
+    Config c = load_config(f.path, {{"proxy.threads", "5"},
+                                    {"proxy.allowed_connect_ports", "[443,8443]"},
+                                    {"tls.ca_dir", "var/other-ca"}});
+    EXPECT_EQ(c.threads, 5u);
+    EXPECT_TRUE(any_contains(c.allowed_connect_ports, 8443));
+    EXPECT_EQ(c.ca_dir, "var/other-ca");
+}
+
+TEST(Config, ErrorsNameFileLineAndKey) {
+    EXPECT_EQ(error_of("[proxy]\n\nthreads = \"many\"\n"), "FILE:3: proxy.threads: expected an integer");
+    EXPECT_EQ(error_of("[proxy]\nthreads = 9999\n"), "FILE:2: proxy.threads: must be between 0 and 256");
+    EXPECT_EQ(error_of("[proxy]\nlistne = \"x\"\n"), "FILE:2: proxy.listne: unknown key");
+    EXPECT_EQ(error_of("[prox]\nlisten = \"x\"\n"), "FILE:2: prox.listen: unknown key");
+    EXPECT_EQ(error_of("[proxy]\nallow_clients = [\"10.0.0.0/33\"]\n"),
+              "FILE:2: proxy.allow_clients: not an address or CIDR: \"10.0.0.0/33\"");
+    EXPECT_EQ(error_of("[proxy]\nallowed_connect_ports = [70000]\n"),
+              "FILE:2: proxy.allowed_connect_ports: expected ports 1-65535 or ranges like \"1024-65535\"");
+    EXPECT_EQ(error_of("[log]\nlevel = \"loud\"\n"), "FILE:2: log.level: expected one of debug, info, warn, error");
+    EXPECT_EQ(error_of("[proxy\nx=1\n").substr(0, 7), "FILE:1:");  // TOML syntax error
+    EXPECT_EQ(error_of("threads = 1\n"), "FILE:1: threads: expected a [section]");
+}
+
+TEST(Config, OverrideErrorsNameTheKey) {
+    try {
+        load_config("", {{"proxy.threads", "lots"}});
+        FAIL();
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("proxy.threads: expected an integer"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(load_config("", {{"nope.key", "1"}}), ConfigError);
+    EXPECT_THROW(load_config("/nonexistent/vigil.toml", {}), ConfigError);
+}
+
+}  // namespace
+}  // namespace vigil::gateway

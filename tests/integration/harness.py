@@ -1,0 +1,413 @@
+"""Test harness for Vigil's integration tests: a test PKI made with the openssl CLI, local
+origin servers (TLS and plain), and the real vigil binary started on a free port."""
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+BIN_DIR = os.environ.get("VIGIL_BIN_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "bin")
+VIGIL = os.path.join(BIN_DIR, "vigil")
+VIGIL_CA = os.path.join(BIN_DIR, "vigil-ca")
+
+BLOCK = bytes(range(256)) * 4096  # 1 MiB of a known pattern
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class Pki:
+    """A 'public' test CA (trusted by vigil via --extra-ca) and origin certificates, good and bad."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "pki")
+        os.makedirs(self.dir)
+        self.ca_pem, self.ca_key = self._self_signed_ca("publicca", "Test Public Root")
+        self.other_ca_pem, self.other_ca_key = self._self_signed_ca("otherca", "Untrusted Root")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _self_signed_ca(self, name, cn):
+        key, pem = self.path(name + ".key"), self.path(name + ".pem")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", pem, "-days", "30", "-subj", "/O=Vigil tests/CN=" + cn,
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        return pem, key
+
+    def _csr(self, name, cn):
+        key, csr = self.path(name + ".key"), self.path(name + ".csr")
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", "/CN=" + cn])
+        return key, csr
+
+    def _ext(self, name, san):
+        ext = self.path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\nsubjectAltName=" + san + "\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        return ext
+
+    def leaf(self, name, san_host, ca=None, days=10):
+        """A leaf for san_host signed by the public CA (or `ca` = (pem, key))."""
+        ca_pem, ca_key = ca or (self.ca_pem, self.ca_key)
+        key, csr = self._csr(name, san_host)
+        pem = self.path(name + ".pem")
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", pem, "-days", str(days), "-extfile", self._ext(name, "DNS:" + san_host)])
+        return pem, key
+
+    def expired_leaf(self, name, san_host):
+        """A leaf whose validity ended in the past (openssl ca takes explicit dates)."""
+        key, csr = self._csr(name, san_host)
+        pem = self.path(name + ".pem")
+        cadir = self.path("cadb")
+        os.makedirs(os.path.join(cadir, "new"), exist_ok=True)
+        open(os.path.join(cadir, "index.txt"), "w").close()
+        with open(os.path.join(cadir, "serial"), "w") as f:
+            f.write("1000\n")
+        cnf = self.path("ca.cnf")
+        with open(cnf, "w") as f:
+            f.write(f"[ca]\ndefault_ca=d\n[d]\ndatabase={cadir}/index.txt\nnew_certs_dir={cadir}/new\n"
+                    f"serial={cadir}/serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n"
+                    "[p]\ncommonName=supplied\n")
+        run(["openssl", "ca", "-batch", "-config", cnf, "-cert", self.ca_pem, "-keyfile", self.ca_key,
+             "-in", csr, "-out", pem, "-notext", "-startdate", "20200101000000Z", "-enddate", "20210101000000Z",
+             "-extfile", self._ext(name, "DNS:" + san_host)])
+        return pem, key
+
+    def self_signed_leaf(self, name, san_host):
+        key, pem = self.path(name + ".key"), self.path(name + ".pem")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", pem, "-days", "10", "-subj", "/CN=" + san_host,
+             "-addext", "subjectAltName=DNS:" + san_host, "-addext", "extendedKeyUsage=serverAuth"])
+        return pem, key
+
+
+class OriginHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, ctype="text/plain", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self):
+        """Streams the request body (Content-Length or chunked); returns (length, sha256)."""
+        h = hashlib.sha256()
+        total = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left:
+                    data = self.rfile.read(min(left, 1 << 20))
+                    h.update(data)
+                    total += len(data)
+                    left -= len(data)
+                self.rfile.readline()
+        else:
+            left = int(self.headers.get("Content-Length", "0"))
+            while left:
+                data = self.rfile.read(min(left, 1 << 20))
+                if not data:
+                    break
+                h.update(data)
+                total += len(data)
+                left -= len(data)
+        return total, h.hexdigest()
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        self.server.stats["requests"] += 1
+        path = self.path
+        if path == "/hello":
+            return self._send(200, ("hello from " + self.server.label).encode())
+        if path == "/headers":
+            return self._send(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
+                              "application/json")
+        if path.startswith("/bytes/"):
+            n = int(path.split("/")[2])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            while n > 0:
+                chunk = BLOCK[:min(n, len(BLOCK))]
+                self.wfile.write(chunk)
+                n -= len(chunk)
+            return
+        if path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"first-", b"second-", b"third"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if path == "/slow":
+            parts = 10
+            self.send_response(200)
+            self.send_header("Content-Length", str(parts * 10))
+            self.end_headers()
+            for _ in range(parts):
+                self.wfile.write(b"0123456789")
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        if path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            key = self.headers.get("Sec-WebSocket-Key", "")
+            accept = base64.b64encode(hashlib.sha1(
+                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            # Echo raw bytes until the peer closes: enough to prove a byte stream both ways.
+            while True:
+                data = self.connection.recv(65536)
+                if not data:
+                    break
+                self.connection.sendall(data)
+            self.close_connection = True
+            return
+        return self._send(404, b"not found")
+
+    def do_POST(self):
+        self.server.stats["requests"] += 1
+        n, digest = self._read_body()
+        return self._send(200, json.dumps({"length": n, "sha256": digest}).encode(), "application/json")
+
+    do_PUT = do_POST
+
+
+class Origin:
+    """A threaded HTTP/1.1 origin on 127.0.0.1; TLS when given a certificate."""
+
+    def __init__(self, label, cert=None, key=None):
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def get_request(self):
+                sock, addr = super().get_request()
+                self.stats["connections"] += 1
+                return sock, addr
+
+        self.httpd = Server(("127.0.0.1", 0), OriginHandler)
+        self.httpd.label = label
+        self.httpd.stats = {"requests": 0, "connections": 0}
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def stats(self):
+        return self.httpd.stats
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Recorder:
+    """A TCP server that records every byte it receives and never answers: proves what reached it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.connections = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn):
+        conn.settimeout(5)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    self.received += data
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Vigil:
+    """The real gateway binary, on a free port, with its own CA directory."""
+
+    instances = 0
+
+    def __init__(self, workdir, ca_dir, extra_args=(), hosts=None, extra_ca=None, expect_start=True):
+        self.workdir = workdir
+        Vigil.instances += 1
+        n = Vigil.instances
+        self.ready = os.path.join(workdir, "ready-%d.json" % n)
+        self.stats_file = os.path.join(workdir, "stats-%d.json" % n)
+        self.log_path = os.path.join(workdir, "vigil-%d.log" % n)
+        args = [VIGIL, "--listen", "127.0.0.1:0", "--ca-dir", ca_dir, "--threads", "2",
+                "--ready-file", self.ready, "--stats-file", self.stats_file]
+        if hosts:
+            args += ["--hosts-file", hosts]
+        if extra_ca:
+            args += ["--extra-ca", extra_ca]
+        args += list(extra_args)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        if not expect_start:
+            return
+        deadline = time.time() + 15
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None:
+                raise RuntimeError("vigil exited at start: " + self.read_log())
+            if time.time() > deadline:
+                raise RuntimeError("vigil did not start: " + self.read_log())
+            time.sleep(0.02)
+        with open(self.ready) as f:
+            info = json.load(f)
+        self.port = int(info["listen"].rsplit(":", 1)[1])
+        self.proxy = "http://127.0.0.1:%d" % self.port
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signals vigil and returns (exit code, counters)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        counters = {}
+        if os.path.exists(self.stats_file):
+            with open(self.stats_file) as f:
+                counters = json.load(f)
+        return code, counters
+
+
+def curl(*args, timeout=60):
+    """Runs curl; returns (exit code, status, headers, body bytes)."""
+    with tempfile.TemporaryDirectory() as d:
+        body, head = os.path.join(d, "body"), os.path.join(d, "head")
+        p = subprocess.run(["curl", "-sS", "-o", body, "-D", head, "-w", "%{http_code}", "--max-time",
+                            str(timeout)] + list(args), capture_output=True, text=True)
+        data, headers = b"", ""
+        if os.path.exists(body):
+            with open(body, "rb") as f:
+                data = f.read()
+        if os.path.exists(head):
+            with open(head) as f:
+                headers = f.read()
+        return p.returncode, int(p.stdout or 0), headers, data, p.stderr
+
+
+def raw_exchange(port, data, read_timeout=5):
+    """Sends raw bytes to the proxy and returns everything it answers before closing."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+def connect_tunnel(port, target, timeout=10):
+    """Opens a CONNECT tunnel through the proxy; returns the socket after '200'."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        resp += chunk
+    return s, resp
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def make_workdir():
+    d = tempfile.mkdtemp(prefix="vigil-it-")
+    return d
+
+
+def remove_workdir(d):
+    if os.environ.get("VIGIL_KEEP_WORKDIR"):
+        print("kept test directory", d)
+        return
+    shutil.rmtree(d, ignore_errors=True)
