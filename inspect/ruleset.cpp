@@ -1,0 +1,375 @@
+// RuleSet compilation and matching. Hosts are matched label by label from the right through
+// hash maps (never a regex); URL patterns are RE2 anchored at both ends; signatures are one
+// RE2::Set per target whose errors are verdicts, never a silent "no match".
+#include "inspect/ruleset.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <set>
+
+#include <re2/re2.h>
+#include <re2/set.h>
+
+#include "inspect/validators.hpp"
+
+namespace vigil::inspect {
+
+const char* action_name(Action a) {
+    switch (a) {
+        case Action::allow: return "allow";
+        case Action::monitor: return "monitor";
+        case Action::warn: return "warn";
+        case Action::block: return "block";
+    }
+    return "?";
+}
+
+void Verdict::merge(const Verdict& o) {
+    for (const auto& m : o.monitored)
+        if (std::find(monitored.begin(), monitored.end(), m) == monitored.end()) monitored.push_back(m);
+    error = error || o.error;
+    if (o.action > action) {
+        action = o.action;
+        rule = o.rule;
+        rule_kind = o.rule_kind;
+        reason = o.reason;
+        if (!o.category.empty()) category = o.category;
+    }
+}
+
+namespace {
+
+std::optional<Action> to_action(const std::string& a) {
+    if (a == "allow") return Action::allow;
+    if (a == "monitor") return Action::monitor;
+    if (a == "warn") return Action::warn;
+    if (a == "block") return Action::block;
+    return std::nullopt;
+}
+
+struct Network {
+    int family = 0;
+    std::array<unsigned char, 16> addr{};
+    unsigned prefix = 0;
+    static std::optional<Network> parse(const std::string& text) {
+        Network n;
+        auto slash = text.find('/');
+        std::string a = text.substr(0, slash);
+        if (inet_pton(AF_INET, a.c_str(), n.addr.data()) == 1) n.family = AF_INET, n.prefix = 32;
+        else if (inet_pton(AF_INET6, a.c_str(), n.addr.data()) == 1) n.family = AF_INET6, n.prefix = 128;
+        else return std::nullopt;
+        if (slash != std::string::npos) {
+            try {
+                unsigned p = static_cast<unsigned>(std::stoul(text.substr(slash + 1)));
+                if (p > n.prefix) return std::nullopt;
+                n.prefix = p;
+            } catch (const std::exception&) {
+                return std::nullopt;
+            }
+        }
+        return n;
+    }
+    bool contains(const std::string& ip) const {
+        std::array<unsigned char, 16> b{};
+        int fam = inet_pton(AF_INET, ip.c_str(), b.data()) == 1 ? AF_INET
+                  : inet_pton(AF_INET6, ip.c_str(), b.data()) == 1 ? AF_INET6 : 0;
+        if (fam != family) return false;
+        unsigned bits = prefix;
+        for (size_t i = 0; bits > 0; ++i, bits = bits >= 8 ? bits - 8 : 0) {
+            unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+            if ((addr[i] & mask) != (b[i] & mask)) return false;
+        }
+        return true;
+    }
+};
+
+struct CompiledPolicy {
+    rules::Policy def;
+    std::optional<Network> net;
+};
+
+struct CompiledSig {
+    rules::Signature def;
+    std::unique_ptr<RE2> re;  // for validators: find the text that matched
+    Action action = Action::block;
+};
+
+struct SigGroup {
+    std::unique_ptr<RE2::Set> set;
+    std::vector<const CompiledSig*> sigs;
+};
+
+RE2::Options re2_options(int64_t max_mem) {
+    RE2::Options o;
+    o.set_log_errors(false);
+    o.set_encoding(RE2::Options::EncodingLatin1);  // bodies are bytes, not necessarily UTF-8
+    o.set_max_mem(max_mem);
+    return o;
+}
+
+}  // namespace
+
+struct RuleSet::Impl {
+    std::unordered_map<std::string, std::string> exact;    // host -> category
+    std::unordered_map<std::string, std::string> subtree;  // parent -> category (for names below it)
+    std::unique_ptr<RE2::Set> urls;
+    std::vector<std::string> url_categories;
+    std::vector<CompiledPolicy> policies;
+    std::vector<std::unique_ptr<CompiledSig>> sigs;
+    std::array<SigGroup, 5> groups;
+};
+
+RuleSet::~RuleSet() = default;
+
+std::shared_ptr<const RuleSet> RuleSet::empty(const InspectOptions& opts) {
+    return compile(rules::RuleData{}, opts);
+}
+
+std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, const InspectOptions& opts) {
+    std::shared_ptr<RuleSet> rs(new RuleSet());
+    rs->impl_ = std::make_unique<Impl>();
+    rs->opts_ = opts;
+    rs->version_ = data.version;
+    Impl& im = *rs->impl_;
+
+    // Exact names first, then subtree patterns: a more specific entry is never overwritten.
+    for (const auto& h : data.hosts) {
+        std::string p = rules::normalize_host_pattern(h.pattern);
+        if (p[0] != '*' && p[0] != '.') im.exact[p] = h.category;
+    }
+    for (const auto& h : data.hosts) {
+        std::string p = rules::normalize_host_pattern(h.pattern);
+        if (p[0] == '*') im.subtree.emplace(p.substr(2), h.category);
+        else if (p[0] == '.') {
+            im.subtree.emplace(p.substr(1), h.category);
+            im.exact.emplace(p.substr(1), h.category);
+        }
+    }
+    rs->host_count_ = data.hosts.size();
+
+    RE2::Options ro = re2_options(opts.re2_max_mem);
+    im.urls = std::make_unique<RE2::Set>(ro, RE2::ANCHOR_BOTH);
+    for (const auto& u : data.url_patterns) {
+        if (!u.enabled) continue;
+        std::string err;
+        if (im.urls->Add(u.pattern, &err) < 0)
+            throw rules::RulesError("URL pattern \"" + u.pattern + "\": invalid RE2 pattern: " + err);
+        im.url_categories.push_back(u.category);
+    }
+    if (!im.urls->Compile()) throw rules::RulesError("URL patterns: RE2 ran out of memory compiling them");
+
+    for (const auto& p : data.policies) {
+        if (!p.enabled) continue;
+        CompiledPolicy cp{p, std::nullopt};
+        if (!p.match_client_cidr.empty()) {
+            cp.net = Network::parse(p.match_client_cidr);
+            if (!cp.net) throw rules::RulesError("policy \"" + p.name + "\": bad client CIDR \"" + p.match_client_cidr + "\"");
+        }
+        im.policies.push_back(std::move(cp));
+    }
+    std::stable_sort(im.policies.begin(), im.policies.end(),
+                     [](const auto& a, const auto& b) { return a.def.priority < b.def.priority; });
+
+    for (auto& g : im.groups) g.set = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
+    for (const auto& s : data.signatures) {
+        if (!s.enabled) continue;
+        rules::validate(s);
+        auto cs = std::make_unique<CompiledSig>();
+        cs->def = s;
+        cs->action = to_action(s.action).value_or(Action::block);
+        if (!s.validator.empty()) {
+            cs->re = std::make_unique<RE2>(s.pattern, ro);
+            if (!cs->re->ok()) throw rules::RulesError("signature \"" + s.name + "\": " + cs->re->error());
+        }
+        auto t = std::find(rules::signature_targets().begin(), rules::signature_targets().end(), s.target) -
+                 rules::signature_targets().begin();
+        SigGroup& g = im.groups[static_cast<size_t>(t)];
+        std::string err;
+        if (g.set->Add(s.pattern, &err) < 0)
+            throw rules::RulesError("signature \"" + s.name + "\": invalid RE2 pattern \"" + s.pattern + "\": " + err);
+        g.sigs.push_back(cs.get());
+        im.sigs.push_back(std::move(cs));
+    }
+    for (size_t i = 0; i < im.groups.size(); ++i) {
+        if (!im.groups[i].set->Compile())
+            throw rules::RulesError("signatures for " + rules::signature_targets()[i] +
+                                    ": RE2 ran out of memory compiling them (raise inspect.re2_max_mem)");
+    }
+    return rs;
+}
+
+size_t RuleSet::signature_count() const { return impl_->sigs.size(); }
+
+std::string RuleSet::host_category(std::string_view host_in) const {
+    std::string host(host_in);
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (!host.empty() && host.back() == '.') host.pop_back();
+    if (auto it = impl_->exact.find(host); it != impl_->exact.end()) return it->second;
+    // Parents from the most specific: a.b.example.com -> b.example.com -> example.com -> com.
+    for (size_t dot = host.find('.'); dot != std::string::npos; dot = host.find('.', dot + 1)) {
+        if (auto it = impl_->subtree.find(host.substr(dot + 1)); it != impl_->subtree.end()) return it->second;
+    }
+    return "";
+}
+
+Verdict RuleSet::policy_verdict(const Subject& s, const std::vector<std::string>& categories) const {
+    for (const auto& p : impl_->policies) {
+        const auto& d = p.def;
+        if (!d.match_user.empty() && d.match_user != s.user) continue;
+        if (!d.match_group.empty() && std::find(s.groups.begin(), s.groups.end(), d.match_group) == s.groups.end())
+            continue;
+        if (p.net && !p.net->contains(s.client_ip)) continue;
+        if (!d.match_category.empty() &&
+            std::find(categories.begin(), categories.end(), d.match_category) == categories.end())
+            continue;
+        Verdict v;
+        v.rule = d.name;
+        v.rule_kind = "policy";
+        v.category = d.match_category.empty() ? (categories.empty() ? "" : categories.front()) : d.match_category;
+        if (d.action == "bypass_inspection") {
+            v.bypass = true;
+            v.reason = "inspection is bypassed for " + (v.category.empty() ? "this site" : "category " + v.category);
+            return v;
+        }
+        v.action = to_action(d.action).value_or(Action::block);
+        v.reason = v.category.empty() ? "policy " + d.name : "category " + v.category + " (policy " + d.name + ")";
+        return v;
+    }
+    Verdict v;
+    v.category = categories.empty() ? "" : categories.front();
+    return v;
+}
+
+Verdict RuleSet::check_connect(const Subject& s) const {
+    std::vector<std::string> cats;
+    if (auto c = host_category(s.host); !c.empty()) cats.push_back(c);
+    return policy_verdict(s, cats);
+}
+
+Verdict RuleSet::check_request(const Subject& s, const Headers& headers) const {
+    std::vector<std::string> cats;
+    std::vector<int> hits;
+    RE2::Set::ErrorInfo ei{};
+    // The URL pattern, being more specific than the host, comes first.
+    if (!impl_->url_categories.empty() && impl_->urls->Match(s.url, &hits, &ei) && !hits.empty())
+        cats.push_back(impl_->url_categories[static_cast<size_t>(*std::min_element(hits.begin(), hits.end()))]);
+    if (auto c = host_category(s.host); !c.empty() && std::find(cats.begin(), cats.end(), c) == cats.end())
+        cats.push_back(c);
+    Verdict v = policy_verdict(s, cats);
+    if (v.bypass) return v;
+    match_signatures(Target::url, s.url, v);
+    std::string text;
+    for (const auto& [k, val] : headers) text += k + ": " + val + "\n";
+    match_signatures(Target::request_header, text, v);
+    return v;
+}
+
+Verdict RuleSet::check_response_headers(const Subject&, const Headers& headers) const {
+    Verdict v;
+    std::string text;
+    for (const auto& [k, val] : headers) text += k + ": " + val + "\n";
+    match_signatures(Target::response_header, text, v);
+    return v;
+}
+
+void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v) const {
+    const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
+    if (g.sigs.empty()) return;
+    std::vector<int> hits;
+    RE2::Set::ErrorInfo ei{};
+    if (!g.set->Match(re2::StringPiece(text.data(), text.size()), &hits, &ei) && ei.kind != RE2::Set::kNoError) {
+        // RE2 reports "out of memory" as no match; here it is an error decided by policy.
+        Verdict e;
+        e.error = true;
+        e.rule_kind = "error";
+        e.rule = "matcher-error";
+        e.action = opts_.error_block ? Action::block : Action::monitor;
+        e.reason = "the content could not be inspected (signature matcher out of memory)";
+        v.merge(e);
+        return;
+    }
+    std::sort(hits.begin(), hits.end());
+    for (int idx : hits) {
+        const CompiledSig& sig = *g.sigs[static_cast<size_t>(idx)];
+        if (sig.re) {
+            // Only a candidate that passes the validator counts (e.g. Luhn for card numbers).
+            bool valid = false;
+            re2::StringPiece input(text.data(), text.size()), m;
+            size_t pos = 0;
+            while (!valid && pos <= input.size() && sig.re->Match(input, pos, input.size(), RE2::UNANCHORED, &m, 1)) {
+                valid = run_validator(sig.def.validator, std::string_view(m.data(), m.size()));
+                size_t next = static_cast<size_t>(m.data() - input.data()) + std::max<size_t>(m.size(), 1);
+                pos = next;
+            }
+            if (!valid) continue;
+        }
+        Verdict s;
+        s.rule = sig.def.name;
+        s.rule_kind = "signature";
+        s.action = sig.action;
+        s.reason = (sig.def.description.empty() ? "signature " + sig.def.name : sig.def.description) + " (" +
+                   rules::signature_targets()[static_cast<size_t>(target)] + ")";
+        if (sig.action == Action::monitor) s.monitored.push_back(sig.def.name);
+        v.merge(s);
+    }
+}
+
+std::unique_ptr<BodyScanner> RuleSet::scan_body(Target target, std::string_view content_encoding) const {
+    return std::make_unique<BodyScanner>(shared_from_this(), target, content_encoding);
+}
+
+BodyScanner::BodyScanner(std::shared_ptr<const RuleSet> rules, Target target, std::string_view encoding)
+    : rules_(std::move(rules)), target_(target), decoder_(encoding, rules_->options().decode) {
+    if (!decoder_.supported()) stop_unscanned("unscanned-encoding", "the body's Content-Encoding cannot be decoded");
+}
+
+BodyScanner::~BodyScanner() = default;
+
+void BodyScanner::stop_unscanned(const std::string& result, const std::string& reason) {
+    stopped_ = true;
+    result_ = result;
+    if (rules_->options().oversize_block) {
+        Verdict v;
+        v.action = Action::block;
+        v.rule = "oversize";
+        v.rule_kind = "oversize";
+        v.reason = reason + ", and unscanned content is blocked (inspect.oversize = block)";
+        verdict_.merge(v);
+    }
+}
+
+const Verdict& BodyScanner::feed(std::string_view wire) {
+    if (stopped_ || verdict_.action == Action::block || wire.empty()) return verdict_;
+    auto st = decoder_.feed(wire, decoded_);
+    if (st == DecodeChain::Status::corrupt) {
+        stop_unscanned("unscanned-encoding", "the body's compressed data is corrupt");
+        return verdict_;
+    }
+    if (st == DecodeChain::Status::bomb) {
+        stop_unscanned("unscanned-oversize", "the body decompresses beyond the allowed ratio or size");
+        return verdict_;
+    }
+    const size_t limit = rules_->options().scan_limit;
+    bool over = false;
+    if (scanned_ + decoded_.size() > limit) {
+        decoded_.resize(limit - scanned_);
+        over = true;
+    }
+    scanned_ += decoded_.size();
+    // The window is the tail of what came before plus the new bytes.
+    tail_ += decoded_;
+    Verdict before = verdict_;
+    rules_->match_signatures(target_, tail_, verdict_);
+    if (verdict_.action > before.action || verdict_.monitored.size() > before.monitored.size()) result_ = "matched";
+    if (verdict_.error) result_ = "error";
+    const size_t overlap = rules_->options().overlap;
+    if (tail_.size() > overlap) tail_.erase(0, tail_.size() - overlap);
+    if (over && verdict_.action != Action::block)
+        stop_unscanned("unscanned-oversize", "the body is larger than the scan limit");
+    return verdict_;
+}
+
+}  // namespace vigil::inspect

@@ -1,0 +1,104 @@
+// An immutable, compiled ruleset: host and URL categorisation, policies and RE2 signatures,
+// applied to one transaction. Built once off the workers, shared by all of them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "inspect/decoder.hpp"
+#include "inspect/verdict.hpp"
+#include "rules/model.hpp"
+
+namespace vigil::inspect {
+
+struct InspectOptions {
+    int64_t re2_max_mem = 256 << 20;  // RE2 memory budget of each signature set
+    size_t scan_limit = 32u << 20;    // decoded body bytes scanned; beyond: `oversize`
+    bool oversize_block = false;      // inspect.oversize = block|allow
+    bool error_block = true;          // matcher errors (RE2 out of memory) block
+    size_t overlap = 4096;            // longest match guaranteed across chunk boundaries
+    DecodeLimits decode;
+};
+
+// Who and what a transaction is about.
+struct Subject {
+    std::string host;  // normalised host name or IP literal
+    std::string url;   // full URL, e.g. "https://host/path?q"
+    std::string user;
+    std::vector<std::string> groups;
+    std::string client_ip;
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+enum class Target { url = 0, request_header, response_header, request_body, response_body };
+
+class RuleSet;
+
+// Streams one body through the signatures of its target, chunk by chunk, keeping the last
+// `overlap` decoded bytes so a match split across chunks is still found.
+class BodyScanner {
+public:
+    BodyScanner(std::shared_ptr<const RuleSet> rules, Target target, std::string_view content_encoding);
+    ~BodyScanner();
+    // Feeds the next bytes as they are on the wire. Returns the verdict so far.
+    const Verdict& feed(std::string_view wire_bytes);
+    const Verdict& verdict() const { return verdict_; }
+    // "clean", "matched", "unscanned-oversize", "unscanned-encoding", "error"
+    const std::string& scan_result() const { return result_; }
+    size_t scanned_bytes() const { return scanned_; }
+
+private:
+    void stop_unscanned(const std::string& result, const std::string& reason);
+    std::shared_ptr<const RuleSet> rules_;
+    Target target_;
+    DecodeChain decoder_;
+    std::string tail_, decoded_;
+    size_t scanned_ = 0;
+    bool stopped_ = false;
+    Verdict verdict_;
+    std::string result_ = "clean";
+};
+
+class RuleSet : public std::enable_shared_from_this<RuleSet> {
+public:
+    // Compiles every pattern; throws rules::RulesError naming the rule on any failure.
+    static std::shared_ptr<const RuleSet> compile(const rules::RuleData& data, const InspectOptions& opts);
+    static std::shared_ptr<const RuleSet> empty(const InspectOptions& opts = {});
+    ~RuleSet();
+
+    int64_t version() const { return version_; }
+    size_t host_count() const { return host_count_; }
+    size_t signature_count() const;
+    const InspectOptions& options() const { return opts_; }
+
+    // The category of the most specific host entry matching `host` ("" if none).
+    std::string host_category(std::string_view host) const;
+
+    // CONNECT, before any decryption: policy on the host's category and the client.
+    Verdict check_connect(const Subject& s) const;
+    // URL and request headers: host and URL categories, policy, url and request_header signatures.
+    Verdict check_request(const Subject& s, const Headers& headers) const;
+    Verdict check_response_headers(const Subject& s, const Headers& headers) const;
+    std::unique_ptr<BodyScanner> scan_body(Target target, std::string_view content_encoding) const;
+
+    struct Impl;
+
+private:
+    friend class BodyScanner;
+    RuleSet() = default;
+    void match_signatures(Target target, std::string_view text, Verdict& v) const;
+    Verdict policy_verdict(const Subject& s, const std::vector<std::string>& categories) const;
+
+    std::unique_ptr<Impl> impl_;
+    InspectOptions opts_;
+    int64_t version_ = 0;
+    size_t host_count_ = 0;
+};
+
+}  // namespace vigil::inspect

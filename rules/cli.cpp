@@ -1,0 +1,373 @@
+// vigil-rules: the security analyst's tool for the rule database.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <strings.h>
+
+#include <nlohmann/json.hpp>
+
+#include "inspect/ruleset.hpp"
+#include "rules/db.hpp"
+#include "rules/import.hpp"
+
+using namespace vigil::rules;
+namespace inspect = vigil::inspect;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: vigil-rules --db FILE COMMAND [options]
+
+Keeps Vigil's rule database: categories, host entries, URL patterns, RE2 signatures, policies.
+Every change is one transaction, validated before it is written, and recorded in the history.
+
+commands:
+  init                                 create an empty database (idempotent)
+  import FILE [--format F] [--category NAME]
+        F: json (native), csv, hosts, domains, adblock, ut1 (a folder); the list formats
+        (hosts, domains, adblock) need --category; ut1 uses each folder's name.
+  export [--out FILE]                  native JSON (to stdout by default)
+  add category NAME [--description D]
+  add host PATTERN --category NAME     PATTERN: example.com | *.example.com | .example.com
+  add url PATTERN --category NAME [--description D]       RE2, matched against the whole URL
+  add signature NAME --target T --pattern RE2 [--action block|warn|monitor]
+        [--severity low|medium|high|critical] [--validator luhn|ssn] [--description D]
+        T: url, request_header, response_header, request_body, response_body
+  add policy NAME --action A [--priority N] [--user U] [--group G] [--client CIDR] [--category C]
+        A: allow, block, warn, monitor, bypass_inspection; lower priority is evaluated first
+  remove KIND KEY | enable KIND KEY | disable KIND KEY
+  list [--kind K] [--json]
+  test --url URL [--method M] [--request-header 'K: V']... [--request-body FILE]
+       [--response-header 'K: V']... [--response-body FILE] [--user U] [--group G] [--client IP]
+        prints the verdict and the rule that decided it, using the gateway's own matching code
+  history [--limit N]
+  stats
+
+options for every command: --actor NAME (recorded in the history; default $USER)
+)";
+
+struct Args {
+    std::vector<std::string> positional;
+    std::multimap<std::string, std::string> opts;
+    std::string get(const std::string& k, const std::string& def = "") const {
+        auto it = opts.find(k);
+        return it == opts.end() ? def : it->second;
+    }
+    std::vector<std::string> all(const std::string& k) const {
+        std::vector<std::string> out;
+        for (auto [a, b] = opts.equal_range(k); a != b; ++a) out.push_back(a->second);
+        return out;
+    }
+    bool has(const std::string& k) const { return opts.count(k) > 0; }
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+    std::cerr << "vigil-rules: " << msg << " (see vigil-rules --help)\n";
+    std::exit(2);
+}
+
+std::string actor(const Args& a) {
+    if (a.has("--actor")) return a.get("--actor");
+    const char* u = std::getenv("USER");
+    return u ? u : "cli";
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw RulesError(path + ": cannot read");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+Kind need_kind(const std::string& k) {
+    auto kind = parse_kind(k);
+    if (!kind) usage_error("unknown kind \"" + k + "\" (category, host, url, signature, policy)");
+    return *kind;
+}
+
+int cmd_add(RuleDb& db, const Args& a) {
+    if (a.positional.size() < 3) usage_error("add KIND NAME|PATTERN [options]");
+    Kind kind = need_kind(a.positional[1]);
+    const std::string& key = a.positional[2];
+    RuleData d;
+    switch (kind) {
+        case Kind::category: d.categories.push_back({key, a.get("--description")}); break;
+        case Kind::host:
+            if (!a.has("--category")) usage_error("add host needs --category");
+            d.hosts.push_back({normalize_host_pattern(key), a.get("--category")});
+            break;
+        case Kind::url:
+            if (!a.has("--category")) usage_error("add url needs --category");
+            d.url_patterns.push_back({key, a.get("--category"), a.get("--description"), true});
+            break;
+        case Kind::signature:
+            if (!a.has("--target") || !a.has("--pattern")) usage_error("add signature needs --target and --pattern");
+            d.signatures.push_back({key, a.get("--target"), a.get("--pattern"), a.get("--action", "block"),
+                                    a.get("--severity", "medium"), a.get("--validator"), a.get("--description"),
+                                    true});
+            break;
+        case Kind::policy: {
+            if (!a.has("--action")) usage_error("add policy needs --action");
+            int prio = 100;
+            try {
+                prio = std::stoi(a.get("--priority", "100"));
+            } catch (const std::exception&) {
+                usage_error("--priority must be a number");
+            }
+            d.policies.push_back({key, prio, a.get("--user"), a.get("--group"), a.get("--client"),
+                                  a.get("--category"), a.get("--action"), true});
+            break;
+        }
+    }
+    db.merge(d, actor(a), std::string("add ") + kind_name(kind));
+    std::cout << "added " << kind_name(kind) << " " << key << " (ruleset version " << db.version() << ")\n";
+    return 0;
+}
+
+void print_list(const RuleData& d, const std::string& kind, bool as_json) {
+    if (as_json) {
+        RuleData f;
+        if (kind.empty() || kind == "category") f.categories = d.categories;
+        if (kind.empty() || kind == "host") f.hosts = d.hosts;
+        if (kind.empty() || kind == "url") f.url_patterns = d.url_patterns;
+        if (kind.empty() || kind == "signature") f.signatures = d.signatures;
+        if (kind.empty() || kind == "policy") f.policies = d.policies;
+        std::cout << to_json(f);
+        return;
+    }
+    auto on = [](bool e) { return e ? "" : "  [disabled]"; };
+    if (kind.empty() || kind == "category") {
+        std::cout << "categories (" << d.categories.size() << ")\n";
+        for (const auto& c : d.categories) std::cout << "  " << c.name << (c.description.empty() ? "" : "  — " + c.description) << "\n";
+    }
+    if (kind.empty() || kind == "host") {
+        std::cout << "hosts (" << d.hosts.size() << ")\n";
+        auto hosts = d.hosts;
+        std::sort(hosts.begin(), hosts.end(), [](auto& x, auto& y) { return x.pattern < y.pattern; });
+        for (const auto& h : hosts) std::cout << "  " << h.pattern << "  → " << h.category << "\n";
+    }
+    if (kind.empty() || kind == "url") {
+        std::cout << "url patterns (" << d.url_patterns.size() << ")\n";
+        for (const auto& u : d.url_patterns) std::cout << "  " << u.pattern << "  → " << u.category << on(u.enabled) << "\n";
+    }
+    if (kind.empty() || kind == "signature") {
+        std::cout << "signatures (" << d.signatures.size() << ")\n";
+        for (const auto& s : d.signatures)
+            std::cout << "  " << s.name << "  " << s.target << " " << s.action << " " << s.severity
+                      << (s.validator.empty() ? "" : " validator=" + s.validator) << on(s.enabled) << "\n";
+    }
+    if (kind.empty() || kind == "policy") {
+        std::cout << "policies (" << d.policies.size() << ")\n";
+        for (const auto& p : d.policies) {
+            std::cout << "  " << p.priority << "  " << p.name << "  " << p.action << " when";
+            if (!p.match_category.empty()) std::cout << " category=" << p.match_category;
+            if (!p.match_user.empty()) std::cout << " user=" << p.match_user;
+            if (!p.match_group.empty()) std::cout << " group=" << p.match_group;
+            if (!p.match_client_cidr.empty()) std::cout << " client=" << p.match_client_cidr;
+            if (p.match_category.empty() && p.match_user.empty() && p.match_group.empty() && p.match_client_cidr.empty())
+                std::cout << " always";
+            std::cout << on(p.enabled) << "\n";
+        }
+    }
+}
+
+inspect::Headers parse_headers(const std::vector<std::string>& raw) {
+    inspect::Headers h;
+    for (const auto& r : raw) {
+        auto colon = r.find(':');
+        if (colon == std::string::npos) usage_error("headers are given as 'Name: value'");
+        std::string v = r.substr(colon + 1);
+        while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+        h.emplace_back(r.substr(0, colon), v);
+    }
+    return h;
+}
+
+int cmd_test(RuleDb& db, const Args& a) {
+    std::string url = a.get("--url");
+    if (url.empty()) usage_error("test needs --url");
+    auto rs = inspect::RuleSet::compile(db.load(), {});
+    inspect::Subject s;
+    s.url = url;
+    auto scheme_end = url.find("://");
+    std::string rest = scheme_end == std::string::npos ? url : url.substr(scheme_end + 3);
+    s.host = rest.substr(0, rest.find_first_of(":/?#"));
+    s.user = a.get("--user");
+    if (a.has("--group")) s.groups = a.all("--group");
+    s.client_ip = a.get("--client", "127.0.0.1");
+    std::string stage = "connect";
+    inspect::Verdict v = rs->check_connect(s);
+    auto body_verdict = [&](inspect::Target t, const std::string& file, const inspect::Headers& hdrs) {
+        std::string enc;
+        for (const auto& [k, val] : hdrs)
+            if (strcasecmp(k.c_str(), "content-encoding") == 0) enc = val;
+        auto scanner = rs->scan_body(t, enc);
+        std::string body = read_file(file);
+        for (size_t off = 0; off < body.size(); off += 16384)  // in chunks, as the gateway sees it
+            scanner->feed(std::string_view(body).substr(off, 16384));
+        return scanner->verdict();
+    };
+    if (!v.bypass && v.action != inspect::Action::block) {
+        auto req_headers = parse_headers(a.all("--request-header"));
+        auto steps = [&]() {
+            inspect::Verdict r = rs->check_request(s, req_headers);
+            v.merge(r);
+            stage = "request";
+            if (v.action == inspect::Action::block || r.bypass) return;
+            if (a.has("--request-body")) {
+                v.merge(body_verdict(inspect::Target::request_body, a.get("--request-body"), req_headers));
+                stage = "request body";
+                if (v.action == inspect::Action::block) return;
+            }
+            auto resp_headers = parse_headers(a.all("--response-header"));
+            v.merge(rs->check_response_headers(s, resp_headers));
+            stage = "response";
+            if (v.action == inspect::Action::block) return;
+            if (a.has("--response-body")) {
+                v.merge(body_verdict(inspect::Target::response_body, a.get("--response-body"), resp_headers));
+                stage = "response body";
+            }
+        };
+        steps();
+    }
+    std::string action = v.bypass ? "bypass_inspection" : inspect::action_name(v.action);
+    if (a.has("--json")) {
+        nlohmann::json j = {{"action", action}, {"rule", v.rule}, {"rule_kind", v.rule_kind},
+                            {"category", v.category}, {"reason", v.reason}, {"stage", stage},
+                            {"monitored", v.monitored}, {"ruleset_version", rs->version()}};
+        std::cout << j.dump() << "\n";
+    } else {
+        std::cout << "verdict:  " << action << "\n"
+                  << "rule:     " << (v.rule.empty() ? "(default allow)" : v.rule + " (" + v.rule_kind + ")") << "\n"
+                  << "category: " << (v.category.empty() ? "(none)" : v.category) << "\n"
+                  << "reason:   " << (v.reason.empty() ? "no rule matched" : v.reason) << "\n"
+                  << "decided at: " << stage << "\n";
+        if (!v.monitored.empty()) {
+            std::cout << "monitored:";
+            for (const auto& m : v.monitored) std::cout << " " << m;
+            std::cout << "\n";
+        }
+    }
+    return 0;
+}
+
+int run(const Args& a) {
+    std::string path = a.get("--db");
+    if (path.empty()) usage_error("--db FILE is required");
+    const std::string& cmd = a.positional[0];
+    if (cmd == "init") {
+        bool existed = std::filesystem::exists(path);
+        auto db = RuleDb::open(path, RuleDb::Mode::create);
+        std::cout << (existed ? "rule database already initialised: " : "created rule database ") << path << "\n";
+        return 0;
+    }
+    bool writes = cmd == "import" || cmd == "add" || cmd == "remove" || cmd == "enable" || cmd == "disable";
+    auto db = RuleDb::open(path, writes ? RuleDb::Mode::read_write : RuleDb::Mode::read_only);
+    if (cmd == "import") {
+        if (a.positional.size() != 2) usage_error("import FILE");
+        RuleData d = parse_import(a.positional[1], {a.get("--format"), a.get("--category")});
+        if (!d.meta.count("source")) d.meta["source"] = std::filesystem::path(a.positional[1]).filename().string();
+        Counts n = db->merge(d, actor(a), "import " + a.positional[1]);
+        std::cout << "imported " << n.categories << " categories, " << n.hosts << " hosts, " << n.url_patterns
+                  << " URL patterns, " << n.signatures << " signatures, " << n.policies << " policies (ruleset version "
+                  << db->version() << ")\n";
+        return 0;
+    }
+    if (cmd == "export") {
+        std::string json = to_json(db->load());
+        if (a.has("--out")) {
+            std::ofstream(a.get("--out")) << json;
+        } else {
+            std::cout << json;
+        }
+        return 0;
+    }
+    if (cmd == "add") return cmd_add(*db, a);
+    if (cmd == "remove" || cmd == "enable" || cmd == "disable") {
+        if (a.positional.size() != 3) usage_error(cmd + " KIND KEY");
+        Kind kind = need_kind(a.positional[1]);
+        if (cmd == "remove") db->remove(kind, a.positional[2], actor(a));
+        else db->set_enabled(kind, a.positional[2], cmd == "enable", actor(a));
+        std::cout << cmd << (cmd == "remove" ? "d " : "d ") << kind_name(kind) << " " << a.positional[2]
+                  << " (ruleset version " << db->version() << ")\n";
+        return 0;
+    }
+    if (cmd == "list") {
+        std::string kind = a.get("--kind");
+        if (!kind.empty()) kind = kind_name(need_kind(kind));
+        print_list(db->load(), kind, a.has("--json"));
+        return 0;
+    }
+    if (cmd == "test") return cmd_test(*db, a);
+    if (cmd == "history") {
+        int limit = 50;
+        try {
+            limit = std::stoi(a.get("--limit", "50"));
+        } catch (const std::exception&) {
+            usage_error("--limit must be a number");
+        }
+        for (const auto& c : db->history(limit)) {
+            std::string after = c.after.size() > 200 ? c.after.substr(0, 200) + "…" : c.after;
+            std::replace(after.begin(), after.end(), '\n', ' ');
+            std::cout << "#" << c.id << "  " << c.ts << "  " << c.actor << "  " << c.operation << "  " << c.object
+                      << (after.empty() ? "" : "  " + after) << "\n";
+        }
+        return 0;
+    }
+    if (cmd == "stats") {
+        Counts n = db->counts();
+        RuleData d = db->load();
+        std::cout << "ruleset version: " << d.version << "\n"
+                  << "updated:         " << (d.meta.count("updated") ? d.meta["updated"] : "never") << "\n"
+                  << "source:          " << (d.meta.count("source") ? d.meta["source"] : "-") << "\n"
+                  << "categories:      " << n.categories << "\n"
+                  << "hosts:           " << n.hosts << "\n"
+                  << "url patterns:    " << n.url_patterns << "\n"
+                  << "signatures:      " << n.signatures << "\n"
+                  << "policies:        " << n.policies << "\n";
+        return 0;
+    }
+    usage_error("unknown command " + cmd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Args a;
+    static const std::set<std::string> flags = {"--json"};
+    for (int i = 1; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--help" || s == "-h") {
+            std::cout << kUsage;
+            return 0;
+        }
+        if (s == "--version") {
+            std::cout << "vigil-rules 0.1.0\n";
+            return 0;
+        }
+        if (s.rfind("--", 0) == 0) {
+            if (flags.count(s)) {
+                a.opts.emplace(s, "1");
+                continue;
+            }
+            if (i + 1 >= argc) usage_error(s + " needs a value");
+            a.opts.emplace(s, argv[++i]);
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    if (a.positional.empty()) usage_error("missing command");
+    try {
+        return run(a);
+    } catch (const RulesError& e) {
+        std::cerr << "vigil-rules: " << e.what() << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "vigil-rules: " << e.what() << "\n";
+    }
+    return 1;
+}

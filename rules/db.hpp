@@ -1,0 +1,60 @@
+// The SQLite rule database: schema and migrations, whole-ruleset reads, and writes that are each
+// one validated transaction with a change-history row and a new ruleset version.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rules/model.hpp"
+
+struct sqlite3;
+
+namespace vigil::rules {
+
+enum class Kind { category, host, url, signature, policy };
+std::optional<Kind> parse_kind(const std::string& name);
+const char* kind_name(Kind k);
+
+struct Change {
+    int64_t id = 0;
+    std::string ts, actor, operation, object, before, after;
+};
+
+struct Counts {
+    size_t categories = 0, hosts = 0, url_patterns = 0, signatures = 0, policies = 0;
+};
+
+class RuleDb {
+public:
+    enum class Mode { read_only, read_write, create };
+    // Opens a database; `create` makes and migrates a new file. A file that is not a Vigil
+    // rule database, or one of a newer schema, is refused.
+    static std::unique_ptr<RuleDb> open(const std::string& path, Mode mode);
+    ~RuleDb();
+    RuleDb(const RuleDb&) = delete;
+    RuleDb& operator=(const RuleDb&) = delete;
+
+    RuleData load() const;
+    int64_t version() const;
+    Counts counts() const;
+
+    // Adds or replaces everything in `data` (categories first). Every pattern is compiled and
+    // every reference checked before anything is written; on any error nothing changes.
+    Counts merge(const RuleData& data, const std::string& actor, const std::string& operation);
+    // Removes one rule by its key (category/signature/policy name, host or URL pattern).
+    void remove(Kind kind, const std::string& key, const std::string& actor);
+    void set_enabled(Kind kind, const std::string& key, bool enabled, const std::string& actor);
+
+    std::vector<Change> history(int limit) const;
+
+private:
+    explicit RuleDb(sqlite3* db) : db_(db) {}
+    void exec(const char* sql) const;
+    void bump_version(const std::string& source);
+    void record(const std::string& actor, const std::string& op, const std::string& object,
+                const std::string& before, const std::string& after);
+    sqlite3* db_;
+};
+
+}  // namespace vigil::rules

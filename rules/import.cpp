@@ -1,0 +1,224 @@
+// Import parsers. List formats only ever produce host entries (label-anchored) and, for UT1
+// "urls" files, URL patterns built with RE2::QuoteMeta — never a regex taken from a list.
+#include "rules/import.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <re2/re2.h>
+
+namespace vigil::rules {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw RulesError(path + ": cannot read");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    return s.substr(i);
+}
+
+[[noreturn]] void fail_at(const std::string& path, int line, const std::string& msg) {
+    throw RulesError(path + ":" + std::to_string(line) + ": " + msg);
+}
+
+void ensure_category(RuleData& d, const std::string& name) {
+    for (const auto& c : d.categories)
+        if (c.name == name) return;
+    d.categories.push_back({name, ""});
+}
+
+// Each line: one entry; '#' and '!' comments. `extract` returns "" to skip a line.
+template <class Extract>
+void parse_lines(const std::string& path, RuleData& d, const std::string& category, Extract extract) {
+    std::istringstream in(read_file(path));
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        line = trim(line);
+        if (line.empty() || line[0] == '#' || line[0] == '!' || line[0] == '[') continue;
+        std::string pattern = extract(line);
+        if (pattern.empty()) continue;
+        try {
+            d.hosts.push_back({normalize_host_pattern(pattern), category});
+        } catch (const RulesError& e) {
+            fail_at(path, n, e.what());
+        }
+    }
+}
+
+std::string hosts_line(const std::string& line) {
+    std::istringstream words(line);
+    std::string addr, name;
+    words >> addr >> name;
+    if (name.empty() || name == "localhost" || name.rfind("localhost.", 0) == 0 || name == "broadcasthost" ||
+        name == "0.0.0.0" || name == "local" || name.find("ip6-") == 0)
+        return "";
+    return name;  // a hosts file names exact hosts
+}
+
+std::string domain_line(const std::string& line) {
+    std::string d = line.substr(0, line.find_first_of(" \t#"));
+    if (d.rfind("*.", 0) == 0 || d.front() == '.') return d;
+    return "." + d;  // a domain list means the domain and everything below it
+}
+
+std::string adblock_line(const std::string& line) {
+    // Only the host-blocking subset: "||example.com^" with nothing but options after it.
+    if (line.rfind("@@", 0) == 0) return "";  // exceptions are not host blocks
+    if (line.rfind("||", 0) != 0) return "";
+    auto end = line.find('^');
+    if (end == std::string::npos) return "";
+    std::string rest = line.substr(end + 1);
+    if (!rest.empty() && rest[0] != '$') return "";
+    return "." + line.substr(2, end - 2);
+}
+
+std::vector<std::string> split_csv(const std::string& line, const std::string& path, int n) {
+    std::vector<std::string> out;
+    std::string cur;
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+        char c = line[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') cur += '"', ++i;
+            else if (c == '"') quoted = false;
+            else cur += c;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ',') {
+            out.push_back(cur);
+            cur.clear();
+        } else if (c != '\r') {
+            cur += c;
+        }
+    }
+    if (quoted) fail_at(path, n, "unterminated quoted field");
+    out.push_back(cur);
+    return out;
+}
+
+bool parse_bool(const std::string& v) { return v.empty() || v == "1" || v == "true" || v == "yes"; }
+
+RuleData parse_csv(const std::string& path) {
+    std::istringstream in(read_file(path));
+    std::string line;
+    std::vector<std::string> header;
+    RuleData d;
+    for (int n = 1; std::getline(in, line); ++n) {
+        if (trim(line).empty()) continue;
+        auto cells = split_csv(line, path, n);
+        if (header.empty()) {
+            header = cells;
+            if (std::find(header.begin(), header.end(), "kind") == header.end())
+                fail_at(path, n, "the header row needs a \"kind\" column");
+            continue;
+        }
+        if (cells.size() != header.size())
+            fail_at(path, n, "expected " + std::to_string(header.size()) + " fields, got " + std::to_string(cells.size()));
+        std::map<std::string, std::string> f;
+        for (size_t i = 0; i < header.size(); ++i) f[trim(header[i])] = cells[i];
+        const std::string& kind = f["kind"];
+        try {
+            if (kind == "category") {
+                d.categories.push_back({f["name"], f["description"]});
+            } else if (kind == "host") {
+                d.hosts.push_back({normalize_host_pattern(f["pattern"]), f["category"]});
+            } else if (kind == "url") {
+                d.url_patterns.push_back({f["pattern"], f["category"], f["description"], parse_bool(f["enabled"])});
+            } else if (kind == "signature") {
+                d.signatures.push_back({f["name"], f["target"], f["pattern"], f["action"].empty() ? "block" : f["action"],
+                                        f["severity"].empty() ? "medium" : f["severity"], f["validator"],
+                                        f["description"], parse_bool(f["enabled"])});
+            } else if (kind == "policy") {
+                d.policies.push_back({f["name"], f["priority"].empty() ? 100 : std::stoi(f["priority"]),
+                                      f["match_user"], f["match_group"], f["match_client_cidr"], f["match_category"],
+                                      f["action"], parse_bool(f["enabled"])});
+            } else {
+                fail_at(path, n, "unknown kind \"" + kind + "\" (category, host, url, signature, policy)");
+            }
+        } catch (const std::invalid_argument&) {
+            fail_at(path, n, "priority must be a number");
+        } catch (const RulesError& e) {
+            fail_at(path, n, e.what());
+        }
+    }
+    return d;
+}
+
+// UT1 / squidGuard: DIR/<category>/domains and DIR/<category>/urls.
+void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_category) {
+    if (!fs::is_directory(dir)) throw RulesError(dir + ": not a directory (UT1/squidGuard lists are folders)");
+    auto import_one = [&](const fs::path& folder, const std::string& category) {
+        bool any = false;
+        if (fs::exists(folder / "domains")) {
+            ensure_category(d, category);
+            parse_lines((folder / "domains").string(), d, category, domain_line);
+            any = true;
+        }
+        if (fs::exists(folder / "urls")) {
+            ensure_category(d, category);
+            std::istringstream in(read_file((folder / "urls").string()));
+            std::string line;
+            while (std::getline(in, line)) {
+                line = trim(line);
+                if (line.empty() || line[0] == '#') continue;
+                // "example.com/path" -> the URL on http or https, with or without www., anything after.
+                d.url_patterns.push_back({"https?://(www\\.)?" + RE2::QuoteMeta(line) + ".*", category,
+                                          "imported from " + folder.filename().string() + "/urls", true});
+            }
+            any = true;
+        }
+        return any;
+    };
+    if (fs::exists(fs::path(dir) / "domains") || fs::exists(fs::path(dir) / "urls")) {
+        std::string cat = only_category.empty() ? fs::path(dir).filename().string() : only_category;
+        import_one(dir, cat);
+        return;
+    }
+    std::vector<fs::path> folders;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_directory()) folders.push_back(e.path());
+    std::sort(folders.begin(), folders.end());
+    bool any = false;
+    for (const auto& f : folders) any = import_one(f, f.filename().string()) || any;
+    if (!any) throw RulesError(dir + ": no category folders with domains or urls files");
+}
+
+}  // namespace
+
+RuleData parse_import(const std::string& path, const ImportOptions& opts) {
+    std::string format = opts.format;
+    if (format.empty()) {
+        std::string ext = fs::path(path).extension().string();
+        if (ext == ".json") format = "json";
+        else if (ext == ".csv") format = "csv";
+        else if (fs::is_directory(path)) format = "ut1";
+        else throw RulesError(path + ": cannot tell the format; give --format json|csv|hosts|domains|adblock|ut1");
+    }
+    if (format == "json") return from_json(read_file(path));
+    if (format == "csv") return parse_csv(path);
+    RuleData d;
+    if (format == "ut1") {
+        parse_ut1(path, d, opts.category);
+        return d;
+    }
+    if (opts.category.empty()) throw RulesError("--format " + format + " needs --category NAME");
+    ensure_category(d, opts.category);
+    if (format == "hosts") parse_lines(path, d, opts.category, hosts_line);
+    else if (format == "domains") parse_lines(path, d, opts.category, domain_line);
+    else if (format == "adblock") parse_lines(path, d, opts.category, adblock_line);
+    else throw RulesError("unknown format \"" + format + "\" (json, csv, hosts, domains, adblock, ut1)");
+    return d;
+}
+
+}  // namespace vigil::rules
