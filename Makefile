@@ -31,12 +31,16 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	@if [ ! -f $(VAR)/ca/root.pem ]; then \
 		$(BUILD)/bin/vigil-ca init --dir $(VAR)/ca --org "Vigil development CA"; fi
+	@if [ ! -f $(VAR)/rules.db ]; then \
+		$(BUILD)/bin/vigil-rules --db $(VAR)/rules.db init && \
+		$(BUILD)/bin/vigil-rules --db $(VAR)/rules.db --actor make-run import rules/default/default.json; fi
 	@echo ""
 	@echo "Vigil is starting on 127.0.0.1:3128. In another terminal:"
 	@echo "  curl -x http://127.0.0.1:3128 --cacert $(VAR)/ca/root.pem https://example.com/"
+	@echo "Rules: $(VAR)/rules.db (build/bin/vigil-rules --db $(VAR)/rules.db list). Test: curl -x http://127.0.0.1:3128 http://www.eicar.org.test/"
 	@echo "The root CA to trust is $(CURDIR)/$(VAR)/ca/root.pem (vigil-ca show --dir $(VAR)/ca)."
 	@echo ""
-	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca
+	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600

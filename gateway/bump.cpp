@@ -3,7 +3,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include "gateway/http_io.hpp"
+#include "gateway/inspection.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/upstream.hpp"
 #include "tls/contexts.hpp"
@@ -33,6 +36,31 @@ std::optional<PageInfo> check_bumped_target(const http::request<http::buffer_bod
         return PageInfo{421, "Misdirected request", "the Host header names a different host than the tunnel",
                         origin.host_port(), "host_mismatch"};
     return std::nullopt;
+}
+
+// bypass_inspection: a blind tunnel to the origin; no certificate is minted, nothing decrypted.
+net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, const Authority& origin, Gateway& gw,
+                            uint64_t cid, unsigned version) {
+    using namespace net::experimental::awaitable_operators;
+    std::optional<beast::tcp_stream> up;
+    if (auto failure = co_await connect_tcp(gw, origin, up, cid)) {
+        failure->conn_id = cid;
+        co_await write_page(stream, gw, *failure, version);
+        co_return;
+    }
+    static const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
+    stream.expires_after(gw.cfg.io);
+    auto [ec, n] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
+    bump(gw.counters.bytes_out, n);
+    if (ec) co_return;
+    bump(gw.counters.spliced);
+    log_info("spliced (not inspected) " + origin.host_port(), cid);
+    if (buf.size()) {
+        auto [e2, m] = co_await net::async_write(*up, buf.data(), use_nothrow);
+        if (e2) co_return;
+        buf.clear();
+    }
+    co_await (pump(stream, *up, gw, gw.counters.bytes_in) || pump(*up, stream, gw, gw.counters.bytes_out));
 }
 
 }  // namespace
@@ -72,6 +100,17 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
                                          "bad_connect", cid};
             co_await write_page(stream, gw, info, version);
         }
+        co_return;
+    }
+
+    // The host-only decision, before anything is decrypted.
+    error_code rec;
+    const std::string client_ip = stream.socket().remote_endpoint(rec).address().to_string();
+    const std::string site_url = full_url("https", *origin, "/");
+    inspect::Subject subject{origin->host, site_url, "", {}, client_ip};
+    inspect::Verdict verdict = gw.rules.load()->check_connect(subject);
+    if (verdict.bypass) {
+        co_await splice(stream, buf, *origin, gw, cid, version);
         co_return;
     }
 
@@ -122,10 +161,17 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     auto connect_origin = [&gw, cid](const Authority& a, std::optional<TlsStream>& up) {
         return connect_tls(gw, a, up, cid);
     };
-    HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, connect_origin);
-    std::optional<TlsStream> upstream;
-    std::optional<PageInfo> origin_failure = co_await connect_tls(gw, *origin, upstream, cid);
-    if (!origin_failure) relay.adopt(std::move(upstream), *origin);
+    HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, client_ip, connect_origin);
+    std::optional<PageInfo> origin_failure;
+    if (verdict.action == inspect::Action::block) {
+        // Blocked by host: the client still gets a readable HTTPS page, and the origin is never contacted.
+        bump(gw.counters.blocked);
+        origin_failure = block_page(verdict, site_url, cid);
+    } else {
+        std::optional<TlsStream> upstream;
+        origin_failure = co_await connect_tls(gw, *origin, upstream, cid);
+        if (!origin_failure) relay.adopt(std::move(upstream), *origin);
+    }
 
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;

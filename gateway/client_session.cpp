@@ -60,7 +60,8 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
     SessionScope scope(gw, worker, &stream);
     beast::flat_buffer buf;
     HttpRelay<beast::tcp_stream, beast::tcp_stream> relay(
-        gw, stream, buf, cid, [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up) {
+        gw, stream, buf, cid, remote.address().to_string(),
+        [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up) {
             return connect_tcp(gw, a, up, cid);
         });
     log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);

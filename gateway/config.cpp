@@ -111,6 +111,27 @@ const std::map<std::string, Setter>& schema() {
         {"timeouts.handshake", [](Config& c, const Where& w) { c.handshake = get_seconds(w); }},
         {"timeouts.io", [](Config& c, const Where& w) { c.io = get_seconds(w); }},
         {"timeouts.tunnel_idle", [](Config& c, const Where& w) { c.tunnel_idle = get_seconds(w); }},
+        {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_string(w); }},
+        {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
+        {"inspect.hold_bytes",
+         [](Config& c, const Where& w) { c.hold_bytes = size_t(get_int(w, 0, int64_t(64) << 20)); }},
+        {"inspect.scan_limit",
+         [](Config& c, const Where& w) { c.scan_limit = size_t(get_int(w, 1024, int64_t(1) << 32)); }},
+        {"inspect.oversize",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.oversize_block = v == "block";
+         }},
+        {"inspect.on_error",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.error_block = v == "block";
+         }},
+        {"inspect.warn_duration", [](Config& c, const Where& w) { c.warn_duration = get_seconds(w); }},
+        {"inspect.re2_max_mem",
+         [](Config& c, const Where& w) { c.re2_max_mem = get_int(w, 1 << 20, int64_t(1) << 34); }},
         {"limits.max_header_bytes",
          [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},

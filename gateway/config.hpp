@@ -43,6 +43,16 @@ struct Config {
     std::chrono::seconds handshake{10};
     std::chrono::seconds io{120};
     std::chrono::seconds tunnel_idle{600};
+    // [rules]
+    std::string rules_path;                  // "" = no rules: allow everything (said at start)
+    std::chrono::seconds reload_interval{5};  // how often the database's version is checked
+    // [inspect]
+    size_t hold_bytes = 256 * 1024;          // body bytes held before forwarding, for a clean block page
+    size_t scan_limit = 32u << 20;           // decoded bytes scanned per body
+    bool oversize_block = false;             // inspect.oversize = "allow" | "block"
+    bool error_block = true;                 // inspect.on_error = "block" | "allow"
+    int64_t re2_max_mem = 256 << 20;
+    std::chrono::seconds warn_duration{3600};  // how long "Continue" on a warn page lasts
     // [limits]
     size_t max_header_bytes = 64 * 1024;
     size_t max_headers = 100;

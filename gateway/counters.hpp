@@ -12,7 +12,8 @@ namespace vigil::gateway {
     X(private_denied) X(loop_denied) X(bad_request) X(header_too_large) X(sni_mismatch)           \
     X(client_tls_failed) X(upstream_cert_error) X(upstream_unreachable) X(upstream_tls_failed)    \
     X(upstream_bad_response) X(upstream_timeout) X(upgrades) X(bytes_in) X(bytes_out)             \
-    X(certs_minted) X(shutdown_closed_idle)
+    X(certs_minted) X(shutdown_closed_idle) X(blocked) X(warned) X(monitored) X(spliced)          \
+    X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)
 
 struct Counters {
 #define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};

@@ -125,41 +125,57 @@ net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, un
              info.conn_id);
 }
 
-enum class RelayError { none, read, write };
+enum class RelayError { none, read, write, blocked_before_head, blocked_after_head };
 
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
-// one buffer at a time: memory stays bounded whatever the body size.
+// one buffer at a time: memory stays bounded whatever the body size. With a scanner, the first
+// `hold` bytes are held back (head included) so a match there leaves nothing sent; later bytes
+// are scanned before they are forwarded, and a match stops the transfer.
 template <class In, class Out, bool isRequest>
 net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
-                                      Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw) {
+                                      Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw,
+                                      inspect::BodyScanner* scanner = nullptr, size_t hold = 0) {
     http::serializer<isRequest, http::buffer_body> sr{msg};
     std::vector<char> chunk(64 * 1024);
     auto& client_side = isRequest ? gw.counters.bytes_in : gw.counters.bytes_out;  // the client side of this body
-    msg.body().data = nullptr;
-    msg.body().size = 0;
-    msg.body().more = !p.is_done();
-    lowest(out).expires_after(gw.cfg.io);
-    {
-        auto [ec, n] = co_await http::async_write_header(out, sr, use_nothrow);
-        if (!isRequest) bump(client_side, n);
-        if (ec) co_return RelayError::write;
+    // Reads the next piece of the body into `into`; returns the bytes read, or an error.
+    auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<bool, size_t>> {
+        p.get().body().data = into;
+        p.get().body().size = cap;
+        lowest(in).expires_after(gw.cfg.io);
+        auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
+        if (isRequest) bump(client_side, n);
+        if (ec == http::error::need_buffer) ec = {};
+        co_return std::pair<bool, size_t>{!ec, cap - p.get().body().size};
+    };
+    std::string held;
+    if (scanner && hold > 0) {
+        while (!p.is_done() && held.size() < hold) {
+            auto [ok, got] = co_await read_some(chunk.data(), chunk.size());
+            if (!ok) co_return RelayError::read;
+            held.append(chunk.data(), got);
+            if (scanner->feed(std::string_view(chunk.data(), got)).action == inspect::Action::block)
+                co_return RelayError::blocked_before_head;
+        }
     }
-    while (!sr.is_done()) {
-        if (!p.is_done()) {
-            p.get().body().data = chunk.data();
-            p.get().body().size = chunk.size();
-            lowest(in).expires_after(gw.cfg.io);
-            auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
-            if (isRequest) bump(client_side, n);
-            if (ec == http::error::need_buffer) ec = {};
-            if (ec) co_return RelayError::read;
-            msg.body().data = chunk.data();
-            msg.body().size = chunk.size() - p.get().body().size;
-            msg.body().more = !p.is_done();
-        } else {
-            msg.body().data = nullptr;
-            msg.body().size = 0;
-            msg.body().more = false;
+    msg.body().data = held.empty() ? nullptr : held.data();
+    msg.body().size = held.size();
+    msg.body().more = !p.is_done();
+    for (bool first = true; first || !sr.is_done(); first = false) {
+        if (!first) {
+            if (!p.is_done()) {
+                auto [ok, got] = co_await read_some(chunk.data(), chunk.size());
+                if (!ok) co_return RelayError::read;
+                if (scanner && scanner->feed(std::string_view(chunk.data(), got)).action == inspect::Action::block)
+                    co_return RelayError::blocked_after_head;
+                msg.body().data = chunk.data();
+                msg.body().size = got;
+                msg.body().more = !p.is_done();
+            } else {
+                msg.body().data = nullptr;
+                msg.body().size = 0;
+                msg.body().more = false;
+            }
         }
         lowest(out).expires_after(gw.cfg.io);
         auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);

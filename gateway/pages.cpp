@@ -39,11 +39,18 @@ std::string render_page(const PageInfo& info) {
     out += "<h1>" + html_escape(info.title) + "</h1>\n";
     out += "<div class=\"box\"><p id=\"reason\">" + html_escape(info.reason) + "</p></div>\n<dl>";
     if (!info.host.empty()) out += "<dt>Address</dt><dd><code id=\"host\">" + html_escape(info.host) + "</code></dd>";
+    if (!info.category.empty())
+        out += "<dt>Category</dt><dd><code id=\"category\">" + html_escape(info.category) + "</code></dd>";
+    if (!info.rule.empty()) out += "<dt>Rule</dt><dd><code id=\"rule\">" + html_escape(info.rule) + "</code></dd>";
     if (!info.code.empty()) out += "<dt>Reason code</dt><dd><code id=\"code\">" + html_escape(info.code) + "</code></dd>";
     out += "<dt>Status</dt><dd>" + std::to_string(info.status) + "</dd>";
     out += "<dt>Time</dt><dd>" + std::string(when) + "</dd>";
     if (info.conn_id) out += "<dt>Reference</dt><dd><code>C" + std::to_string(info.conn_id) + "</code></dd>";
-    out += "</dl>\n<p>If you think this is wrong, contact your IT team and quote the reference above.</p>\n"
+    out += "</dl>\n";
+    if (!info.continue_url.empty())
+        out += "<p><a id=\"continue\" href=\"" + html_escape(info.continue_url) +
+               "\">Continue to the site</a> (your choice is recorded)</p>\n";
+    out += "<p>If you think this is wrong, contact your IT team and quote the reference above.</p>\n"
            "<p style=\"color:#888;font-size:.8rem\">Vigil secure web gateway</p>\n</body></html>\n";
     return out;
 }

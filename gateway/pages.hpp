@@ -13,6 +13,9 @@ struct PageInfo {
     std::string host;    // what the user asked for (host or URL)
     std::string code;    // stable reason code, e.g. "expired", "dns_failure"
     uint64_t conn_id = 0;
+    std::string rule;      // the rule that decided, for block pages
+    std::string category;
+    std::string continue_url;  // warn pages: where "Continue" leads
 };
 
 std::string render_page(const PageInfo& info);

@@ -7,6 +7,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "gateway/http_io.hpp"
+#include "gateway/inspection.hpp"
 
 namespace vigil::gateway {
 
@@ -16,8 +17,10 @@ public:
     // Opens an origin connection into the slot, or says why it could not (a page to answer with).
     using Connect = std::function<net::awaitable<std::optional<PageInfo>>(const Authority&, std::optional<Upstream>&)>;
 
-    HttpRelay(Gateway& gw, Client& client, beast::flat_buffer& client_buf, uint64_t conn_id, Connect connect)
-        : gw_(gw), client_(client), cbuf_(client_buf), cid_(conn_id), connect_(std::move(connect)) {}
+    HttpRelay(Gateway& gw, Client& client, beast::flat_buffer& client_buf, uint64_t conn_id, std::string client_ip,
+              Connect connect)
+        : gw_(gw), client_(client), cbuf_(client_buf), cid_(conn_id), client_ip_(std::move(client_ip)),
+          connect_(std::move(connect)) {}
 
     // Starts with an origin connection made earlier (the bump connects before the first request).
     void adopt(std::optional<Upstream> up, const Authority& origin) {
@@ -27,9 +30,21 @@ public:
 
     // Relays one request and its response. Returns whether the client connection may carry
     // another request (keep-alive, nothing went wrong, not shutting down).
-    net::awaitable<bool> transaction(RequestParser& req_parser, const Authority& origin, const std::string& target,
+    net::awaitable<bool> transaction(RequestParser& req_parser, const Authority& origin, const std::string& raw_target,
                                      bool default_port_is_443) {
         auto& in = req_parser.get();
+        const std::string scheme = default_port_is_443 ? "https" : "http";
+        std::string target = raw_target;
+        if (auto cont = take_continue_token(gw_, target, client_ip_, origin.host)) {
+            // The user chose "Continue" on a warn page: send the browser back to the clean URL.
+            co_return co_await continue_redirect(*cont, full_url(scheme, origin, target), in.version());
+        }
+        const std::string url = full_url(scheme, origin, target);
+        auto rules = gw_.rules.load();
+        inspect::Subject subject{origin.host, url, "", {}, client_ip_};
+        inspect::Verdict verdict = rules->check_request(subject, header_list(in.base()));
+        if (!co_await enforce(verdict, url, in.version())) co_return false;
+        const bool scan = !verdict.bypass;
         const unsigned version = in.version() == 10 ? 10 : 11;
         bool client_keep_alive = in.keep_alive() && !gw_.stopping;
         HopByHop hop(in.base());
@@ -84,8 +99,19 @@ public:
                 bump(gw_.counters.bytes_out, n);
                 if (ec) co_return false;
             }
-            auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_);
+            std::unique_ptr<inspect::BodyScanner> req_scan;
+            if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
+            auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, req_scan.get(),
+                                            gw_.cfg.hold_bytes);
             if (sent == RelayError::read) co_return false;  // the client went away mid-request
+            if (sent == RelayError::blocked_before_head || sent == RelayError::blocked_after_head) {
+                // An upload matched: the origin got nothing (or, past hold_bytes, an incomplete request).
+                upstream_.reset();
+                bump(gw_.counters.blocked);
+                PageInfo info = block_page(req_scan->verdict(), url, cid_);
+                co_await write_page(client_, gw_, info, version);
+                co_return false;
+            }
             if (sent == RelayError::none) {
                 auto got = co_await read_response_head(rp, in.method() == http::verb::head);
                 if (got == ResponseHead::ok) break;
@@ -148,8 +174,41 @@ public:
         }
         const bool upstream_keep_alive = head.keep_alive();
         res.keep_alive(client_keep_alive);
-        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_);
+        std::unique_ptr<inspect::BodyScanner> res_scan;
+        if (scan) {
+            verdict.merge(rules->check_response_headers(subject, header_list(head.base())));
+            if (verdict.action == inspect::Action::block) {
+                upstream_.reset();
+                bump(gw_.counters.blocked);
+                PageInfo info = block_page(verdict, url, cid_);
+                co_await write_page(client_, gw_, info, version);
+                co_return false;
+            }
+            if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
+        }
+        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(), gw_.cfg.hold_bytes);
         if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
+        if (relayed == RelayError::blocked_before_head) {
+            bump(gw_.counters.blocked);
+            PageInfo info = block_page(res_scan->verdict(), url, cid_);
+            co_await write_page(client_, gw_, info, version);
+            co_return false;
+        }
+        if (relayed == RelayError::blocked_after_head) {
+            // Past hold_bytes the head is out: the only safe answer is to cut the transfer short.
+            bump(gw_.counters.blocked);
+            bump(gw_.counters.aborted_transfers);
+            log_warn("transfer of " + url + " aborted after " + std::to_string(res_scan->scanned_bytes()) +
+                         " bytes: " + res_scan->verdict().reason + " (rule " + res_scan->verdict().rule + ")",
+                     cid_);
+            co_return false;
+        }
+        if (res_scan) {
+            verdict.merge(res_scan->verdict());
+            if (res_scan->scan_result().rfind("unscanned", 0) == 0) bump(gw_.counters.unscanned);
+            if (res_scan->scan_result() == "error") bump(gw_.counters.scan_errors);
+        }
+        note_verdict(gw_, verdict, url, cid_);
         if (relayed != RelayError::none) {
             log_info("transfer from " + origin.host_port() + " aborted: " +
                          (relayed == RelayError::read ? "origin" : "client") + " connection failed",
@@ -161,6 +220,48 @@ public:
 
 private:
     enum class ResponseHead { ok, closed_early, timeout, bad };
+
+    // Applies a request verdict: false when the client was answered with a block or warn page.
+    net::awaitable<bool> enforce(const inspect::Verdict& v, const std::string& url, unsigned version) {
+        if (v.action == inspect::Action::block) {
+            bump(gw_.counters.blocked);
+            PageInfo info = block_page(v, url, cid_);
+            co_await write_page(client_, gw_, info, version);
+            co_return false;
+        }
+        if (v.action == inspect::Action::warn) {
+            bump(gw_.counters.warned);
+            auto host = parse_absolute_url(url);
+            std::string h = host ? host->authority.host : url;
+            if (!gw_.warned.allowed(client_ip_, h)) {
+                PageInfo info = warn_page(gw_, v, url, client_ip_, h, cid_);
+                co_await write_page(client_, gw_, info, version);
+                co_return false;
+            }
+            log_info("warned and continued: " + url + " (" + v.rule + ")", cid_);
+        }
+        co_return true;
+    }
+
+    net::awaitable<bool> continue_redirect(bool valid, const std::string& url, unsigned version) {
+        if (!valid) {
+            PageInfo info{403, "This link has expired", "the continue link is invalid or expired; reload the page",
+                          url, "bad_continue_token"};
+            info.conn_id = cid_;
+            co_await write_page(client_, gw_, info, version);
+            co_return false;
+        }
+        log_info("user chose to continue to " + url, cid_);
+        http::response<http::string_body> res{http::status::found, version == 10 ? 10u : 11u};
+        res.set(http::field::location, url);
+        res.set(http::field::cache_control, "no-store");
+        res.keep_alive(false);
+        res.prepare_payload();
+        lowest(client_).expires_after(gw_.cfg.io);
+        auto [ec, n] = co_await http::async_write(client_, res, use_nothrow);
+        bump(gw_.counters.bytes_out, n);
+        co_return false;
+    }
 
     static std::string host_header(const Authority& a, bool default_443) {
         std::string h = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
@@ -248,6 +349,7 @@ private:
     Client& client_;
     beast::flat_buffer& cbuf_;
     uint64_t cid_;
+    std::string client_ip_;
     Connect connect_;
     std::optional<Upstream> upstream_;
     std::string key_;

@@ -15,7 +15,12 @@
 #include "gateway/framing.hpp"
 #include "gateway/log.hpp"
 #include "gateway/state.hpp"
+#include "rules/db.hpp"
 #include "tls/contexts.hpp"
+
+#include <condition_variable>
+#include <openssl/rand.h>
+#include <sys/stat.h>
 
 namespace vigil::gateway {
 namespace {
@@ -41,7 +46,95 @@ tcp::endpoint parse_listen(const std::string& listen) {
     return {addr, static_cast<unsigned short>(port)};
 }
 
-std::unique_ptr<Gateway> build_gateway(const Config& cfg) {
+inspect::InspectOptions inspect_options(const Config& cfg) {
+    inspect::InspectOptions o;
+    o.re2_max_mem = cfg.re2_max_mem;
+    o.scan_limit = cfg.scan_limit;
+    o.oversize_block = cfg.oversize_block;
+    o.error_block = cfg.error_block;
+    return o;
+}
+
+// Identifies a rule database state: its version and the file itself (a replaced file counts).
+std::string rules_stamp(const Config& cfg, int64_t version) {
+    struct stat st {};
+    ::stat(cfg.rules_path.c_str(), &st);
+    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev);
+}
+
+std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
+    if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
+    auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
+    auto data = db->load();
+    if (stamp) *stamp = rules_stamp(cfg, data.version);
+    return inspect::RuleSet::compile(data, inspect_options(cfg));
+}
+
+// Watches the rule database off the workers: on a new version (poll or SIGHUP) it compiles a
+// new snapshot and swaps it in; a failure keeps the old ruleset serving.
+class RuleReloader {
+public:
+    RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
+        if (!gw_.cfg.rules_path.empty()) thread_ = std::thread([this] { run(); });
+    }
+    ~RuleReloader() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+    void poke() {
+        {
+            std::lock_guard lock(mu_);
+            poked_ = true;
+        }
+        cv_.notify_all();
+    }
+
+private:
+    void run() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
+            if (stop_) return;
+            bool forced = poked_;
+            poked_ = false;
+            lock.unlock();
+            check(forced);
+            lock.lock();
+        }
+    }
+    void check(bool forced) {
+        try {
+            auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
+            std::string stamp = rules_stamp(gw_.cfg, db->version());
+            if (stamp == stamp_ && !forced) return;
+            auto data = db->load();
+            auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
+            int64_t old = gw_.rules.load()->version();
+            gw_.rules.store(fresh);
+            stamp_ = rules_stamp(gw_.cfg, data.version);
+            bump(gw_.counters.ruleset_reloads);
+            log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
+                     std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
+                     " host entries)");
+        } catch (const std::exception& e) {
+            bump(gw_.counters.ruleset_reload_failed);
+            log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
+        }
+    }
+
+    Gateway& gw_;
+    std::string stamp_;
+    std::thread thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false, poked_ = false;
+};
+
+std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr) {
     auto gw = std::make_unique<Gateway>();
     gw->cfg = cfg;
     if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
@@ -57,6 +150,10 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg) {
         tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
     gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
     gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file).release());
+    gw->rules.store(load_rules(cfg, rules_stamp_out));
+    unsigned char key[32];
+    RAND_bytes(key, sizeof key);
+    gw->warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
     gw->chain.reset(sk_X509_new_null());
     for (const auto& c : gw->ca->chain) sk_X509_push(gw->chain.get(), tls::x509_ref(c.get()).release());
     return gw;
@@ -126,7 +223,16 @@ void check_startup(const Config& cfg) {
 int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::signal(SIGPIPE, SIG_IGN);
     set_log_level(cfg.log_level);
-    std::unique_ptr<Gateway> gw = build_gateway(cfg);
+    std::string stamp;
+    std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);
+    auto rules = gw->rules.load();
+    if (cfg.rules_path.empty())
+        log_warn("no rule database configured (rules.path): every request is allowed and nothing is scanned");
+    else
+        log_info("ruleset version " + std::to_string(rules->version()) + " from " + cfg.rules_path + ": " +
+                 std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
+                 " host entries");
+    RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -152,6 +258,16 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
 
     net::io_context main_ioc;
     net::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    net::signal_set hup(main_ioc, SIGHUP);
+    std::function<void()> on_hup = [&] {
+        hup.async_wait([&](error_code ec, int) {
+            if (ec) return;
+            log_info("received SIGHUP: checking the rule database now");
+            reloader.poke();
+            on_hup();
+        });
+    };
+    on_hup();
     net::steady_timer drain(main_ioc);
     std::chrono::steady_clock::time_point deadline;
     std::function<void()> poll = [&] {
@@ -170,6 +286,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(gw->active_sessions.load()) + " open connections (grace " +
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
         gw->stopping = true;
+        hup.cancel();
         deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
         signals.async_wait([&](error_code e2, int) {
             if (!e2) deadline = std::chrono::steady_clock::now();  // a second signal: stop now

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include "gateway/config.hpp"
 #include "gateway/counters.hpp"
 #include "gateway/net_util.hpp"
+#include "inspect/ruleset.hpp"
 #include "tls/cert_cache.hpp"
 
 namespace vigil::gateway {
@@ -28,6 +31,17 @@ using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 // Completion token that reports errors as values: no exceptions on the data path.
 inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+
+// Hosts a client chose to continue to after a warn page, until a deadline. Shared by workers.
+class WarnAllowances {
+public:
+    void allow(const std::string& client, const std::string& host, std::chrono::seconds for_how_long);
+    bool allowed(const std::string& client, const std::string& host);
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> until_;
+};
 
 struct Gateway {
     Config cfg;
@@ -40,6 +54,10 @@ struct Gateway {
     std::unique_ptr<net::ssl::context> origin_ctx;  // we are the client to origins
     tls::X509StackPtr chain;                        // sent after each minted leaf
     std::vector<tcp::endpoint> listen_endpoints;
+    // The ruleset in force: an immutable snapshot, swapped whole by the reloader.
+    std::atomic<std::shared_ptr<const inspect::RuleSet>> rules;
+    WarnAllowances warned;
+    std::string warn_key;  // HMAC key for continue links, random per process
     std::atomic<bool> stopping{false};
     std::atomic<int> active_sessions{0};
     std::atomic<uint64_t> next_conn_id{1};
