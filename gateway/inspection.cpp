@@ -58,7 +58,7 @@ PageInfo block_page(const inspect::Verdict& v, const std::string& url, uint64_t 
     PageInfo p;
     p.status = 403;
     p.title = "This page is blocked";
-    p.reason = v.reason.empty() ? "blocked by policy" : "blocked: " + v.reason;
+    p.reason = v.reason.empty() ? "blocked by policy" : v.reason;
     p.host = url.size() > 300 ? url.substr(0, 300) + "…" : url;
     p.code = v.error ? "inspection_error" : "blocked";
     p.rule = v.rule;

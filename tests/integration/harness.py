@@ -22,6 +22,11 @@ VIGIL = os.path.join(BIN_DIR, "vigil")
 VIGIL_CA = os.path.join(BIN_DIR, "vigil-ca")
 
 BLOCK = bytes(range(256)) * 4096  # 1 MiB of a known pattern
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def brotli_compress(data):
+    return subprocess.run(["brotli", "-c"], input=data, capture_output=True, check=True).stdout
 
 
 def run(cmd, **kw):
@@ -164,6 +169,30 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 n -= len(chunk)
             return
+        if path == "/eicar":
+            return self._send(200, b"prefix " + EICAR + b" suffix")
+        if path == "/eicar-gzip":
+            import gzip
+            return self._send(200, gzip.compress(b"x" * 5000 + EICAR), extra=[("Content-Encoding", "gzip")])
+        if path == "/eicar-br":
+            return self._send(200, brotli_compress(b"y" * 5000 + EICAR), extra=[("Content-Encoding", "br")])
+        if path == "/eicar-gzip-br":
+            import gzip
+            return self._send(200, brotli_compress(gzip.compress(b"z" * 3000 + EICAR)),
+                              extra=[("Content-Encoding", "gzip, br")])
+        if path == "/eicar-split":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"start:" + EICAR[:30], EICAR[30:] + b":end"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if path == "/eicar-late":
+            body = BLOCK + EICAR + BLOCK
+            return self._send(200, body, "application/octet-stream")
         if path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

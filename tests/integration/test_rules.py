@@ -1,0 +1,341 @@
+"""Rules and inspection through the real gateway and the real vigil-rules tool: signatures in
+plain and bumped bodies (encoded, chunked, uploads), DLP, category block, bypass splice, warn,
+late matches, hot reload under load, and a bad import that changes nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+import urllib.request
+
+from harness import (BIN_DIR, EICAR, Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run)
+
+RULES = os.path.join(BIN_DIR, "vigil-rules")
+DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "rules", "default", "default.json")
+W = {}
+
+
+def vr(*args, check=True):
+    return subprocess.run([RULES, "--db", W["db"], "--actor", "tests"] + list(args), capture_output=True,
+                          text=True, check=check)
+
+
+def setUpModule():
+    d = W["dir"] = make_workdir()
+    W["ca"] = os.path.join(d, "ca")
+    run([VIGIL_CA, "init", "--dir", W["ca"]])
+    pki = W["pki"] = Pki(d)
+    W["tls"] = Origin("tls", *pki.leaf("shop", "shop.test"))
+    W["bank"] = Origin("bank", *pki.leaf("bank", "www.bank.test"))
+    W["blocked"] = Origin("blocked", *pki.leaf("blocked", "x.blocked.test"))
+    W["plain"] = Origin("plain")
+    W["db"] = os.path.join(d, "rules.db")
+    vr("init")
+    vr("import", DEFAULT)
+    vr("add", "host", ".blocked.test", "--category", "malware")
+    vr("add", "host", ".bank.test", "--category", "finance")
+    vr("add", "category", "risky", "--description", "warned, not blocked")
+    vr("add", "host", "warn.test", "--category", "risky")
+    vr("add", "policy", "warn-risky", "--action", "warn", "--priority", "30", "--category", "risky")
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 *.test warn.test\n")
+    ports = ",".join(str(W[k].port) for k in ("tls", "bank", "blocked"))
+    W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+        "--rules", W["db"], "--set", "proxy.allow_private_destinations=true",
+        "--set", "proxy.allowed_connect_ports=[%s]" % ports, "--set", "rules.reload_interval=1"])
+
+
+def tearDownModule():
+    if W["vigil"].proc.poll() is None:
+        W["vigil"].stop()
+    for k in ("tls", "bank", "blocked", "plain"):
+        W[k].close()
+    remove_workdir(W["dir"])
+
+
+def proxy():
+    return W["vigil"].proxy
+
+
+def root():
+    return os.path.join(W["ca"], "root.pem")
+
+
+def plain(path):
+    return "http://plain.test:%d%s" % (W["plain"].port, path)
+
+
+def shop(path):
+    return "https://shop.test:%d%s" % (W["tls"].port, path)
+
+
+class SignatureTest(unittest.TestCase):
+    def assertBlockedBy(self, result, rule):
+        code, status, headers, body, err = result
+        self.assertEqual(status, 403, (code, err, body[:300]))
+        self.assertIn("X-Vigil-Reason: blocked", headers)
+        self.assertIn(('id="rule">%s<' % rule).encode(), body)
+        self.assertNotIn(EICAR, body)
+
+    def test_eicar_in_plain_response(self):
+        self.assertBlockedBy(curl("-x", proxy(), plain("/eicar")), "eicar-download")
+
+    def test_eicar_in_bumped_https_response(self):
+        self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop("/eicar")), "eicar-download")
+
+    def test_eicar_gzip_br_and_nested(self):
+        for path in ("/eicar-gzip", "/eicar-br", "/eicar-gzip-br"):
+            with self.subTest(path=path):
+                self.assertBlockedBy(curl("-x", proxy(), plain(path)), "eicar-download")
+                self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop(path)), "eicar-download")
+
+    def test_eicar_split_across_chunks(self):
+        self.assertBlockedBy(curl("-x", proxy(), plain("/eicar-split")), "eicar-download")
+        self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop("/eicar-split")), "eicar-download")
+
+    def test_eicar_upload_never_reaches_origin(self):
+        before = W["plain"].stats["requests"]
+        p = subprocess.run(["curl", "-sS", "-x", proxy(), "-o", "/dev/null", "-w", "%{http_code}", "--data-binary",
+                            b"@-", plain("/upload")], input=b"upload: " + EICAR, capture_output=True)
+        self.assertEqual(p.stdout, b"403", p.stderr)
+        time.sleep(0.1)
+        self.assertEqual(W["plain"].stats["requests"], before)
+
+    def test_luhn_valid_card_blocked_invalid_passes(self):
+        code, status, headers, body, err = curl("-x", proxy(), "--data", '{"card": "4111 1111 1111 1111"}',
+                                                plain("/upload"))
+        self.assertEqual(status, 403)
+        self.assertIn(b"dlp-payment-card", body)
+        code, status, headers, body, err = curl("-x", proxy(), "--data", '{"card": "4111 1111 1111 1112"}',
+                                                plain("/upload"))
+        self.assertEqual(status, 200, body)
+        code, status, headers, body, err = curl("-x", proxy(), "--cacert", root(), "--data",
+                                                "ssn=123-45-6789", shop("/upload"))
+        self.assertEqual(status, 403)
+        self.assertIn(b"dlp-us-ssn", body)
+
+    def test_late_match_aborts_the_transfer(self):
+        code, status, headers, body, err = curl("-x", proxy(), plain("/eicar-late"))
+        self.assertNotEqual(code, 0)  # curl sees a transfer cut short
+        self.assertLess(len(body), 2 * (1 << 20) + len(EICAR))
+        self.assertNotIn(EICAR, body)
+
+    def test_clean_content_passes(self):
+        code, status, headers, body, err = curl("-x", proxy(), "--cacert", root(), shop("/hello"))
+        self.assertEqual((status, body), (200, b"hello from tls"))
+
+
+class CategoryTest(unittest.TestCase):
+    def test_category_block_on_connect_serves_https_block_page(self):
+        before = W["blocked"].stats["connections"]
+        code, status, headers, body, err = curl("-x", proxy(), "--cacert", root(),
+                                                "https://x.blocked.test:%d/" % W["blocked"].port)
+        self.assertEqual((code, status), (0, 403), err)
+        self.assertIn(b'id="category">malware<', body)
+        self.assertIn(b'id="rule">block-malware<', body)
+        self.assertEqual(W["blocked"].stats["connections"], before)  # the origin was never contacted
+
+    def test_bypass_category_is_spliced_with_the_origins_own_certificate(self):
+        url = "https://www.bank.test:%d/hello" % W["bank"].port
+        # The origin's own certificate: trusted through the test public CA, not Vigil's root.
+        code, status, headers, body, err = curl("-x", proxy(), "--cacert", W["pki"].ca_pem, url)
+        self.assertEqual((code, status, body), (0, 200, b"hello from bank"), err)
+        code, status, headers, body, err = curl("-x", proxy(), "--cacert", root(), url)
+        self.assertEqual(code, 60, err)  # curl: peer certificate cannot be authenticated
+        p = subprocess.run(["openssl", "s_client", "-proxy", "127.0.0.1:%d" % W["vigil"].port, "-connect",
+                            "www.bank.test:%d" % W["bank"].port, "-servername", "www.bank.test"],
+                           input="", capture_output=True, text=True, timeout=20)
+        self.assertIn("issuer=O = Vigil tests, CN = Test Public Root", p.stdout)
+
+    def test_warn_then_continue_then_allowed(self):
+        url = "http://warn.test:%d/hello" % W["plain"].port
+        code, status, headers, body, err = curl("-x", proxy(), url)
+        self.assertEqual(status, 403)
+        self.assertIn("X-Vigil-Reason: warn", headers)
+        link = body.decode().split('id="continue" href="')[1].split('"')[0].replace("&amp;", "&")
+        self.assertTrue(link.startswith(url + "?vigil-continue="), link)
+        code, status, headers, body, err = curl("-x", proxy(), link)
+        self.assertEqual(status, 302)
+        self.assertIn("Location: " + url, headers)
+        code, status, headers, body, err = curl("-x", proxy(), url)
+        self.assertEqual((status, body), (200, b"hello from plain"))
+        # A forged token is refused.
+        code, status, headers, body, err = curl("-x", proxy(), url + "?vigil-continue=9999999999.deadbeef")
+        self.assertEqual(status, 403)
+        self.assertIn("X-Vigil-Reason: bad_continue_token", headers)
+
+
+class ReloadTest(unittest.TestCase):
+    def test_rules_replaced_20_times_under_load(self):
+        stop = threading.Event()
+        results = {"ok": 0, "blocked": 0, "failed": []}
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy()}))
+
+        def load():
+            while not stop.is_set():
+                try:
+                    with opener.open("http://toggle.test:%d/hello" % W["plain"].port, timeout=10) as r:
+                        r.read()
+                        results["ok"] += 1
+                except urllib.error.HTTPError as e:
+                    e.read()
+                    if e.code == 403:
+                        results["blocked"] += 1
+                    else:
+                        results["failed"].append(e.code)
+                except Exception as e:  # a dropped connection is a failure
+                    results["failed"].append(repr(e))
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for i in range(20):
+            if i % 2 == 0:
+                vr("add", "host", "toggle.test", "--category", "malware")
+            else:
+                vr("remove", "host", "toggle.test")
+            W["vigil"].proc.send_signal(signal.SIGHUP)
+            time.sleep(0.25)
+        # Ends allowed (20 is even): the last swap must have taken effect.
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertEqual(results["failed"], [])
+        self.assertGreater(results["ok"], 0)
+        self.assertGreater(results["blocked"], 0)
+        code, status, headers, body, err = curl("-x", proxy(), "http://toggle.test:%d/hello" % W["plain"].port)
+        self.assertEqual(status, 200)
+        vr("add", "host", "toggle.test", "--category", "malware")
+        W["vigil"].proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        code, status, headers, body, err = curl("-x", proxy(), "http://toggle.test:%d/hello" % W["plain"].port)
+        self.assertEqual(status, 403)
+
+
+class RulesToolTest(unittest.TestCase):
+    def test_bad_import_leaves_database_unchanged(self):
+        before = vr("export").stdout
+        history = vr("history").stdout
+        bad = os.path.join(W["dir"], "bad.json")
+        with open(bad, "w") as f:
+            json.dump({"format": "vigil-rules/1", "categories": [{"name": "new-cat"}],
+                       "hosts": [{"pattern": "fine.example", "category": "new-cat"}],
+                       "signatures": [{"name": "broken", "target": "response_body", "pattern": "(unclosed"}]}, f)
+        p = vr("import", bad, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('signature "broken": invalid RE2 pattern "(unclosed": missing )', p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+        self.assertEqual(vr("export").stdout, before)
+        self.assertEqual(vr("history").stdout, history)
+
+    def test_export_import_export_is_identical(self):
+        first = vr("export").stdout
+        path = os.path.join(W["dir"], "export.json")
+        with open(path, "w") as f:
+            f.write(first)
+        other = os.path.join(W["dir"], "copy.db")
+        run([RULES, "--db", other, "init"])
+        run([RULES, "--db", other, "import", path])
+        self.assertEqual(run([RULES, "--db", other, "export"]).stdout, first)
+
+    def test_list_formats_import(self):
+        d = os.path.join(W["dir"], "lists")
+        os.makedirs(os.path.join(d, "ut1", "gambling"))
+        os.makedirs(os.path.join(d, "ut1", "jobsearch"))
+        files = {
+            "hosts.txt": "# blocklist\n0.0.0.0 ads.one.example\n127.0.0.1 localhost\n0.0.0.0 ads.two.example\n",
+            "domains.txt": "tracker.example\n# comment\nmetrics.example\n",
+            "adblock.txt": "[Adblock Plus 2.0]\n! comment\n||adserver.example^\n||cdn.example^$third-party\n"
+                           "@@||allowed.example^\n/banner/*\n",
+            "ut1/gambling/domains": "casino.example\npoker.example\n",
+            "ut1/gambling/urls": "lottery.example/tickets\n",
+            "ut1/jobsearch/domains": "jobs.example\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        other = os.path.join(W["dir"], "lists.db")
+        run([RULES, "--db", other, "init"])
+        run([RULES, "--db", other, "import", os.path.join(d, "hosts.txt"), "--format", "hosts", "--category", "ads"])
+        run([RULES, "--db", other, "import", os.path.join(d, "domains.txt"), "--format", "domains",
+             "--category", "trackers"])
+        run([RULES, "--db", other, "import", os.path.join(d, "adblock.txt"), "--format", "adblock",
+             "--category", "ads"])
+        run([RULES, "--db", other, "import", os.path.join(d, "ut1"), "--format", "ut1"])
+        data = json.loads(run([RULES, "--db", other, "export"]).stdout)
+        hosts = {h["pattern"]: h["category"] for h in data["hosts"]}
+        self.assertEqual(hosts, {
+            "ads.one.example": "ads", "ads.two.example": "ads", ".tracker.example": "trackers",
+            ".metrics.example": "trackers", ".adserver.example": "ads", ".cdn.example": "ads",
+            ".casino.example": "gambling", ".poker.example": "gambling", ".jobs.example": "jobsearch"})
+        self.assertEqual([u["category"] for u in data["url_patterns"]], ["gambling"])
+
+        def verdict(url):
+            out = run([RULES, "--db", other, "test", "--url", url, "--json"]).stdout
+            return json.loads(out)
+
+        run([RULES, "--db", other, "add", "policy", "no-gambling", "--action", "block", "--category", "gambling"])
+        self.assertEqual(verdict("https://www.casino.example/")["action"], "block")
+        self.assertEqual(verdict("https://casino.example/")["action"], "block")
+        self.assertEqual(verdict("https://notcasino.example/")["action"], "allow")  # label-anchored
+        self.assertEqual(verdict("http://lottery.example/tickets/today")["action"], "block")
+        self.assertEqual(verdict("http://lottery.example/other")["action"], "allow")
+
+    def test_csv_import_and_rule_management(self):
+        other = os.path.join(W["dir"], "csv.db")
+        csv = os.path.join(W["dir"], "rules.csv")
+        with open(csv, "w") as f:
+            f.write("kind,name,pattern,category,target,action,severity,validator,priority,match_category,"
+                    "description\n"
+                    "category,social,,,,,,,,,Social networks\n"
+                    "host,,\"*.social.example\",social,,,,,,,\n"
+                    "signature,secret-word,(?i)xyzzy,,response_body,block,low,,,,\"a word, quoted\"\n"
+                    "policy,block-social,,,,block,,,5,social,\n")
+        run([RULES, "--db", other, "init"])
+        out = run([RULES, "--db", other, "import", csv]).stdout
+        self.assertIn("1 categories, 1 hosts, 0 URL patterns, 1 signatures, 1 policies", out)
+        body = os.path.join(W["dir"], "body.txt")
+        with open(body, "w") as f:
+            f.write("the XYZZY word")
+
+        def verdict(*args):
+            return json.loads(run([RULES, "--db", other, "test", "--json"] + list(args)).stdout)
+
+        v = verdict("--url", "https://a.social.example/")
+        self.assertEqual((v["action"], v["rule"], v["category"]), ("block", "block-social", "social"))
+        self.assertEqual(verdict("--url", "https://social.example/")["action"], "allow")  # *. is below only
+        v = verdict("--url", "https://x.example/", "--response-body", body)
+        self.assertEqual((v["action"], v["rule"]), ("block", "secret-word"))
+        run([RULES, "--db", other, "disable", "signature", "secret-word"])
+        self.assertEqual(verdict("--url", "https://x.example/", "--response-body", body)["action"], "allow")
+        run([RULES, "--db", other, "enable", "signature", "secret-word"])
+        self.assertEqual(verdict("--url", "https://x.example/", "--response-body", body)["action"], "block")
+        run([RULES, "--db", other, "remove", "policy", "block-social"])
+        self.assertEqual(verdict("--url", "https://a.social.example/")["action"], "allow")
+        p = subprocess.run([RULES, "--db", other, "remove", "policy", "block-social"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('no policy "block-social"', p.stderr)
+        history = run([RULES, "--db", other, "history"]).stdout.splitlines()
+        self.assertEqual(len(history), 4)  # import, disable, enable, remove
+        self.assertIn("remove", history[0])
+        stats = run([RULES, "--db", other, "stats"]).stdout
+        self.assertIn("ruleset version: 4", stats)
+        listing = run([RULES, "--db", other, "list", "--kind", "signature"]).stdout
+        self.assertIn("secret-word  response_body block low", listing)
+
+    def test_not_a_rule_database(self):
+        junk = os.path.join(W["dir"], "junk.db")
+        with open(junk, "w") as f:
+            f.write("this is not sqlite" * 100)
+        p = subprocess.run([RULES, "--db", junk, "list"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
