@@ -13,6 +13,7 @@
 #include <re2/re2.h>
 #include <re2/set.h>
 
+#include "inspect/set_match.hpp"
 #include "inspect/validators.hpp"
 
 namespace vigil::inspect {
@@ -252,13 +253,14 @@ Verdict RuleSet::check_connect(const Subject& s) const {
 Verdict RuleSet::check_request(const Subject& s, const Headers& headers) const {
     std::vector<std::string> cats;
     std::vector<int> hits;
-    RE2::Set::ErrorInfo ei{};
     // The URL pattern, being more specific than the host, comes first.
-    if (!impl_->url_categories.empty() && impl_->urls->Match(s.url, &hits, &ei) && !hits.empty())
+    SetMatch url_match = impl_->url_categories.empty() ? SetMatch::none : match_set(*impl_->urls, s.url, &hits);
+    if (url_match == SetMatch::matched && !hits.empty())
         cats.push_back(impl_->url_categories[static_cast<size_t>(*std::min_element(hits.begin(), hits.end()))]);
     if (auto c = host_category(s.host); !c.empty() && std::find(cats.begin(), cats.end(), c) == cats.end())
         cats.push_back(c);
     Verdict v = policy_verdict(s, cats);
+    if (url_match == SetMatch::error) v.merge(matcher_error_verdict(opts_.error_block));
     if (v.bypass) return v;
     match_signatures(Target::url, s.url, v);
     std::string text;
@@ -279,16 +281,9 @@ void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v)
     const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
     if (g.sigs.empty()) return;
     std::vector<int> hits;
-    RE2::Set::ErrorInfo ei{};
-    if (!g.set->Match(re2::StringPiece(text.data(), text.size()), &hits, &ei) && ei.kind != RE2::Set::kNoError) {
-        // RE2 reports "out of memory" as no match; here it is an error decided by policy.
-        Verdict e;
-        e.error = true;
-        e.rule_kind = "error";
-        e.rule = "matcher-error";
-        e.action = opts_.error_block ? Action::block : Action::monitor;
-        e.reason = "the content could not be inspected (signature matcher out of memory)";
-        v.merge(e);
+    SetMatch r = match_set(*g.set, text, &hits);
+    if (r == SetMatch::error) {
+        v.merge(matcher_error_verdict(opts_.error_block));
         return;
     }
     std::sort(hits.begin(), hits.end());
