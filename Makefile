@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev
 	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli
 
-.PHONY: deps build run test clean
+.PHONY: deps build run test bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -44,6 +44,13 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# Scanning throughput and compile time (not part of `make test`); results go in docs/performance.md.
+bench: build
+	@dpkg-query -W -f='$${Status}' libbenchmark-dev 2>/dev/null | grep -q 'ok installed' || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbenchmark-dev
+	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_scan_bench
+	$(BUILD)/bin/vigil_scan_bench
 
 clean:
 	rm -rf $(BUILD)

@@ -11,8 +11,10 @@
 #include <set>
 
 #include <re2/re2.h>
+#include <re2/filtered_re2.h>
 #include <re2/set.h>
 
+#include "inspect/literal_matcher.hpp"
 #include "inspect/set_match.hpp"
 #include "inspect/validators.hpp"
 
@@ -94,14 +96,24 @@ struct CompiledPolicy {
 
 struct CompiledSig {
     rules::Signature def;
-    std::unique_ptr<RE2> re;  // for validators: find the text that matched
     Action action = Action::block;
 };
 
+// The signatures of one target. A small group is one RE2::Set (one DFA pass, fastest for
+// hundreds of patterns). A large group uses FilteredRE2: it extracts literal "atoms" every
+// match must contain, a literal prefilter finds the atoms present in one pass, and only signatures
+// whose atoms are present (and those without usable atoms) run as single RE2s. That does
+// not collapse at thousands of signatures the way one RE2::Set's DFA does.
 struct SigGroup {
-    std::unique_ptr<RE2::Set> set;
-    std::vector<const CompiledSig*> sigs;
+    std::unique_ptr<RE2::Set> set;              // small groups
+    std::unique_ptr<re2::FilteredRE2> filter;   // large groups
+    std::unique_ptr<LiteralMatcher> atoms;
+    std::vector<const CompiledSig*> sigs;       // by id in set or filter
+    std::vector<std::unique_ptr<RE2>> validators;  // by id; only for signatures with a validator
 };
+
+// Shorter literals would hit too often in ordinary text to filter anything out.
+constexpr int kMinAtomLength = 3;
 
 RE2::Options re2_options(int64_t max_mem) {
     RE2::Options o;
@@ -174,30 +186,41 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
     std::stable_sort(im.policies.begin(), im.policies.end(),
                      [](const auto& a, const auto& b) { return a.def.priority < b.def.priority; });
 
-    for (auto& g : im.groups) g.set = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
+    std::array<std::vector<const rules::Signature*>, 5> by_target;
     for (const auto& s : data.signatures) {
         if (!s.enabled) continue;
         rules::validate(s);
-        auto cs = std::make_unique<CompiledSig>();
-        cs->def = s;
-        cs->action = to_action(s.action).value_or(Action::block);
-        if (!s.validator.empty()) {
-            cs->re = std::make_unique<RE2>(s.pattern, ro);
-            if (!cs->re->ok()) throw rules::RulesError("signature \"" + s.name + "\": " + cs->re->error());
-        }
         auto t = std::find(rules::signature_targets().begin(), rules::signature_targets().end(), s.target) -
                  rules::signature_targets().begin();
-        SigGroup& g = im.groups[static_cast<size_t>(t)];
-        std::string err;
-        if (g.set->Add(s.pattern, &err) < 0)
-            throw rules::RulesError("signature \"" + s.name + "\": invalid RE2 pattern \"" + s.pattern + "\": " + err);
-        g.sigs.push_back(cs.get());
-        im.sigs.push_back(std::move(cs));
+        by_target[static_cast<size_t>(t)].push_back(&s);
     }
-    for (size_t i = 0; i < im.groups.size(); ++i) {
-        if (!im.groups[i].set->Compile())
-            throw rules::RulesError("signatures for " + rules::signature_targets()[i] +
+    RE2::Options single = re2_options(std::min<int64_t>(opts.re2_max_mem, 8 << 20));
+    for (size_t t = 0; t < by_target.size(); ++t) {
+        SigGroup& g = im.groups[t];
+        const bool large = by_target[t].size() >= std::max<size_t>(opts.prefilter_threshold, 1);
+        if (large) g.filter = std::make_unique<re2::FilteredRE2>(kMinAtomLength);
+        else g.set = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
+        for (const rules::Signature* s : by_target[t]) {
+            auto cs = std::make_unique<CompiledSig>();
+            cs->def = *s;
+            cs->action = to_action(s->action).value_or(Action::block);
+            int id = -1;
+            std::string err;
+            bool ok = large ? g.filter->Add(s->pattern, single, &id) == RE2::NoError : (id = g.set->Add(s->pattern, &err)) >= 0;
+            if (!ok || id != static_cast<int>(g.sigs.size()))
+                throw rules::RulesError("signature \"" + s->name + "\": invalid RE2 pattern \"" + s->pattern + "\"");
+            g.validators.push_back(s->validator.empty() ? nullptr : std::make_unique<RE2>(s->pattern, single));
+            g.sigs.push_back(cs.get());
+            im.sigs.push_back(std::move(cs));
+        }
+        if (large) {
+            std::vector<std::string> atoms;
+            g.filter->Compile(&atoms);
+            g.atoms = std::make_unique<LiteralMatcher>(atoms);
+        } else if (!g.set->Compile()) {
+            throw rules::RulesError("signatures for " + rules::signature_targets()[t] +
                                     ": RE2 ran out of memory compiling them (raise inspect.re2_max_mem)");
+        }
     }
     return rs;
 }
@@ -281,20 +304,24 @@ void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v)
     const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
     if (g.sigs.empty()) return;
     std::vector<int> hits;
-    SetMatch r = match_set(*g.set, text, &hits);
-    if (r == SetMatch::error) {
+    if (g.filter) {
+        std::vector<int> atoms;
+        g.atoms->find_all(text, atoms);
+        g.filter->AllMatches(re2::StringPiece(text.data(), text.size()), atoms, &hits);
+    } else if (match_set(*g.set, text, &hits) == SetMatch::error) {
+        // RE2::Set says "no match" when its DFA runs out of memory; that is never a pass.
         v.merge(matcher_error_verdict(opts_.error_block));
         return;
     }
     std::sort(hits.begin(), hits.end());
     for (int idx : hits) {
         const CompiledSig& sig = *g.sigs[static_cast<size_t>(idx)];
-        if (sig.re) {
+        if (const RE2* re = g.validators[static_cast<size_t>(idx)].get()) {
             // Only a candidate that passes the validator counts (e.g. Luhn for card numbers).
             bool valid = false;
             re2::StringPiece input(text.data(), text.size()), m;
             size_t pos = 0;
-            while (!valid && pos <= input.size() && sig.re->Match(input, pos, input.size(), RE2::UNANCHORED, &m, 1)) {
+            while (!valid && pos <= input.size() && re->Match(input, pos, input.size(), RE2::UNANCHORED, &m, 1)) {
                 valid = run_validator(sig.def.validator, std::string_view(m.data(), m.size()));
                 size_t next = static_cast<size_t>(m.data() - input.data()) + std::max<size_t>(m.size(), 1);
                 pos = next;

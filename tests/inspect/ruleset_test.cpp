@@ -246,3 +246,34 @@ TEST(RuleSet, BadPatternIsAClearError) {
 
 }  // namespace
 }  // namespace vigil::inspect
+
+namespace vigil::inspect {
+namespace {
+
+TEST(RuleSet, PrefilteredPathAgreesWithSetPath) {
+    RuleData d;
+    d.signatures = {sig("m", "response_body", "alpha[0-9]+", "monitor"), sig("w", "response_body", "(?i)BetaWord", "warn"),
+                    sig("b", "response_body", "gamma.{0,5}delta"),
+                    sig("card", "response_body", "\\b(?:\\d[ -]?){12,18}\\d\\b", "block", "luhn"),
+                    sig("noatom", "response_body", "[xyz]{3}\\d{2}q")};
+    InspectOptions small, large;
+    large.prefilter_threshold = 1;  // force FilteredRE2 + the literal prefilter even for five signatures
+    auto a = RuleSet::compile(d, small), b = RuleSet::compile(d, large);
+    for (std::string text : std::vector<std::string>{"nothing here", "alpha42", "x BETAWORD y", "gamma--delta", "alpha1 gammaXdelta",
+                             "4111 1111 1111 1111", "4111 1111 1111 1112", "zyx42q", std::string(70000, 'p') + "betaword"}) {
+        auto sa = a->scan_body(Target::response_body, ""), sb = b->scan_body(Target::response_body, "");
+        for (size_t off = 0; off < text.size(); off += 1000) {
+            sa->feed(std::string_view(text).substr(off, 1000));
+            sb->feed(std::string_view(text).substr(off, 1000));
+        }
+        EXPECT_EQ(sa->verdict().action, sb->verdict().action) << text.substr(0, 40);
+        EXPECT_EQ(sa->verdict().rule, sb->verdict().rule) << text.substr(0, 40);
+        EXPECT_EQ(sa->verdict().monitored, sb->verdict().monitored) << text.substr(0, 40);
+    }
+    auto s = b->scan_body(Target::response_body, "");
+    s->feed("gamma--delta");
+    EXPECT_EQ(s->verdict().rule, "b");
+}
+
+}  // namespace
+}  // namespace vigil::inspect

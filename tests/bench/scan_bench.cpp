@@ -1,0 +1,77 @@
+// Scanning throughput at 100 / 1k / 10k response-body signatures, and ruleset compile time
+// with up to 1M host entries. Run with `make bench`; never part of the test suite.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <random>
+
+#include "inspect/ruleset.hpp"
+
+namespace {
+
+using namespace vigil;
+
+// Signatures shaped like real ones: a distinctive literal core with variable parts around it.
+rules::RuleData signatures(int n) {
+    std::mt19937 rng(7);
+    rules::RuleData d;
+    for (int i = 0; i < n; ++i) {
+        std::string core;
+        for (int k = 0; k < 8; ++k) core += static_cast<char>('a' + rng() % 26);
+        std::string pattern;
+        switch (i % 4) {
+            case 0: pattern = core + "[0-9]{2,6}"; break;
+            case 1: pattern = "(?i)" + core + "\\s*=\\s*['\"]"; break;
+            case 2: pattern = core + ".{0,20}" + std::to_string(i); break;
+            default: pattern = "\\b" + core + "\\b"; break;
+        }
+        d.signatures.push_back({"sig" + std::to_string(i), "response_body", pattern, "block", "high", "", "", true});
+    }
+    return d;
+}
+
+std::string random_text(size_t n) {
+    std::mt19937 rng(11);
+    std::string s(n, ' ');
+    for (auto& c : s) c = static_cast<char>(' ' + rng() % 95);
+    return s;
+}
+
+void BM_ScanResponseBody(benchmark::State& state) {
+    auto rs = inspect::RuleSet::compile(signatures(static_cast<int>(state.range(0))), {});
+    static const std::string text = random_text(16u << 20);
+    for (auto _ : state) {
+        auto scanner = rs->scan_body(inspect::Target::response_body, "");
+        for (size_t off = 0; off < text.size(); off += 64 * 1024)
+            scanner->feed(std::string_view(text).substr(off, 64 * 1024));
+        if (scanner->verdict().action != inspect::Action::allow) state.SkipWithError("unexpected match");
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_ScanResponseBody)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+void BM_CompileSignatures(benchmark::State& state) {
+    auto data = signatures(static_cast<int>(state.range(0)));
+    for (auto _ : state) benchmark::DoNotOptimize(inspect::RuleSet::compile(data, {}));
+}
+BENCHMARK(BM_CompileSignatures)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+void BM_CompileAndMatchHosts(benchmark::State& state) {
+    rules::RuleData d;
+    for (int64_t i = 0; i < state.range(0); ++i)
+        d.hosts.push_back({(i % 2 ? ".h" : "h") + std::to_string(i) + ".example", "c" + std::to_string(i % 50)});
+    std::shared_ptr<const inspect::RuleSet> rs;
+    for (auto _ : state) rs = inspect::RuleSet::compile(d, {});
+    state.counters["lookups_per_s"] = benchmark::Counter(0);
+    auto t0 = std::chrono::steady_clock::now();
+    size_t found = 0;
+    for (int i = 0; i < 1000000; ++i) found += !rs->host_category("www.h" + std::to_string(i * 7 % 1000000) + ".example").empty();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.counters["lookups_per_s"] = 1e6 / secs;
+    benchmark::DoNotOptimize(found);
+}
+BENCHMARK(BM_CompileAndMatchHosts)->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+}  // namespace
+
+BENCHMARK_MAIN();
