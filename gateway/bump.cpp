@@ -7,6 +7,7 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
+#include "gateway/tx_audit.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/upstream.hpp"
 #include "tls/contexts.hpp"
@@ -40,11 +41,13 @@ std::optional<PageInfo> check_bumped_target(const http::request<http::buffer_bod
 
 // bypass_inspection: a blind tunnel to the origin; no certificate is minted, nothing decrypted.
 net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, const Authority& origin, Gateway& gw,
-                            uint64_t cid, unsigned version) {
+                            TxAudit& tx, unsigned version) {
     using namespace net::experimental::awaitable_operators;
+    const uint64_t cid = tx.rec().conn_id;
     std::optional<beast::tcp_stream> up;
     if (auto failure = co_await connect_tcp(gw, origin, up, cid)) {
         failure->conn_id = cid;
+        tx.page(*failure);
         co_await write_page(stream, gw, *failure, version);
         co_return;
     }
@@ -54,63 +57,87 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
     bump(gw.counters.bytes_out, n);
     if (ec) co_return;
     bump(gw.counters.spliced);
+    tx.rec().status = 200;
     log_info("spliced (not inspected) " + origin.host_port(), cid);
     if (buf.size()) {
         auto [e2, m] = co_await net::async_write(*up, buf.data(), use_nothrow);
         if (e2) co_return;
+        tx.rec().bytes_from_client += static_cast<int64_t>(m);
         buf.clear();
     }
-    co_await (pump(stream, *up, gw, gw.counters.bytes_in) || pump(*up, stream, gw, gw.counters.bytes_out));
+    std::atomic<uint64_t> from_client{0}, to_client{0};
+    co_await (pump(stream, *up, gw, from_client) || pump(*up, stream, gw, to_client));
+    bump(gw.counters.bytes_in, from_client);
+    bump(gw.counters.bytes_out, to_client);
+    tx.rec().bytes_from_client += static_cast<int64_t>(from_client.load());
+    tx.rec().bytes_to_client += static_cast<int64_t>(to_client.load());
+}
+
+// Answers the CONNECT itself (before any tunnel) with one of Vigil's pages, and records it.
+net::awaitable<void> refuse_connect(beast::tcp_stream& stream, Gateway& gw, TxAudit& tx, PageInfo info,
+                                    unsigned version) {
+    info.conn_id = tx.rec().conn_id;
+    tx.page(info);
+    co_await write_page(stream, gw, info, version, &tx.rec().bytes_to_client);
+}
+
+std::string tls_params(SSL* ssl) {
+    const SSL_CIPHER* c = SSL_get_current_cipher(ssl);
+    return std::string(SSL_get_version(ssl)) + " " + (c ? SSL_CIPHER_get_name(c) : "");
 }
 
 }  // namespace
 
 net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
                                      std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
-                                     uint64_t cid) {
+                                     audit::Record base) {
     bump(gw.counters.connect);
+    const uint64_t cid = base.conn_id;
     const unsigned version = connect->get().version();
     auto origin = parse_authority(connect->get().target(), std::nullopt);
+    // The CONNECT's own record: refusals, splices and TLS failures end here; bumped requests
+    // get one record each from the relay.
+    audit::Record connect_rec = base;
+    connect_rec.method = "CONNECT";
+    connect_rec.url = std::string(connect->get().target().substr(0, 2048));
+    if (origin) {
+        connect_rec.host = origin->host;
+        connect_rec.port = origin->port;
+    }
+    auto tx = std::make_unique<TxAudit>(gw, connect_rec);
     if (!origin) {
         bump(gw.counters.bad_request);
-        {
-            PageInfo info{400, "Bad request", "CONNECT needs a host:port target",
-                                         std::string(connect->get().target().substr(0, 200)), "bad_connect", cid};
-            co_await write_page(stream, gw, info,
-                            version);
-        }
+        PageInfo info{400, "Bad request", "CONNECT needs a host:port target",
+                      std::string(connect->get().target().substr(0, 200)), "bad_connect"};
+        co_await refuse_connect(stream, gw, *tx, info, version);
         co_return;
     }
     if (!any_contains(gw.cfg.allowed_connect_ports, origin->port)) {
         bump(gw.counters.connect_denied);
-        {
-            PageInfo info{403, "Port not allowed",
-                                         "tunnels to port " + std::to_string(origin->port) +
-                                             " are not allowed by this gateway (proxy.allowed_connect_ports)",
-                                         origin->host_port(), "port_not_allowed", cid};
-            co_await write_page(stream, gw, info,
-                            version);
-        }
+        PageInfo info{403, "Port not allowed",
+                      "tunnels to port " + std::to_string(origin->port) +
+                          " are not allowed by this gateway (proxy.allowed_connect_ports)",
+                      origin->host_port(), "port_not_allowed"};
+        co_await refuse_connect(stream, gw, *tx, info, version);
         co_return;
     }
     if (!connect->is_done()) {  // a CONNECT with a body is not something a real client sends
         bump(gw.counters.bad_request);
-        {
-            PageInfo info{400, "Bad request", "CONNECT with a body", origin->host_port(),
-                                         "bad_connect", cid};
-            co_await write_page(stream, gw, info, version);
-        }
+        PageInfo info{400, "Bad request", "CONNECT with a body", origin->host_port(), "bad_connect"};
+        co_await refuse_connect(stream, gw, *tx, info, version);
         co_return;
     }
 
     // The host-only decision, before anything is decrypted.
-    error_code rec;
-    const std::string client_ip = stream.socket().remote_endpoint(rec).address().to_string();
+    const std::string client_ip = base.client_ip;
     const std::string site_url = full_url("https", *origin, "/");
     inspect::Subject subject{origin->host, site_url, "", {}, client_ip};
     inspect::Verdict verdict = gw.rules.load()->check_connect(subject);
     if (verdict.bypass) {
-        co_await splice(stream, buf, *origin, gw, cid, version);
+        tx->rec().kind = "splice";
+        tx->rec().tls_mode = "splice";
+        tx->verdict(verdict);
+        co_await splice(stream, buf, *origin, gw, *tx, version);
         co_return;
     }
 
@@ -121,11 +148,9 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         log_error("minting a certificate for " + origin->host + " failed: " + e.what(), cid);
     }
     if (!cert) {
-        {
-            PageInfo info{500, "Internal error", "the gateway could not create a certificate",
-                                         origin->host_port(), "mint_failed", cid};
-            co_await write_page(stream, gw, info, version);
-        }
+        PageInfo info{500, "Internal error", "the gateway could not create a certificate", origin->host_port(),
+                      "mint_failed"};
+        co_await refuse_connect(stream, gw, *tx, info, version);
         co_return;
     }
 
@@ -146,17 +171,29 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     lowest(client).expires_after(gw.cfg.handshake);
     auto [hec, used] = co_await client.async_handshake(net::ssl::stream_base::server, buf.data(), use_nothrow);
     if (hec) {
+        tx->rec().kind = "refused";
+        tx->rec().tls_mode = "bump";
+        tx->rec().action = "refuse";
         if (tls::sni_was_refused(ssl)) {
             bump(gw.counters.sni_mismatch);
             log_warn("TLS SNI does not match CONNECT " + origin->host_port() + "; refused", cid);
+            const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+            tx->rec().sni = sni ? sni : "";
+            tx->rec().reason = "sni_mismatch: the TLS SNI names a different host than the CONNECT";
         } else {
             bump(gw.counters.client_tls_failed);
             log_info("client TLS handshake for " + origin->host_port() + " failed: " + hec.message(), cid);
+            tx->rec().reason = "client_tls_failed: " + hec.message();
         }
         co_return;
     }
     buf.consume(used);
     bump(gw.counters.bumped);
+    tx->cancel();  // from here on, each request inside the tunnel has its own record
+    tx.reset();
+    base.tls_mode = "bump";
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) base.sni = sni;
+    base.client_tls = tls_params(ssl);
 
     auto connect_origin = [&gw, cid](const Authority& a, std::optional<TlsStream>& up) {
         return connect_tls(gw, a, up, cid);
@@ -170,8 +207,15 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     } else {
         std::optional<TlsStream> upstream;
         origin_failure = co_await connect_tls(gw, *origin, upstream, cid);
-        if (!origin_failure) relay.adopt(std::move(upstream), *origin);
+        if (!origin_failure) {
+            base.origin_cert = "ok";
+            base.origin_tls = tls_params(upstream->native_handle());
+            relay.adopt(std::move(upstream), *origin);
+        } else {
+            base.origin_cert = origin_failure->code;
+        }
     }
+    relay.audit_base() = base;
 
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
@@ -181,25 +225,33 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
         if (head.status == HeadRead::rejected) {
             bump(gw.counters.bad_request);
-            {
-                PageInfo info{head.rejection.status, "Bad request", head.rejection.reason,
-                                             origin->host_port(), "bad_request", cid};
-                co_await write_page(client, gw, info);
-            }
+            TxAudit bad(gw, base);
+            bad.rec().host = origin->host;
+            bad.rec().port = origin->port;
+            PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, origin->host_port(),
+                          "bad_request", cid};
+            bad.page(info);
+            co_await write_page(client, gw, info, 11, &bad.rec().bytes_to_client);
             break;
         }
         bump(gw.counters.requests);
-        // The origin's certificate failed (or it was unreachable): say so on the first request.
-        if (origin_failure) {
-            origin_failure->conn_id = cid;
-            co_await write_page(client, gw, *origin_failure, head.parser->get().version());
-            break;
-        }
+        // The origin's certificate failed (or it was unreachable), or the host is blocked: say so
+        // on the first request, inside TLS, so the browser shows it.
         std::string target;
-        if (auto refused = check_bumped_target(head.parser->get(), *origin, target)) {
+        std::optional<PageInfo> refused = origin_failure;
+        if (!refused) refused = check_bumped_target(head.parser->get(), *origin, target);
+        if (refused) {
             refused->conn_id = cid;
-            bump(gw.counters.bad_request);
-            co_await write_page(client, gw, *refused, head.parser->get().version());
+            if (!origin_failure) bump(gw.counters.bad_request);
+            TxAudit rtx(gw, base);
+            rtx.rec().method = std::string(head.parser->get().method_string());
+            rtx.rec().scheme = "https";
+            rtx.rec().host = origin->host;
+            rtx.rec().port = origin->port;
+            rtx.rec().url = full_url("https", *origin, std::string(head.parser->get().target()));
+            if (verdict.action == inspect::Action::block) rtx.verdict(verdict);
+            rtx.page(*refused);
+            co_await write_page(client, gw, *refused, head.parser->get().version(), &rtx.rec().bytes_to_client);
             break;
         }
         if (!co_await relay.transaction(*head.parser, *origin, target, true)) break;

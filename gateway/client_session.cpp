@@ -4,6 +4,7 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/relay.hpp"
+#include "gateway/tx_audit.hpp"
 #include "gateway/upstream.hpp"
 
 namespace vigil::gateway {
@@ -50,9 +51,18 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
     auto remote = socket.remote_endpoint(ec);
     if (ec) co_return;
     bump(gw.counters.accepted);
+    audit::Record base;
+    base.conn_id = cid;
+    base.client_ip = remote.address().to_string();
+    base.client_port = remote.port();
+    base.tls_mode = "plain";
     if (!any_contains(gw.cfg.allow_clients, remote.address())) {
         bump(gw.counters.refused_client);
         log_warn("client " + remote.address().to_string() + " is not in proxy.allow_clients; closed", cid);
+        base.kind = "refused";
+        TxAudit refused(gw, base);
+        refused.rec().action = "refuse";
+        refused.rec().reason = "client address not in proxy.allow_clients";
         co_return;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -64,6 +74,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up) {
             return connect_tcp(gw, a, up, cid);
         });
+    relay.audit_base() = base;
     log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);
 
     for (bool first = true;; first = false) {
@@ -74,24 +85,27 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
         if (head.status == HeadRead::rejected) {
             bump(gw.counters.bad_request);
-            {
-                PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, "",
-                                             "bad_request", cid};
-                co_await write_page(stream, gw, info);
-            }
+            TxAudit tx(gw, base);
+            PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, "", "bad_request", cid};
+            tx.page(info);
+            co_await write_page(stream, gw, info, 11, &tx.rec().bytes_to_client);
             break;
         }
         bump(gw.counters.requests);
         auto& req = head.parser->get();
         if (req.method() == http::verb::connect) {
-            co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), cid);
+            co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), base);
             co_return;
         }
         std::optional<AbsoluteUrl> url;
         if (auto refused = check_plain_target(gw, req, url)) {
             refused->conn_id = cid;
             if (refused->status == 400) bump(gw.counters.bad_request);
-            co_await write_page(stream, gw, *refused, req.version());
+            TxAudit tx(gw, base);
+            tx.rec().method = std::string(req.method_string());
+            tx.rec().url = std::string(req.target()).substr(0, 2048);
+            tx.page(*refused);
+            co_await write_page(stream, gw, *refused, req.version(), &tx.rec().bytes_to_client);
             break;
         }
         bump(gw.counters.plain);

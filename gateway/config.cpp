@@ -132,6 +132,34 @@ const std::map<std::string, Setter>& schema() {
         {"inspect.warn_duration", [](Config& c, const Where& w) { c.warn_duration = get_seconds(w); }},
         {"inspect.re2_max_mem",
          [](Config& c, const Where& w) { c.re2_max_mem = get_int(w, 1 << 20, int64_t(1) << 34); }},
+        {"audit.path", [](Config& c, const Where& w) { c.audit_path = get_string(w); }},
+        {"audit.jsonl", [](Config& c, const Where& w) { c.audit_jsonl = get_string(w); }},
+        {"audit.syslog",
+         [](Config& c, const Where& w) {
+             c.audit_syslog = get_string(w);
+             if (!c.audit_syslog.empty() && c.audit_syslog.rfind("udp://", 0) != 0 && c.audit_syslog.rfind("tcp://", 0) != 0)
+                 w.fail("expected udp://HOST:PORT or tcp://HOST:PORT");
+         }},
+        {"audit.overflow",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "block" && v != "drop") w.fail("expected \"block\" or \"drop\"");
+             c.audit_overflow_drop = v == "drop";
+         }},
+        {"audit.on_failure",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "fail-closed" && v != "fail-open") w.fail("expected \"fail-closed\" or \"fail-open\"");
+             c.audit_fail_closed = v == "fail-closed";
+         }},
+        {"audit.url_mode",
+         [](Config& c, const Where& w) {
+             c.audit_url_mode = get_string(w);
+             if (c.audit_url_mode != "full" && c.audit_url_mode != "strip-query" && c.audit_url_mode != "host-only")
+                 w.fail("expected \"full\", \"strip-query\" or \"host-only\"");
+         }},
+        {"audit.queue_limit",
+         [](Config& c, const Where& w) { c.audit_queue_limit = size_t(get_int(w, 16, 10'000'000)); }},
         {"limits.max_header_bytes",
          [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},

@@ -53,6 +53,14 @@ struct Config {
     bool error_block = true;                 // inspect.on_error = "block" | "allow"
     int64_t re2_max_mem = 256 << 20;
     std::chrono::seconds warn_duration{3600};  // how long "Continue" on a warn page lasts
+    // [audit]
+    std::string audit_path;            // SQLite audit log; "" = none
+    std::string audit_jsonl;           // JSON-lines copy
+    std::string audit_syslog;          // udp://host:port or tcp://host:port (RFC 5424)
+    bool audit_overflow_drop = false;  // audit.overflow = "block" (back-pressure) | "drop"
+    bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
+    std::string audit_url_mode = "full";
+    size_t audit_queue_limit = 65536;
     // [limits]
     size_t max_header_bytes = 64 * 1024;
     size_t max_headers = 100;

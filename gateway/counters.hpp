@@ -13,7 +13,8 @@ namespace vigil::gateway {
     X(client_tls_failed) X(upstream_cert_error) X(upstream_unreachable) X(upstream_tls_failed)    \
     X(upstream_bad_response) X(upstream_timeout) X(upgrades) X(bytes_in) X(bytes_out)             \
     X(certs_minted) X(shutdown_closed_idle) X(blocked) X(warned) X(monitored) X(spliced)          \
-    X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)
+    X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)      \
+    X(audit_written) X(audit_dropped) X(audit_failures)
 
 struct Counters {
 #define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};

@@ -108,7 +108,8 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
 
 // Answers with one of Vigil's own pages; the connection is closed afterwards.
 template <class Stream>
-net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, unsigned version = 11) {
+net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, unsigned version = 11,
+                                int64_t* tx_bytes = nullptr) {
     http::response<http::string_body> res{static_cast<http::status>(info.status), version == 10 ? 10u : 11u};
     res.set(http::field::server, "Vigil");
     res.set(http::field::content_type, "text/html; charset=utf-8");
@@ -120,6 +121,7 @@ net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, un
     lowest(s).expires_after(gw.cfg.io);
     auto [ec, n] = co_await http::async_write(s, res, use_nothrow);
     bump(gw.counters.bytes_out, n);
+    if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
     log_info("answered " + std::to_string(info.status) + " " + info.code + ": " + info.reason +
                  (info.host.empty() ? "" : " (" + info.host + ")"),
              info.conn_id);
@@ -134,7 +136,8 @@ enum class RelayError { none, read, write, blocked_before_head, blocked_after_he
 template <class In, class Out, bool isRequest>
 net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
                                       Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw,
-                                      inspect::BodyScanner* scanner = nullptr, size_t hold = 0) {
+                                      inspect::BodyScanner* scanner = nullptr, size_t hold = 0,
+                                      int64_t* tx_bytes = nullptr) {
     http::serializer<isRequest, http::buffer_body> sr{msg};
     std::vector<char> chunk(64 * 1024);
     auto& client_side = isRequest ? gw.counters.bytes_in : gw.counters.bytes_out;  // the client side of this body
@@ -144,7 +147,10 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         p.get().body().size = cap;
         lowest(in).expires_after(gw.cfg.io);
         auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
-        if (isRequest) bump(client_side, n);
+        if (isRequest) {
+            bump(client_side, n);
+            if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
+        }
         if (ec == http::error::need_buffer) ec = {};
         co_return std::pair<bool, size_t>{!ec, cap - p.get().body().size};
     };
@@ -179,7 +185,10 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         }
         lowest(out).expires_after(gw.cfg.io);
         auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);
-        if (!isRequest) bump(client_side, n);
+        if (!isRequest) {
+            bump(client_side, n);
+            if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
+        }
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return RelayError::write;
     }
@@ -204,6 +213,6 @@ net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>
 // The CONNECT phase: takes over the client stream, the bytes already read and the CONNECT head.
 net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
                                      std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
-                                     uint64_t conn_id);
+                                     audit::Record base);
 
 }  // namespace vigil::gateway

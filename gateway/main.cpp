@@ -22,6 +22,7 @@ options:
   --extra-ca FILE        tls.extra_ca_file: more CAs trusted for origin certificates
   --hosts-file FILE      dns.hosts_file: static name -> address map consulted before DNS
   --rules FILE           rules.path: the rule database (vigil-rules); none = allow all
+  --audit FILE           audit.path: the SQLite audit log (vigil-audit reads it)
   --threads N            proxy.threads (0 = one per core)
   --log-level LEVEL      log.level: debug, info, warn, error
   --stats-file FILE      log.stats_file: counters as JSON, written at shutdown
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
         {"--extra-ca", "tls.extra_ca_file", true}, {"--hosts-file", "dns.hosts_file", true},
         {"--threads", "proxy.threads", false},    {"--log-level", "log.level", true},
         {"--stats-file", "log.stats_file", true},  {"--rules", "rules.path", true},
+        {"--audit", "audit.path", true},
     };
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];

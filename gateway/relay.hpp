@@ -8,6 +8,7 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
+#include "gateway/tx_audit.hpp"
 
 namespace vigil::gateway {
 
@@ -22,6 +23,9 @@ public:
         : gw_(gw), client_(client), cbuf_(client_buf), cid_(conn_id), client_ip_(std::move(client_ip)),
           connect_(std::move(connect)) {}
 
+    // Connection-level audit fields (client, TLS mode, SNI, TLS parameters) for every record.
+    audit::Record& audit_base() { return base_; }
+
     // Starts with an origin connection made earlier (the bump connects before the first request).
     void adopt(std::optional<Upstream> up, const Authority& origin) {
         upstream_ = std::move(up);
@@ -35,6 +39,24 @@ public:
         auto& in = req_parser.get();
         const std::string scheme = default_port_is_443 ? "https" : "http";
         std::string target = raw_target;
+        TxAudit tx(gw_, base_);
+        tx_ = &tx;
+        struct Clear {
+            TxAudit*& p;
+            ~Clear() { p = nullptr; }
+        } clear_tx{tx_};
+        tx.rec().method = std::string(in.method_string());
+        tx.rec().scheme = scheme;
+        tx.rec().host = origin.host;
+        tx.rec().port = origin.port;
+        tx.rec().url = full_url(scheme, origin, target);
+        tx.rec().user_agent = std::string(in[http::field::user_agent]).substr(0, 512);
+        if (gw_.audit && !gw_.audit->healthy() && gw_.cfg.audit_fail_closed) {
+            PageInfo info{503, "Service unavailable", "the audit log cannot be written, so no request is served "
+                          "(audit.on_failure = fail-closed)", tx.rec().url, "audit_unavailable"};
+            co_await page(info, in.version());
+            co_return false;
+        }
         if (auto cont = take_continue_token(gw_, target, client_ip_, origin.host)) {
             // The user chose "Continue" on a warn page: send the browser back to the clean URL.
             co_return co_await continue_redirect(*cont, full_url(scheme, origin, target), in.version());
@@ -43,6 +65,7 @@ public:
         auto rules = gw_.rules.load();
         inspect::Subject subject{origin.host, url, "", {}, client_ip_};
         inspect::Verdict verdict = rules->check_request(subject, header_list(in.base()));
+        tx.verdict(verdict);
         if (!co_await enforce(verdict, url, in.version())) co_return false;
         const bool scan = !verdict.bypass;
         const unsigned version = in.version() == 10 ? 10 : 11;
@@ -102,14 +125,16 @@ public:
             std::unique_ptr<inspect::BodyScanner> req_scan;
             if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, req_scan.get(),
-                                            gw_.cfg.hold_bytes);
+                                            gw_.cfg.hold_bytes, &tx.rec().bytes_from_client);
+            if (req_scan) tx.rec().scan_result = req_scan->scan_result();
             if (sent == RelayError::read) co_return false;  // the client went away mid-request
             if (sent == RelayError::blocked_before_head || sent == RelayError::blocked_after_head) {
                 // An upload matched: the origin got nothing (or, past hold_bytes, an incomplete request).
                 upstream_.reset();
                 bump(gw_.counters.blocked);
+                tx.verdict(req_scan->verdict());
                 PageInfo info = block_page(req_scan->verdict(), url, cid_);
-                co_await write_page(client_, gw_, info, version);
+                co_await page(info, version);
                 co_return false;
             }
             if (sent == RelayError::none) {
@@ -141,6 +166,8 @@ public:
 
         auto& head = rp->get();
         const int status = head.result_int();
+        tx.rec().status = status;
+        tx.rec().content_type = std::string(head[http::field::content_type]).substr(0, 200);
         if (auto bad = check_response_fields(head.base())) {
             upstream_.reset();
             bump(gw_.counters.upstream_bad_response);
@@ -181,23 +208,29 @@ public:
                 upstream_.reset();
                 bump(gw_.counters.blocked);
                 PageInfo info = block_page(verdict, url, cid_);
-                co_await write_page(client_, gw_, info, version);
+                co_await page(info, version);
                 co_return false;
             }
             if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
         }
-        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(), gw_.cfg.hold_bytes);
+        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(), gw_.cfg.hold_bytes,
+                                           &tx.rec().bytes_to_client);
+        if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
         if (relayed == RelayError::blocked_before_head) {
             bump(gw_.counters.blocked);
+            tx.verdict(res_scan->verdict());
             PageInfo info = block_page(res_scan->verdict(), url, cid_);
-            co_await write_page(client_, gw_, info, version);
+            co_await page(info, version);
             co_return false;
         }
         if (relayed == RelayError::blocked_after_head) {
             // Past hold_bytes the head is out: the only safe answer is to cut the transfer short.
             bump(gw_.counters.blocked);
             bump(gw_.counters.aborted_transfers);
+            tx.verdict(res_scan->verdict());
+            tx.rec().reason = "transfer aborted after " + std::to_string(res_scan->scanned_bytes()) + " bytes: " +
+                              res_scan->verdict().reason;
             log_warn("transfer of " + url + " aborted after " + std::to_string(res_scan->scanned_bytes()) +
                          " bytes: " + res_scan->verdict().reason + " (rule " + res_scan->verdict().rule + ")",
                      cid_);
@@ -209,6 +242,7 @@ public:
             if (res_scan->scan_result() == "error") bump(gw_.counters.scan_errors);
         }
         note_verdict(gw_, verdict, url, cid_);
+        tx.verdict(verdict);
         if (relayed != RelayError::none) {
             log_info("transfer from " + origin.host_port() + " aborted: " +
                          (relayed == RelayError::read ? "origin" : "client") + " connection failed",
@@ -226,7 +260,7 @@ private:
         if (v.action == inspect::Action::block) {
             bump(gw_.counters.blocked);
             PageInfo info = block_page(v, url, cid_);
-            co_await write_page(client_, gw_, info, version);
+            co_await page(info, version);
             co_return false;
         }
         if (v.action == inspect::Action::warn) {
@@ -235,7 +269,7 @@ private:
             std::string h = host ? host->authority.host : url;
             if (!gw_.warned.allowed(client_ip_, h)) {
                 PageInfo info = warn_page(gw_, v, url, client_ip_, h, cid_);
-                co_await write_page(client_, gw_, info, version);
+                co_await page(info, version);
                 co_return false;
             }
             log_info("warned and continued: " + url + " (" + v.rule + ")", cid_);
@@ -247,11 +281,15 @@ private:
         if (!valid) {
             PageInfo info{403, "This link has expired", "the continue link is invalid or expired; reload the page",
                           url, "bad_continue_token"};
-            info.conn_id = cid_;
-            co_await write_page(client_, gw_, info, version);
+            co_await page(info, version);
             co_return false;
         }
         log_info("user chose to continue to " + url, cid_);
+        if (tx_) {
+            tx_->rec().status = 302;
+            tx_->rec().action = "warn";
+            tx_->rec().reason = "user chose to continue";
+        }
         http::response<http::string_body> res{http::status::found, version == 10 ? 10u : 11u};
         res.set(http::field::location, url);
         res.set(http::field::cache_control, "no-store");
@@ -272,7 +310,8 @@ private:
     net::awaitable<void> page(const PageInfo& given, unsigned version) {
         PageInfo info = given;
         info.conn_id = cid_;
-        co_await write_page(client_, gw_, info, version);
+        if (tx_) tx_->page(info);
+        co_await write_page(client_, gw_, info, version, tx_ ? &tx_->rec().bytes_to_client : nullptr);
     }
 
     // Reads the final response head, skipping interim 1xx responses other than 101.
@@ -351,6 +390,8 @@ private:
     uint64_t cid_;
     std::string client_ip_;
     Connect connect_;
+    audit::Record base_;
+    TxAudit* tx_ = nullptr;  // the transaction in progress, for page()
     std::optional<Upstream> upstream_;
     std::string key_;
     beast::flat_buffer ubuf_;

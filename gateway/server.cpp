@@ -46,6 +46,18 @@ tcp::endpoint parse_listen(const std::string& listen) {
     return {addr, static_cast<unsigned short>(port)};
 }
 
+// System events (start, stop, ruleset swaps) go to the audit log like transactions.
+void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {
+    if (!gw.audit) return;
+    audit::Record r;
+    r.kind = "system";
+    r.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    r.action = what;
+    r.reason = detail;
+    gw.audit->submit(std::move(r));
+}
+
 inspect::InspectOptions inspect_options(const Config& cfg) {
     inspect::InspectOptions o;
     o.re2_max_mem = cfg.re2_max_mem;
@@ -117,12 +129,14 @@ private:
             gw_.rules.store(fresh);
             stamp_ = rules_stamp(gw_.cfg, data.version);
             bump(gw_.counters.ruleset_reloads);
+            audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
             log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
                      std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
                      " host entries)");
         } catch (const std::exception& e) {
             bump(gw_.counters.ruleset_reload_failed);
             log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
+            audit_event(gw_, "ruleset-failed", e.what());
         }
     }
 
@@ -151,6 +165,16 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
     gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file).release());
     gw->rules.store(load_rules(cfg, rules_stamp_out));
+    if (!cfg.audit_path.empty() || !cfg.audit_jsonl.empty() || !cfg.audit_syslog.empty()) {
+        audit::WriterOptions ao;
+        ao.path = cfg.audit_path;
+        ao.jsonl_path = cfg.audit_jsonl;
+        ao.syslog = cfg.audit_syslog;
+        ao.overflow_drop = cfg.audit_overflow_drop;
+        ao.url_mode = cfg.audit_url_mode;
+        ao.queue_limit = cfg.audit_queue_limit;
+        gw->audit = std::make_unique<audit::Writer>(ao);
+    }
     unsigned char key[32];
     RAND_bytes(key, sizeof key);
     gw->warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
@@ -217,7 +241,11 @@ void close_idle_sessions(Gateway& gw, Worker& w) {
 
 void check_startup(const Config& cfg) {
     parse_listen(cfg.listen);
-    build_gateway(cfg);
+    Config dry = cfg;
+    dry.audit_path.clear();  // --check-config must not create the audit log
+    dry.audit_jsonl.clear();
+    dry.audit_syslog.clear();
+    build_gateway(dry);
 }
 
 int run_gateway(const Config& cfg, const RunOptions& opts) {
@@ -232,6 +260,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         log_info("ruleset version " + std::to_string(rules->version()) + " from " + cfg.rules_path + ": " +
                  std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
                  " host entries");
+    if (!gw->audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
+    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->ca->issuer.get()) + " (SHA-256 " +
+                                   tls::fingerprint(gw->ca->issuer.get(), EVP_sha256()) + "); ruleset version " +
+                                   std::to_string(rules->version()));
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -298,6 +330,16 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     int left = gw->active_sessions.load();
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
+    // Destroying the workers ends sessions still open past the grace period; their records are
+    // submitted as they go, so the audit log is closed only after that.
+    workers.clear();
+    if (gw->audit) {
+        audit_event(*gw, "stop", "vigil stopped; " + std::to_string(left) + " connections cut at the end of the grace period");
+        gw->audit->close();
+        gw->counters.audit_written = gw->audit->written();
+        gw->counters.audit_dropped = gw->audit->dropped();
+        gw->counters.audit_failures = gw->audit->failures();
+    }
     if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
     std::string stats = gw->counters.to_json();
     log_info("counters " + stats);

@@ -20,6 +20,7 @@
 #include "gateway/config.hpp"
 #include "gateway/counters.hpp"
 #include "gateway/net_util.hpp"
+#include "gateway/audit/writer.hpp"
 #include "inspect/ruleset.hpp"
 #include "tls/cert_cache.hpp"
 
@@ -57,6 +58,7 @@ struct Gateway {
     // The ruleset in force: an immutable snapshot, swapped whole by the reloader.
     std::atomic<std::shared_ptr<const inspect::RuleSet>> rules;
     WarnAllowances warned;
+    std::unique_ptr<audit::Writer> audit;  // null when no audit sink is configured
     std::string warn_key;  // HMAC key for continue links, random per process
     std::atomic<bool> stopping{false};
     std::atomic<int> active_sessions{0};

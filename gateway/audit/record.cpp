@@ -1,0 +1,95 @@
+// Record fields, canonical hashing and JSON.
+#include "gateway/audit/record.hpp"
+
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::audit {
+
+const std::vector<std::string>& record_columns() {
+    static const std::vector<std::string> c = {
+        "ts_ms", "duration_ms", "kind", "conn_id", "client_ip", "client_port", "user", "grp", "method", "scheme",
+        "host", "port", "url", "status", "bytes_from_client", "bytes_to_client", "category", "action", "rule",
+        "reason", "tls_mode", "sni", "origin_cert", "client_tls", "origin_tls", "user_agent", "content_type",
+        "scan_result"};
+    return c;
+}
+
+std::vector<std::string> record_values(const Record& r) {
+    return {std::to_string(r.ts_ms), std::to_string(r.duration_ms), r.kind, std::to_string(r.conn_id), r.client_ip,
+            std::to_string(r.client_port), r.user, r.group, r.method, r.scheme, r.host, std::to_string(r.port), r.url,
+            std::to_string(r.status), std::to_string(r.bytes_from_client), std::to_string(r.bytes_to_client),
+            r.category, r.action, r.rule, r.reason, r.tls_mode, r.sni, r.origin_cert, r.client_tls, r.origin_tls,
+            r.user_agent, r.content_type, r.scan_result};
+}
+
+Record record_from_values(const std::vector<std::string>& v) {
+    auto num = [](const std::string& s) -> int64_t {
+        try {
+            return s.empty() ? 0 : std::stoll(s);
+        } catch (const std::exception&) {
+            return 0;
+        }
+    };
+    Record r;
+    size_t i = 0;
+    r.ts_ms = num(v[i++]);
+    r.duration_ms = num(v[i++]);
+    r.kind = v[i++];
+    r.conn_id = static_cast<uint64_t>(num(v[i++]));
+    r.client_ip = v[i++];
+    r.client_port = static_cast<int>(num(v[i++]));
+    r.user = v[i++];
+    r.group = v[i++];
+    r.method = v[i++];
+    r.scheme = v[i++];
+    r.host = v[i++];
+    r.port = static_cast<int>(num(v[i++]));
+    r.url = v[i++];
+    r.status = static_cast<int>(num(v[i++]));
+    r.bytes_from_client = num(v[i++]);
+    r.bytes_to_client = num(v[i++]);
+    r.category = v[i++];
+    r.action = v[i++];
+    r.rule = v[i++];
+    r.reason = v[i++];
+    r.tls_mode = v[i++];
+    r.sni = v[i++];
+    r.origin_cert = v[i++];
+    r.client_tls = v[i++];
+    r.origin_tls = v[i++];
+    r.user_agent = v[i++];
+    r.content_type = v[i++];
+    r.scan_result = v[i++];
+    return r;
+}
+
+std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values) {
+    std::string canon = prev_hash + "\n";
+    for (const auto& v : values) canon += std::to_string(v.size()) + ":" + v + "\n";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(canon.data(), canon.size(), md, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
+    return out;
+}
+
+std::string to_json(int64_t id, const Record& r) {
+    nlohmann::ordered_json j;
+    if (id) j["id"] = id;
+    auto cols = record_columns();
+    auto vals = record_values(r);
+    for (size_t i = 0; i < cols.size(); ++i) {
+        const std::string& c = cols[i] == "grp" ? std::string("group") : cols[i];
+        static const std::vector<std::string> numeric = {"ts_ms", "duration_ms", "conn_id", "client_port", "port",
+                                                         "status", "bytes_from_client", "bytes_to_client"};
+        if (std::find(numeric.begin(), numeric.end(), cols[i]) != numeric.end()) j[c] = std::stoll(vals[i]);
+        else j[c] = vals[i];
+    }
+    return j.dump();
+}
+
+}  // namespace vigil::audit

@@ -1,0 +1,46 @@
+// One audit record: what happened to one transaction, connection or system event, and its
+// canonical form for the tamper-evident hash chain. Shared by the gateway and vigil-audit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vigil::audit {
+
+struct Record {
+    int64_t ts_ms = 0;        // when it started, ms since the epoch (UTC)
+    int64_t duration_ms = 0;
+    std::string kind;         // transaction, refused, splice, system
+    uint64_t conn_id = 0;
+    std::string client_ip;
+    int client_port = 0;
+    std::string user, group;
+    std::string method, scheme, host;
+    int port = 0;
+    std::string url;
+    int status = 0;
+    int64_t bytes_from_client = 0, bytes_to_client = 0;
+    std::string category, action, rule, reason;
+    std::string tls_mode;     // bump, splice, plain
+    std::string sni;
+    std::string origin_cert;  // ok, or the verification error code
+    std::string client_tls, origin_tls;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
+    std::string user_agent, content_type;
+    std::string scan_result;  // clean, matched, unscanned-oversize, unscanned-encoding, error, ""
+};
+
+// Column names in storage order (after id, before prev_hash and hash).
+const std::vector<std::string>& record_columns();
+// The record's fields as text, in record_columns() order.
+std::vector<std::string> record_values(const Record& r);
+Record record_from_values(const std::vector<std::string>& values);
+
+// SHA-256 (hex) of prev_hash and the canonical form of the values: each field as
+// "<length>:<bytes>\n" in column order, so no field can bleed into another.
+std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values);
+inline const std::string kGenesisHash(64, '0');
+
+std::string to_json(int64_t id, const Record& r);
+
+}  // namespace vigil::audit

@@ -1,0 +1,199 @@
+// SQLite storage of audit records with a SHA-256 hash chain.
+#include "gateway/audit/store.hpp"
+
+#include <sqlite3.h>
+
+namespace vigil::audit {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+std::string schema_sql() {
+    std::string cols;
+    for (const auto& c : record_columns()) {
+        bool numeric = c == "ts_ms" || c == "duration_ms" || c == "conn_id" || c == "client_port" || c == "port" ||
+                       c == "status" || c == "bytes_from_client" || c == "bytes_to_client";
+        cols += ", " + c + (numeric ? " INTEGER NOT NULL DEFAULT 0" : " TEXT NOT NULL DEFAULT ''");
+    }
+    return "CREATE TABLE records(id INTEGER PRIMARY KEY" + cols +
+           ", prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+           "CREATE INDEX records_ts ON records(ts_ms);"
+           "CREATE INDEX records_host ON records(host);"
+           "CREATE INDEX records_user ON records(user);"
+           "CREATE INDEX records_action ON records(action);"
+           "CREATE INDEX records_rule ON records(rule);"
+           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+           "INSERT INTO meta VALUES ('schema', 'vigil-audit');"
+           "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";";
+}
+
+struct Stmt {
+    sqlite3_stmt* st = nullptr;
+    Stmt(sqlite3* db, const std::string& sql) {
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db));
+    }
+    ~Stmt() { sqlite3_finalize(st); }
+    std::string text(int col) const {
+        auto* p = sqlite3_column_text(st, col);
+        return p ? reinterpret_cast<const char*>(p) : "";
+    }
+};
+
+std::string columns_list() {
+    std::string out;
+    for (const auto& c : record_columns()) out += (out.empty() ? "" : ", ") + c;
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
+    sqlite3* raw = nullptr;
+    int flags = mode == Mode::read_only ? SQLITE_OPEN_READONLY
+                : mode == Mode::create  ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                        : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(path.c_str(), &raw, flags, nullptr) != SQLITE_OK) {
+        std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+        sqlite3_close(raw);
+        throw AuditError(path + ": cannot open audit log: " + msg);
+    }
+    std::unique_ptr<Store> s(new Store(raw));
+    sqlite3_busy_timeout(raw, 5000);
+    int version = 0;
+    int64_t tables = 0;
+    try {
+        Stmt v(raw, "PRAGMA user_version");
+        if (sqlite3_step(v.st) == SQLITE_ROW) version = sqlite3_column_int(v.st, 0);
+        Stmt t(raw, "SELECT count(*) FROM sqlite_master");
+        if (sqlite3_step(t.st) == SQLITE_ROW) tables = sqlite3_column_int64(t.st, 0);
+    } catch (const AuditError&) {
+        throw AuditError(path + ": not a SQLite database");
+    }
+    if (version == 0) {
+        if (tables != 0) throw AuditError(path + ": not a Vigil audit log");
+        if (mode != Mode::create) throw AuditError(path + ": not a Vigil audit log (empty database)");
+        s->exec("PRAGMA journal_mode = WAL");
+        s->exec("BEGIN");
+        s->exec(schema_sql().c_str());
+        s->exec("COMMIT");
+    } else if (version > kSchemaVersion) {
+        throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
+    }
+    {
+        Stmt m(raw, "SELECT value FROM meta WHERE key = 'schema'");
+        if (sqlite3_step(m.st) != SQLITE_ROW || m.text(0) != "vigil-audit")
+            throw AuditError(path + ": not a Vigil audit log");
+    }
+    if (mode != Mode::read_only) s->exec("PRAGMA synchronous = NORMAL");
+    Stmt last(raw, "SELECT hash FROM records ORDER BY id DESC LIMIT 1");
+    s->last_hash_ = sqlite3_step(last.st) == SQLITE_ROW ? last.text(0) : kGenesisHash;
+    return s;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const char* sql) const {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        throw AuditError("audit database: " + msg);
+    }
+}
+
+void Store::append(const std::vector<Record>& records) {
+    if (records.empty()) return;
+    std::string sql = "INSERT INTO records(" + columns_list() + ", prev_hash, hash) VALUES (";
+    for (size_t i = 0; i < record_columns().size() + 2; ++i) sql += i ? ", ?" : "?";
+    sql += ")";
+    exec("BEGIN IMMEDIATE");
+    std::string head = last_hash_;
+    try {
+        Stmt ins(db_, sql);
+        for (const auto& r : records) {
+            auto vals = record_values(r);
+            std::string hash = chain_hash(head, vals);
+            int i = 1;
+            for (const auto& v : vals) sqlite3_bind_text(ins.st, i++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins.st, i++, head.data(), static_cast<int>(head.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins.st, i++, hash.data(), static_cast<int>(hash.size()), SQLITE_TRANSIENT);
+            if (sqlite3_step(ins.st) != SQLITE_DONE) throw AuditError(std::string("audit insert: ") + sqlite3_errmsg(db_));
+            sqlite3_reset(ins.st);
+            head = hash;
+        }
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+    last_hash_ = head;
+}
+
+Store::VerifyResult Store::verify() const {
+    VerifyResult res;
+    Stmt st(db_, "SELECT id, " + columns_list() + ", prev_hash, hash FROM records ORDER BY id");
+    const int ncols = static_cast<int>(record_columns().size());
+    std::string expected_prev = kGenesisHash;
+    bool first = true;
+    while (sqlite3_step(st.st) == SQLITE_ROW) {
+        ++res.rows;
+        int64_t id = sqlite3_column_int64(st.st, 0);
+        std::vector<std::string> vals;
+        for (int i = 0; i < ncols; ++i) vals.push_back(st.text(1 + i));
+        std::string prev = st.text(1 + ncols), hash = st.text(2 + ncols);
+        if (vals[2] == "checkpoint") {
+            // Left by prune: the chain continues from the hash of the last pruned row.
+            if (!first) return {false, res.rows, id, "checkpoint row in the middle of the chain"};
+            expected_prev = hash;
+            first = false;
+            continue;
+        }
+        first = false;
+        if (prev != expected_prev)
+            return {false, res.rows, id, "does not follow the previous row (a row was deleted or inserted before it)"};
+        if (chain_hash(prev, vals) != hash) return {false, res.rows, id, "content does not match its hash (edited)"};
+        expected_prev = hash;
+    }
+    return res;
+}
+
+int64_t Store::prune(int64_t before_ms) {
+    exec("BEGIN IMMEDIATE");
+    try {
+        Stmt last(db_, "SELECT id, hash FROM records WHERE ts_ms < ? AND kind <> 'checkpoint' ORDER BY id DESC LIMIT 1");
+        sqlite3_bind_int64(last.st, 1, before_ms);
+        if (sqlite3_step(last.st) != SQLITE_ROW) {
+            exec("COMMIT");
+            return 0;
+        }
+        int64_t last_id = sqlite3_column_int64(last.st, 0);
+        std::string anchor = last.text(1);
+        Stmt del(db_, "DELETE FROM records WHERE id <= ?");
+        sqlite3_bind_int64(del.st, 1, last_id);
+        sqlite3_step(del.st);
+        int64_t n = sqlite3_changes(db_);
+        Record cp;
+        cp.kind = "checkpoint";
+        cp.ts_ms = before_ms;
+        cp.reason = "pruned " + std::to_string(n) + " rows up to id " + std::to_string(last_id);
+        auto vals = record_values(cp);
+        std::string sql = "INSERT INTO records(id, " + columns_list() + ", prev_hash, hash) VALUES (?";
+        for (size_t i = 0; i < vals.size() + 2; ++i) sql += ", ?";
+        sql += ")";
+        Stmt ins(db_, sql);
+        sqlite3_bind_int64(ins.st, 1, last_id);  // takes the place of the last pruned row
+        int i = 2;
+        for (const auto& v : vals) sqlite3_bind_text(ins.st, i++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins.st, i++, "checkpoint", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins.st, i++, anchor.data(), static_cast<int>(anchor.size()), SQLITE_TRANSIENT);
+        if (sqlite3_step(ins.st) != SQLITE_DONE) throw AuditError(std::string("checkpoint: ") + sqlite3_errmsg(db_));
+        exec("COMMIT");
+        return n;
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+}  // namespace vigil::audit

@@ -1,0 +1,52 @@
+// The audit database: schema, opening (read-only for review, read-write for the writer and
+// prune), appending chained records, and walking the chain.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "gateway/audit/record.hpp"
+
+struct sqlite3;
+
+namespace vigil::audit {
+
+class AuditError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class Store {
+public:
+    enum class Mode { read_only, read_write, create };
+    static std::unique_ptr<Store> open(const std::string& path, Mode mode);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    sqlite3* db() const { return db_; }
+    // Appends records in one transaction, chaining each to the previous row. Throws on failure
+    // (nothing is written then, and the chain head is unchanged).
+    void append(const std::vector<Record>& records);
+    const std::string& last_hash() const { return last_hash_; }
+
+    struct VerifyResult {
+        bool ok = true;
+        int64_t rows = 0;
+        int64_t bad_row = 0;  // first row that does not verify
+        std::string problem;
+    };
+    VerifyResult verify() const;
+    // Deletes records older than `before_ms` and leaves a checkpoint row so the rest verifies.
+    int64_t prune(int64_t before_ms);
+
+private:
+    explicit Store(sqlite3* db) : db_(db) {}
+    void exec(const char* sql) const;
+    sqlite3* db_;
+    std::string last_hash_;
+};
+
+}  // namespace vigil::audit

@@ -1,0 +1,196 @@
+// Audit writer thread: batches of up to 1024 records per SQLite transaction; a failing write
+// keeps the batch and retries, and the writer reports itself unhealthy meanwhile.
+#include "gateway/audit/writer.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include "gateway/audit/store.hpp"
+
+namespace vigil::audit {
+namespace {
+
+constexpr size_t kBatch = 1024;
+
+void log_line(const std::string& msg) {
+    std::string line = "audit: " + msg + "\n";
+    (void)!::write(2, line.data(), line.size());
+}
+
+int connect_syslog(const std::string& spec, bool& tcp) {
+    auto sep = spec.find("://");
+    if (sep == std::string::npos) throw AuditError("audit.syslog: expected udp://HOST:PORT or tcp://HOST:PORT");
+    std::string scheme = spec.substr(0, sep), rest = spec.substr(sep + 3);
+    tcp = scheme == "tcp";
+    if (scheme != "udp" && scheme != "tcp") throw AuditError("audit.syslog: scheme must be udp or tcp");
+    auto colon = rest.rfind(':');
+    if (colon == std::string::npos) throw AuditError("audit.syslog: missing port");
+    addrinfo hints{};
+    hints.ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(rest.substr(0, colon).c_str(), rest.substr(colon + 1).c_str(), &hints, &res) != 0 || !res)
+        throw AuditError("audit.syslog: cannot resolve " + rest);
+    int fd = ::socket(res->ai_family, res->ai_socktype, 0);
+    bool ok = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+    freeaddrinfo(res);
+    if (!ok) {
+        if (fd >= 0) ::close(fd);
+        throw AuditError("audit.syslog: cannot connect to " + spec);
+    }
+    return fd;
+}
+
+std::string rfc5424(const Record& r) {
+    char host[256] = "vigil";
+    gethostname(host, sizeof host - 1);
+    std::time_t secs = static_cast<std::time_t>(r.ts_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char ts[40];
+    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    char stamp[64];
+    std::snprintf(stamp, sizeof stamp, "%s.%03dZ", ts, static_cast<int>(r.ts_ms % 1000));
+    // facility local0 (16), severity notice (5) for blocks, informational (6) otherwise
+    int pri = 16 * 8 + (r.action == "block" ? 5 : 6);
+    return "<" + std::to_string(pri) + ">1 " + stamp + " " + host + " vigil " + std::to_string(::getpid()) + " " +
+           (r.kind.empty() ? "-" : r.kind) + " - " + to_json(0, r);
+}
+
+}  // namespace
+
+std::string shape_url(const std::string& url, const std::string& mode, size_t max_len) {
+    std::string out = url;
+    if (mode == "strip-query") {
+        out = out.substr(0, out.find_first_of("?#"));
+    } else if (mode == "host-only") {
+        auto scheme = out.find("://");
+        auto path = out.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+        if (path != std::string::npos) out = out.substr(0, path) + "/";
+    }
+    if (out.size() > max_len) out = out.substr(0, max_len) + "…";
+    return out;
+}
+
+Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
+    if (!opts_.path.empty()) store_ = Store::open(opts_.path, Store::Mode::create);
+    if (!opts_.jsonl_path.empty()) {
+        std::ofstream probe(opts_.jsonl_path, std::ios::app);
+        if (!probe) throw AuditError(opts_.jsonl_path + ": cannot open JSON-lines audit file");
+    }
+    if (!opts_.syslog.empty()) syslog_fd_ = connect_syslog(opts_.syslog, syslog_tcp_);
+    thread_ = std::thread([this] { run(); });
+}
+
+Writer::~Writer() {
+    close();
+    if (syslog_fd_ >= 0) ::close(syslog_fd_);
+}
+
+void Writer::submit(Record r) {
+    r.url = shape_url(r.url, opts_.url_mode, opts_.url_max);
+    std::unique_lock lock(mu_);
+    if (queue_.size() >= opts_.queue_limit) {
+        if (opts_.overflow_drop || stopping_) {
+            ++dropped_;
+            if (dropped_ == 1 || dropped_ % 1000 == 0)
+                log_line("queue full: " + std::to_string(dropped_.load()) + " records dropped (audit.overflow = drop)");
+            return;
+        }
+        // Back-pressure: the submitting worker waits; no record is lost.
+        has_room_.wait(lock, [this] { return queue_.size() < opts_.queue_limit || stopping_; });
+    }
+    queue_.push_back(std::move(r));
+    lock.unlock();
+    has_work_.notify_one();
+}
+
+size_t Writer::queued() const {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+}
+
+void Writer::close() {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ && !thread_.joinable()) return;
+        stopping_ = true;
+    }
+    has_work_.notify_all();
+    has_room_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Writer::run() {
+    std::vector<Record> batch;
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            has_work_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty() && stopping_) return;
+            // Records stay counted in the queue until written, so a failing disk back-pressures.
+            size_t n = std::min(queue_.size(), kBatch);
+            batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+        }
+        if (batch.empty()) continue;
+        write_batch(batch);
+    }
+}
+
+void Writer::write_batch(std::vector<Record>& batch) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            if (store_) store_->append(batch);
+            break;
+        } catch (const std::exception& e) {
+            ++failures_;
+            healthy_ = false;
+            log_line(std::string("WRITE FAILED, ") + std::to_string(batch.size()) +
+                     " records held and retried: " + e.what());
+            std::unique_lock lock(mu_);
+            // Retry every second; at shutdown give up after 5 tries and say what is lost.
+            if (stopping_ && attempt >= 4) {
+                log_line(std::to_string(queue_.size()) + " records could not be written at shutdown");
+                dropped_ += queue_.size();
+                queue_.clear();
+                has_room_.notify_all();
+                return;
+            }
+            has_work_.wait_for(lock, std::chrono::seconds(1));
+        }
+    }
+    if (!opts_.jsonl_path.empty()) {
+        std::ofstream out(opts_.jsonl_path, std::ios::app);
+        for (const auto& r : batch) out << to_json(0, r) << "\n";
+    }
+    if (syslog_fd_ >= 0) send_syslog(batch);
+    healthy_ = true;
+    written_ += batch.size();
+    {
+        std::lock_guard lock(mu_);
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(batch.size()));
+    }
+    has_room_.notify_all();
+    batch.clear();
+}
+
+void Writer::send_syslog(const std::vector<Record>& batch) {
+    for (const auto& r : batch) {
+        std::string msg = rfc5424(r);
+        if (syslog_tcp_) msg = std::to_string(msg.size()) + " " + msg;  // RFC 6587 octet counting
+        if (::send(syslog_fd_, msg.data(), msg.size(), MSG_NOSIGNAL) < 0) {
+            ++failures_;
+            log_line("syslog send failed");
+            return;
+        }
+    }
+}
+
+}  // namespace vigil::audit

@@ -1,0 +1,67 @@
+// The audit writer: a bounded queue that workers submit to, and one thread that batches the
+// records into SQLite (and the JSON-lines and syslog sinks). Workers never touch SQLite.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "gateway/audit/record.hpp"
+
+namespace vigil::audit {
+
+class Store;
+
+struct WriterOptions {
+    std::string path;              // audit.path; "" = no SQLite log
+    std::string jsonl_path;        // audit.jsonl
+    std::string syslog;            // audit.syslog: "udp://host:port" or "tcp://host:port"
+    size_t queue_limit = 65536;    // records waiting, plus records held after write errors
+    bool overflow_drop = false;    // audit.overflow = drop (default: block = back-pressure)
+    std::string url_mode = "full"; // full, strip-query, host-only
+    size_t url_max = 2048;
+};
+
+class Writer {
+public:
+    explicit Writer(WriterOptions opts);  // opens the sinks; throws AuditError
+    ~Writer();                            // drains everything queued, then stops
+
+    // Queues a record. At the bound: waits for room (back-pressure), or drops and counts.
+    void submit(Record r);
+    // Drains every queued record and stops the thread (idempotent).
+    void close();
+
+    // False while writes fail (disk full, file removed); records are kept and retried.
+    bool healthy() const { return healthy_; }
+    uint64_t written() const { return written_; }
+    uint64_t dropped() const { return dropped_; }
+    uint64_t failures() const { return failures_; }
+    size_t queued() const;
+
+private:
+    void run();
+    void write_batch(std::vector<Record>& batch);
+    void send_syslog(const std::vector<Record>& batch);
+
+    WriterOptions opts_;
+    std::unique_ptr<Store> store_;
+    int syslog_fd_ = -1;
+    bool syslog_tcp_ = false;
+    mutable std::mutex mu_;
+    std::condition_variable has_work_, has_room_;
+    std::deque<Record> queue_;
+    bool stopping_ = false;
+    std::atomic<bool> healthy_{true};
+    std::atomic<uint64_t> written_{0}, dropped_{0}, failures_{0};
+    std::thread thread_;
+};
+
+// Applies audit.url_mode and the length cap to a URL.
+std::string shape_url(const std::string& url, const std::string& mode, size_t max_len);
+
+}  // namespace vigil::audit

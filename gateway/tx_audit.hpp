@@ -1,0 +1,68 @@
+// Internal: collects one audit record over a transaction's (or refused connection's) life and
+// submits it when the scope ends — on every path, including early returns and errors.
+#pragma once
+
+#include <chrono>
+
+#include "gateway/audit/writer.hpp"
+#include "gateway/pages.hpp"
+#include "gateway/state.hpp"
+
+namespace vigil::gateway {
+
+class TxAudit {
+public:
+    TxAudit(Gateway& gw, const audit::Record& base) : gw_(gw), rec_(base), start_(std::chrono::steady_clock::now()) {
+        rec_.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+        if (rec_.kind.empty()) rec_.kind = "transaction";
+    }
+    ~TxAudit() {
+        if (!gw_.audit || cancelled_) return;
+        rec_.duration_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
+        if (rec_.action.empty()) rec_.action = rec_.status >= 500 ? "error" : "allow";
+        gw_.audit->submit(std::move(rec_));
+    }
+    TxAudit(const TxAudit&) = delete;
+    TxAudit& operator=(const TxAudit&) = delete;
+
+    audit::Record& rec() { return rec_; }
+    void cancel() { cancelled_ = true; }
+
+    void verdict(const inspect::Verdict& v) {
+        if (!v.category.empty()) rec_.category = v.category;
+        if (v.bypass) {
+            rec_.action = "bypass";
+        } else if (v.action != inspect::Action::allow || !v.rule.empty()) {
+            rec_.action = inspect::action_name(v.action);
+            rec_.rule = v.rule;
+            rec_.reason = v.reason;
+        }
+        if (!v.monitored.empty() && rec_.rule.empty()) {
+            rec_.action = "monitor";
+            rec_.rule = v.monitored.front();
+        }
+    }
+
+    // Vigil answered with one of its pages.
+    void page(const PageInfo& p) {
+        rec_.status = p.status;
+        if (p.code == "blocked" || p.code == "inspection_error") rec_.action = "block";
+        else if (p.code == "warn") rec_.action = "warn";
+        else if (p.status >= 500) rec_.action = "error";
+        else rec_.action = "refuse";
+        if (!p.rule.empty()) rec_.rule = p.rule;
+        if (!p.category.empty()) rec_.category = p.category;
+        rec_.reason = p.code.empty() ? p.reason : p.code + ": " + p.reason;
+    }
+
+private:
+    Gateway& gw_;
+    audit::Record rec_;
+    std::chrono::steady_clock::time_point start_;
+    bool cancelled_ = false;
+};
+
+}  // namespace vigil::gateway
