@@ -152,7 +152,7 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.stats["requests"] += 1
-        path = self.path
+        path = self.path.split("?", 1)[0]
         if path == "/hello":
             return self._send(200, ("hello from " + self.server.label).encode())
         if path == "/headers":
