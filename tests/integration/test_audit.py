@@ -311,3 +311,56 @@ class LiveTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FailureTest(unittest.TestCase):
+    """A disk that fills up: fail-closed stops serving, nothing is lost, service resumes."""
+
+    def test_disk_full_is_fail_closed_and_loses_nothing(self):
+        mnt = os.path.join(W["dir"], "small")
+        os.makedirs(mnt)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], capture_output=True, text=True)
+        if p.returncode != 0:
+            self.skipTest("needs root to mount a small tmpfs: " + p.stderr.strip())
+        try:
+            path = os.path.join(mnt, "audit.db")
+            v = start_vigil(path)
+            url = "http://plain.test:%d/hello" % W["plain"].port
+            self.assertEqual(curl("-x", v.proxy, url)[1], 200)
+            filler = os.path.join(mnt, "filler")
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last block
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                pass
+            os.close(fd)
+            statuses = []
+            for _ in range(40):
+                statuses.append(curl("-x", v.proxy, url)[1])
+                if statuses[-1] == 503:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(statuses[-1], 503, statuses)  # fail-closed: no unaudited service
+            code, status, headers, body, err = curl("-x", v.proxy, url)
+            self.assertIn("X-Vigil-Reason: audit_unavailable", headers)
+            os.unlink(filler)
+            for _ in range(50):
+                if curl("-x", v.proxy, url)[1] == 200:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(curl("-x", v.proxy, url)[1], 200)
+            rc, counters = v.stop()
+            self.assertEqual(rc, 0)
+            self.assertGreater(counters["audit_failures"], 0)
+            self.assertEqual(counters["audit_dropped"], 0)
+            rows = records_of(path)
+            answered = len(statuses) + 4  # the first request, the loop, the 503 check, the last two
+            self.assertGreaterEqual(len([r for r in rows if r["kind"] == "transaction"]), answered - 1)
+            self.assertIn("intact", va("verify", db=path).stdout)
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def records_of(path):
+    return json.loads(va("query", "--format", "json", "--limit", "100000", db=path).stdout)
