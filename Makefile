@@ -38,9 +38,10 @@ run: build
 	@echo "Vigil is starting on 127.0.0.1:3128. In another terminal:"
 	@echo "  curl -x http://127.0.0.1:3128 --cacert $(VAR)/ca/root.pem https://example.com/"
 	@echo "Rules: $(VAR)/rules.db (build/bin/vigil-rules --db $(VAR)/rules.db list). Test: curl -x http://127.0.0.1:3128 http://www.eicar.org.test/"
+	@echo "Audit: build/bin/vigil-audit --db $(VAR)/audit.db tail -f"
 	@echo "The root CA to trust is $(CURDIR)/$(VAR)/ca/root.pem (vigil-ca show --dir $(VAR)/ca)."
 	@echo ""
-	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db
+	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db --audit $(VAR)/audit.db
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
