@@ -18,7 +18,7 @@
 namespace vigil::audit {
 namespace {
 
-constexpr size_t kBatch = 1024;
+constexpr size_t kBatch = 4096;
 
 void log_line(const std::string& msg) {
     std::string line = "audit: " + msg + "\n";
