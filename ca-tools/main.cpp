@@ -1,14 +1,19 @@
-// vigil-ca: the interception CA's lifecycle for the PKI admin (init, show).
+// vigil-ca: the interception CA's lifecycle for the PKI admin.
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "ca-tools/kit.hpp"
 #include "tls/ca.hpp"
 
 namespace fs = std::filesystem;
@@ -16,20 +21,31 @@ using namespace vigil::tls;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: vigil-ca COMMAND [options]
+constexpr const char* kUsage = R"(usage: vigil-ca COMMAND --dir DIR [options]
 
-Creates and inspects the CA that Vigil mints interception certificates from.
+Creates, rotates, inspects and exports the CA that Vigil mints interception certificates from.
 
 commands:
-  init --dir DIR [--org NAME] [--cn NAME] [--days N] [--issuing-days N] [--key TYPE] [--force]
-        Create root.pem/root.key and an issuing CA (issuing.pem/issuing.key) signed by it.
-        Keys are written 0600, DIR 0700. TYPE: ec-p256 (default), ec-p384, rsa-3072, rsa-4096.
-        --days is the root's validity (default 3650), --issuing-days the issuing CA's (default 730).
-        Refuses to overwrite an existing CA unless --force is given.
-  show --dir DIR
-        Subjects, key types, validity, days left and SHA-256 fingerprints.
-
-Deploy root.pem to clients; keep root.key offline once the issuing CA exists.
+  init --dir DIR [--org NAME] [--cn NAME] [--key ec-p256|ec-p384|rsa-3072|rsa-4096]
+       [--root-days N] [--issuing-days N] [--no-issuing] [--root-key-passphrase-file F] [--force]
+        A root CA and an issuing CA signed by it (the gateway uses only the issuing key).
+        Keys are 0600, DIR 0700. With --root-key-passphrase-file the root key is stored
+        encrypted (PKCS#8, AES-256) so it can live offline. Refuses to overwrite without --force.
+  csr --dir DIR --out FILE [--org NAME] [--cn NAME] [--key TYPE]
+        Enterprise path: a new issuing key (issuing-pending.key) and a CSR for your PKI to sign.
+  install-issuing --dir DIR --cert FILE [--chain FILE]
+        Installs the signed issuing certificate (and intermediates) for the pending key. The
+        certificate must match the key and be a CA; with --chain ending in a root, root.pem is
+        written too. The gateway then sends leaf + issuing + intermediates.
+  rotate --dir DIR [--issuing-days N] [--root-key-passphrase-file F]
+        A new issuing CA under the same root; the old one is kept in DIR/old/. Send the
+        gateway SIGHUP to use it (no connection is dropped).
+  show --dir DIR [--json]
+        Subject, issuer, key, validity, days left, SHA-256 and SHA-1 fingerprints, chain check.
+  export --dir DIR --format pem|der|p12 [--which root|issuing] --out FILE
+        Certificates only, never a key (p12: certificate-only, empty password).
+  kit --dir DIR --out KITDIR
+        A deployment kit: the root in every format, per-platform install files and steps.
 )";
 
 struct Args {
@@ -60,6 +76,29 @@ int parse_days(const Args& a, const std::string& key, int def) {
     }
 }
 
+KeyType key_type(const Args& a) {
+    auto t = parse_key_type(a.get("--key", "ec-p256"));
+    if (!t) usage_error("--key must be one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
+    return *t;
+}
+
+std::string read_passphrase(const Args& a) {
+    if (!a.has("--root-key-passphrase-file")) return "";
+    std::ifstream in(a.get("--root-key-passphrase-file"));
+    if (!in) throw TlsError(a.get("--root-key-passphrase-file") + ": cannot read the passphrase file");
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) throw TlsError(a.get("--root-key-passphrase-file") + ": empty passphrase");
+    return line;
+}
+
+fs::path need_dir(const Args& a) {
+    fs::path dir = a.get("--dir");
+    if (dir.empty()) usage_error(a.command + " needs --dir DIR");
+    return dir;
+}
+
 std::string date_text(std::time_t t) {
     std::tm tm{};
     gmtime_r(&t, &tm);
@@ -68,15 +107,29 @@ std::string date_text(std::time_t t) {
     return buf;
 }
 
+PKeyPtr load_root_key(const fs::path& dir, const std::string& passphrase) {
+    fs::path p = dir / "root.key";
+    if (!fs::exists(p)) throw TlsError(p.string() + ": the root key is not here (kept offline?); bring it back to rotate");
+    check_key_permissions(p);
+    std::ifstream in(p);
+    std::string head;
+    std::getline(in, head);
+    bool encrypted = head.find("ENCRYPTED") != std::string::npos;
+    if (encrypted && passphrase.empty())
+        throw TlsError(p.string() + " is encrypted; give --root-key-passphrase-file");
+    return encrypted ? read_key_file(p, passphrase) : read_key_file(p);
+}
+
 int cmd_init(const Args& a) {
-    fs::path dir = a.get("--dir");
-    if (dir.empty()) usage_error("init needs --dir DIR");
-    auto type = parse_key_type(a.get("--key", "ec-p256"));
-    if (!type) usage_error("--key must be one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
-    int root_days = parse_days(a, "--days", 3650);
+    fs::path dir = need_dir(a);
+    KeyType type = key_type(a);
+    int root_days = parse_days(a, a.has("--root-days") ? "--root-days" : "--days", 3650);
     int issuing_days = parse_days(a, "--issuing-days", 730);
     std::string org = a.get("--org", "Vigil");
     std::string cn = a.get("--cn", org + " Root CA");
+    std::string passphrase = read_passphrase(a);
+    if (a.has("--no-issuing") && !passphrase.empty())
+        usage_error("--no-issuing makes the gateway sign with the root key, which cannot then be encrypted");
     for (const char* f : {"root.pem", "root.key", "issuing.pem", "issuing.key"}) {
         if (fs::exists(dir / f) && !a.has("--force"))
             throw TlsError((dir / f).string() + " already exists; use --force to replace the CA");
@@ -86,52 +139,193 @@ int cmd_init(const Args& a) {
     if (ec) throw TlsError(dir.string() + ": cannot create directory: " + ec.message());
     ::chmod(dir.c_str(), 0700);
 
-    PKeyPtr root_key = generate_key(*type);
+    PKeyPtr root_key = generate_key(type);
     X509Ptr root = make_root_cert(root_key.get(), org, cn, root_days);
-    PKeyPtr issuing_key = generate_key(*type);
-    X509Ptr issuing =
-        make_issuing_cert(issuing_key.get(), root.get(), root_key.get(), org, org + " Issuing CA", issuing_days);
     // Keys first: a CA directory with certificates but no keys would look usable and not be.
-    write_file_atomic(dir / "root.key", key_to_pem(root_key.get()), 0600);
-    write_file_atomic(dir / "issuing.key", key_to_pem(issuing_key.get()), 0600);
-    write_file_atomic(dir / "issuing.pem", cert_to_pem(issuing.get()), 0644);
+    write_file_atomic(dir / "root.key",
+                      passphrase.empty() ? key_to_pem(root_key.get()) : key_to_encrypted_pem(root_key.get(), passphrase),
+                      0600);
+    if (a.has("--no-issuing")) {
+        fs::remove(dir / "issuing.pem");
+        fs::remove(dir / "issuing.key");
+    } else {
+        PKeyPtr issuing_key = generate_key(type);
+        X509Ptr issuing = make_issuing_cert(issuing_key.get(), root.get(), root_key.get(), org, org + " Issuing CA",
+                                            issuing_days);
+        write_file_atomic(dir / "issuing.key", key_to_pem(issuing_key.get()), 0600);
+        write_file_atomic(dir / "issuing.pem", cert_to_pem(issuing.get()), 0644);
+    }
     write_file_atomic(dir / "root.pem", cert_to_pem(root.get()), 0644);
     std::cout << "Created CA in " << dir.string() << "\n"
-              << "  root:    " << subject_text(root.get()) << "\n"
-              << "  issuing: " << subject_text(issuing.get()) << "\n"
+              << "  root:    " << subject_text(root.get()) << " (" << describe_key(root_key.get()) << ")\n"
               << "  root SHA-256 fingerprint: " << fingerprint(root.get(), EVP_sha256()) << "\n"
-              << "Deploy " << (dir / "root.pem").string() << " to clients. Move root.key offline once you no "
-              << "longer need to re-issue the issuing CA.\n";
+              << "Deploy " << (dir / "root.pem").string() << " to clients (vigil-ca kit makes the files).\n";
+    if (!a.has("--no-issuing"))
+        std::cout << "Move root.key offline once you no longer need to rotate the issuing CA.\n";
     return 0;
 }
 
-void show_cert(const char* label, X509* cert, EVP_PKEY* key_hint) {
+int cmd_csr(const Args& a) {
+    fs::path dir = need_dir(a);
+    if (!a.has("--out")) usage_error("csr needs --out FILE");
+    fs::create_directories(dir);
+    ::chmod(dir.c_str(), 0700);
+    std::string org = a.get("--org", "Vigil");
+    PKeyPtr key = generate_key(key_type(a));
+    X509ReqPtr req = make_issuing_csr(key.get(), org, a.get("--cn", org + " Issuing CA"));
+    write_file_atomic(dir / "issuing-pending.key", key_to_pem(key.get()), 0600);
+    write_file_atomic(a.get("--out"), csr_to_pem(req.get()), 0644);
+    std::cout << "Wrote the CSR to " << a.get("--out") << " and the pending key to "
+              << (dir / "issuing-pending.key").string() << ".\n"
+              << "Have your PKI sign it as a subordinate CA, then: vigil-ca install-issuing --dir " << dir.string()
+              << " --cert SIGNED.pem --chain CHAIN.pem\n";
+    return 0;
+}
+
+int cmd_install_issuing(const Args& a) {
+    fs::path dir = need_dir(a);
+    if (!a.has("--cert")) usage_error("install-issuing needs --cert FILE");
+    X509Ptr cert = read_cert_file(a.get("--cert"));
+    std::vector<X509Ptr> chain;
+    if (a.has("--chain")) chain = read_certs_file(a.get("--chain"));
+    fs::path pending = dir / "issuing-pending.key";
+    fs::path key_path = fs::exists(pending) ? pending : dir / "issuing.key";
+    if (!fs::exists(key_path)) throw TlsError("no pending key in " + dir.string() + "; run vigil-ca csr first");
+    PKeyPtr key = read_key_file(key_path);
+    if (X509_check_private_key(cert.get(), key.get()) != 1)
+        throw TlsError(a.get("--cert") + ": the certificate does not match the key " + key_path.string());
+    if (!is_ca(cert.get())) throw TlsError(a.get("--cert") + ": not a CA certificate (basicConstraints CA:TRUE missing)");
+    std::time_t now = std::time(nullptr);
+    if (not_after(cert.get()) <= now || not_before(cert.get()) > now)
+        throw TlsError(a.get("--cert") + ": the certificate is not valid now");
+    // The root: the chain's self-signed end if given, else the root.pem already here.
+    X509Ptr root;
+    std::vector<X509*> intermediates;
+    for (auto& c : chain) {
+        if (X509_check_issued(c.get(), c.get()) == X509_V_OK) root = x509_ref(c.get());
+        else intermediates.push_back(c.get());
+    }
+    if (!root && fs::exists(dir / "root.pem")) root = read_cert_file(dir / "root.pem");
+    if (!root) throw TlsError("no root: give --chain with the root certificate, or put root.pem in " + dir.string());
+    std::string err = verify_chain(cert.get(), intermediates, {root.get()});
+    if (!err.empty()) throw TlsError(a.get("--cert") + ": does not chain to the root: " + err);
+    std::string pem = cert_to_pem(cert.get());
+    for (X509* i : intermediates) pem += cert_to_pem(i);
+    write_file_atomic(dir / "issuing.pem", pem, 0644);
+    if (key_path == pending) fs::rename(pending, dir / "issuing.key");
+    if (!fs::exists(dir / "root.pem")) write_file_atomic(dir / "root.pem", cert_to_pem(root.get()), 0644);
+    std::cout << "Installed issuing CA " << subject_text(cert.get()) << " under " << subject_text(root.get()) << " ("
+              << intermediates.size() << " intermediate(s)). Send the gateway SIGHUP to use it.\n";
+    return 0;
+}
+
+int cmd_rotate(const Args& a) {
+    fs::path dir = need_dir(a);
+    X509Ptr root = read_cert_file(dir / "root.pem");
+    PKeyPtr root_key = load_root_key(dir, read_passphrase(a));
+    if (X509_check_private_key(root.get(), root_key.get()) != 1) throw TlsError("root.key does not match root.pem");
+    std::string org;
+    {
+        char buf[256] = "";
+        X509_NAME_get_text_by_NID(X509_get_subject_name(root.get()), NID_organizationName, buf, sizeof buf);
+        org = buf;
+    }
+    PKeyPtr key = generate_key(EVP_PKEY_get_base_id(root_key.get()) == EVP_PKEY_RSA ? KeyType::rsa_3072 : KeyType::ec_p256);
+    X509Ptr issuing = make_issuing_cert(key.get(), root.get(), root_key.get(), org,
+                                        (org.empty() ? "Vigil" : org) + " Issuing CA", parse_days(a, "--issuing-days", 730));
+    if (fs::exists(dir / "issuing.pem")) {
+        X509Ptr old = read_cert_file(dir / "issuing.pem");
+        std::string tag = fingerprint(old.get(), EVP_sha256()).substr(0, 11);
+        tag.erase(std::remove(tag.begin(), tag.end(), ':'), tag.end());
+        fs::create_directories(dir / "old");
+        ::chmod((dir / "old").c_str(), 0700);
+        fs::rename(dir / "issuing.pem", dir / "old" / ("issuing-" + tag + ".pem"));
+        if (fs::exists(dir / "issuing.key")) fs::rename(dir / "issuing.key", dir / "old" / ("issuing-" + tag + ".key"));
+    }
+    write_file_atomic(dir / "issuing.key", key_to_pem(key.get()), 0600);
+    write_file_atomic(dir / "issuing.pem", cert_to_pem(issuing.get()), 0644);
+    std::cout << "Rotated: new issuing CA " << fingerprint(issuing.get(), EVP_sha256())
+              << "; the old one is in " << (dir / "old").string() << ". Send the gateway SIGHUP to use it.\n";
+    return 0;
+}
+
+nlohmann::json cert_json(X509* cert) {
     std::time_t now = std::time(nullptr);
     long days_left = static_cast<long>((not_after(cert) - now) / 86400);
-    EVP_PKEY* pub = X509_get0_pubkey(cert);
-    std::cout << label << "\n"
-              << "  subject:     " << subject_text(cert) << "\n"
-              << "  issuer:      " << issuer_text(cert) << "\n"
-              << "  key:         " << describe_key(pub ? pub : key_hint) << "\n"
-              << "  valid from:  " << date_text(not_before(cert)) << "\n"
-              << "  valid until: " << date_text(not_after(cert)) << " (" << days_left << " days left)"
-              << (days_left < 0 ? "  EXPIRED" : days_left < 30 ? "  EXPIRES SOON" : "") << "\n"
-              << "  SHA-256:     " << fingerprint(cert, EVP_sha256()) << "\n";
+    return {{"subject", subject_text(cert)},
+            {"issuer", issuer_text(cert)},
+            {"key", describe_key(X509_get0_pubkey(cert))},
+            {"not_before", date_text(not_before(cert))},
+            {"not_after", date_text(not_after(cert))},
+            {"days_left", days_left},
+            {"expired", not_after(cert) <= now},
+            {"expires_soon", days_left < 30},
+            {"sha256", fingerprint(cert, EVP_sha256())},
+            {"sha1", fingerprint(cert, EVP_sha1())}};
 }
 
 int cmd_show(const Args& a) {
-    fs::path dir = a.get("--dir");
-    if (dir.empty()) usage_error("show needs --dir DIR");
+    fs::path dir = need_dir(a);
     if (!fs::exists(dir / "root.pem")) throw TlsError((dir / "root.pem").string() + ": not found");
     X509Ptr root = read_cert_file(dir / "root.pem");
-    show_cert("root CA", root.get(), nullptr);
+    nlohmann::json out = {{"root", cert_json(root.get())}};
     if (fs::exists(dir / "issuing.pem")) {
-        X509Ptr issuing = read_cert_file(dir / "issuing.pem");
-        show_cert("issuing CA", issuing.get(), nullptr);
-        EVP_PKEY* root_pub = X509_get0_pubkey(root.get());
-        bool signed_by_root = root_pub && X509_verify(issuing.get(), root_pub) == 1;
-        std::cout << "  signed by root: " << (signed_by_root ? "yes" : "NO") << "\n";
+        auto chain = read_certs_file(dir / "issuing.pem");
+        std::vector<X509*> inter;
+        for (size_t i = 1; i < chain.size(); ++i) inter.push_back(chain[i].get());
+        std::string err = verify_chain(chain[0].get(), inter, {root.get()});
+        out["issuing"] = cert_json(chain[0].get());
+        out["issuing"]["intermediates"] = inter.size();
+        out["chain_verifies"] = err.empty();
+        if (!err.empty()) out["chain_error"] = err;
     }
+    if (a.has("--json")) {
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    auto print = [](const char* label, const nlohmann::json& c) {
+        std::cout << label << "\n  subject:     " << c["subject"].get<std::string>()
+                  << "\n  issuer:      " << c["issuer"].get<std::string>() << "\n  key:         " << c["key"].get<std::string>()
+                  << "\n  valid from:  " << c["not_before"].get<std::string>() << "\n  valid until: "
+                  << c["not_after"].get<std::string>() << " (" << c["days_left"].get<long>() << " days left)"
+                  << (c["expired"].get<bool>() ? "  EXPIRED" : c["expires_soon"].get<bool>() ? "  EXPIRES SOON" : "")
+                  << "\n  SHA-256:     " << c["sha256"].get<std::string>() << "\n  SHA-1:       "
+                  << c["sha1"].get<std::string>() << "\n";
+    };
+    print("root CA", out["root"]);
+    if (out.contains("issuing")) {
+        print("issuing CA", out["issuing"]);
+        std::cout << "  chain to root: " << (out["chain_verifies"].get<bool>() ? "verifies" : "DOES NOT VERIFY: " + out["chain_error"].get<std::string>()) << "\n";
+    }
+    for (const char* which : {"root", "issuing"}) {
+        if (out.contains(which) && out[which]["expires_soon"].get<bool>())
+            std::cerr << "vigil-ca: warning: the " << which << " CA expires within 30 days\n";
+    }
+    return 0;
+}
+
+int cmd_export(const Args& a) {
+    fs::path dir = need_dir(a);
+    std::string format = a.get("--format"), which = a.get("--which", "root");
+    if (format != "pem" && format != "der" && format != "p12") usage_error("--format must be pem, der or p12");
+    if (which != "root" && which != "issuing") usage_error("--which must be root or issuing");
+    if (!a.has("--out")) usage_error("export needs --out FILE");
+    X509Ptr cert = read_cert_file(dir / (which + ".pem"));
+    std::string data = format == "pem" ? cert_to_pem(cert.get())
+                       : format == "der" ? cert_to_der(cert.get())
+                                         : certs_to_p12({cert.get()}, subject_text(cert.get()));
+    write_file_atomic(a.get("--out"), data, 0644);
+    std::cout << "Wrote the " << which << " certificate (" << format << ", no key) to " << a.get("--out") << "\n";
+    return 0;
+}
+
+int cmd_kit(const Args& a) {
+    fs::path dir = need_dir(a);
+    if (!a.has("--out")) usage_error("kit needs --out KITDIR");
+    X509Ptr root = read_cert_file(dir / "root.pem");
+    vigil::catools::write_kit(root.get(), a.get("--out"));
+    std::cout << "Wrote the deployment kit to " << a.get("--out") << " (see its README.md); root SHA-256 "
+              << fingerprint(root.get(), EVP_sha256()) << "\n";
     return 0;
 }
 
@@ -156,7 +350,7 @@ int main(int argc, char** argv) {
             std::cout << kUsage;
             return 0;
         }
-        if (k == "--force") {
+        if (k == "--force" || k == "--no-issuing" || k == "--json") {
             a.opts[k] = "1";
             continue;
         }
@@ -164,8 +358,14 @@ int main(int argc, char** argv) {
         a.opts[k] = argv[++i];
     }
     static const std::map<std::string, std::vector<std::string>> allowed = {
-        {"init", {"--dir", "--org", "--cn", "--days", "--issuing-days", "--key", "--force"}},
-        {"show", {"--dir"}},
+        {"init", {"--dir", "--org", "--cn", "--days", "--root-days", "--issuing-days", "--key", "--force", "--no-issuing",
+                  "--root-key-passphrase-file"}},
+        {"csr", {"--dir", "--out", "--org", "--cn", "--key"}},
+        {"install-issuing", {"--dir", "--cert", "--chain"}},
+        {"rotate", {"--dir", "--issuing-days", "--root-key-passphrase-file"}},
+        {"show", {"--dir", "--json"}},
+        {"export", {"--dir", "--format", "--which", "--out"}},
+        {"kit", {"--dir", "--out"}},
     };
     auto it = allowed.find(a.command);
     if (it == allowed.end()) usage_error("unknown command " + a.command);
@@ -174,7 +374,13 @@ int main(int argc, char** argv) {
             usage_error(a.command + " does not take " + k);
     }
     try {
-        return a.command == "init" ? cmd_init(a) : cmd_show(a);
+        if (a.command == "init") return cmd_init(a);
+        if (a.command == "csr") return cmd_csr(a);
+        if (a.command == "install-issuing") return cmd_install_issuing(a);
+        if (a.command == "rotate") return cmd_rotate(a);
+        if (a.command == "show") return cmd_show(a);
+        if (a.command == "export") return cmd_export(a);
+        return cmd_kit(a);
     } catch (const std::exception& e) {
         std::cerr << "vigil-ca: " << e.what() << "\n";
         return 1;

@@ -141,9 +141,10 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         co_return;
     }
 
+    std::shared_ptr<TlsMaterial> material = gw.tls.load();  // kept for this connection's life
     std::shared_ptr<const tls::MintedCert> cert;
     try {
-        cert = gw.certs->get(origin->host);
+        cert = material->certs->get(origin->host);
     } catch (const std::exception& e) {
         log_error("minting a certificate for " + origin->host + " failed: " + e.what(), cid);
     }
@@ -163,7 +164,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     TlsStream client(std::move(stream), *gw.client_ctx);
     track.stream = &lowest(client);
     SSL* ssl = client.native_handle();
-    if (SSL_use_cert_and_key(ssl, cert->leaf.get(), gw.minter->leaf_key(), gw.chain.get(), 1) != 1) {
+    if (SSL_use_cert_and_key(ssl, cert->leaf.get(), material->minter->leaf_key(), material->chain.get(), 1) != 1) {
         log_error("cannot install the minted certificate: " + tls::last_openssl_error(), cid);
         co_return;
     }

@@ -3,6 +3,7 @@
 #include <boost/beast/core.hpp>
 
 #include "gateway/http_io.hpp"
+#include "gateway/onboarding.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tx_audit.hpp"
 #include "gateway/upstream.hpp"
@@ -42,6 +43,9 @@ std::optional<PageInfo> check_plain_target(Gateway& gw, const http::request<http
     }
     return std::nullopt;
 }
+
+// A request whose body was not read cannot be followed by another on the same connection.
+bool req_done(const RequestParser& p) { return p.is_done(); }
 
 }  // namespace
 
@@ -96,6 +100,26 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         if (req.method() == http::verb::connect) {
             co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), base);
             co_return;
+        }
+        if (auto onboarding = parse_absolute_url(req.target());
+            onboarding && onboarding->scheme == "http" && !gw.cfg.onboarding_host.empty() &&
+            onboarding->authority.host == gw.cfg.onboarding_host) {
+            // Served by the gateway itself, before any destination check: it never leaves the proxy.
+            auto page = onboarding_response(gw.tls.load()->ca->root.get(), onboarding->target);
+            http::response<http::string_body> res{static_cast<http::status>(page.status), 11};
+            res.set(http::field::server, "Vigil");
+            res.set(http::field::content_type, page.content_type);
+            res.set(http::field::cache_control, "no-store");
+            if (!page.filename.empty())
+                res.set(http::field::content_disposition, "attachment; filename=\"" + page.filename + "\"");
+            res.body() = std::move(page.body);
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            stream.expires_after(gw.cfg.io);
+            auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
+            bump(gw.counters.bytes_out, wn);
+            if (wec || !req.keep_alive() || !req_done(*head.parser)) break;
+            continue;
         }
         std::optional<AbsoluteUrl> url;
         if (auto refused = check_plain_target(gw, req, url)) {

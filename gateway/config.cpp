@@ -160,6 +160,7 @@ const std::map<std::string, Setter>& schema() {
          }},
         {"audit.queue_limit",
          [](Config& c, const Where& w) { c.audit_queue_limit = size_t(get_int(w, 16, 10'000'000)); }},
+        {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
         {"limits.max_header_bytes",
          [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},

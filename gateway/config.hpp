@@ -61,6 +61,8 @@ struct Config {
     bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
     std::string audit_url_mode = "full";
     size_t audit_queue_limit = 65536;
+    // [onboarding]
+    std::string onboarding_host = "vigil.invalid";  // "" disables the page
     // [limits]
     size_t max_header_bytes = 64 * 1024;
     size_t max_headers = 100;

@@ -82,12 +82,14 @@ std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::strin
     return inspect::RuleSet::compile(data, inspect_options(cfg));
 }
 
+std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& counters);
+
 // Watches the rule database off the workers: on a new version (poll or SIGHUP) it compiles a
 // new snapshot and swaps it in; a failure keeps the old ruleset serving.
 class RuleReloader {
 public:
     RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
-        if (!gw_.cfg.rules_path.empty()) thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] { run(); });
     }
     ~RuleReloader() {
         {
@@ -114,7 +116,8 @@ private:
             bool forced = poked_;
             poked_ = false;
             lock.unlock();
-            check(forced);
+            if (!gw_.cfg.rules_path.empty()) check(forced);
+            if (forced) check_ca();
             lock.lock();
         }
     }
@@ -140,6 +143,23 @@ private:
         }
     }
 
+    // SIGHUP: a rotated issuing CA (vigil-ca rotate / install-issuing) is loaded and swapped in;
+    // connections already bumped keep the certificate they have.
+    void check_ca() {
+        try {
+            auto current = gw_.tls.load();
+            auto fresh = load_tls_material(gw_.cfg, gw_.counters);
+            if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
+            gw_.tls.store(fresh);
+            log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
+                     fresh->issuer_fingerprint + ")");
+            audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
+        } catch (const std::exception& e) {
+            log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
+            audit_event(gw_, "ca-failed", e.what());
+        }
+    }
+
     Gateway& gw_;
     std::string stamp_;
     std::thread thread_;
@@ -148,20 +168,29 @@ private:
     bool stop_ = false, poked_ = false;
 };
 
+std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& counters) {
+    auto m = std::make_shared<TlsMaterial>();
+    m->ca = std::make_shared<const tls::CaMaterial>(tls::load_ca_dir(cfg.ca_dir));
+    m->minter = std::make_unique<tls::LeafMinter>(m->ca);
+    auto* minter = m->minter.get();
+    auto* c = &counters;
+    m->certs = std::make_unique<tls::CertCache>(
+        [minter, c](const std::string& host) {
+            bump(c->certs_minted);
+            return minter->mint(host);
+        },
+        tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
+    m->chain.reset(sk_X509_new_null());
+    for (const auto& cert : m->ca->chain) sk_X509_push(m->chain.get(), tls::x509_ref(cert.get()).release());
+    m->issuer_fingerprint = tls::fingerprint(m->ca->issuer.get(), EVP_sha256());
+    return m;
+}
+
 std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr) {
     auto gw = std::make_unique<Gateway>();
     gw->cfg = cfg;
     if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
-    gw->ca = std::make_shared<const tls::CaMaterial>(tls::load_ca_dir(cfg.ca_dir));
-    gw->minter = std::make_unique<tls::LeafMinter>(gw->ca);
-    auto* minter = gw->minter.get();
-    auto* counters = &gw->counters;
-    gw->certs = std::make_unique<tls::CertCache>(
-        [minter, counters](const std::string& host) {
-            bump(counters->certs_minted);
-            return minter->mint(host);
-        },
-        tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
+    gw->tls.store(load_tls_material(cfg, gw->counters));
     gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
     gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file).release());
     gw->rules.store(load_rules(cfg, rules_stamp_out));
@@ -178,8 +207,6 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     unsigned char key[32];
     RAND_bytes(key, sizeof key);
     gw->warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
-    gw->chain.reset(sk_X509_new_null());
-    for (const auto& c : gw->ca->chain) sk_X509_push(gw->chain.get(), tls::x509_ref(c.get()).release());
     return gw;
 }
 
@@ -261,8 +288,8 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
                  " host entries");
     if (!gw->audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
-    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->ca->issuer.get()) + " (SHA-256 " +
-                                   tls::fingerprint(gw->ca->issuer.get(), EVP_sha256()) + "); ruleset version " +
+    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()) +
+                                   " (SHA-256 " + gw->tls.load()->issuer_fingerprint + "); ruleset version " +
                                    std::to_string(rules->version()));
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
@@ -285,7 +312,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +
-             " worker threads; CA " + tls::subject_text(gw->ca->issuer.get()));
+             " worker threads; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()));
     if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep);
 
     net::io_context main_ioc;
@@ -294,7 +321,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::function<void()> on_hup = [&] {
         hup.async_wait([&](error_code ec, int) {
             if (ec) return;
-            log_info("received SIGHUP: checking the rule database now");
+            log_info("received SIGHUP: checking the rule database and the CA now");
             reloader.poke();
             on_hup();
         });

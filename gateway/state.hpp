@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -44,19 +45,50 @@ private:
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> until_;
 };
 
+// An immutable snapshot that is swapped whole: readers take a shared_ptr copy and keep it
+// for as long as they need it. (A mutex, not std::atomic<std::shared_ptr>: GCC 12's
+// implementation of the latter is not trusted here, and the lock is held for one copy.)
+template <class T>
+class Snapshot {
+public:
+    std::shared_ptr<T> load() const {
+        std::lock_guard lock(mu_);
+        return ptr_;
+    }
+    void store(std::shared_ptr<T> next) {
+        std::shared_ptr<T> old;
+        {
+            std::lock_guard lock(mu_);
+            old = std::exchange(ptr_, std::move(next));
+        }
+        // `old` is released here, outside the lock.
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<T> ptr_;
+};
+
+// Everything minting needs, loaded from the CA directory. Swapped whole when the issuing CA
+// is rotated (SIGHUP); a session keeps the material it started with until it ends.
+struct TlsMaterial {
+    std::shared_ptr<const tls::CaMaterial> ca;
+    std::unique_ptr<tls::LeafMinter> minter;
+    std::unique_ptr<tls::CertCache> certs;
+    tls::X509StackPtr chain;  // sent after each minted leaf
+    std::string issuer_fingerprint;
+};
+
 struct Gateway {
     Config cfg;
     Counters counters;
     HostsFile hosts;
-    std::shared_ptr<const tls::CaMaterial> ca;
-    std::unique_ptr<tls::LeafMinter> minter;
-    std::unique_ptr<tls::CertCache> certs;
+    Snapshot<TlsMaterial> tls;
     std::unique_ptr<net::ssl::context> client_ctx;  // we are the server to clients
     std::unique_ptr<net::ssl::context> origin_ctx;  // we are the client to origins
-    tls::X509StackPtr chain;                        // sent after each minted leaf
     std::vector<tcp::endpoint> listen_endpoints;
     // The ruleset in force: an immutable snapshot, swapped whole by the reloader.
-    std::atomic<std::shared_ptr<const inspect::RuleSet>> rules;
+    Snapshot<const inspect::RuleSet> rules;
     WarnAllowances warned;
     std::unique_ptr<audit::Writer> audit;  // null when no audit sink is configured
     std::string warn_key;  // HMAC key for continue links, random per process

@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 
 namespace vigil::tls {
@@ -177,6 +178,93 @@ PKeyPtr read_key_file(const std::filesystem::path& path) {
         throw TlsError(path.string() + ": not a readable unencrypted PEM private key");
     }
     return key;
+}
+
+PKeyPtr read_key_file(const std::filesystem::path& path, const std::string& passphrase) {
+    std::string pem = read_whole(path);
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    PKeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>(passphrase.c_str())));
+    OPENSSL_cleanse(pem.data(), pem.size());
+    if (!key) {
+        ERR_clear_error();
+        throw TlsError(path.string() + ": cannot decrypt the private key (wrong passphrase?)");
+    }
+    return key;
+}
+
+std::string key_to_encrypted_pem(EVP_PKEY* key, const std::string& passphrase) {
+    if (passphrase.size() < 8) throw TlsError("the passphrase must be at least 8 characters");
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    if (PEM_write_bio_PKCS8PrivateKey(bio.get(), key, EVP_aes_256_cbc(), passphrase.data(),
+                                      static_cast<int>(passphrase.size()), nullptr, nullptr) != 1)
+        fail("cannot encrypt the private key");
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+}
+
+std::string cert_to_der(X509* cert) {
+    int len = i2d_X509(cert, nullptr);
+    std::string out(static_cast<size_t>(len), '\0');
+    auto* p = reinterpret_cast<unsigned char*>(out.data());
+    i2d_X509(cert, &p);
+    return out;
+}
+
+std::string certs_to_p12(const std::vector<X509*>& certs, const std::string& friendly_name) {
+    X509StackPtr stack(sk_X509_new_null());
+    for (X509* c : certs) sk_X509_push(stack.get(), x509_ref(c).release());
+    // No key, no encryption of the certificates (-1), MAC with the empty password.
+    PKCS12* p12 = PKCS12_create("", friendly_name.c_str(), nullptr, nullptr, stack.get(), -1, -1, 0, 0, 0);
+    if (!p12) fail("cannot build the PKCS#12 bundle");
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    i2d_PKCS12_bio(bio.get(), p12);
+    PKCS12_free(p12);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+}
+
+X509ReqPtr make_issuing_csr(EVP_PKEY* key, const std::string& org, const std::string& cn) {
+    X509ReqPtr req(X509_REQ_new());
+    X509_REQ_set_version(req.get(), 0);
+    X509_NAME* name = X509_REQ_get_subject_name(req.get());
+    if (!org.empty())
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_REQ_set_pubkey(req.get(), key);
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+                              std::pair{NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign"}}) {
+        X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+        if (ext) sk_X509_EXTENSION_push(exts, ext);
+    }
+    X509_REQ_add_extensions(req.get(), exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    if (X509_REQ_sign(req.get(), key, digest_for(key)) <= 0) fail("cannot sign the CSR");
+    return req;
+}
+
+std::string csr_to_pem(X509_REQ* req) {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_X509_REQ(bio.get(), req);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+}
+
+std::string verify_chain(X509* cert, const std::vector<X509*>& chain, const std::vector<X509*>& trusted) {
+    X509StorePtr store(X509_STORE_new());
+    for (X509* t : trusted) X509_STORE_add_cert(store.get(), t);
+    X509StackPtr untrusted(sk_X509_new_null());
+    for (X509* c : chain) sk_X509_push(untrusted.get(), x509_ref(c).release());
+    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+    X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get());
+    if (X509_verify_cert(ctx.get()) == 1) return "";
+    return X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
 }
 
 std::string cert_to_pem(X509* cert) {

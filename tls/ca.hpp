@@ -48,6 +48,18 @@ X509Ptr make_issuing_cert(EVP_PKEY* key, X509* root, EVP_PKEY* root_key, const s
 X509Ptr read_cert_file(const std::filesystem::path& path);
 std::vector<X509Ptr> read_certs_file(const std::filesystem::path& path);
 PKeyPtr read_key_file(const std::filesystem::path& path);
+// Reads a PEM key that may be encrypted (PKCS#8); a wrong passphrase is a clear TlsError.
+PKeyPtr read_key_file(const std::filesystem::path& path, const std::string& passphrase);
+// PKCS#8 PEM encrypted with AES-256-CBC under `passphrase` (for keys stored offline).
+std::string key_to_encrypted_pem(EVP_PKEY* key, const std::string& passphrase);
+std::string cert_to_der(X509* cert);
+// A PKCS#12 bundle holding certificates only (no key), empty password, as Windows imports it.
+std::string certs_to_p12(const std::vector<X509*>& certs, const std::string& friendly_name);
+// A certificate signing request for an issuing CA (CA:TRUE, pathlen:0, keyCertSign).
+X509ReqPtr make_issuing_csr(EVP_PKEY* key, const std::string& org, const std::string& cn);
+std::string csr_to_pem(X509_REQ* req);
+// Verifies `cert` against `trusted` roots with the intermediates in `chain`; "" when it verifies.
+std::string verify_chain(X509* cert, const std::vector<X509*>& chain, const std::vector<X509*>& trusted);
 std::string cert_to_pem(X509* cert);
 std::string key_to_pem(EVP_PKEY* key);
 // Writes via a temporary file and rename, so a crash never leaves a half-written file.
