@@ -357,6 +357,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     int left = gw->active_sessions.load();
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
+    guards.clear();  // they point into the workers' io_contexts
     // Destroying the workers ends sessions still open past the grace period; their records are
     // submitted as they go, so the audit log is closed only after that.
     workers.clear();
