@@ -86,6 +86,20 @@ class InitTest(unittest.TestCase):
         self.assertEqual(len([f for f in os.listdir(os.path.join(d, "old")) if f.endswith(".pem")]), 1)
         self.assertEqual(os.stat(os.path.join(d, "issuing.key")).st_mode & 0o077, 0)
 
+    def test_no_issuing_ca(self):
+        d = path("noiss")
+        ca("init", "--dir", d, "--org", "Flat", "--no-issuing")
+        self.assertFalse(os.path.exists(os.path.join(d, "issuing.pem")))
+        self.assertNotIn("issuing", json.loads(ca("show", "--dir", d, "--json").stdout))
+        v = gateway(d)
+        try:
+            out = presented_chain(v, os.path.join(d, "root.pem"))
+            self.assertIn("Verify return code: 0 (ok)", out)
+            self.assertIn("i:O = Flat, CN = Flat Root CA", out)
+            self.assertNotIn(" 1 s:", out)  # leaf only: the root is on the devices already
+        finally:
+            v.stop()
+
     def test_errors_are_one_line(self):
         for args, words in ((["show", "--dir", path("nope")], "not found"),
                             (["init", "--dir", path("x"), "--key", "dsa"], "--key must be"),
