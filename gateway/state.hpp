@@ -46,8 +46,8 @@ private:
 };
 
 // An immutable snapshot that is swapped whole: readers take a shared_ptr copy and keep it
-// for as long as they need it. (A mutex, not std::atomic<std::shared_ptr>: GCC 12's
-// implementation of the latter is not trusted here, and the lock is held for one copy.)
+// for as long as they need it. The lock is held for one pointer copy per transaction, and
+// the old snapshot is released outside it.
 template <class T>
 class Snapshot {
 public:
