@@ -2,6 +2,7 @@
 #include "gateway/audit/store.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 namespace vigil::audit {
 namespace {
@@ -73,6 +74,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     if (version == 0) {
         if (tables != 0) throw AuditError(path + ": not a Vigil audit log");
         if (mode != Mode::create) throw AuditError(path + ": not a Vigil audit log (empty database)");
+        ::chmod(path.c_str(), 0600);  // browsing history: readable by its owner only
         s->exec("PRAGMA journal_mode = WAL");
         s->exec("BEGIN");
         s->exec(schema_sql().c_str());
