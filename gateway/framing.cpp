@@ -96,6 +96,12 @@ std::optional<AbsoluteUrl> parse_absolute_url(std::string_view text) {
 std::optional<Rejection> check_raw_head(std::string_view head) {
     auto line_end = head.find("\r\n");
     if (line_end == std::string_view::npos) return Rejection{400, "incomplete request head"};
+    // Methods are case-sensitive tokens; anything but upper-case letters (and '-') is refused
+    // rather than passed on for an origin to interpret ("get" vs "GET").
+    auto sp = head.find(' ');
+    if (sp == 0 || sp == std::string_view::npos || sp > line_end) return Rejection{400, "malformed request line"};
+    for (char c : head.substr(0, sp))
+        if (!((c >= 'A' && c <= 'Z') || c == '-')) return Rejection{400, "the method must be upper-case letters"};
     std::string target_line = lower(head.substr(0, line_end));
     if (target_line.find("%0d") != std::string::npos || target_line.find("%0a") != std::string::npos ||
         target_line.find("%00") != std::string::npos)

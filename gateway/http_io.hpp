@@ -127,12 +127,14 @@ net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, un
              info.conn_id);
 }
 
-enum class RelayError { none, read, write, blocked_before_head, blocked_after_head };
+// read: the sender went away; malformed: its body broke HTTP framing (e.g. a bad chunk size),
+// and `*_before_head` means nothing had been forwarded yet.
+enum class RelayError { none, read, malformed_before_head, malformed, write, blocked_before_head, blocked_after_head };
 
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
-// one buffer at a time: memory stays bounded whatever the body size. With a scanner, the first
-// `hold` bytes are held back (head included) so a match there leaves nothing sent; later bytes
-// are scanned before they are forwarded, and a match stops the transfer.
+// one buffer at a time: memory stays bounded whatever the body size. The first `hold` bytes are
+// held back (head included): a signature match or a framing error there leaves nothing sent.
+// Later bytes are scanned before they are forwarded, and a match stops the transfer.
 template <class In, class Out, bool isRequest>
 net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
                                       Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw,
@@ -142,7 +144,8 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     std::vector<char> chunk(64 * 1024);
     auto& client_side = isRequest ? gw.counters.bytes_in : gw.counters.bytes_out;  // the client side of this body
     // Reads the next piece of the body into `into`; returns the bytes read, or an error.
-    auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<bool, size_t>> {
+    // Returns (0 ok | 1 closed | 2 malformed, bytes read).
+    auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<int, size_t>> {
         p.get().body().data = into;
         p.get().body().size = cap;
         lowest(in).expires_after(gw.cfg.io);
@@ -152,17 +155,20 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
             if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
         }
         if (ec == http::error::need_buffer) ec = {};
-        co_return std::pair<bool, size_t>{!ec, cap - p.get().body().size};
+        int status = !ec ? 0 : (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                                ec != http::error::end_of_stream && ec != http::error::partial_message)
+                                   ? 2
+                                   : 1;
+        co_return std::pair<int, size_t>{status, cap - p.get().body().size};
     };
     std::string held;
-    if (scanner && hold > 0) {
-        while (!p.is_done() && held.size() < hold) {
-            auto [ok, got] = co_await read_some(chunk.data(), chunk.size());
-            if (!ok) co_return RelayError::read;
-            held.append(chunk.data(), got);
-            if (scanner->feed(std::string_view(chunk.data(), got)).action == inspect::Action::block)
-                co_return RelayError::blocked_before_head;
-        }
+    while (hold > 0 && !p.is_done() && held.size() < hold) {
+        auto [status, got] = co_await read_some(chunk.data(), chunk.size());
+        if (status == 2) co_return RelayError::malformed_before_head;
+        if (status) co_return RelayError::read;
+        held.append(chunk.data(), got);
+        if (scanner && scanner->feed(std::string_view(chunk.data(), got)).action == inspect::Action::block)
+            co_return RelayError::blocked_before_head;
     }
     msg.body().data = held.empty() ? nullptr : held.data();
     msg.body().size = held.size();
@@ -170,8 +176,9 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     for (bool first = true; first || !sr.is_done(); first = false) {
         if (!first) {
             if (!p.is_done()) {
-                auto [ok, got] = co_await read_some(chunk.data(), chunk.size());
-                if (!ok) co_return RelayError::read;
+                auto [status, got] = co_await read_some(chunk.data(), chunk.size());
+                if (status == 2) co_return RelayError::malformed;
+                if (status) co_return RelayError::read;
                 if (scanner && scanner->feed(std::string_view(chunk.data(), got)).action == inspect::Action::block)
                     co_return RelayError::blocked_after_head;
                 msg.body().data = chunk.data();

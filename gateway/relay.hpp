@@ -124,10 +124,21 @@ public:
             }
             std::unique_ptr<inspect::BodyScanner> req_scan;
             if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
+            // Request bodies are always held up to hold_bytes, so a framing error there reaches no origin.
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, req_scan.get(),
                                             gw_.cfg.hold_bytes, &tx.rec().bytes_from_client);
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
             if (sent == RelayError::read) co_return false;  // the client went away mid-request
+            if (sent == RelayError::malformed_before_head || sent == RelayError::malformed) {
+                upstream_.reset();
+                bump(gw_.counters.bad_request);
+                PageInfo info{400, "Bad request",
+                              std::string("the request body is not valid HTTP/1.1 framing") +
+                                  (sent == RelayError::malformed ? " (the upload was cut off at the origin)" : ""),
+                              url, "bad_request"};
+                co_await page(info, version);
+                co_return false;
+            }
             if (sent == RelayError::blocked_before_head || sent == RelayError::blocked_after_head) {
                 // An upload matched: the origin got nothing (or, past hold_bytes, an incomplete request).
                 upstream_.reset();
@@ -213,8 +224,9 @@ public:
             }
             if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
         }
-        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(), gw_.cfg.hold_bytes,
-                                           &tx.rec().bytes_to_client);
+        // Responses are held only when scanned: unscanned downloads stream at once.
+        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(),
+                                           res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client);
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
         if (relayed == RelayError::blocked_before_head) {
@@ -243,9 +255,16 @@ public:
         }
         note_verdict(gw_, verdict, url, cid_);
         tx.verdict(verdict);
+        if (relayed == RelayError::malformed_before_head) {
+            bump(gw_.counters.upstream_bad_response);
+            PageInfo info{502, "The site sent an invalid response", "the origin's response body is not valid HTTP/1.1 framing",
+                          url, "upstream_bad_response"};
+            co_await page(info, version);
+            co_return false;
+        }
         if (relayed != RelayError::none) {
             log_info("transfer from " + origin.host_port() + " aborted: " +
-                         (relayed == RelayError::read ? "origin" : "client") + " connection failed",
+                         (relayed == RelayError::write ? "client connection failed" : "origin connection failed or sent bad framing"),
                      cid_);
             co_return false;
         }
