@@ -160,6 +160,8 @@ const std::map<std::string, Setter>& schema() {
          }},
         {"audit.queue_limit",
          [](Config& c, const Where& w) { c.audit_queue_limit = size_t(get_int(w, 16, 10'000'000)); }},
+        {"admin.listen", [](Config& c, const Where& w) { c.admin_listen = get_string(w); }},
+        {"admin.allow", [](Config& c, const Where& w) { c.admin_allow = get_cidrs(w); }},
         {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
         {"limits.max_header_bytes",
          [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
@@ -184,7 +186,8 @@ toml::table parse_value(const std::string& key, const std::string& value) {
 Config::Config()
     : allow_clients{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")},
       allowed_connect_ports{{443, 443}},
-      allowed_http_ports{{80, 80}, {1024, 65535}} {}
+      allowed_http_ports{{80, 80}, {1024, 65535}},
+      admin_allow{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")} {}
 
 Config load_config(const std::string& path, const Overrides& overrides) {
     toml::table root;

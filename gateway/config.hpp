@@ -61,6 +61,9 @@ struct Config {
     bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
     std::string audit_url_mode = "full";
     size_t audit_queue_limit = 65536;
+    // [admin]
+    std::string admin_listen = "127.0.0.1:9090";  // "" disables the admin listener
+    std::vector<Cidr> admin_allow;                 // default: loopback only
     // [onboarding]
     std::string onboarding_host = "vigil.invalid";  // "" disables the page
     // [limits]

@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "gateway/admin.hpp"
 #include "gateway/framing.hpp"
 #include "gateway/log.hpp"
 #include "gateway/state.hpp"
@@ -244,12 +245,13 @@ void open_acceptor(Worker& w, tcp::endpoint ep) {
     w.acceptor->listen(net::socket_base::max_listen_connections);
 }
 
-void write_ready_file(const std::string& path, const tcp::endpoint& ep) {
+void write_ready_file(const std::string& path, const tcp::endpoint& ep, unsigned short admin_port) {
     std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp);
         std::string addr = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-        out << "{\"listen\": \"" << addr << ":" << ep.port() << "\", \"pid\": " << ::getpid() << "}\n";
+        out << "{\"listen\": \"" << addr << ":" << ep.port() << "\", \"admin_port\": " << admin_port
+            << ", \"pid\": " << ::getpid() << "}\n";
     }
     std::rename(tmp.c_str(), path.c_str());
 }
@@ -302,6 +304,23 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         if (i == 0) ep = workers[0]->acceptor->local_endpoint();  // port 0: the others share the chosen port
     }
     gw->listen_endpoints = {ep};
+    // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
+    std::unique_ptr<tcp::acceptor> admin;
+    if (!cfg.admin_listen.empty()) {
+        tcp::endpoint aep = parse_listen(cfg.admin_listen);
+        admin = std::make_unique<tcp::acceptor>(workers[0]->ioc);
+        admin->open(aep.protocol());
+        admin->set_option(tcp::acceptor::reuse_address(true));
+        error_code aec;
+        admin->bind(aep, aec);
+        if (aec) throw std::runtime_error("cannot listen on admin.listen " + cfg.admin_listen + ": " + aec.message());
+        admin->listen();
+        aep = admin->local_endpoint();
+        if (aep.port() == ep.port() && aep.address() == ep.address())
+            throw ConfigError("admin.listen must differ from proxy.listen");
+        gw->listen_endpoints.push_back(aep);
+        net::co_spawn(workers[0]->ioc, admin_accept_loop(*gw, *admin), net::detached);
+    }
     for (auto& w : workers) net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
 
     std::vector<std::thread> threads;
@@ -313,7 +332,12 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +
              " worker threads; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()));
-    if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep);
+    if (admin) {
+        auto aep = gw->listen_endpoints.back();
+        log_info("admin listener on " + aep.address().to_string() + ":" + std::to_string(aep.port()) +
+                 " (/healthz /readyz /metrics)");
+    }
+    if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep, admin ? admin->local_endpoint().port() : 0);
 
     net::io_context main_ioc;
     net::signal_set signals(main_ioc, SIGINT, SIGTERM);
@@ -346,6 +370,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
         gw->stopping = true;
         hup.cancel();
+        if (admin) net::post(workers[0]->ioc, [&admin] {
+            error_code ignored;
+            admin->close(ignored);
+        });
         deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
         signals.async_wait([&](error_code e2, int) {
             if (!e2) deadline = std::chrono::steady_clock::now();  // a second signal: stop now
@@ -358,6 +386,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
     guards.clear();  // they point into the workers' io_contexts
+    admin.reset();
     // Destroying the workers ends sessions still open past the grace period; their records are
     // submitted as they go, so the audit log is closed only after that.
     workers.clear();

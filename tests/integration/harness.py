@@ -336,7 +336,7 @@ class Vigil:
         self.stats_file = os.path.join(workdir, "stats-%d.json" % n)
         self.log_path = os.path.join(workdir, "vigil-%d.log" % n)
         args = [VIGIL, "--listen", "127.0.0.1:0", "--ca-dir", ca_dir, "--threads", "2",
-                "--ready-file", self.ready, "--stats-file", self.stats_file]
+                "--ready-file", self.ready, "--stats-file", self.stats_file, "--set", 'admin.listen="127.0.0.1:0"']
         if hosts:
             args += ["--hosts-file", hosts]
         if extra_ca:
@@ -356,6 +356,7 @@ class Vigil:
         with open(self.ready) as f:
             info = json.load(f)
         self.port = int(info["listen"].rsplit(":", 1)[1])
+        self.admin_port = int(info.get("admin_port", 0))
         self.proxy = "http://127.0.0.1:%d" % self.port
 
     def read_log(self):

@@ -429,6 +429,30 @@ class SeparateInstanceTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
 
 
+class AdminTest(unittest.TestCase):
+    def test_health_metrics_onboarding_and_no_proxying_to_admin(self):
+        v = W["vigil"]
+        base = "http://127.0.0.1:%d" % v.admin_port
+        code, status, headers, body, err = curl(base + "/healthz")
+        self.assertEqual((status, body), (200, b"ok\n"))
+        code, status, headers, body, err = curl(base + "/readyz")
+        self.assertEqual(status, 200)
+        curl("-x", proxy(), plain_url("/hello"))
+        code, status, headers, body, err = curl(base + "/metrics")
+        text = body.decode()
+        self.assertIn("# TYPE vigil_accepted_total counter", text)
+        self.assertRegex(text, r"vigil_plain_total [1-9]")
+        self.assertIn("vigil_cert_cache_entries ", text)
+        self.assertIn("vigil_ruleset_version 0", text)
+        code, status, headers, body, err = curl(base + "/")
+        self.assertIn(b'id="sha256"', body)
+        code, status, headers, body, err = curl(base + "/issuing.key")
+        self.assertEqual(status, 404)
+        # The admin listener is not reachable through the proxy.
+        code, status, headers, body, err = curl("-x", proxy(), base + "/metrics")
+        self.assertEqual(status, 508)
+
+
 class CaToolTest(unittest.TestCase):
     def test_init_refuses_to_overwrite_and_show_prints_fingerprints(self):
         p = subprocess.run([VIGIL_CA, "init", "--dir", W["ca"]], capture_output=True, text=True)

@@ -1,0 +1,114 @@
+// Admin endpoints. Read-only views of the gateway's state; nothing here changes it.
+#include "gateway/admin.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/http.hpp>
+
+#include "gateway/log.hpp"
+#include "gateway/onboarding.hpp"
+
+namespace vigil::gateway {
+namespace http = beast::http;
+
+std::string metrics_text(Gateway& gw) {
+    std::string out;
+    auto metric = [&](const std::string& name, const char* type, const std::string& help, double value) {
+        out += "# HELP vigil_" + name + " " + help + "\n# TYPE vigil_" + name + " " + type + "\nvigil_" + name + " ";
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.0f", value);
+        out += std::string(buf) + "\n";
+    };
+#define VIGIL_METRIC(name) metric(#name "_total", "counter", "Vigil counter " #name, double(gw.counters.name.load()));
+    VIGIL_COUNTERS(VIGIL_METRIC)
+#undef VIGIL_METRIC
+    metric("active_connections", "gauge", "Client connections open now", gw.active_sessions.load());
+    auto rules = gw.rules.load();
+    metric("ruleset_version", "gauge", "Version of the ruleset in force", double(rules->version()));
+    metric("ruleset_signatures", "gauge", "Enabled signatures in the ruleset in force", double(rules->signature_count()));
+    auto cache = gw.tls.load()->certs->stats();
+    metric("cert_cache_entries", "gauge", "Minted certificates cached", double(cache.entries));
+    metric("cert_cache_bytes", "gauge", "Bytes held by the certificate cache", double(cache.bytes));
+    metric("cert_cache_hits_total", "counter", "Certificate cache hits", double(cache.hits));
+    metric("cert_cache_misses_total", "counter", "Certificate cache misses", double(cache.misses));
+    metric("cert_cache_mints_total", "counter", "Certificates minted", double(cache.mints));
+    metric("cert_cache_evictions_total", "counter", "Certificates evicted from the cache", double(cache.evictions));
+    if (gw.audit) {
+        metric("audit_queue_depth", "gauge", "Audit records waiting for the writer", double(gw.audit->queued()));
+        metric("audit_records_written_total", "counter", "Audit records committed", double(gw.audit->written()));
+        metric("audit_records_dropped_total", "counter", "Audit records dropped", double(gw.audit->dropped()));
+        metric("audit_write_failures_total", "counter", "Failed audit writes", double(gw.audit->failures()));
+        metric("audit_healthy", "gauge", "1 while audit writes succeed", gw.audit->healthy() ? 1 : 0);
+    }
+    return out;
+}
+
+namespace {
+
+http::response<http::string_body> route(Gateway& gw, const http::request<http::string_body>& req) {
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "Vigil");
+    res.set(http::field::cache_control, "no-store");
+    std::string path(req.target());
+    path = path.substr(0, path.find('?'));
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.result(http::status::method_not_allowed);
+        res.body() = "GET only\n";
+    } else if (path == "/healthz") {
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "ok\n";
+    } else if (path == "/readyz") {
+        std::string why;
+        if (gw.stopping) why = "shutting down";
+        else if (gw.audit && !gw.audit->healthy() && gw.cfg.audit_fail_closed) why = "audit log not writable";
+        res.set(http::field::content_type, "text/plain");
+        res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
+        res.body() = why.empty() ? "ready\n" : "not ready: " + why + "\n";
+    } else if (path == "/metrics") {
+        res.set(http::field::content_type, "text/plain; version=0.0.4");
+        res.body() = metrics_text(gw);
+    } else {
+        auto page = onboarding_response(gw.tls.load()->ca->root.get(), path);
+        res.result(static_cast<http::status>(page.status));
+        res.set(http::field::content_type, page.content_type);
+        if (!page.filename.empty())
+            res.set(http::field::content_disposition, "attachment; filename=\"" + page.filename + "\"");
+        res.body() = std::move(page.body);
+    }
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
+}
+
+net::awaitable<void> admin_session(tcp::socket socket, Gateway& gw) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buf;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(16 * 1024);
+        parser.body_limit(16 * 1024);
+        stream.expires_after(gw.cfg.header_read);
+        auto [ec, n] = co_await http::async_read(stream, buf, parser, use_nothrow);
+        if (ec) co_return;
+        auto res = route(gw, parser.get());
+        stream.expires_after(gw.cfg.io);
+        auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
+        if (wec || !res.keep_alive() || gw.stopping) co_return;
+    }
+}
+
+}  // namespace
+
+net::awaitable<void> admin_accept_loop(Gateway& gw, tcp::acceptor& acceptor) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        if (gw.stopping || ec == net::error::operation_aborted) co_return;
+        if (ec) continue;
+        error_code rec;
+        auto remote = socket.remote_endpoint(rec);
+        if (rec || !any_contains(gw.cfg.admin_allow, remote.address())) continue;  // closed at once
+        net::co_spawn(acceptor.get_executor(), admin_session(std::move(socket), gw), net::detached);
+    }
+}
+
+}  // namespace vigil::gateway
