@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev
 	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test test-asan bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -45,6 +45,14 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# Unit and integration tests built with AddressSanitizer + UndefinedBehaviorSanitizer. Not run
+# by CI: the sanitized build alone takes longer than CI's budget on 2 cores.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_CXX_FLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && VIGIL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) --timeout 900
 
 # Scanning throughput and compile time (not part of `make test`); results go in docs/performance.md.
 bench: build

@@ -69,6 +69,20 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         refused.rec().reason = "client address not in proxy.allow_clients";
         co_return;
     }
+    // Connection limits: a client (or all of them) past its share is closed at once, so a flood
+    // of slow connections cannot starve everyone else.
+    const std::string client_key = remote.address().to_string();
+    if (static_cast<size_t>(gw.active_sessions.load()) >= gw.cfg.max_connections ||
+        !gw.per_client.acquire(client_key, gw.cfg.max_connections_per_client)) {
+        bump(gw.counters.refused_limit);
+        log_debug("connection limit reached for " + client_key + "; closed", cid);
+        co_return;
+    }
+    struct Release {
+        Gateway& gw;
+        const std::string& key;
+        ~Release() { gw.per_client.release(key); }
+    } release{gw, client_key};
     socket.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream stream(std::move(socket));
     SessionScope scope(gw, worker, &stream);

@@ -165,6 +165,10 @@ const std::map<std::string, Setter>& schema() {
         {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
         {"limits.max_header_bytes",
          [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
+        {"limits.max_connections",
+         [](Config& c, const Where& w) { c.max_connections = size_t(get_int(w, 1, 1'000'000)); }},
+        {"limits.max_connections_per_client",
+         [](Config& c, const Where& w) { c.max_connections_per_client = size_t(get_int(w, 1, 1'000'000)); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},
     };
     return s;

@@ -69,6 +69,8 @@ struct Config {
     // [limits]
     size_t max_header_bytes = 64 * 1024;
     size_t max_headers = 100;
+    size_t max_connections = 20000;            // all clients together
+    size_t max_connections_per_client = 512;   // one client address
 
     Config();
 };

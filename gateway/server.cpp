@@ -21,6 +21,7 @@
 
 #include <condition_variable>
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 namespace vigil::gateway {
@@ -279,6 +280,12 @@ void check_startup(const Config& cfg) {
 
 int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::signal(SIGPIPE, SIG_IGN);
+    // Each connection needs one or two descriptors: raise the soft limit to what is allowed.
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     set_log_level(cfg.log_level);
     std::string stamp;
     std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);

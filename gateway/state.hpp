@@ -79,6 +79,28 @@ struct TlsMaterial {
     std::string issuer_fingerprint;
 };
 
+// Open connections per client address, for limits.max_connections_per_client.
+class ClientCounts {
+public:
+    // False (and nothing counted) when the client is at its limit.
+    bool acquire(const std::string& client, size_t limit) {
+        std::lock_guard lock(mu_);
+        size_t& n = counts_[client];
+        if (n >= limit) return false;
+        ++n;
+        return true;
+    }
+    void release(const std::string& client) {
+        std::lock_guard lock(mu_);
+        auto it = counts_.find(client);
+        if (it != counts_.end() && --it->second == 0) counts_.erase(it);
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, size_t> counts_;
+};
+
 struct Gateway {
     Config cfg;
     Counters counters;
@@ -94,6 +116,7 @@ struct Gateway {
     std::string warn_key;  // HMAC key for continue links, random per process
     std::atomic<bool> stopping{false};
     std::atomic<int> active_sessions{0};
+    ClientCounts per_client;
     std::atomic<uint64_t> next_conn_id{1};
 };
 

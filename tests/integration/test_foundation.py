@@ -326,8 +326,10 @@ class LargeTransferTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=240)
         os.unlink(big)
         self.assertEqual(json.loads(p.stdout)["length"], gib, p.stderr)
-        # Peak resident memory of the whole gateway stays far below the bytes it relayed.
-        self.assertLess(vm_hwm_kib(v.proc.pid), 96 * 1024)
+        # Peak resident memory of the whole gateway stays far below the bytes it relayed
+        # (sanitizer builds carry their own shadow memory, so the bound is theirs to skip).
+        if not os.environ.get("VIGIL_SANITIZED"):
+            self.assertLess(vm_hwm_kib(v.proc.pid), 96 * 1024)
 
 
 class SeparateInstanceTest(unittest.TestCase):
@@ -394,6 +396,30 @@ class SeparateInstanceTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertEqual(counters["plain"], 1)
         idle.close()
+
+    def test_1000_slowloris_connections_do_not_starve_a_normal_client(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=[
+            "--set", "proxy.allow_private_destinations=true", "--set", "limits.max_connections_per_client=300"])
+        slow = []
+        try:
+            for _ in range(1000):
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))  # the attacker's address
+                s.connect(("127.0.0.1", v.port))
+                s.sendall(b"GET " + plain_url("/hello").encode() + b" HTTP/1.1\r\nX-Slow: ")
+                slow.append(s)
+            time.sleep(0.5)
+            code, status, headers, body, err = curl("-x", v.proxy, plain_url("/hello"), timeout=10)
+            self.assertEqual((code, status, body), (0, 200, b"hello from plain"), err)
+        finally:
+            for s in slow:
+                s.close()
+            rc, counters = v.stop()
+        self.assertEqual(rc, 0)
+        self.assertGreaterEqual(counters["refused_limit"], 700)  # all but 300 were closed at once
 
     def test_group_readable_key_is_refused(self):
         import shutil
