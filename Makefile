@@ -49,7 +49,7 @@ test: build
 # Unit and integration tests built with AddressSanitizer + UndefinedBehaviorSanitizer. Not run
 # by CI: the sanitized build alone takes longer than CI's budget on 2 cores.
 test-asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBUILD_TESTING=ON \
 		-DCMAKE_CXX_FLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && VIGIL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) --timeout 900
