@@ -421,6 +421,20 @@ class SeparateInstanceTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertGreaterEqual(counters["refused_limit"], 700)  # all but 300 were closed at once
 
+    def test_silent_origin_is_504(self):
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=[
+            "--set", "proxy.allow_private_destinations=true", "--set", "timeouts.io=1"])
+        silent = Recorder()  # accepts and reads, never answers
+        try:
+            code, status, headers, body, err = curl("-x", v.proxy, "http://silent.test:%d/" % silent.port)
+            self.assertEqual(status, 504)
+            self.assertIn("X-Vigil-Reason: upstream_timeout", headers)
+            self.assertIn(b"did not send a response in time", body)
+        finally:
+            silent.close()
+            rc, counters = v.stop()
+        self.assertEqual(counters["upstream_timeout"], 1)
+
     def test_group_readable_key_is_refused(self):
         import shutil
         ca = os.path.join(W["dir"], "ca-loose")
