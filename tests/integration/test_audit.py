@@ -362,5 +362,40 @@ class FailureTest(unittest.TestCase):
             subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
+class FailOpenTest(unittest.TestCase):
+    """fail-open keeps serving while writes fail; with overflow = drop, what does not fit is
+    dropped and counted, never silently."""
+
+    def test_fail_open_and_drop(self):
+        mnt = os.path.join(W["dir"], "small2")
+        os.makedirs(mnt)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], capture_output=True, text=True)
+        if p.returncode != 0:
+            self.skipTest("needs root to mount a small tmpfs: " + p.stderr.strip())
+        try:
+            path = os.path.join(mnt, "audit.db")
+            v = start_vigil(path, ["--set", 'audit.on_failure="fail-open"', "--set", 'audit.overflow="drop"',
+                                   "--set", "audit.queue_limit=16"])
+            url = "http://plain.test:%d/hello" % W["plain"].port
+            self.assertEqual(curl("-x", v.proxy, url)[1], 200)
+            fd = os.open(os.path.join(mnt, "filler"), os.O_WRONLY | os.O_CREAT)
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                pass
+            os.close(fd)
+            statuses = [curl("-x", v.proxy, url)[1] for _ in range(40)]
+            self.assertEqual(set(statuses), {200})  # fail-open: service continues
+            code, status, headers, body, err = curl("http://127.0.0.1:%d/metrics" % v.admin_port)
+            self.assertRegex(body.decode(), r"vigil_audit_healthy 0")
+            rc, counters = v.stop(timeout=60)
+            self.assertEqual(rc, 0)
+            self.assertGreater(counters["audit_dropped"], 0)
+            self.assertGreater(counters["audit_failures"], 0)
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
 def records_of(path):
     return json.loads(va("query", "--format", "json", "--limit", "100000", db=path).stdout)
