@@ -131,7 +131,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     // The host-only decision, before anything is decrypted.
     const std::string client_ip = base.client_ip;
     const std::string site_url = full_url("https", *origin, "/");
-    inspect::Subject subject{origin->host, site_url, "", {}, client_ip};
+    inspect::Subject subject{origin->host, site_url, base.user, split_groups(base.group), client_ip};
     inspect::Verdict verdict = gw.rules.load()->check_connect(subject);
     if (verdict.bypass) {
         tx->rec().kind = "splice";

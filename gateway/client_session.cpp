@@ -3,6 +3,7 @@
 #include <boost/beast/core.hpp>
 
 #include "gateway/http_io.hpp"
+#include "gateway/auth.hpp"
 #include "gateway/onboarding.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/tx_audit.hpp"
@@ -111,6 +112,23 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         }
         bump(gw.counters.requests);
         auto& req = head.parser->get();
+        // Proxy authentication: every request to the proxy carries its own credentials; a
+        // CONNECT's identity then holds for everything inside the tunnel.
+        const address client_addr = remote.address();
+        AuthResult who = co_await authenticate(gw, req.base(), client_addr, cid);
+        if (who.refusal) {
+            TxAudit tx(gw, base);
+            tx.rec().method = std::string(req.method_string());
+            tx.rec().url = std::string(req.target()).substr(0, 2048);
+            tx.page(*who.refusal);
+            co_await write_page(stream, gw, *who.refusal, req.version(), &tx.rec().bytes_to_client);
+            break;
+        }
+        base.user = who.identity->user;
+        base.group.clear();
+        for (const auto& g : who.identity->groups) base.group += (base.group.empty() ? "" : ",") + g;
+        relay.audit_base().user = base.user;
+        relay.audit_base().group = base.group;
         if (req.method() == http::verb::connect) {
             co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), base);
             co_return;

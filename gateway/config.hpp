@@ -61,6 +61,11 @@ struct Config {
     bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
     std::string audit_url_mode = "full";
     size_t audit_queue_limit = 65536;
+    // [auth]
+    bool auth_required = false;
+    std::vector<Cidr> auth_exempt_clients;
+    std::chrono::seconds auth_cache{300};
+    int auth_max_failures = 5;  // per client address per minute, then 429
     // [admin]
     std::string admin_listen = "127.0.0.1:9090";  // "" disables the admin listener
     std::vector<Cidr> admin_allow;                 // default: loopback only

@@ -115,6 +115,7 @@ net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, un
     res.set(http::field::content_type, "text/html; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
     res.set("X-Vigil-Reason", info.code);
+    if (!info.proxy_authenticate.empty()) res.set(http::field::proxy_authenticate, info.proxy_authenticate);
     res.body() = render_page(info);
     res.keep_alive(false);
     res.prepare_payload();

@@ -112,6 +112,16 @@ inspect::Headers header_list(const boost::beast::http::fields& fields) {
     return h;
 }
 
+std::vector<std::string> split_groups(const std::string& joined) {
+    std::vector<std::string> out;
+    for (size_t a = 0; !joined.empty() && a != std::string::npos;) {
+        size_t b = joined.find(',', a);
+        out.push_back(joined.substr(a, b == std::string::npos ? std::string::npos : b - a));
+        a = b == std::string::npos ? b : b + 1;
+    }
+    return out;
+}
+
 void note_verdict(Gateway& gw, const inspect::Verdict& v, const std::string& url, uint64_t cid) {
     if (!v.monitored.empty()) {
         bump(gw.counters.monitored);

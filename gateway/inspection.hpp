@@ -27,6 +27,9 @@ std::optional<bool> take_continue_token(Gateway& gw, std::string& target, const 
 
 inspect::Headers header_list(const boost::beast::http::fields& fields);
 
+// "a,b" -> {"a", "b"} (the audit record keeps a user's groups comma-joined).
+std::vector<std::string> split_groups(const std::string& joined);
+
 // Counts and logs a verdict that let the transaction through (monitor, allowed warn).
 void note_verdict(Gateway& gw, const inspect::Verdict& v, const std::string& url, uint64_t cid);
 

@@ -16,6 +16,7 @@ struct PageInfo {
     std::string rule;      // the rule that decided, for block pages
     std::string category;
     std::string continue_url;  // warn pages: where "Continue" leads
+    std::string proxy_authenticate;  // 407 pages: the challenge
 };
 
 std::string render_page(const PageInfo& info);

@@ -63,7 +63,7 @@ public:
         }
         const std::string url = full_url(scheme, origin, target);
         auto rules = gw_.rules.load();
-        inspect::Subject subject{origin.host, url, "", {}, client_ip_};
+        inspect::Subject subject{origin.host, url, base_.user, split_groups(base_.group), client_ip_};
         inspect::Verdict verdict = rules->check_request(subject, header_list(in.base()));
         tx.verdict(verdict);
         if (!co_await enforce(verdict, url, in.version())) co_return false;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
@@ -101,6 +103,20 @@ private:
     std::unordered_map<std::string, size_t> counts_;
 };
 
+// Failed proxy sign-ins per client (throttling) and recently verified credentials.
+class AuthState {
+public:
+    bool throttled(const std::string& client, int max_failures);
+    void failed(const std::string& client);
+    std::optional<std::vector<std::string>> cached(const std::string& key);
+    void remember(const std::string& key, std::vector<std::string> groups, std::chrono::seconds ttl);
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, int>> failures_;
+    std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, std::vector<std::string>>> cache_;
+};
+
 struct Gateway {
     Config cfg;
     Counters counters;
@@ -117,6 +133,8 @@ struct Gateway {
     std::atomic<bool> stopping{false};
     std::atomic<int> active_sessions{0};
     ClientCounts per_client;
+    AuthState auth;
+    net::thread_pool auth_pool{1};  // password verification, off the workers
     std::atomic<uint64_t> next_conn_id{1};
 };
 

@@ -17,6 +17,7 @@
 #include "inspect/literal_matcher.hpp"
 #include "inspect/set_match.hpp"
 #include "inspect/validators.hpp"
+#include "rules/password.hpp"
 
 namespace vigil::inspect {
 
@@ -133,6 +134,7 @@ struct RuleSet::Impl {
     std::vector<CompiledPolicy> policies;
     std::vector<std::unique_ptr<CompiledSig>> sigs;
     std::array<SigGroup, 5> groups;
+    std::unordered_map<std::string, rules::User> users;
 };
 
 RuleSet::~RuleSet() = default;
@@ -162,6 +164,8 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
         }
     }
     rs->host_count_ = data.hosts.size();
+    for (const auto& u : data.users)
+        if (u.enabled) im.users.emplace(u.name, u);
 
     RE2::Options ro = re2_options(opts.re2_max_mem);
     im.urls = std::make_unique<RE2::Set>(ro, RE2::ANCHOR_BOTH);
@@ -226,6 +230,18 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
 }
 
 size_t RuleSet::signature_count() const { return impl_->sigs.size(); }
+
+std::optional<std::vector<std::string>> RuleSet::authenticate(const std::string& user, const std::string& password) const {
+    auto it = impl_->users.find(user);
+    // An unknown user costs the same as a wrong password, so timing does not reveal names.
+    static const std::string dummy = rules::hash_password("not a real password", rules::kPasswordIterations);
+    if (it == impl_->users.end()) {
+        rules::verify_password(password, dummy);
+        return std::nullopt;
+    }
+    if (!rules::verify_password(password, it->second.password_hash)) return std::nullopt;
+    return it->second.groups;
+}
 
 std::string RuleSet::host_category(std::string_view host_in) const {
     std::string host(host_in);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -77,6 +78,10 @@ public:
     size_t host_count() const { return host_count_; }
     size_t signature_count() const;
     const InspectOptions& options() const { return opts_; }
+
+    // Proxy users: the user's groups when the password is right, nothing otherwise. Slow on
+    // purpose (PBKDF2): the gateway calls it off its worker threads.
+    std::optional<std::vector<std::string>> authenticate(const std::string& user, const std::string& password) const;
 
     // The category of the most specific host entry matching `host` ("" if none).
     std::string host_category(std::string_view host) const;

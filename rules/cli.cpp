@@ -14,6 +14,7 @@
 #include "inspect/ruleset.hpp"
 #include "rules/db.hpp"
 #include "rules/import.hpp"
+#include "rules/password.hpp"
 
 using namespace vigil::rules;
 namespace inspect = vigil::inspect;
@@ -44,6 +45,9 @@ commands:
   test --url URL [--method M] [--request-header 'K: V']... [--request-body FILE]
        [--response-header 'K: V']... [--response-body FILE] [--user U] [--group G] [--client IP]
         prints the verdict and the rule that decided it, using the gateway's own matching code
+  user add NAME --password-file F [--group G]...   proxy users (password: PBKDF2-HMAC-SHA256)
+  user passwd NAME --password-file F | user groups NAME [--group G]... | user remove NAME | user list
+  group add NAME | group remove NAME | group list
   history [--limit N]
   stats
 
@@ -199,6 +203,9 @@ int cmd_test(RuleDb& db, const Args& a) {
     s.host = rest.substr(0, rest.find_first_of(":/?#"));
     s.user = a.get("--user");
     if (a.has("--group")) s.groups = a.all("--group");
+    else
+        for (const auto& u : db.load().users)
+            if (u.name == s.user) s.groups = u.groups;  // the user's groups from the database
     s.client_ip = a.get("--client", "127.0.0.1");
     std::string stage = "connect";
     inspect::Verdict v = rs->check_connect(s);
@@ -256,6 +263,71 @@ int cmd_test(RuleDb& db, const Args& a) {
     return 0;
 }
 
+std::string read_password(const Args& a) {
+    if (!a.has("--password-file")) usage_error("give the password with --password-file F ('-' reads standard input)");
+    std::string pw;
+    if (a.get("--password-file") == "-") {
+        std::getline(std::cin, pw);
+    } else {
+        std::ifstream in(a.get("--password-file"));
+        if (!in) throw RulesError(a.get("--password-file") + ": cannot read");
+        std::getline(in, pw);
+    }
+    while (!pw.empty() && (pw.back() == '\r' || pw.back() == '\n')) pw.pop_back();
+    return pw;
+}
+
+int cmd_user(RuleDb& db, const Args& a) {
+    if (a.positional.size() < 2) usage_error("user add|passwd|groups|remove|list");
+    const std::string& sub = a.positional[1];
+    if (sub == "list") {
+        for (const auto& u : db.load().users) {
+            std::string groups;
+            for (const auto& g : u.groups) groups += (groups.empty() ? "" : ",") + g;
+            std::cout << u.name << (groups.empty() ? "" : "  groups=" + groups) << (u.enabled ? "" : "  [disabled]") << "\n";
+        }
+        return 0;
+    }
+    if (a.positional.size() != 3) usage_error("user " + sub + " NAME");
+    const std::string& name = a.positional[2];
+    if (sub == "remove") {
+        db.remove_user(name, actor(a));
+    } else if (sub == "add" || sub == "passwd" || sub == "groups") {
+        User u;
+        u.name = name;
+        if (name.empty() || name.find_first_of(": \t") != std::string::npos)
+            usage_error("user names cannot be empty or contain ':' or spaces");
+        if (sub != "groups") u.password_hash = hash_password(read_password(a));
+        if (sub == "passwd" || sub == "groups") {
+            bool found = false;
+            for (const auto& existing : db.load().users)
+                if (existing.name == name) {
+                    found = true;
+                    if (sub == "passwd") u.groups = existing.groups;
+                }
+            if (!found) throw RulesError("no user \"" + name + "\"");
+        }
+        if (sub != "passwd") u.groups = a.all("--group");
+        db.put_user(u, sub != "groups", actor(a));
+    } else {
+        usage_error("user add|passwd|groups|remove|list");
+    }
+    std::cout << "user " << sub << " " << name << " (ruleset version " << db.version() << ")\n";
+    return 0;
+}
+
+int cmd_group(RuleDb& db, const Args& a) {
+    if (a.positional.size() >= 2 && a.positional[1] == "list") {
+        for (const auto& g : db.load().groups) std::cout << g << "\n";
+        return 0;
+    }
+    if (a.positional.size() != 3 || (a.positional[1] != "add" && a.positional[1] != "remove"))
+        usage_error("group add|remove NAME");
+    db.put_group(a.positional[2], a.positional[1] == "remove", actor(a));
+    std::cout << "group " << a.positional[1] << " " << a.positional[2] << "\n";
+    return 0;
+}
+
 int run(const Args& a) {
     std::string path = a.get("--db");
     if (path.empty()) usage_error("--db FILE is required");
@@ -266,7 +338,8 @@ int run(const Args& a) {
         std::cout << (existed ? "rule database already initialised: " : "created rule database ") << path << "\n";
         return 0;
     }
-    bool writes = cmd == "import" || cmd == "add" || cmd == "remove" || cmd == "enable" || cmd == "disable";
+    bool writes = cmd == "import" || cmd == "add" || cmd == "remove" || cmd == "enable" || cmd == "disable" ||
+                  ((cmd == "user" || cmd == "group") && !(a.positional.size() >= 2 && a.positional[1] == "list"));
     auto db = RuleDb::open(path, writes ? RuleDb::Mode::read_write : RuleDb::Mode::read_only);
     if (cmd == "import") {
         if (a.positional.size() != 2) usage_error("import FILE");
@@ -304,6 +377,8 @@ int run(const Args& a) {
         return 0;
     }
     if (cmd == "test") return cmd_test(*db, a);
+    if (cmd == "user") return cmd_user(*db, a);
+    if (cmd == "group") return cmd_group(*db, a);
     if (cmd == "history") {
         int limit = 50;
         try {

@@ -11,7 +11,18 @@
 namespace vigil::rules {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+
+// Migrations from version N-1 to N, applied in order in one transaction each.
+constexpr const char* kMigrationV2 = R"sql(
+CREATE TABLE users(
+  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
+CREATE TABLE groups(name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE members(
+  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  grp TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE,
+  PRIMARY KEY(user, grp)) WITHOUT ROWID;
+)sql";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE categories(
@@ -160,9 +171,10 @@ std::unique_ptr<RuleDb> RuleDb::open(const std::string& path, Mode mode) {
         if (mode != Mode::create) throw RulesError(path + ": empty rule database; run vigil-rules init");
         transaction(raw, [&] {
             db->exec(kSchema);
-            db->exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+            db->exec("PRAGMA user_version = 1");
         });
         db->exec("PRAGMA journal_mode = WAL");
+        version = 1;
     } else if (version > kSchemaVersion) {
         throw RulesError(path + ": rule database schema " + std::to_string(version) +
                          " is newer than this program understands (" + std::to_string(kSchemaVersion) + ")");
@@ -171,6 +183,14 @@ std::unique_ptr<RuleDb> RuleDb::open(const std::string& path, Mode mode) {
         Stmt st(raw, "SELECT value FROM meta WHERE key = 'schema'");
         if (!st.step() || st.text(0) != "vigil-rules") throw RulesError(path + ": not a Vigil rule database");
     }
+    if (version < 2 && mode != Mode::read_only) {
+        transaction(raw, [&] {
+            db->exec(kMigrationV2);
+            db->exec("PRAGMA user_version = 2");
+        });
+        version = 2;
+    }
+    db->schema_ = version;  // a read-only open of an older file reads what it has
     return db;
 }
 
@@ -216,6 +236,21 @@ RuleData RuleDb::load() const {
                                   st.text(5), st.text(6), st.integer(7) != 0});
         for (Stmt st(db_, "SELECT key, value FROM meta WHERE key <> 'schema'"); st.step();)
             d.meta[st.text(0)] = st.text(1);
+        if (schema_ >= 2) {
+            for (Stmt st(db_, "SELECT u.name, u.password_hash, u.enabled, coalesce(group_concat(m.grp, ','), '') "
+                              "FROM users u LEFT JOIN members m ON m.user = u.name GROUP BY u.name ORDER BY u.name");
+                 st.step();) {
+                User u{st.text(0), st.text(1), {}, st.integer(2) != 0};
+                std::string g = st.text(3);
+                for (size_t a = 0; !g.empty() && a != std::string::npos;) {
+                    size_t b = g.find(',', a);
+                    u.groups.push_back(g.substr(a, b == std::string::npos ? std::string::npos : b - a));
+                    a = b == std::string::npos ? b : b + 1;
+                }
+                d.users.push_back(std::move(u));
+            }
+            for (Stmt st(db_, "SELECT name FROM groups ORDER BY name"); st.step();) d.groups.push_back(st.text(0));
+        }
         exec("COMMIT");
     } catch (...) {
         exec("ROLLBACK");
@@ -370,6 +405,66 @@ void RuleDb::set_enabled(Kind kind, const std::string& key, bool enabled, const 
         if (sqlite3_changes(db_) == 0) throw RulesError(std::string("no ") + kind_name(kind) + " \"" + key + "\"");
         record(actor, enabled ? "enable" : "disable", std::string(kind_name(kind)) + ":" + key,
                enabled ? "disabled" : "enabled", enabled ? "enabled" : "disabled");
+        bump_version("");
+    });
+}
+
+void RuleDb::put_user(const User& u, bool replace_hash, const std::string& actor) {
+    transaction(db_, [&] {
+        for (const auto& g : u.groups) {
+            Stmt q(db_, "SELECT 1 FROM groups WHERE name = ?");
+            q.bind(1, g);
+            if (!q.step()) throw RulesError("user \"" + u.name + "\": unknown group \"" + g + "\" (vigil-rules group add " + g + ")");
+        }
+        Stmt exists(db_, "SELECT 1 FROM users WHERE name = ?");
+        exists.bind(1, u.name);
+        bool existed = exists.step();
+        if (!existed && u.password_hash.empty()) throw RulesError("no user \"" + u.name + "\"");
+        if (!existed || replace_hash) {
+            Stmt up(db_, "INSERT INTO users(name, password_hash, enabled) VALUES (?, ?, ?) ON CONFLICT(name) DO "
+                         "UPDATE SET password_hash = excluded.password_hash, enabled = excluded.enabled");
+            up.bind(1, u.name).bind(2, u.password_hash).bind(3, int64_t(u.enabled)).run();
+        }
+        Stmt del(db_, "DELETE FROM members WHERE user = ?");
+        del.bind(1, u.name).run();
+        Stmt add(db_, "INSERT INTO members(user, grp) VALUES (?, ?)");
+        std::string groups;
+        for (const auto& g : u.groups) {
+            add.bind(1, u.name).bind(2, g).run();
+            groups += (groups.empty() ? "" : ",") + g;
+        }
+        record(actor, existed ? (replace_hash ? "passwd" : "groups") : "add user", "user:" + u.name, "",
+               "groups=" + groups);  // never the hash
+        bump_version("");
+    });
+}
+
+void RuleDb::remove_user(const std::string& name, const std::string& actor) {
+    transaction(db_, [&] {
+        Stmt del(db_, "DELETE FROM users WHERE name = ?");
+        del.bind(1, name).run();
+        if (sqlite3_changes(db_) == 0) throw RulesError("no user \"" + name + "\"");
+        record(actor, "remove", "user:" + name, name, "");
+        bump_version("");
+    });
+}
+
+void RuleDb::put_group(const std::string& name, bool remove, const std::string& actor) {
+    transaction(db_, [&] {
+        if (remove) {
+            Stmt used(db_, "SELECT name FROM policies WHERE match_group = ?");
+            used.bind(1, name);
+            if (used.step())
+                throw RulesError("group \"" + name + "\" is used by policy \"" + used.text(0) + "\"; remove it first");
+            Stmt del(db_, "DELETE FROM groups WHERE name = ?");
+            del.bind(1, name).run();
+            if (sqlite3_changes(db_) == 0) throw RulesError("no group \"" + name + "\"");
+        } else {
+            if (name.empty()) throw RulesError("group without a name");
+            Stmt add(db_, "INSERT OR IGNORE INTO groups(name) VALUES (?)");
+            add.bind(1, name).run();
+        }
+        record(actor, remove ? "remove" : "add group", "group:" + name, "", "");
         bump_version("");
     });
 }

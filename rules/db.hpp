@@ -46,6 +46,12 @@ public:
     void remove(Kind kind, const std::string& key, const std::string& actor);
     void set_enabled(Kind kind, const std::string& key, bool enabled, const std::string& actor);
 
+    // Proxy users and groups. A user's password hash is written only by add/passwd; history
+    // rows never carry it.
+    void put_user(const User& user, bool replace_hash, const std::string& actor);
+    void remove_user(const std::string& name, const std::string& actor);
+    void put_group(const std::string& name, bool remove, const std::string& actor);
+
     std::vector<Change> history(int limit) const;
 
 private:
@@ -55,6 +61,7 @@ private:
     void record(const std::string& actor, const std::string& op, const std::string& object,
                 const std::string& before, const std::string& after);
     sqlite3* db_;
+    int schema_ = 0;
 };
 
 }  // namespace vigil::rules

@@ -54,12 +54,22 @@ struct Policy {
     bool enabled = true;
 };
 
+// A proxy user (managed with `vigil-rules user`, not part of the JSON rule format).
+struct User {
+    std::string name;
+    std::string password_hash;
+    std::vector<std::string> groups;
+    bool enabled = true;
+};
+
 struct RuleData {
     std::vector<Category> categories;
     std::vector<HostEntry> hosts;
     std::vector<UrlPattern> url_patterns;
     std::vector<Signature> signatures;
     std::vector<Policy> policies;
+    std::vector<User> users;
+    std::vector<std::string> groups;
     std::map<std::string, std::string> meta;  // version, updated, source
     int64_t version = 0;
 };

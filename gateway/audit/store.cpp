@@ -79,14 +79,17 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         s->exec("BEGIN");
         s->exec(schema_sql().c_str());
         s->exec("COMMIT");
-    } else if (version > kSchemaVersion) {
-        throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
     }
-    {
+    // What the file is comes before which version it is.
+    try {
         Stmt m(raw, "SELECT value FROM meta WHERE key = 'schema'");
         if (sqlite3_step(m.st) != SQLITE_ROW || m.text(0) != "vigil-audit")
             throw AuditError(path + ": not a Vigil audit log");
+    } catch (const AuditError&) {
+        throw AuditError(path + ": not a Vigil audit log");
     }
+    if (version > kSchemaVersion)
+        throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
     if (mode != Mode::read_only) {
         // WAL + NORMAL: a commit is durable against process crashes without an fsync per batch;
         // a larger page cache keeps the five indexes' hot pages in memory while appending.
