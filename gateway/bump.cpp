@@ -41,7 +41,7 @@ std::optional<PageInfo> check_bumped_target(const http::request<http::buffer_bod
 
 // bypass_inspection: a blind tunnel to the origin; no certificate is minted, nothing decrypted.
 net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, const Authority& origin, Gateway& gw,
-                            TxAudit& tx, unsigned version) {
+                            TxAudit& tx, unsigned version, bool established_sent = false) {
     using namespace net::experimental::awaitable_operators;
     const uint64_t cid = tx.rec().conn_id;
     std::optional<beast::tcp_stream> up;
@@ -51,11 +51,13 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
         co_await write_page(stream, gw, *failure, version);
         co_return;
     }
-    static const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
-    stream.expires_after(gw.cfg.io);
-    auto [ec, n] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
-    bump(gw.counters.bytes_out, n);
-    if (ec) co_return;
+    if (!established_sent) {
+        static const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
+        stream.expires_after(gw.cfg.io);
+        auto [ec, n] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
+        bump(gw.counters.bytes_out, n);
+        if (ec) co_return;
+    }
     bump(gw.counters.spliced);
     tx.rec().status = 200;
     log_info("spliced (not inspected) " + origin.host_port(), cid);
@@ -160,6 +162,32 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
     bump(gw.counters.bytes_out, wn);
     if (wec) co_return;
+
+    // What follows must be a TLS handshake record (0x16). Anything else is another protocol
+    // inside the tunnel: refused by default, or relayed blind with tls.non_tls = "tunnel".
+    if (buf.size() == 0) {
+        stream.expires_after(gw.cfg.handshake);
+        auto [rec, rn] = co_await stream.async_read_some(buf.prepare(16 * 1024), use_nothrow);
+        if (rec) co_return;
+        buf.commit(rn);
+        bump(gw.counters.bytes_in, rn);
+    }
+    if (static_cast<const unsigned char*>(buf.data().data())[0] != 0x16) {
+        bump(gw.counters.non_tls);
+        tx->rec().tls_mode = "none";
+        if (gw.cfg.non_tls_tunnel) {
+            tx->rec().kind = "splice";
+            tx->rec().reason = "non_tls: not TLS after CONNECT; tunnelled (tls.non_tls = tunnel)";
+            co_await splice(stream, buf, *origin, gw, *tx, version, true);
+            tx->rec().action = "bypass";
+        } else {
+            tx->rec().kind = "refused";
+            tx->rec().action = "refuse";
+            tx->rec().reason = "non_tls: the client sent something other than TLS after CONNECT";
+            log_info("non-TLS bytes after CONNECT " + origin->host_port() + "; closed (tls.non_tls = reject)", cid);
+        }
+        co_return;
+    }
 
     TlsStream client(std::move(stream), *gw.client_ctx);
     track.stream = &lowest(client);

@@ -93,6 +93,12 @@ const std::map<std::string, Setter>& schema() {
         {"proxy.shutdown_grace", [](Config& c, const Where& w) { c.shutdown_grace = get_seconds(w); }},
         {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_string(w); }},
         {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_string(w); }},
+        {"tls.non_tls",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "reject" && v != "tunnel") w.fail("expected \"reject\" or \"tunnel\"");
+             c.non_tls_tunnel = v == "tunnel";
+         }},
         {"tls.cert_cache_entries",
          [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
         {"tls.cert_cache_bytes",

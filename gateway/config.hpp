@@ -29,6 +29,7 @@ struct Config {
     // [tls]
     std::string ca_dir = "var/ca";
     std::string extra_ca_file;
+    bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
     size_t cert_cache_entries = 20000;
     size_t cert_cache_bytes = 32u << 20;
     // [dns]

@@ -421,6 +421,30 @@ class SeparateInstanceTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertGreaterEqual(counters["refused_limit"], 700)  # all but 300 were closed at once
 
+    def test_non_tls_after_connect_is_refused_or_tunnelled(self):
+        rec = Recorder()
+        try:
+            for mode in ("reject", "tunnel"):
+                v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=[
+                    "--set", "proxy.allow_private_destinations=true",
+                    "--set", "proxy.allowed_connect_ports=[%d]" % rec.port, "--set", 'tls.non_tls="%s"' % mode])
+                try:
+                    s, resp = connect_tunnel(v.port, "raw.test:%d" % rec.port)
+                    self.assertTrue(resp.startswith(b"HTTP/1.1 200"))
+                    s.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                    time.sleep(0.5)
+                    s.close()
+                finally:
+                    rc, counters = v.stop()
+                self.assertEqual(counters["non_tls"], 1)
+                time.sleep(0.2)
+                if mode == "reject":
+                    self.assertEqual((rec.connections, rec.received), (0, b""))
+                else:
+                    self.assertEqual(rec.received, b"SSH-2.0-OpenSSH_9.2\r\n")
+        finally:
+            rec.close()
+
     def test_silent_origin_is_504(self):
         v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=[
             "--set", "proxy.allow_private_destinations=true", "--set", "timeouts.io=1"])
