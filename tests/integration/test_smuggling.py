@@ -137,10 +137,10 @@ def setUpModule():
     d = W["dir"] = make_workdir()
     W["ca"] = os.path.join(d, "ca")
     run([VIGIL_CA, "init", "--dir", W["ca"]])
-    pki = Pki(d)
+    pki = W["pki"] = Pki(d)
     W["plain"] = Recorder()
     W["tls"] = TlsRecorder(*pki.leaf("rec", "rec.test"))
-    hosts = os.path.join(d, "hosts")
+    hosts = W["hosts"] = os.path.join(d, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test rec.test\n")
     W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
@@ -211,6 +211,65 @@ class SmugglingTest(unittest.TestCase):
                 self.assertTrue(refused(answer), answer[:200])
         time.sleep(0.3)
         self.assertEqual(W["tls"].received, b"")  # TLS handshakes happened; no request byte arrived
+
+
+class HostileTlsTest(unittest.TestCase):
+    """Broken or hostile TLS from either side: a clear refusal, and the gateway keeps serving."""
+
+    def test_truncated_garbage_and_oversized_client_hellos(self):
+        host = "rec.test:%d" % W["tls"].port
+        records = [
+            b"\x16\x03\x01\x40\x00" + b"\x01" * 100,          # claims 16 KiB, sends 100 bytes, closes
+            b"\x16\x03\x01\x00\x05\xff\xff\xff\xff\xff",        # handshake of garbage
+            b"\x16\x03\x01\xff\xff" + b"\x00" * 70000,         # record longer than TLS allows
+            b"\x16" + os.urandom(4096),
+        ]
+        for data in records:
+            with self.subTest(data=data[:8]):
+                s, resp = connect_tunnel(W["vigil"].port, host)
+                self.assertTrue(resp.startswith(b"HTTP/1.1 200"))
+                try:
+                    s.sendall(data)
+                except OSError:
+                    pass
+                s.shutdown(socket.SHUT_WR)
+                read_all(s, timeout=3)
+                s.close()
+        # Still serving.
+        s, resp = connect_tunnel(W["vigil"].port, host)
+        ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
+        t = ctx.wrap_socket(s, server_hostname="rec.test")
+        self.assertEqual(t.version()[:5], "TLSv1")
+        t.close()
+
+    def test_origin_with_a_huge_chain_is_refused_with_a_reason(self):
+        d = os.path.join(W["dir"], "huge")
+        os.makedirs(d, exist_ok=True)
+        pki = W["pki"]
+        leaf, key = pki.leaf("huge", "huge.test")
+        chain = os.path.join(d, "chain.pem")
+        with open(leaf) as f:
+            body = f.read()
+        with open(pki.other_ca_pem) as f:
+            filler = f.read()
+        with open(chain, "w") as f:
+            f.write(body + filler * 300)  # a leaf and 300 certificates: far past any sane chain
+        origin = TlsRecorder(chain, key)
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=pki.ca_pem, extra_args=[
+            "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin.port])
+        try:
+            s, resp = connect_tunnel(v.port, "huge.test:%d" % origin.port)
+            ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
+            t = ctx.wrap_socket(s, server_hostname="huge.test")
+            t.sendall(b"GET / HTTP/1.1\r\nHost: huge.test:%d\r\n\r\n" % origin.port)
+            answer = read_all(t)
+            t.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer[:100])
+            self.assertIn(b"X-Vigil-Reason: ", answer)
+        finally:
+            rc, counters = v.stop()
+            origin.close()
+        self.assertEqual(rc, 0)
 
 
 if __name__ == "__main__":
