@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev
 	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools
 
-.PHONY: deps build run test test-asan bench clean
+.PHONY: deps build run test test-asan fuzz bench clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -53,6 +53,22 @@ test-asan: deps
 		-DCMAKE_CXX_FLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && VIGIL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) --timeout 900
+
+# libFuzzer targets from the committed seed corpus, FUZZ_SECONDS each (default 60). Crashes are
+# written to tests/fuzz/crashes/; keep each as a regression seed once fixed.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := request_head rules_json config
+fuzz: deps
+	@for p in clang libclang-rt-14-dev; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p; done
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DVIGIL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build-fuzz -j$(JOBS)
+	mkdir -p tests/fuzz/crashes
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus-$$t && \
+		build-fuzz/bin/fuzz_$$t build-fuzz/corpus-$$t tests/fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=tests/fuzz/crashes/$$t- -print_final_stats=1 || exit 1; \
+	done
 
 # Scanning throughput and compile time (not part of `make test`); results go in docs/performance.md.
 bench: build

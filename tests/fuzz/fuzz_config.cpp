@@ -1,0 +1,27 @@
+// Fuzz target: the TOML configuration loader (file and --set overrides).
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "gateway/config.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    static const std::string path = "/tmp/vigil-fuzz-config-" + std::to_string(::getpid()) + ".toml";
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) return 0;
+    std::fwrite(data, 1, size, f);
+    std::fclose(f);
+    try {
+        vigil::gateway::load_config(path, {});
+    } catch (const vigil::gateway::ConfigError&) {
+    }
+    std::string text(reinterpret_cast<const char*>(data), size);
+    auto eq = text.find('=');
+    if (eq != std::string::npos) {
+        try {
+            vigil::gateway::load_config("", {{text.substr(0, eq), text.substr(eq + 1)}});
+        } catch (const vigil::gateway::ConfigError&) {
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+// Fuzz target: the request-head path — raw checks, Beast's parser, framing rules, URL and
+// authority parsing — exactly as gateway/http_io.hpp runs them on client bytes.
+#include <boost/beast/http.hpp>
+
+#include "gateway/framing.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    namespace http = boost::beast::http;
+    std::string_view head(reinterpret_cast<const char*>(data), size);
+    if (vigil::gateway::check_raw_head(head)) return 0;
+    http::request_parser<http::buffer_body> p;
+    p.header_limit(64 * 1024);
+    p.body_limit(boost::none);
+    p.eager(false);
+    boost::system::error_code ec;
+    p.put(boost::asio::buffer(data, size), ec);
+    if (ec || !p.is_header_done()) return 0;
+    if (vigil::gateway::check_request_fields(p.get().base(), 100)) return 0;
+    auto target = p.get().target();
+    vigil::gateway::parse_absolute_url(target);
+    vigil::gateway::parse_authority(target, std::nullopt);
+    vigil::gateway::parse_authority(p.get()[http::field::host], uint16_t(80));
+    vigil::gateway::HopByHop hop(p.get().base());
+    for (const auto& f : p.get()) (void)hop.contains(f.name_string());
+    return 0;
+}
