@@ -64,6 +64,8 @@ SslCtxPtr make_client_facing_ctx() {
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), on_servername);
     SSL_CTX_set_alpn_select_cb(ctx.get(), on_alpn, nullptr);
     SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("vigil"), 5);
+    // Resumption uses stateless tickets; the server-side cache stays small (memory is per host).
+    SSL_CTX_sess_set_cache_size(ctx.get(), 2048);
     (void)sni_index();
     return ctx;
 }
@@ -95,6 +97,8 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
     static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
+    // Each cached origin session holds the origin's certificate chain: bound it.
+    SSL_CTX_sess_set_cache_size(ctx.get(), 1024);
     return ctx;
 }
 

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Soak test (not in CI): many distinct host names through the bump for a while, sampling
+the gateway's resident memory. The certificate cache is bounded, so memory must level off
+after warm-up. Run: python3 tests/soak/soak.py [--minutes 10] [--hosts 100000] [--bin build/bin]
+With a sanitizer build (--bin build-asan/bin) LeakSanitizer reports leaks at exit."""
+
+import argparse
+import http.client
+import os
+import ssl
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--hosts", type=int, default=100000)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--cache-entries", type=int, default=20000)
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
+    args = ap.parse_args()
+    harness.BIN_DIR = args.bin
+    harness.VIGIL = os.path.join(args.bin, "vigil")
+    d = harness.make_workdir()
+    ca = os.path.join(d, "ca")
+    harness.run([os.path.join(args.bin, "vigil-ca"), "init", "--dir", ca])
+    pki = harness.Pki(d)
+    key, csr = pki._csr("wild", "*.soak.test")
+    pem = pki.path("wild.pem")
+    harness.run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
+                 "-out", pem, "-days", "5", "-extfile", pki._ext("wild", "DNS:*.soak.test")])
+    origin = harness.Origin("soak", pem, key)
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 *.soak.test\n")
+    v = harness.Vigil(d, ca, hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+        "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin.port,
+        "--set", "tls.cert_cache_entries=%d" % args.cache_entries, "--threads", "2"])
+    ctx = ssl.create_default_context(cafile=os.path.join(ca, "root.pem"))
+    deadline = time.time() + args.minutes * 60
+    counter = {"n": 0, "errors": 0}
+    lock = threading.Lock()
+
+    def worker(start):
+        i = start
+        while time.time() < deadline:
+            name = "h%d.soak.test" % (i % args.hosts)
+            i += args.threads
+            try:
+                c = http.client.HTTPSConnection(name, origin.port, context=ctx, timeout=10)
+                c.set_tunnel(name, origin.port)
+                c.host, c.port = "127.0.0.1", v.port
+                c.request("GET", "/hello")
+                c.getresponse().read()
+                c.close()
+                with lock:
+                    counter["n"] += 1
+            except Exception:
+                with lock:
+                    counter["errors"] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.threads)]
+    for t in threads:
+        t.start()
+    samples = []
+    while time.time() < deadline:
+        time.sleep(min(10, max(1, deadline - time.time())))
+        samples.append((time.time(), counter["n"], rss_kib(v.proc.pid)))
+        print("t=%4.0fs requests=%7d errors=%d rss=%d KiB" % (samples[-1][0] - samples[0][0] + 10, samples[-1][1],
+                                                            counter["errors"], samples[-1][2]), flush=True)
+    for t in threads:
+        t.join()
+    rc, counters = v.stop(timeout=60)
+    origin.close()
+    print("exit code", rc, "certs minted", counters.get("certs_minted"), "log:", v.log_path)
+    warm = samples[len(samples) // 3:]
+    growth = warm[-1][2] - warm[0][2] if len(warm) > 1 else 0
+    print("RSS after warm-up: %d -> %d KiB (growth %d KiB)" % (warm[0][2], warm[-1][2], growth))
+    ok = rc == 0 and counter["errors"] == 0 and growth < 16 * 1024
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
