@@ -303,6 +303,11 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    // Signals are caught from here on: a SIGTERM that arrives while starting (before anyone
+    // could have seen the ready file) still means a graceful stop, not death by signal.
+    net::io_context main_ioc;
+    net::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    net::signal_set hup(main_ioc, SIGHUP);
 
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < n; ++i) {
@@ -346,9 +351,6 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep, admin ? admin->local_endpoint().port() : 0);
 
-    net::io_context main_ioc;
-    net::signal_set signals(main_ioc, SIGINT, SIGTERM);
-    net::signal_set hup(main_ioc, SIGHUP);
     std::function<void()> on_hup = [&] {
         hup.async_wait([&](error_code ec, int) {
             if (ec) return;
