@@ -7,7 +7,6 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
-#include "gateway/tx_audit.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/upstream.hpp"
 #include "tls/contexts.hpp"
@@ -46,9 +45,7 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
     const uint64_t cid = tx.rec().conn_id;
     std::optional<beast::tcp_stream> up;
     if (auto failure = co_await connect_tcp(gw, origin, up, cid)) {
-        failure->conn_id = cid;
-        tx.page(*failure);
-        co_await write_page(stream, gw, *failure, version);
+        co_await write_page(stream, gw, *failure, version, &tx);
         co_return;
     }
     if (!established_sent) {
@@ -73,14 +70,6 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
     bump(gw.counters.bytes_out, to_client);
     tx.rec().bytes_from_client += static_cast<int64_t>(from_client.load());
     tx.rec().bytes_to_client += static_cast<int64_t>(to_client.load());
-}
-
-// Answers the CONNECT itself (before any tunnel) with one of Vigil's pages, and records it.
-net::awaitable<void> refuse_connect(beast::tcp_stream& stream, Gateway& gw, TxAudit& tx, PageInfo info,
-                                    unsigned version) {
-    info.conn_id = tx.rec().conn_id;
-    tx.page(info);
-    co_await write_page(stream, gw, info, version, &tx.rec().bytes_to_client);
 }
 
 std::string tls_params(SSL* ssl) {
@@ -111,7 +100,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         bump(gw.counters.bad_request);
         PageInfo info{400, "Bad request", "CONNECT needs a host:port target",
                       std::string(connect->get().target().substr(0, 200)), "bad_connect"};
-        co_await refuse_connect(stream, gw, *tx, info, version);
+        co_await write_page(stream, gw, info, version, tx.get());
         co_return;
     }
     if (!any_contains(gw.cfg.allowed_connect_ports, origin->port)) {
@@ -120,13 +109,13 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
                       "tunnels to port " + std::to_string(origin->port) +
                           " are not allowed by this gateway (proxy.allowed_connect_ports)",
                       origin->host_port(), "port_not_allowed"};
-        co_await refuse_connect(stream, gw, *tx, info, version);
+        co_await write_page(stream, gw, info, version, tx.get());
         co_return;
     }
     if (!connect->is_done()) {  // a CONNECT with a body is not something a real client sends
         bump(gw.counters.bad_request);
         PageInfo info{400, "Bad request", "CONNECT with a body", origin->host_port(), "bad_connect"};
-        co_await refuse_connect(stream, gw, *tx, info, version);
+        co_await write_page(stream, gw, info, version, tx.get());
         co_return;
     }
 
@@ -153,7 +142,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     if (!cert) {
         PageInfo info{500, "Internal error", "the gateway could not create a certificate", origin->host_port(),
                       "mint_failed"};
-        co_await refuse_connect(stream, gw, *tx, info, version);
+        co_await write_page(stream, gw, info, version, tx.get());
         co_return;
     }
 
@@ -259,8 +248,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
             bad.rec().port = origin->port;
             PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, origin->host_port(),
                           "bad_request", cid};
-            bad.page(info);
-            co_await write_page(client, gw, info, 11, &bad.rec().bytes_to_client);
+            co_await write_page(client, gw, info, 11, &bad);
             break;
         }
         bump(gw.counters.requests);
@@ -279,8 +267,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
             rtx.rec().port = origin->port;
             rtx.rec().url = full_url("https", *origin, std::string(head.parser->get().target()));
             if (verdict.action == inspect::Action::block) rtx.verdict(verdict);
-            rtx.page(*refused);
-            co_await write_page(client, gw, *refused, head.parser->get().version(), &rtx.rec().bytes_to_client);
+            co_await write_page(client, gw, *refused, head.parser->get().version(), &rtx);
             break;
         }
         if (!co_await relay.transaction(*head.parser, *origin, target, true)) break;

@@ -6,7 +6,6 @@
 #include "gateway/auth.hpp"
 #include "gateway/onboarding.hpp"
 #include "gateway/relay.hpp"
-#include "gateway/tx_audit.hpp"
 #include "gateway/upstream.hpp"
 
 namespace vigil::gateway {
@@ -106,8 +105,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
             bump(gw.counters.bad_request);
             TxAudit tx(gw, base);
             PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, "", "bad_request", cid};
-            tx.page(info);
-            co_await write_page(stream, gw, info, 11, &tx.rec().bytes_to_client);
+            co_await write_page(stream, gw, info, 11, &tx);
             break;
         }
         bump(gw.counters.requests);
@@ -120,8 +118,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
             TxAudit tx(gw, base);
             tx.rec().method = std::string(req.method_string());
             tx.rec().url = std::string(req.target()).substr(0, 2048);
-            tx.page(*who.refusal);
-            co_await write_page(stream, gw, *who.refusal, req.version(), &tx.rec().bytes_to_client);
+            co_await write_page(stream, gw, *who.refusal, req.version(), &tx);
             break;
         }
         base.user = who.identity->user;
@@ -160,8 +157,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
             TxAudit tx(gw, base);
             tx.rec().method = std::string(req.method_string());
             tx.rec().url = std::string(req.target()).substr(0, 2048);
-            tx.page(*refused);
-            co_await write_page(stream, gw, *refused, req.version(), &tx.rec().bytes_to_client);
+            co_await write_page(stream, gw, *refused, req.version(), &tx);
             break;
         }
         bump(gw.counters.plain);

@@ -13,6 +13,7 @@
 #include "gateway/log.hpp"
 #include "gateway/pages.hpp"
 #include "gateway/state.hpp"
+#include "gateway/tx_audit.hpp"
 
 namespace vigil::gateway {
 
@@ -106,10 +107,16 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
 // GCC 12 destroys some temporaries inside a co_await expression twice (GCC PR 99576/100611): pass
 // named objects to coroutines, never braced temporaries such as `write_page(s, gw, {...})`.
 
-// Answers with one of Vigil's own pages; the connection is closed afterwards.
+// Answers with one of Vigil's own pages; the connection is closed afterwards. With `tx`, the
+// page is what the transaction's audit record says happened (status, action, reason, bytes).
 template <class Stream>
-net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, unsigned version = 11,
-                                int64_t* tx_bytes = nullptr) {
+net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& page, unsigned version = 11,
+                                TxAudit* tx = nullptr) {
+    PageInfo info = page;
+    if (tx) {
+        if (!info.conn_id) info.conn_id = tx->rec().conn_id;
+        tx->page(info);
+    }
     http::response<http::string_body> res{static_cast<http::status>(info.status), version == 10 ? 10u : 11u};
     res.set(http::field::server, "Vigil");
     res.set(http::field::content_type, "text/html; charset=utf-8");
@@ -122,7 +129,7 @@ net::awaitable<void> write_page(Stream& s, Gateway& gw, const PageInfo& info, un
     lowest(s).expires_after(gw.cfg.io);
     auto [ec, n] = co_await http::async_write(s, res, use_nothrow);
     bump(gw.counters.bytes_out, n);
-    if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
+    if (tx) tx->rec().bytes_to_client += static_cast<int64_t>(n);
     log_info("answered " + std::to_string(info.status) + " " + info.code + ": " + info.reason +
                  (info.host.empty() ? "" : " (" + info.host + ")"),
              info.conn_id);

@@ -8,7 +8,6 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
-#include "gateway/tx_audit.hpp"
 
 namespace vigil::gateway {
 
@@ -329,8 +328,7 @@ private:
     net::awaitable<void> page(const PageInfo& given, unsigned version) {
         PageInfo info = given;
         info.conn_id = cid_;
-        if (tx_) tx_->page(info);
-        co_await write_page(client_, gw_, info, version, tx_ ? &tx_->rec().bytes_to_client : nullptr);
+        co_await write_page(client_, gw_, info, version, tx_);
     }
 
     // Reads the final response head, skipping interim 1xx responses other than 101.
