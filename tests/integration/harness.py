@@ -393,19 +393,26 @@ def curl(*args, timeout=60):
         return p.returncode, int(p.stdout or 0), headers, data, p.stderr
 
 
+def read_all(sock, timeout=5):
+    """Everything the peer sends until it closes, resets or goes quiet for `timeout` seconds."""
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError, ssl.SSLError, OSError):
+        pass
+    return out
+
+
 def raw_exchange(port, data, read_timeout=5):
     """Sends raw bytes to the proxy and returns everything it answers before closing."""
     s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
     s.sendall(data)
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
+    out = read_all(s, read_timeout)
     s.close()
     return out
 

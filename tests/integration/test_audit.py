@@ -313,28 +313,40 @@ if __name__ == "__main__":
     unittest.main()
 
 
+def small_disk(test, name):
+    """Mounts a 512 KiB tmpfs for an audit log (root only); the caller unmounts it."""
+    mnt = os.path.join(W["dir"], name)
+    os.makedirs(mnt)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], capture_output=True, text=True)
+    if p.returncode != 0:
+        test.skipTest("needs root to mount a small tmpfs: " + p.stderr.strip())
+    return mnt
+
+
+def fill_disk(mnt):
+    """Fills the disk to the last block; returns the filler file."""
+    filler = os.path.join(mnt, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    os.close(fd)
+    return filler
+
+
 class FailureTest(unittest.TestCase):
     """A disk that fills up: fail-closed stops serving, nothing is lost, service resumes."""
 
     def test_disk_full_is_fail_closed_and_loses_nothing(self):
-        mnt = os.path.join(W["dir"], "small")
-        os.makedirs(mnt)
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], capture_output=True, text=True)
-        if p.returncode != 0:
-            self.skipTest("needs root to mount a small tmpfs: " + p.stderr.strip())
+        mnt = small_disk(self, "small")
         try:
             path = os.path.join(mnt, "audit.db")
             v = start_vigil(path)
             url = "http://plain.test:%d/hello" % W["plain"].port
             self.assertEqual(curl("-x", v.proxy, url)[1], 200)
-            filler = os.path.join(mnt, "filler")
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last block
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            os.close(fd)
+            filler = fill_disk(mnt)
             statuses = []
             for _ in range(40):
                 statuses.append(curl("-x", v.proxy, url)[1])
@@ -367,24 +379,14 @@ class FailOpenTest(unittest.TestCase):
     dropped and counted, never silently."""
 
     def test_fail_open_and_drop(self):
-        mnt = os.path.join(W["dir"], "small2")
-        os.makedirs(mnt)
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], capture_output=True, text=True)
-        if p.returncode != 0:
-            self.skipTest("needs root to mount a small tmpfs: " + p.stderr.strip())
+        mnt = small_disk(self, "small2")
         try:
             path = os.path.join(mnt, "audit.db")
             v = start_vigil(path, ["--set", 'audit.on_failure="fail-open"', "--set", 'audit.overflow="drop"',
                                    "--set", "audit.queue_limit=16"])
             url = "http://plain.test:%d/hello" % W["plain"].port
             self.assertEqual(curl("-x", v.proxy, url)[1], 200)
-            fd = os.open(os.path.join(mnt, "filler"), os.O_WRONLY | os.O_CREAT)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            os.close(fd)
+            fill_disk(mnt)
             statuses = [curl("-x", v.proxy, url)[1] for _ in range(40)]
             self.assertEqual(set(statuses), {200})  # fail-open: service continues
             code, status, headers, body, err = curl("http://127.0.0.1:%d/metrics" % v.admin_port)
