@@ -100,16 +100,19 @@ struct CompiledSig {
     Action action = Action::block;
 };
 
-// The signatures of one target. A small group is one RE2::Set (one DFA pass, fastest for
-// hundreds of patterns). A large group uses FilteredRE2: it extracts literal "atoms" every
-// match must contain, a literal prefilter finds the atoms present in one pass, and only signatures
-// whose atoms are present (and those without usable atoms) run as single RE2s. That does
-// not collapse at thousands of signatures the way one RE2::Set's DFA does.
+// The signatures of one target. All of them go into RE2's FilteredRE2, which extracts the
+// literal "atoms" each match must contain. Those with atoms are found through the literal
+// prefilter: one pass of LiteralMatcher over the text, and only signatures whose atoms are
+// present run, each as a single RE2. Those without usable atoms (e.g. `\d{16}`) run together
+// as one RE2::Set: one DFA pass for all of them. This neither collapses at thousands of
+// signatures (one RE2::Set's DFA does) nor runs atom-less patterns one by one.
 struct SigGroup {
-    std::unique_ptr<RE2::Set> set;              // small groups
-    std::unique_ptr<re2::FilteredRE2> filter;   // large groups
+    std::unique_ptr<re2::FilteredRE2> filter;   // every signature, by id
     std::unique_ptr<LiteralMatcher> atoms;
-    std::vector<const CompiledSig*> sigs;       // by id in set or filter
+    std::unique_ptr<RE2::Set> unfiltered;       // the signatures without atoms
+    std::vector<int> unfiltered_ids;            // set index -> signature id
+    std::vector<bool> is_unfiltered;            // by signature id
+    std::vector<const CompiledSig*> sigs;       // by id
     std::vector<std::unique_ptr<RE2>> validators;  // by id; only for signatures with a validator
 };
 
@@ -201,30 +204,38 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
     RE2::Options single = re2_options(std::min<int64_t>(opts.re2_max_mem, 8 << 20));
     for (size_t t = 0; t < by_target.size(); ++t) {
         SigGroup& g = im.groups[t];
-        const bool large = by_target[t].size() >= std::max<size_t>(opts.prefilter_threshold, 1);
-        if (large) g.filter = std::make_unique<re2::FilteredRE2>(kMinAtomLength);
-        else g.set = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
+        if (by_target[t].empty()) continue;
+        g.filter = std::make_unique<re2::FilteredRE2>(kMinAtomLength);
         for (const rules::Signature* s : by_target[t]) {
             auto cs = std::make_unique<CompiledSig>();
             cs->def = *s;
             cs->action = to_action(s->action).value_or(Action::block);
             int id = -1;
-            std::string err;
-            bool ok = large ? g.filter->Add(s->pattern, single, &id) == RE2::NoError : (id = g.set->Add(s->pattern, &err)) >= 0;
-            if (!ok || id != static_cast<int>(g.sigs.size()))
+            if (g.filter->Add(s->pattern, single, &id) != RE2::NoError || id != static_cast<int>(g.sigs.size()))
                 throw rules::RulesError("signature \"" + s->name + "\": invalid RE2 pattern \"" + s->pattern + "\"");
             g.validators.push_back(s->validator.empty() ? nullptr : std::make_unique<RE2>(s->pattern, single));
             g.sigs.push_back(cs.get());
             im.sigs.push_back(std::move(cs));
         }
-        if (large) {
-            std::vector<std::string> atoms;
-            g.filter->Compile(&atoms);
-            g.atoms = std::make_unique<LiteralMatcher>(atoms);
-        } else if (!g.set->Compile()) {
+        std::vector<std::string> atoms;
+        g.filter->Compile(&atoms);
+        g.atoms = std::make_unique<LiteralMatcher>(atoms);
+        // The signatures that pass the prefilter with no atom present have none to offer.
+        std::vector<int> always;
+        g.filter->AllPotentials({}, &always);
+        g.is_unfiltered.assign(g.sigs.size(), false);
+        if (always.empty()) continue;
+        g.unfiltered = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
+        for (int id : always) {
+            std::string err;
+            if (g.unfiltered->Add(g.sigs[static_cast<size_t>(id)]->def.pattern, &err) < 0)
+                throw rules::RulesError("signature \"" + g.sigs[static_cast<size_t>(id)]->def.name + "\": " + err);
+            g.unfiltered_ids.push_back(id);
+            g.is_unfiltered[static_cast<size_t>(id)] = true;
+        }
+        if (!g.unfiltered->Compile())
             throw rules::RulesError("signatures for " + rules::signature_targets()[t] +
                                     ": RE2 ran out of memory compiling them (raise inspect.re2_max_mem)");
-        }
     }
     return rs;
 }
@@ -320,15 +331,21 @@ void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v)
     const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
     if (g.sigs.empty()) return;
     std::vector<int> hits;
-    if (g.filter) {
-        std::vector<int> atoms;
-        g.atoms->find_all(text, atoms);
-        g.filter->AllMatches(re2::StringPiece(text.data(), text.size()), atoms, &hits);
-    } else if (match_set(*g.set, text, &hits) == SetMatch::error) {
-        // RE2::Set says "no match" when its DFA runs out of memory; that is never a pass.
-        v.merge(matcher_error_verdict(opts_.error_block));
-        return;
+    if (g.unfiltered) {
+        std::vector<int> set_hits;
+        if (match_set(*g.unfiltered, text, &set_hits) == SetMatch::error) {
+            // RE2::Set says "no match" when its DFA runs out of memory; that is never a pass.
+            v.merge(matcher_error_verdict(opts_.error_block));
+            return;
+        }
+        for (int i : set_hits) hits.push_back(g.unfiltered_ids[static_cast<size_t>(i)]);
     }
+    std::vector<int> atoms, potentials;
+    g.atoms->find_all(text, atoms);
+    if (!atoms.empty()) g.filter->AllPotentials(atoms, &potentials);
+    const re2::StringPiece input(text.data(), text.size());
+    for (int id : potentials)
+        if (!g.is_unfiltered[static_cast<size_t>(id)] && RE2::PartialMatch(input, g.filter->GetRE2(id))) hits.push_back(id);
     std::sort(hits.begin(), hits.end());
     for (int idx : hits) {
         const CompiledSig& sig = *g.sigs[static_cast<size_t>(idx)];

@@ -23,7 +23,6 @@ struct InspectOptions {
     bool oversize_block = false;      // inspect.oversize = block|allow
     bool error_block = true;          // matcher errors (RE2 out of memory) block
     size_t overlap = 4096;            // longest match guaranteed across chunk boundaries
-    size_t prefilter_threshold = 256; // signature groups this large use FilteredRE2 + a literal prefilter
     DecodeLimits decode;
 };
 

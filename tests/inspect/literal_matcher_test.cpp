@@ -53,6 +53,34 @@ TEST(LiteralMatcher, AgreesWithNaiveSearch) {
     }
 }
 
+// The AVX2 kernel (where the CPU has it) and the scalar loop find the same literals, across
+// every byte value (the case-folding edges '@', '[', '`', '{' and 0xC1 = 'A' | 0x80 included),
+// every position modulo the vector width and texts shorter than one vector.
+TEST(LiteralMatcher, VectorAndScalarAgreeOnAllBytes) {
+    std::mt19937 rng(7);
+    const std::string alphabet = std::string("aAzZ@[`{09") + std::string("\xc1\xe1\xff\0", 4);
+    auto pick = [&] { return alphabet[rng() % alphabet.size()]; };
+    std::vector<std::string> lits;
+    for (int i = 0; i < 3000; ++i) {
+        std::string s;
+        for (int k = 0, n = 1 + static_cast<int>(rng() % 7); k < n; ++k) s += pick();
+        lits.push_back(s);
+    }
+    LiteralMatcher best(lits), scalar(lits, LiteralMatcher::Isa::scalar);
+    EXPECT_FALSE(scalar.vectorized());
+    for (int round = 0; round < 300; ++round) {
+        std::string text;
+        for (int k = 0, n = static_cast<int>(rng() % 200); k < n; ++k) text += rng() % 4 ? pick() : static_cast<char>(rng());
+        std::vector<int> a, b;
+        best.find_all(text, a);
+        scalar.find_all(text, b);
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        ASSERT_EQ(a, b) << "text length " << text.size();
+        ASSERT_EQ(a, naive(lits, text));
+    }
+}
+
 TEST(LiteralMatcher, Empty) {
     LiteralMatcher m({});
     std::vector<int> got{1};
