@@ -3,6 +3,8 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 
 namespace vigil::audit {
@@ -14,6 +16,17 @@ const std::vector<std::string>& record_columns() {
         "reason", "tls_mode", "sni", "origin_cert", "client_tls", "origin_tls", "user_agent", "content_type",
         "scan_result"};
     return c;
+}
+
+bool integer_column(size_t i) {
+    static const std::vector<bool> integer = [] {
+        std::vector<bool> v;
+        for (const auto& c : record_columns())
+            v.push_back(c == "ts_ms" || c == "duration_ms" || c == "conn_id" || c == "client_port" || c == "port" ||
+                        c == "status" || c == "bytes_from_client" || c == "bytes_to_client");
+        return v;
+    }();
+    return i < integer.size() && integer[i];
 }
 
 std::vector<std::string> record_values(const Record& r) {
@@ -66,27 +79,32 @@ Record record_from_values(const std::vector<std::string>& v) {
 }
 
 std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values) {
-    std::string canon = prev_hash + "\n";
-    for (const auto& v : values) canon += std::to_string(v.size()) + ":" + v + "\n";
+    thread_local std::string canon;  // reused: the writer hashes every record
+    canon.assign(prev_hash).push_back('\n');
+    char field[24];
+    for (const auto& v : values) {
+        char* end = std::to_chars(field, field + sizeof field - 1, v.size()).ptr;
+        *end++ = ':';
+        canon.append(field, static_cast<size_t>(end - field));
+        canon.append(v).push_back('\n');
+    }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_Digest(canon.data(), canon.size(), md, &len, EVP_sha256(), nullptr);
     static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
+    std::string out(2 * len, '0');
+    for (unsigned i = 0; i < len; ++i) out[2 * i] = hex[md[i] >> 4], out[2 * i + 1] = hex[md[i] & 15];
     return out;
 }
 
 std::string to_json(int64_t id, const Record& r) {
     nlohmann::ordered_json j;
     if (id) j["id"] = id;
-    auto cols = record_columns();
+    const auto& cols = record_columns();
     auto vals = record_values(r);
     for (size_t i = 0; i < cols.size(); ++i) {
         const std::string& c = cols[i] == "grp" ? std::string("group") : cols[i];
-        static const std::vector<std::string> numeric = {"ts_ms", "duration_ms", "conn_id", "client_port", "port",
-                                                         "status", "bytes_from_client", "bytes_to_client"};
-        if (std::find(numeric.begin(), numeric.end(), cols[i]) != numeric.end()) j[c] = std::stoll(vals[i]);
+        if (integer_column(i)) j[c] = std::stoll(vals[i]);
         else j[c] = vals[i];
     }
     return j.dump();

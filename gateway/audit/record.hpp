@@ -32,6 +32,8 @@ struct Record {
 
 // Column names in storage order (after id, before prev_hash and hash).
 const std::vector<std::string>& record_columns();
+// Whether column i (record_columns() order) holds an integer.
+bool integer_column(size_t i);
 // The record's fields as text, in record_columns() order.
 std::vector<std::string> record_values(const Record& r);
 Record record_from_values(const std::vector<std::string>& values);

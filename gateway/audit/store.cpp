@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 namespace vigil::audit {
 namespace {
 
@@ -11,11 +13,8 @@ constexpr int kSchemaVersion = 1;
 
 std::string schema_sql() {
     std::string cols;
-    for (const auto& c : record_columns()) {
-        bool numeric = c == "ts_ms" || c == "duration_ms" || c == "conn_id" || c == "client_port" || c == "port" ||
-                       c == "status" || c == "bytes_from_client" || c == "bytes_to_client";
-        cols += ", " + c + (numeric ? " INTEGER NOT NULL DEFAULT 0" : " TEXT NOT NULL DEFAULT ''");
-    }
+    for (size_t i = 0; i < record_columns().size(); ++i)
+        cols += ", " + record_columns()[i] + (integer_column(i) ? " INTEGER NOT NULL DEFAULT 0" : " TEXT NOT NULL DEFAULT ''");
     return "CREATE TABLE records(id INTEGER PRIMARY KEY" + cols +
            ", prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
            "CREATE INDEX records_ts ON records(ts_ms);"
@@ -51,9 +50,10 @@ std::string columns_list() {
 
 std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     sqlite3* raw = nullptr;
-    int flags = mode == Mode::read_only ? SQLITE_OPEN_READONLY
-                : mode == Mode::create  ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                        : SQLITE_OPEN_READWRITE;
+    // A Store is used by one thread at a time: SQLite's own per-call mutex is not needed.
+    int flags = SQLITE_OPEN_NOMUTEX | (mode == Mode::read_only ? SQLITE_OPEN_READONLY
+                                       : mode == Mode::create  ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                                               : SQLITE_OPEN_READWRITE);
     if (sqlite3_open_v2(path.c_str(), &raw, flags, nullptr) != SQLITE_OK) {
         std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
         sqlite3_close(raw);
@@ -102,7 +102,10 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     return s;
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+    sqlite3_finalize(insert_);
+    sqlite3_close(db_);
+}
 
 void Store::exec(const char* sql) const {
     char* err = nullptr;
@@ -115,26 +118,40 @@ void Store::exec(const char* sql) const {
 
 void Store::append(const std::vector<Record>& records) {
     if (records.empty()) return;
-    std::string sql = "INSERT INTO records(" + columns_list() + ", prev_hash, hash) VALUES (";
-    for (size_t i = 0; i < record_columns().size() + 2; ++i) sql += i ? ", ?" : "?";
-    sql += ")";
+    const auto& cols = record_columns();
+    if (!insert_) {
+        std::string sql = "INSERT INTO records(" + columns_list() + ", prev_hash, hash) VALUES (";
+        for (size_t i = 0; i < cols.size() + 2; ++i) sql += i ? ", ?" : "?";
+        sql += ")";
+        if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
+    }
     exec("BEGIN IMMEDIATE");
-    std::string head = last_hash_;
+    std::string head = last_hash_, hash;
+    std::vector<std::string> vals;
     try {
-        Stmt ins(db_, sql);
         for (const auto& r : records) {
-            auto vals = record_values(r);
-            std::string hash = chain_hash(head, vals);
-            int i = 1;
-            for (const auto& v : vals) sqlite3_bind_text(ins.st, i++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-            sqlite3_bind_text(ins.st, i++, head.data(), static_cast<int>(head.size()), SQLITE_TRANSIENT);
-            sqlite3_bind_text(ins.st, i++, hash.data(), static_cast<int>(hash.size()), SQLITE_TRANSIENT);
-            if (sqlite3_step(ins.st) != SQLITE_DONE) throw AuditError(std::string("audit insert: ") + sqlite3_errmsg(db_));
-            sqlite3_reset(ins.st);
-            head = hash;
+            vals = record_values(r);
+            hash = chain_hash(head, vals);
+            // Integer columns as integers (no text conversion in SQLite); text bound in place,
+            // valid until the step below.
+            for (size_t c = 0; c < vals.size(); ++c) {
+                const int i = static_cast<int>(c) + 1;
+                if (integer_column(c)) sqlite3_bind_int64(insert_, i, std::strtoll(vals[c].c_str(), nullptr, 10));
+                else sqlite3_bind_text(insert_, i, vals[c].data(), static_cast<int>(vals[c].size()), SQLITE_STATIC);
+            }
+            const int n = static_cast<int>(vals.size());
+            sqlite3_bind_text(insert_, n + 1, head.data(), static_cast<int>(head.size()), SQLITE_STATIC);
+            sqlite3_bind_text(insert_, n + 2, hash.data(), static_cast<int>(hash.size()), SQLITE_STATIC);
+            const int rc = sqlite3_step(insert_);
+            sqlite3_reset(insert_);
+            if (rc != SQLITE_DONE) throw AuditError(std::string("audit insert: ") + sqlite3_errmsg(db_));
+            head.swap(hash);
         }
+        sqlite3_clear_bindings(insert_);
         exec("COMMIT");
     } catch (...) {
+        sqlite3_clear_bindings(insert_);
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }

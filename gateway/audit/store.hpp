@@ -10,6 +10,7 @@
 #include "gateway/audit/record.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace vigil::audit {
 
@@ -46,6 +47,7 @@ private:
     explicit Store(sqlite3* db) : db_(db) {}
     void exec(const char* sql) const;
     sqlite3* db_;
+    sqlite3_stmt* insert_ = nullptr;  // prepared once, reused by every append
     std::string last_hash_;
 };
 

@@ -1,4 +1,4 @@
-// Audit writer thread: batches of up to 1024 records per SQLite transaction; a failing write
+// Audit writer thread: batches of up to 32768 records per SQLite transaction; a failing write
 // keeps the batch and retries, and the writer reports itself unhealthy meanwhile.
 #include "gateway/audit/writer.hpp"
 
@@ -18,7 +18,7 @@
 namespace vigil::audit {
 namespace {
 
-constexpr size_t kBatch = 4096;
+constexpr size_t kBatch = 32768;
 
 void log_line(const std::string& msg) {
     std::string line = "audit: " + msg + "\n";
