@@ -57,7 +57,7 @@ test-asan: deps
 # libFuzzer targets from the committed seed corpus, FUZZ_SECONDS each (default 60). Crashes are
 # written to tests/fuzz/crashes/; keep each as a regression seed once fixed.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := request_head rules_json config
+FUZZ_TARGETS := request_head client_hello origin_cert rules_json import config audit_filter
 fuzz: deps
 	@for p in clang libclang-rt-14-dev; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p; done

@@ -40,8 +40,9 @@ void ensure_category(RuleData& d, const std::string& name) {
 
 // Each line: one entry; '#' and '!' comments. `extract` returns "" to skip a line.
 template <class Extract>
-void parse_lines(const std::string& path, RuleData& d, const std::string& category, Extract extract) {
-    std::istringstream in(read_file(path));
+void parse_lines(const std::string& text, const std::string& path, RuleData& d, const std::string& category,
+                 Extract extract) {
+    std::istringstream in(text);
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
         line = trim(line);
@@ -107,10 +108,18 @@ std::vector<std::string> split_csv(const std::string& line, const std::string& p
     return out;
 }
 
+// The whole cell as an int ("12x" is not 12); std::logic_error otherwise.
+int whole_int(const std::string& v) {
+    size_t used = 0;
+    const int n = std::stoi(v, &used);
+    if (used != v.size()) throw std::invalid_argument(v);
+    return n;
+}
+
 bool parse_bool(const std::string& v) { return v.empty() || v == "1" || v == "true" || v == "yes"; }
 
-RuleData parse_csv(const std::string& path) {
-    std::istringstream in(read_file(path));
+RuleData parse_csv(const std::string& text, const std::string& path) {
+    std::istringstream in(text);
     std::string line;
     std::vector<std::string> header;
     RuleData d;
@@ -140,19 +149,31 @@ RuleData parse_csv(const std::string& path) {
                                         f["severity"].empty() ? "medium" : f["severity"], f["validator"],
                                         f["description"], parse_bool(f["enabled"])});
             } else if (kind == "policy") {
-                d.policies.push_back({f["name"], f["priority"].empty() ? 100 : std::stoi(f["priority"]),
+                d.policies.push_back({f["name"], f["priority"].empty() ? 100 : whole_int(f["priority"]),
                                       f["match_user"], f["match_group"], f["match_client_cidr"], f["match_category"],
                                       f["action"], parse_bool(f["enabled"])});
             } else {
                 fail_at(path, n, "unknown kind \"" + kind + "\" (category, host, url, signature, policy)");
             }
-        } catch (const std::invalid_argument&) {
+        } catch (const std::logic_error&) {  // std::stoi: not a number, or out of range
             fail_at(path, n, "priority must be a number");
         } catch (const RulesError& e) {
             fail_at(path, n, e.what());
         }
     }
     return d;
+}
+
+// A UT1 "urls" file: "example.com/path" lines -> the URL on http or https, with or without
+// www., anything after; the line is quoted, never taken as a regex.
+void ut1_urls(const std::string& text, const std::string& name, RuleData& d, const std::string& category) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        line = trim(line);
+        if (line.empty() || line[0] == '#') continue;
+        d.url_patterns.push_back({"https?://(www\\.)?" + RE2::QuoteMeta(line) + ".*", category, "imported from " + name, true});
+    }
 }
 
 // UT1 / squidGuard: DIR/<category>/domains and DIR/<category>/urls.
@@ -162,20 +183,13 @@ void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_cate
         bool any = false;
         if (fs::exists(folder / "domains")) {
             ensure_category(d, category);
-            parse_lines((folder / "domains").string(), d, category, domain_line);
+            const std::string file = (folder / "domains").string();
+            parse_lines(read_file(file), file, d, category, domain_line);
             any = true;
         }
         if (fs::exists(folder / "urls")) {
             ensure_category(d, category);
-            std::istringstream in(read_file((folder / "urls").string()));
-            std::string line;
-            while (std::getline(in, line)) {
-                line = trim(line);
-                if (line.empty() || line[0] == '#') continue;
-                // "example.com/path" -> the URL on http or https, with or without www., anything after.
-                d.url_patterns.push_back({"https?://(www\\.)?" + RE2::QuoteMeta(line) + ".*", category,
-                                          "imported from " + folder.filename().string() + "/urls", true});
-            }
+            ut1_urls(read_file((folder / "urls").string()), folder.filename().string() + "/urls", d, category);
             any = true;
         }
         return any;
@@ -196,6 +210,21 @@ void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_cate
 
 }  // namespace
 
+RuleData parse_import_text(const std::string& text, const std::string& name, const std::string& format,
+                           const std::string& category) {
+    if (format == "json") return from_json(text);
+    if (format == "csv") return parse_csv(text, name);
+    if (category.empty()) throw RulesError("--format " + format + " needs --category NAME");
+    RuleData d;
+    ensure_category(d, category);
+    if (format == "hosts") parse_lines(text, name, d, category, hosts_line);
+    else if (format == "domains") parse_lines(text, name, d, category, domain_line);
+    else if (format == "adblock") parse_lines(text, name, d, category, adblock_line);
+    else if (format == "ut1-urls") ut1_urls(text, name, d, category);
+    else throw RulesError("unknown format \"" + format + "\" (json, csv, hosts, domains, adblock, ut1)");
+    return d;
+}
+
 RuleData parse_import(const std::string& path, const ImportOptions& opts) {
     std::string format = opts.format;
     if (format.empty()) {
@@ -205,20 +234,13 @@ RuleData parse_import(const std::string& path, const ImportOptions& opts) {
         else if (fs::is_directory(path)) format = "ut1";
         else throw RulesError(path + ": cannot tell the format; give --format json|csv|hosts|domains|adblock|ut1");
     }
-    if (format == "json") return from_json(read_file(path));
-    if (format == "csv") return parse_csv(path);
-    RuleData d;
     if (format == "ut1") {
+        RuleData d;
         parse_ut1(path, d, opts.category);
         return d;
     }
-    if (opts.category.empty()) throw RulesError("--format " + format + " needs --category NAME");
-    ensure_category(d, opts.category);
-    if (format == "hosts") parse_lines(path, d, opts.category, hosts_line);
-    else if (format == "domains") parse_lines(path, d, opts.category, domain_line);
-    else if (format == "adblock") parse_lines(path, d, opts.category, adblock_line);
-    else throw RulesError("unknown format \"" + format + "\" (json, csv, hosts, domains, adblock, ut1)");
-    return d;
+    if (format == "ut1-urls") throw RulesError("unknown format \"ut1-urls\" (json, csv, hosts, domains, adblock, ut1)");
+    return parse_import_text(read_file(path), path, format, opts.category);
 }
 
 }  // namespace vigil::rules

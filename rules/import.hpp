@@ -16,4 +16,9 @@ struct ImportOptions {
 // Parses the file into rules (nothing is written). Throws RulesError naming file:line.
 RuleData parse_import(const std::string& path, const ImportOptions& opts);
 
+// The same parsers on text in memory (`name` is for messages): json, csv, hosts, domains,
+// adblock, and "ut1-urls" for one UT1 urls file.
+RuleData parse_import_text(const std::string& text, const std::string& name, const std::string& format,
+                           const std::string& category);
+
 }  // namespace vigil::rules

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "gateway/audit/filter.hpp"
 #include "gateway/audit/store.hpp"
 
 using namespace vigil::audit;
@@ -54,27 +55,28 @@ struct Args {
     }
 };
 
+int64_t now_ms();
+
+// Filter errors are usage errors: one line, exit 2.
+Where filters(const Args& a) {
+    try {
+        return build_filters(a.opts, now_ms());
+    } catch (const FilterError& e) {
+        fail(e.what(), 2);
+    }
+}
+
+int64_t time_arg(const std::string& flag, const std::string& v) {
+    try {
+        return parse_time(flag, v, now_ms());
+    } catch (const FilterError& e) {
+        fail(e.what(), 2);
+    }
+}
+
 int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-int64_t parse_time(const std::string& flag, const std::string& v) {
-    if (v.empty()) fail(flag + " needs a time", 2);
-    char unit = v.back();
-    if (std::strchr("smhdw", unit) && v.size() > 1 && std::all_of(v.begin(), v.end() - 1, ::isdigit)) {
-        int64_t n = std::stoll(v.substr(0, v.size() - 1));
-        int64_t mult = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 604800000;
-        return now_ms() - n * mult;
-    }
-    std::tm tm{};
-    const char* end = nullptr;
-    for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"}) {
-        tm = {};
-        end = strptime(v.c_str(), fmt, &tm);
-        if (end && *end == '\0') return static_cast<int64_t>(timegm(&tm)) * 1000;
-    }
-    fail(flag + ": \"" + v + "\" is neither a relative time (30m, 2h, 7d) nor an ISO-8601 date", 2);
 }
 
 std::string iso(int64_t ms) {
@@ -86,53 +88,6 @@ std::string iso(int64_t ms) {
     char out[48];
     std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
     return out;
-}
-
-struct Where {
-    std::string sql = " WHERE 1=1";
-    std::vector<std::string> params;
-    void add(const std::string& clause, const std::string& v) {
-        sql += " AND " + clause;
-        params.push_back(v);
-    }
-};
-
-Where build_filters(const Args& a) {
-    static const std::set<std::string> actions = {"allow", "block", "warn", "monitor", "bypass", "refuse", "error",
-                                                  "start", "stop", "ruleset", "ruleset-failed"};
-    static const std::set<std::string> kinds = {"transaction", "refused", "splice", "system", "checkpoint"};
-    Where w;
-    if (a.has("--since")) w.add("ts_ms >= CAST(? AS INTEGER)", std::to_string(parse_time("--since", a.get("--since"))));
-    if (a.has("--until")) w.add("ts_ms < CAST(? AS INTEGER)", std::to_string(parse_time("--until", a.get("--until"))));
-    if (a.has("--user")) w.add("user = ?", a.get("--user"));
-    if (a.has("--client")) w.add("client_ip = ?", a.get("--client"));
-    if (a.has("--host")) {
-        std::string h = a.get("--host");
-        std::transform(h.begin(), h.end(), h.begin(), ::tolower);
-        if (h.empty() || h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos)
-            fail("--host: \"" + a.get("--host") + "\" is not a host name", 2);
-        w.add("(host = ?", h);
-        w.sql += " OR host LIKE ?)";  // names below it; no LIKE wildcards can occur in h
-        w.params.push_back("%." + h);
-    }
-    if (a.has("--action")) {
-        if (!actions.count(a.get("--action")))
-            fail("--action: unknown action \"" + a.get("--action") + "\" (allow, block, warn, monitor, bypass, refuse, error)", 2);
-        w.add("action = ?", a.get("--action"));
-    }
-    if (a.has("--kind")) {
-        if (!kinds.count(a.get("--kind"))) fail("--kind: unknown kind \"" + a.get("--kind") + "\"", 2);
-        w.add("kind = ?", a.get("--kind"));
-    }
-    if (a.has("--category")) w.add("category = ?", a.get("--category"));
-    if (a.has("--rule")) w.add("rule = ?", a.get("--rule"));
-    if (a.has("--status")) {
-        std::string s = a.get("--status");
-        if (s.empty() || !std::all_of(s.begin(), s.end(), ::isdigit)) fail("--status expects a number", 2);
-        w.add("status = CAST(? AS INTEGER)", s);
-    }
-    if (a.has("--url-contains")) w.add("instr(url, ?) > 0", a.get("--url-contains"));
-    return w;
 }
 
 struct Query {
@@ -208,7 +163,7 @@ void print_table_header() {
 }
 
 int cmd_query(Store& s, const Args& a, bool export_all) {
-    Where w = build_filters(a);
+    Where w = filters(a);
     std::string format = a.get("--format", export_all ? "" : "table");
     if (export_all ? (format != "jsonl" && format != "csv") : (format != "table" && format != "json" && format != "csv"))
         fail("--format must be " + std::string(export_all ? "jsonl or csv" : "table, json or csv"), 2);
@@ -288,7 +243,7 @@ int cmd_stats(Store& s, const Args& a) {
     if (it == by.end()) fail("stats --by host|category|user|rule|action|hour", 2);
     std::string top = a.get("--top", "20");
     if (top.empty() || !std::all_of(top.begin(), top.end(), ::isdigit)) fail("--top expects a number", 2);
-    Where w = build_filters(a);
+    Where w = filters(a);
     w.sql += " AND kind <> 'checkpoint' AND kind <> 'system'";
     std::string order = a.get("--by") == "hour" ? "1" : "2 DESC";
     Query q(s.db(),
@@ -352,7 +307,7 @@ int main(int argc, char** argv) {
         }
         if (cmd == "prune") {
             if (!a.has("--before")) fail("prune --before DATE", 2);
-            int64_t n = store->prune(parse_time("--before", a.get("--before")));
+            int64_t n = store->prune(time_arg("--before", a.get("--before")));
             std::cout << "pruned " << n << " records; a checkpoint keeps the rest verifiable\n";
             return 0;
         }

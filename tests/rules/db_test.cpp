@@ -1,5 +1,6 @@
 // Rule database: schema, validated atomic writes, history and versions, JSON round trip.
 #include "rules/db.hpp"
+#include "rules/import.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -102,6 +103,29 @@ TEST(RuleDb, HostPatternNormalisation) {
     EXPECT_THROW(normalize_host_pattern("*.*.example.com"), RulesError);
     EXPECT_THROW(normalize_host_pattern("a..b"), RulesError);
     EXPECT_THROW(normalize_host_pattern("foo.*"), RulesError);
+}
+
+// Inputs the import fuzzer exercises, kept as regressions: each is a RulesError naming the
+// line, never an uncaught std::out_of_range (a priority beyond int once was).
+TEST(RuleImport, HostileListLinesAreLineNumberedErrors) {
+    const std::string header = "kind,name,priority,action\n";
+    for (const auto& [format, text] : std::vector<std::pair<std::string, std::string>>{
+             {"csv", header + "policy,p,99999999999999999999,block\n"},
+             {"csv", header + "policy,p,12x,block\n"},
+             {"csv", header + "policy,\"p,1,block\n"},
+             {"csv", header + "rule,p,1,block\n"},
+             {"domains", "ok.example\nbad..example\n"},
+             {"adblock", "||ok.example^\n||a b^\n"}}) {
+        try {
+            parse_import_text(text, "list", format, "cat");
+            ADD_FAILURE() << format << " accepted: " << text;
+        } catch (const RulesError& e) {
+            EXPECT_NE(std::string(e.what()).find("list:2:"), std::string::npos) << e.what();
+        }
+    }
+    RuleData d = parse_import_text("example.com/a.b?c\n", "urls", "ut1-urls", "cat");
+    ASSERT_EQ(d.url_patterns.size(), 1u);
+    EXPECT_EQ(d.url_patterns[0].pattern, "https?://(www\\.)?example\\.com\\/a\\.b\\?c.*");  // quoted, never a regex
 }
 
 }  // namespace
