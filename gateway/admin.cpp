@@ -33,6 +33,9 @@ std::string metrics_text(Gateway& gw) {
     metric("cert_cache_misses_total", "counter", "Certificate cache misses", double(cache.misses));
     metric("cert_cache_mints_total", "counter", "Certificates minted", double(cache.mints));
     metric("cert_cache_evictions_total", "counter", "Certificates evicted from the cache", double(cache.evictions));
+    out += gw.labelled.prometheus({
+        {"decisions_total", "Transactions, refusals and splices by kind, action and category"},
+        {"origin_cert_errors_total", "Origin certificates rejected, by reason code"}});
     if (gw.audit) {
         metric("audit_queue_depth", "gauge", "Audit records waiting for the writer", double(gw.audit->queued()));
         metric("audit_records_written_total", "counter", "Audit records committed", double(gw.audit->written()));

@@ -3,7 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vigil::gateway {
 
@@ -23,6 +27,23 @@ struct Counters {
 
     // {"accepted": 3, ...}
     std::string to_json() const;
+};
+
+// Counters with labels for /metrics, e.g. decisions by action and category. Label values come
+// from bounded sets (actions, the ruleset's categories, certificate error codes), so the
+// number of series stays small. One mutex: taken once per transaction, never held long.
+class LabelledCounters {
+public:
+    using Labels = std::vector<std::pair<std::string, std::string>>;
+    void add(const std::string& family, const Labels& labels, uint64_t n = 1);
+    // Prometheus text: "# HELP" (from `help`) and "# TYPE" per family, then a line per label set.
+    std::string prometheus(const std::map<std::string, std::string>& help) const;
+    uint64_t get(const std::string& family, const Labels& labels) const;
+
+private:
+    static std::string key(const Labels& labels);
+    mutable std::mutex mu_;
+    std::map<std::string, std::map<std::string, uint64_t>> families_;  // family -> {labels} -> count
 };
 
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }

@@ -120,6 +120,7 @@ private:
 struct Gateway {
     Config cfg;
     Counters counters;
+    LabelledCounters labelled;  // /metrics series by action, category, certificate error
     HostsFile hosts;
     Snapshot<TlsMaterial> tls;
     std::unique_ptr<net::ssl::context> client_ctx;  // we are the server to clients

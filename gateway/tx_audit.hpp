@@ -19,10 +19,14 @@ public:
         if (rec_.kind.empty()) rec_.kind = "transaction";
     }
     ~TxAudit() {
-        if (!gw_.audit || cancelled_) return;
+        if (cancelled_) return;
+        if (rec_.action.empty()) rec_.action = rec_.status >= 500 ? "error" : "allow";
+        gw_.labelled.add("decisions_total", {{"kind", rec_.kind}, {"action", rec_.action}, {"category", rec_.category}});
+        if (!rec_.origin_cert.empty() && rec_.origin_cert != "ok")
+            gw_.labelled.add("origin_cert_errors_total", {{"reason", rec_.origin_cert}});
+        if (!gw_.audit) return;
         rec_.duration_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
-        if (rec_.action.empty()) rec_.action = rec_.status >= 500 ? "error" : "allow";
         gw_.audit->submit(std::move(rec_));
     }
     TxAudit(const TxAudit&) = delete;

@@ -111,6 +111,10 @@ class BumpTest(unittest.TestCase):
                 self.assertIn(words, text)
                 self.assertIn("%s.test:%d" % (name, W[name].port), text)
                 self.assertIn("certificate could not be trusted", text)
+        # /metrics counts each rejection by its reason code.
+        metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
+        for code_word, _ in cases.values():
+            self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="%s"\} [1-9]' % code_word)
 
     def test_keep_alive_inside_bump(self):
         ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))

@@ -138,6 +138,10 @@ class CategoryTest(unittest.TestCase):
         self.assertIn(b'id="category">malware<', body)
         self.assertIn(b'id="rule">block-malware<', body)
         self.assertEqual(W["blocked"].stats["connections"], before)  # the origin was never contacted
+        # /metrics counts decisions by action and category.
+        metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
+        self.assertIn("# TYPE vigil_decisions_total counter", metrics)
+        self.assertRegex(metrics, r'vigil_decisions_total\{kind="transaction",action="block",category="malware"\} [1-9]')
 
     def test_bypass_category_is_spliced_with_the_origins_own_certificate(self):
         url = "https://www.bank.test:%d/hello" % W["bank"].port
