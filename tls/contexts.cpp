@@ -85,6 +85,9 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
     if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_security_level(ctx.get(), 2);
+    // The origin's whole certificate message: real chains are 3-20 KiB; a chain of hundreds of
+    // certificates or a certificate with a huge extension ends the handshake, not memory.
+    SSL_CTX_set_max_cert_list(ctx.get(), kMaxOriginCertList);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);

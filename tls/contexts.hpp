@@ -20,6 +20,7 @@ bool sni_was_refused(SSL* ssl);
 // store plus `extra_ca_file` (may be empty), strict X.509 checks, no CN fallback for names.
 // Throws TlsError when the extra CA file cannot be loaded.
 SslCtxPtr make_origin_ctx(const std::string& extra_ca_file);
+inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's Certificate message
 
 // Sets SNI (DNS names only) and the name the origin certificate must carry. False on failure.
 bool prepare_origin_ssl(SSL* ssl, const std::string& host);

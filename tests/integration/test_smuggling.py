@@ -229,6 +229,26 @@ class HostileTlsTest(unittest.TestCase):
         self.assertEqual(t.version()[:5], "TLSv1")
         t.close()
 
+    def _through_bump(self, host, origin_port):
+        """One GET through a fresh gateway to host:origin_port; returns (answer, counters)."""
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
+            "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin_port])
+        try:
+            s, resp = connect_tunnel(v.port, "%s:%d" % (host, origin_port))
+            ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
+            t = ctx.wrap_socket(s, server_hostname=host)
+            t.sendall(b"GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), origin_port))
+            answer = read_all(t)
+            t.close()
+            # Still serving after it.
+            s, resp = connect_tunnel(v.port, "%s:%d" % (host, origin_port))
+            self.assertIn(b" 200 ", resp)
+            s.close()
+        finally:
+            rc, counters = v.stop()
+        self.assertEqual(rc, 0)
+        return answer, counters
+
     def test_origin_with_a_huge_chain_is_refused_with_a_reason(self):
         d = os.path.join(W["dir"], "huge")
         os.makedirs(d, exist_ok=True)
@@ -242,21 +262,96 @@ class HostileTlsTest(unittest.TestCase):
         with open(chain, "w") as f:
             f.write(body + filler * 300)  # a leaf and 300 certificates: far past any sane chain
         origin = TlsRecorder(chain, key)
-        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=pki.ca_pem, extra_args=[
-            "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin.port])
         try:
-            s, resp = connect_tunnel(v.port, "huge.test:%d" % origin.port)
-            ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
-            t = ctx.wrap_socket(s, server_hostname="huge.test")
-            t.sendall(b"GET / HTTP/1.1\r\nHost: huge.test:%d\r\n\r\n" % origin.port)
-            answer = read_all(t)
-            t.close()
-            self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer[:100])
-            self.assertIn(b"X-Vigil-Reason: ", answer)
+            answer, counters = self._through_bump("huge.test", origin.port)
         finally:
-            rc, counters = v.stop()
             origin.close()
-        self.assertEqual(rc, 0)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer[:100])
+        self.assertIn(b"X-Vigil-Reason: tls_handshake_failed", answer)
+        self.assertIn(b"excessive message size", answer)
+        self.assertEqual(origin.received, b"")
+
+    def test_origin_certificate_with_a_huge_extension_is_refused_with_a_reason(self):
+        # A valid signature over a 200 KB extension: past the 64 KiB certificate list limit.
+        pki = W["pki"]
+        key, csr = pki._csr("bigext", "bigext.test")
+        ext = pki._ext("bigext", "DNS:bigext.test")
+        with open(ext, "a") as f:
+            f.write("1.3.6.1.4.1.99999.1=ASN1:UTF8String:" + "x" * 200000 + "\n")
+        pem = pki.path("bigext.pem")
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
+             "-out", pem, "-days", "5", "-extfile", ext])
+        self.assertGreater(os.path.getsize(pem), 200000)
+        origin = TlsRecorder(pem, key)
+        try:
+            answer, counters = self._through_bump("bigext.test", origin.port)
+        finally:
+            origin.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer[:100])
+        self.assertIn(b"X-Vigil-Reason: tls_handshake_failed", answer)
+        self.assertIn(b"excessive message size", answer)  # the 64 KiB certificate list limit
+        self.assertEqual(origin.received, b"")
+
+    def test_origin_sending_garbage_instead_of_a_certificate_is_refused_with_a_reason(self):
+        origin = GarbageCertServer()
+        try:
+            answer, counters = self._through_bump("garbage.test", origin.port)
+        finally:
+            origin.close()
+        self.assertGreaterEqual(origin.hellos, 1)  # the gateway did reach it and read the garbage
+        self.assertTrue(answer.startswith(b"HTTP/1.1 502"), answer[:100])
+        self.assertIn(b"X-Vigil-Reason: tls_handshake_failed", answer)
+        self.assertIn(b"asn1 encoding routines", answer)  # the DER parser said no
+        self.assertGreaterEqual(counters["upstream_tls_failed"], 1)
+
+
+class GarbageCertServer:
+    """A TLS 1.2 'server' that answers any ClientHello with a ServerHello and a Certificate
+    message whose one certificate is random bytes, not DER."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.hellos = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _handshake(kind, body):
+        return bytes([kind]) + len(body).to_bytes(3, "big") + body
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.settimeout(5)
+                hello = conn.recv(65536)
+                if not hello.startswith(b"\x16"):
+                    conn.close()
+                    continue
+                self.hellos += 1
+                renegotiation_info = b"\xff\x01\x00\x01\x00"
+                server_hello = (b"\x03\x03" + os.urandom(32) + b"\x00" + b"\xc0\x2f" + b"\x00" +
+                                len(renegotiation_info).to_bytes(2, "big") + renegotiation_info)
+                garbage = b"\x30\x82\xff\xff" + os.urandom(700)  # claims a 64 KiB SEQUENCE, is noise
+                entry = len(garbage).to_bytes(3, "big") + garbage
+                certificate = len(entry).to_bytes(3, "big") + entry
+                flight = self._handshake(2, server_hello) + self._handshake(11, certificate)
+                conn.sendall(b"\x16\x03\x03" + len(flight).to_bytes(2, "big") + flight)
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self):
+        self.sock.close()
 
 
 if __name__ == "__main__":
