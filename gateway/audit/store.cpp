@@ -5,11 +5,37 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <map>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace vigil::audit {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: records and meta. 2: + hourly roll-ups (built from the rows when a version 1 log is
+// opened for writing).
+constexpr int kSchemaVersion = 2;
+
+// Counts per hour for stats --by: one row per (dimension, hour, key). Derived from the
+// records in the same transaction that writes them; `verify` recomputes and compares them.
+constexpr const char* kRollupSchema =
+    "CREATE TABLE rollup(dim TEXT NOT NULL, hour INTEGER NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, blocked INTEGER NOT NULL,"
+    " PRIMARY KEY(dim, hour, key)) WITHOUT ROWID;";
+
+// The records that stats counts (not system events or prune checkpoints).
+constexpr const char* kCounted = "kind <> 'system' AND kind <> 'checkpoint'";
+
+std::string rebuild_rollup_sql(const std::string& where) {
+    std::string sql;
+    for (const char* dim : {"host", "category", "user", "rule", "action"})
+        sql += std::string("INSERT INTO rollup SELECT '") + dim + "', ts_ms / 3600000, " + dim +
+               ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
+               kCounted + where + " GROUP BY 2, 3;";
+    return sql;
+}
 
 std::string schema_sql() {
     std::string cols;
@@ -22,7 +48,7 @@ std::string schema_sql() {
            "CREATE INDEX records_user ON records(user);"
            "CREATE INDEX records_action ON records(action);"
            "CREATE INDEX records_rule ON records(rule);"
-           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" + std::string(kRollupSchema) +
            "INSERT INTO meta VALUES ('schema', 'vigil-audit');"
            "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";";
 }
@@ -79,6 +105,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         s->exec("BEGIN");
         s->exec(schema_sql().c_str());
         s->exec("COMMIT");
+        version = kSchemaVersion;
     }
     // What the file is comes before which version it is.
     try {
@@ -90,6 +117,21 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     }
     if (version > kSchemaVersion)
         throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
+    if (version == 1 && mode != Mode::read_only) {
+        // Migration: build the roll-ups from the rows already there, in one transaction.
+        s->exec("BEGIN IMMEDIATE");
+        try {
+            s->exec((std::string(kRollupSchema) + rebuild_rollup_sql("") + "PRAGMA user_version = 2;").c_str());
+            s->exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+        version = 2;
+    }
+    s->has_rollup_ = version >= 2;
+    // Review reads whole days of rows: memory-mapped pages cost no read() per page.
+    s->exec("PRAGMA mmap_size = 4294967296");
     if (mode != Mode::read_only) {
         // WAL + NORMAL: a commit is durable against process crashes without an fsync per batch;
         // a larger page cache keeps the five indexes' hot pages in memory while appending.
@@ -104,6 +146,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
 
 Store::~Store() {
     sqlite3_finalize(insert_);
+    sqlite3_finalize(upsert_);
     sqlite3_close(db_);
 }
 
@@ -125,6 +168,27 @@ void Store::append(const std::vector<Record>& records) {
         sql += ")";
         if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK)
             throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
+    }
+    if (!upsert_) {
+        const char* sql =
+            "INSERT INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dim, hour, key) DO UPDATE SET "
+            "n = n + excluded.n, bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
+            "blocked = blocked + excluded.blocked";
+        if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
+    }
+    // The batch's roll-up rows, summed in memory first: one upsert per (dim, hour, key).
+    std::map<std::tuple<int, int64_t, std::string>, StatRow> sums;
+    for (const auto& r : records) {
+        if (r.kind == "system" || r.kind == "checkpoint") continue;
+        const std::string* keys[] = {&r.host, &r.category, &r.user, &r.rule, &r.action};
+        for (int d = 0; d < 5; ++d) {
+            StatRow& row = sums[{d, r.ts_ms / 3'600'000, *keys[d]}];
+            ++row.count;
+            row.bytes_in += r.bytes_from_client;
+            row.bytes_out += r.bytes_to_client;
+            row.blocked += r.action == "block";
+        }
     }
     exec("BEGIN IMMEDIATE");
     std::string head = last_hash_, hash;
@@ -149,6 +213,20 @@ void Store::append(const std::vector<Record>& records) {
             head.swap(hash);
         }
         sqlite3_clear_bindings(insert_);
+        static const char* const kDims[] = {"host", "category", "user", "rule", "action"};
+        for (const auto& [k, row] : sums) {
+            const auto& [d, hour, key] = k;
+            sqlite3_bind_text(upsert_, 1, kDims[d], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(upsert_, 2, hour);
+            sqlite3_bind_text(upsert_, 3, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+            sqlite3_bind_int64(upsert_, 4, row.count);
+            sqlite3_bind_int64(upsert_, 5, row.bytes_in);
+            sqlite3_bind_int64(upsert_, 6, row.bytes_out);
+            sqlite3_bind_int64(upsert_, 7, row.blocked);
+            const int rc = sqlite3_step(upsert_);
+            sqlite3_reset(upsert_);
+            if (rc != SQLITE_DONE) throw AuditError(std::string("audit roll-up: ") + sqlite3_errmsg(db_));
+        }
         exec("COMMIT");
     } catch (...) {
         sqlite3_clear_bindings(insert_);
@@ -156,6 +234,71 @@ void Store::append(const std::vector<Record>& records) {
         throw;
     }
     last_hash_ = head;
+}
+
+namespace {
+
+void add_rows(sqlite3* db, const std::string& sql, const std::vector<int64_t>& params, std::map<std::string, StatRow>& out) {
+    Stmt st(db, sql);
+    for (size_t i = 0; i < params.size(); ++i) sqlite3_bind_int64(st.st, static_cast<int>(i + 1), params[i]);
+    int rc;
+    while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+        StatRow& r = out[st.text(0)];
+        r.count += sqlite3_column_int64(st.st, 1);
+        r.bytes_in += sqlite3_column_int64(st.st, 2);
+        r.bytes_out += sqlite3_column_int64(st.st, 3);
+        r.blocked += sqlite3_column_int64(st.st, 4);
+    }
+    if (rc != SQLITE_DONE) throw AuditError(std::string("stats: ") + sqlite3_errmsg(db));
+}
+
+}  // namespace
+
+std::map<std::string, StatRow> Store::stats(const std::string& dim, int64_t since_ms, int64_t until_ms) const {
+    static const std::set<std::string> dims = {"host", "category", "user", "rule", "action", "hour"};
+    if (!dims.count(dim)) throw AuditError("stats: unknown dimension \"" + dim + "\"");
+    const bool by_hour = dim == "hour";
+    // An hour is keyed by its number here; the caller formats it.
+    const std::string key = by_hour ? "CAST(ts_ms / 3600000 AS TEXT)" : dim;
+    const std::string raw = "SELECT " + key + ", count(*), sum(bytes_from_client), sum(bytes_to_client), "
+                            "sum(action = 'block') FROM records WHERE " + kCounted +
+                            " AND ts_ms >= ? AND ts_ms < ? GROUP BY 1";
+    std::map<std::string, StatRow> out;
+    constexpr int64_t kHour = 3'600'000;
+    // Whole hours inside [since, until) from the roll-ups; the partial hours at either end
+    // from the rows themselves.
+    const int64_t first = since_ms <= 0 ? 0 : (since_ms + kHour - 1) / kHour;  // first whole hour
+    const int64_t end = until_ms / kHour;                                       // past the last whole hour
+    if (!has_rollup_ || first >= end) {
+        add_rows(db_, raw, {since_ms, until_ms}, out);
+        return out;
+    }
+    // `dim` is one of the fixed names above, never user text; each counted record has
+    // exactly one action, so the action rows sum to the records of an hour.
+    add_rows(db_, "SELECT " + std::string(by_hour ? "CAST(hour AS TEXT)" : "key") +
+                      ", sum(n), sum(bytes_in), sum(bytes_out), sum(blocked) FROM rollup WHERE dim = '" +
+                      (by_hour ? std::string("action") : dim) + "' AND hour >= ? AND hour < ? GROUP BY 1",
+             {first, end}, out);
+    add_rows(db_, raw, {since_ms, first * kHour}, out);
+    add_rows(db_, raw, {end * kHour, until_ms}, out);
+    return out;
+}
+
+std::string Store::verify_rollups() const {
+    if (!has_rollup_) return "";
+    std::string rows;
+    for (const char* dim : {"host", "category", "user", "rule", "action"})
+        rows += std::string(rows.empty() ? "" : " UNION ALL ") + "SELECT '" + dim + "', ts_ms / 3600000, " + dim +
+                ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
+                kCounted + " GROUP BY 2, 3";
+    for (const auto& [sql, what] : std::vector<std::pair<std::string, std::string>>{
+             {"SELECT * FROM rollup EXCEPT SELECT * FROM (" + rows + ") LIMIT 1", "does not match the records"},
+             {"SELECT * FROM (" + rows + ") EXCEPT SELECT * FROM rollup LIMIT 1", "is missing for records that exist"}}) {
+        Stmt st(db_, sql);
+        if (sqlite3_step(st.st) == SQLITE_ROW)
+            return "the " + st.text(0) + " roll-up for \"" + st.text(2) + "\" in hour " + st.text(1) + " " + what;
+    }
+    return "";
 }
 
 Store::VerifyResult Store::verify() const {
@@ -197,10 +340,20 @@ int64_t Store::prune(int64_t before_ms) {
         }
         int64_t last_id = sqlite3_column_int64(last.st, 0);
         std::string anchor = last.text(1);
+        // The hours whose roll-ups change: rebuilt from the rows that remain, below.
+        Stmt span(db_, std::string("SELECT min(ts_ms) / 3600000, max(ts_ms) / 3600000 FROM records WHERE id <= ? AND ") + kCounted);
+        sqlite3_bind_int64(span.st, 1, last_id);
+        const bool counted = sqlite3_step(span.st) == SQLITE_ROW && sqlite3_column_type(span.st, 0) != SQLITE_NULL;
+        const int64_t lo = counted ? sqlite3_column_int64(span.st, 0) : 0, hi = counted ? sqlite3_column_int64(span.st, 1) : -1;
         Stmt del(db_, "DELETE FROM records WHERE id <= ?");
         sqlite3_bind_int64(del.st, 1, last_id);
-        sqlite3_step(del.st);
+        if (sqlite3_step(del.st) != SQLITE_DONE) throw AuditError(std::string("prune: ") + sqlite3_errmsg(db_));
         int64_t n = sqlite3_changes(db_);
+        if (has_rollup_ && counted) {
+            const std::string hours = " AND ts_ms / 3600000 BETWEEN " + std::to_string(lo) + " AND " + std::to_string(hi);
+            exec(("DELETE FROM rollup WHERE hour BETWEEN " + std::to_string(lo) + " AND " + std::to_string(hi) + ";" +
+                  rebuild_rollup_sql(hours)).c_str());
+        }
         Record cp;
         cp.kind = "checkpoint";
         cp.ts_ms = before_ms;

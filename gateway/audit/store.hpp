@@ -2,7 +2,9 @@
 // prune), appending chained records, and walking the chain.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,6 +19,12 @@ namespace vigil::audit {
 class AuditError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+};
+
+// Counts for one key of `vigil-audit stats`.
+struct StatRow {
+    int64_t count = 0, bytes_in = 0, bytes_out = 0, blocked = 0;
+    bool operator==(const StatRow&) const = default;
 };
 
 class Store {
@@ -40,6 +48,14 @@ public:
         std::string problem;
     };
     VerifyResult verify() const;
+
+    // stats --by `dim` (host, category, user, rule, action, or hour: keys are hour numbers,
+    // ms / 3600000) over records with since_ms <= ts_ms < until_ms, system events and
+    // checkpoints excluded. Whole hours come from the roll-up table, partial ones from rows.
+    std::map<std::string, StatRow> stats(const std::string& dim, int64_t since_ms, int64_t until_ms) const;
+    // Whether the roll-ups agree with the rows; "" when they do, else the first difference.
+    std::string verify_rollups() const;
+    bool has_rollups() const { return has_rollup_; }
     // Deletes records older than `before_ms` and leaves a checkpoint row so the rest verifies.
     int64_t prune(int64_t before_ms);
 
@@ -48,6 +64,8 @@ private:
     void exec(const char* sql) const;
     sqlite3* db_;
     sqlite3_stmt* insert_ = nullptr;  // prepared once, reused by every append
+    sqlite3_stmt* upsert_ = nullptr;  // roll-up rows, likewise
+    bool has_rollup_ = false;
     std::string last_hash_;
 };
 
