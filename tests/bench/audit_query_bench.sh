@@ -10,5 +10,6 @@ t "$BIN/vigil-audit" --db "$DB" query --host site42.example --since 24h --limit 
 t "$BIN/vigil-audit" --db "$DB" query --user user7 --action block --limit 100
 t "$BIN/vigil-audit" --db "$DB" query --rule block-malware --since 2h --limit 1000
 t "$BIN/vigil-audit" --db "$DB" stats --by host --since 24h --top 10
+t "$BIN/vigil-audit" --db "$DB" stats --by host --since 24h --top 10 --exact
 t "$BIN/vigil-audit" --db "$DB" stats --by action --since 24h
 t "$BIN/vigil-audit" --db "$DB" verify
