@@ -105,9 +105,9 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
     auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
     if (!ec) co_return std::nullopt;
     long verify = SSL_get_verify_result(ssl);
+    const auto verdict = tls::origin_verdict(ssl);
     out.reset();
     if (verify != X509_V_OK) {
-        auto verdict = tls::describe_verify_error(verify);
         bump(gw.counters.upstream_cert_error);
         log_warn("origin certificate rejected for " + origin.host_port() + ": " + verdict.code + " (" +
                      X509_verify_cert_error_string(verify) + ")",

@@ -5,6 +5,7 @@
 
 #include "tls/ca.hpp"
 #include "tls/mint.hpp"
+#include "tls/webpki.hpp"
 
 namespace vigil::tls {
 namespace {
@@ -80,7 +81,48 @@ bool sni_was_refused(SSL* ssl) {
     return st && st->refused;
 }
 
+namespace {
+
+std::shared_ptr<const PublicSuffixList>& public_suffixes() {
+    static std::shared_ptr<const PublicSuffixList> list;
+    return list;
+}
+
+void free_problem(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<ChainProblem*>(ptr); }
+
+int problem_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_problem);
+    return idx;
+}
+
+// After OpenSSL accepted the whole chain (the last call, for the leaf at depth 0), our own
+// checks run on the chain it built; a failure ends the handshake like any verify error.
+int on_verify(int ok, X509_STORE_CTX* store) {
+    if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    const auto& psl = public_suffixes();
+    if (!ssl || !psl) return 0;
+    auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl);
+    if (!found) return 1;
+    delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
+    SSL_set_ex_data(ssl, problem_index(), new ChainProblem(std::move(*found)));
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
+}  // namespace
+
+void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list) { public_suffixes() = std::move(list); }
+
+CertVerdict origin_verdict(SSL* ssl) {
+    const long result = SSL_get_verify_result(ssl);
+    if (result == X509_V_ERR_APPLICATION_VERIFICATION)
+        if (const auto* p = static_cast<const ChainProblem*>(SSL_get_ex_data(ssl, problem_index()))) return {p->code, p->reason};
+    return describe_verify_error(result);
+}
+
 SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
+    if (!public_suffixes()) public_suffixes() = PublicSuffixList::load(PublicSuffixList::kDefaultPath);
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -90,7 +132,9 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
     SSL_CTX_set_max_cert_list(ctx.get(), kMaxOriginCertList);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, on_verify);
+    // No real chain is deeper; a longer one is refused before our checks see it.
+    SSL_CTX_set_verify_depth(ctx.get(), kMaxOriginChainDepth);
     if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) throw TlsError("cannot load the system trust store");
     if (!extra_ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), extra_ca_file.c_str(), nullptr) != 1)
         throw TlsError(extra_ca_file + ": cannot load extra CA file (" + last_openssl_error() + ")");
@@ -136,6 +180,14 @@ CertVerdict describe_verify_error(long e) {
             return {"weak_crypto", "the origin's certificate uses weak cryptography"};
         case X509_V_ERR_INVALID_PURPOSE:
             return {"malformed", "the origin's certificate is not valid for a web server"};
+        case X509_V_ERR_PERMITTED_VIOLATION:
+        case X509_V_ERR_EXCLUDED_VIOLATION:
+        case X509_V_ERR_SUBTREE_MINMAX:
+        case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
+            return {"untrusted", "the authority that issued the origin's certificate may not issue it for this name "
+                                 "(name constraints)"};
+        case X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION:
+            return {"malformed", "the origin's certificate has a critical extension that is not understood"};
         case X509_V_ERR_CERT_SIGNATURE_FAILURE:
         case X509_V_ERR_CERT_CHAIN_TOO_LONG:
         case X509_V_ERR_PATH_LENGTH_EXCEEDED:

@@ -1,6 +1,7 @@
 // SSL_CTX set-up for both legs of a bumped connection, and plain-words origin verification verdicts.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "tls/openssl_ptr.hpp"
@@ -21,6 +22,10 @@ bool sni_was_refused(SSL* ssl);
 // Throws TlsError when the extra CA file cannot be loaded.
 SslCtxPtr make_origin_ctx(const std::string& extra_ca_file);
 inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's Certificate message
+inline constexpr int kMaxOriginChainDepth = 8;         // certificates between leaf and anchor
+// make_origin_ctx loads the public suffix list from its default path unless one is set.
+class PublicSuffixList;
+void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list);
 
 // Sets SNI (DNS names only) and the name the origin certificate must carry. False on failure.
 bool prepare_origin_ssl(SSL* ssl, const std::string& host);
@@ -31,5 +36,8 @@ struct CertVerdict {
     std::string reason;  // e.g. "the certificate has expired"
 };
 CertVerdict describe_verify_error(long x509_error);
+// The verdict on an origin handshake that failed verification: our own checks' problem
+// (tls/webpki.hpp) when they rejected the chain, else OpenSSL's error in plain words.
+CertVerdict origin_verdict(SSL* ssl);
 
 }  // namespace vigil::tls

@@ -1,16 +1,19 @@
 // Fuzz target: an origin's certificate as DER, through everything the gateway does with one:
 // chain verification against a trust anchor, the plain-words verdict, the fields vigil-ca
-// and the block page show, and minting a leaf for each DNS name the certificate carries.
+// and the block page show, our webpki checks (tls/webpki.hpp), and minting a leaf for each DNS name the certificate carries.
 #include <openssl/x509v3.h>
 
 #include "tls/ca.hpp"
 #include "tls/contexts.hpp"
 #include "tls/mint.hpp"
 #include "tls/mobileconfig.hpp"
+#include "tls/webpki.hpp"
 
 namespace {
 
 struct Setup {
+    std::shared_ptr<const vigil::tls::PublicSuffixList> psl =
+        vigil::tls::PublicSuffixList::parse("com\nuk\nco.uk\n*.ck\n!www.ck\ngithub.io\n");
     std::shared_ptr<vigil::tls::CaMaterial> ca = std::make_shared<vigil::tls::CaMaterial>();
     std::unique_ptr<vigil::tls::LeafMinter> minter;
     Setup() {
@@ -37,6 +40,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)vigil::tls::not_after(cert.get());
     (void)vigil::tls::is_ca(cert.get());
     (void)vigil::tls::common_name(cert.get(), "-");
+    // Our own browser-grade checks, on the certificate alone and as a leaf under a root.
+    for (int anchored = 0; anchored < 2; ++anchored) {
+        STACK_OF(X509)* chain = sk_X509_new_null();
+        sk_X509_push(chain, cert.get());
+        if (anchored) sk_X509_push(chain, setup.ca->root.get());
+        (void)vigil::tls::check_webpki(chain, *setup.psl);
+        sk_X509_free(chain);
+    }
     (void)X509_check_host(cert.get(), "www.example.com", 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr);
     auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && i < 8; ++i) {

@@ -1,0 +1,130 @@
+"""Origin certificate verification beyond OpenSSL's defaults, through the real gateway: each
+certificate below is accepted by OpenSSL's verifier (or rejected by a check we turned on) and
+must be refused with its reason code on the block page, in the audit record and in /metrics,
+while a correct chain passes."""
+
+import json
+import os
+import subprocess
+import unittest
+
+from harness import Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run
+
+W = {}
+
+
+def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain_with=None):
+    """A leaf signed by the public test CA (or `ca` = (pem, key)) with the given extensions.
+    Returns (cert file, key file); with chain_with, the cert file holds leaf + that cert."""
+    key, csr = pki.path(name + ".key"), pki.path(name + ".csr")
+    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", csr, "-subj", "/CN=" + (cn or san.split(",")[0].split(":", 1)[1])])
+    ext = pki.path(name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "subjectAltName=%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % san)
+        if eku:
+            f.write("extendedKeyUsage=%s\n" % eku)
+        for line in ext_lines:
+            f.write(line + "\n")
+    ca_pem, ca_key = ca or (pki.ca_pem, pki.ca_key)
+    pem = pki.path(name + ".pem")
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", pem, "-days", "5", "-extfile", ext])
+    if chain_with:
+        with open(pem, "a") as out, open(chain_with) as extra:
+            out.write(extra.read())
+    return pem, key
+
+
+def intermediate(pki, name, constraints):
+    key, csr = pki.path(name + ".key"), pki.path(name + ".csr")
+    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", csr, "-subj", "/CN=Constrained Intermediate"])
+    ext = pki.path(name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                "nameConstraints=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % constraints)
+    pem = pki.path(name + ".pem")
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
+         "-out", pem, "-days", "5", "-extfile", ext])
+    return pem, key
+
+
+# host -> (expected code, words on the page)
+CASES = {
+    "noeku.test": ("malformed", "no extended key usage"),
+    "clientonly.test": ("malformed", "not valid for a web server"),  # OpenSSL's purpose check
+    "cnmismatch.test": ("malformed", "in its subject but not in its subjectAltName"),
+    "shop.co.uk": ("malformed", "over a public suffix"),
+    "critical.test": ("malformed", "critical extension that is not understood"),
+    "constrained.test": ("untrusted", "name constraints"),
+}
+
+
+def setUpModule():
+    d = W["dir"] = make_workdir()
+    W["ca"] = os.path.join(d, "ca")
+    run([VIGIL_CA, "init", "--dir", W["ca"]])
+    pki = W["pki"] = Pki(d)
+    inter, inter_key = intermediate(pki, "nc-inter", "excluded;DNS:constrained.test")
+    certs = {
+        "good.test": leaf(pki, "good", "DNS:good.test"),
+        "noeku.test": leaf(pki, "noeku", "DNS:noeku.test", eku=None),
+        "clientonly.test": leaf(pki, "clientonly", "DNS:clientonly.test", eku="clientAuth"),
+        "cnmismatch.test": leaf(pki, "cnmismatch", "DNS:cnmismatch.test", cn="other.test"),
+        "shop.co.uk": leaf(pki, "psl", "DNS:*.co.uk"),
+        "critical.test": leaf(pki, "critical", "DNS:critical.test", ext_lines=["1.3.6.1.4.1.99999.2=critical,ASN1:NULL"]),
+        "constrained.test": leaf(pki, "constrained", "DNS:constrained.test", ca=(inter, inter_key), chain_with=inter),
+    }
+    W["origins"] = {host: Origin(host, *files) for host, files in certs.items()}
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 *.test\n127.0.0.1 shop.co.uk\n")
+    W["audit"] = os.path.join(d, "audit.db")
+    ports = ",".join(str(o.port) for o in W["origins"].values())
+    W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+        "--audit", W["audit"], "--set", "proxy.allow_private_destinations=true",
+        "--set", "proxy.allowed_connect_ports=[%s]" % ports])
+
+
+def tearDownModule():
+    if "vigil" in W and W["vigil"].proc.poll() is None:
+        W["vigil"].stop()
+    for o in W.get("origins", {}).values():
+        o.close()
+    remove_workdir(W["dir"])
+
+
+def fetch(host):
+    return curl("-x", W["vigil"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                "https://%s:%d/hello" % (host, W["origins"][host].port))
+
+
+class OriginCertificateTest(unittest.TestCase):
+    def test_a_correct_chain_passes(self):
+        code, status, headers, body, err = fetch("good.test")
+        self.assertEqual((code, status), (0, 200), err)
+
+    def test_each_rejection_has_its_reason_on_the_page_in_the_audit_and_in_metrics(self):
+        for host, (reason_code, words) in CASES.items():
+            with self.subTest(host=host):
+                code, status, headers, body, err = fetch(host)
+                self.assertEqual((code, status), (0, 502), err)
+                self.assertIn("X-Vigil-Reason: " + reason_code, headers)
+                self.assertIn(words, body.decode())
+        metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
+        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="malformed"\} [5-9]')
+        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="untrusted"\} [1-9]')
+        p = subprocess.run([os.path.join(os.path.dirname(VIGIL_CA), "vigil-audit"), "--db", W["audit"], "query",
+                            "--format", "json", "--limit", "100"], capture_output=True, text=True, check=True)
+        rows = [r for r in json.loads(p.stdout) if r.get("origin_cert") not in ("", "ok")]
+        seen = {r["host"]: r for r in rows}
+        for host, (reason_code, words) in CASES.items():
+            with self.subTest(host=host):
+                self.assertEqual(seen[host]["origin_cert"], reason_code)
+                self.assertIn(words, seen[host]["reason"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,185 @@
+// webpki-style chain checks after OpenSSL's verification.
+#include "tls/webpki.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "tls/ca.hpp"
+
+namespace vigil::tls {
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    return out;
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<size_t>(ASN1_STRING_length(s)));
+}
+
+ChainProblem problem(std::string code, std::string reason) { return {std::move(code), std::move(reason)}; }
+
+// The key and signature rules, for every certificate but the trust anchor.
+std::optional<ChainProblem> check_crypto(X509* cert, const char* which) {
+    EVP_PKEY* key = X509_get0_pubkey(cert);
+    if (!key) return problem("malformed", std::string("the ") + which + " has no usable public key");
+    const std::string w = which;
+    if (EVP_PKEY_is_a(key, "RSA")) {
+        const int bits = EVP_PKEY_get_bits(key);
+        if (bits < 2048) return problem("weak_crypto", "the " + w + " has a " + std::to_string(bits) + "-bit RSA key (at least 2048)");
+        if (bits % 8) return problem("malformed", "the " + w + " has an RSA key of " + std::to_string(bits) + " bits, not a whole number of bytes");
+    } else if (EVP_PKEY_is_a(key, "EC")) {
+        char curve[64] = "";
+        size_t len = 0;
+        EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof curve, &len);
+        const std::string c = curve;
+        if (c != "prime256v1" && c != "P-256" && c != "secp384r1" && c != "P-384" && c != "secp521r1" && c != "P-521")
+            return problem("weak_crypto", "the " + w + " uses the elliptic curve " + (c.empty() ? "(unnamed)" : c) +
+                                              " (P-256, P-384 or P-521 only)");
+    } else if (EVP_PKEY_is_a(key, "DSA")) {
+        return problem("weak_crypto", "the " + w + " has a DSA key");
+    } else if (!EVP_PKEY_is_a(key, "ED25519") && !EVP_PKEY_is_a(key, "ED448")) {
+        return problem("weak_crypto", "the " + w + " has a key of an unsupported type");
+    }
+    int md = NID_undef, pk = NID_undef;
+    X509_get_signature_info(cert, &md, &pk, nullptr, nullptr);
+    if (md == NID_sha1 || md == NID_md5 || md == NID_md4 || md == NID_md2 || md == NID_md5_sha1)
+        return problem("weak_crypto", "the " + w + " is signed with " + OBJ_nid2sn(md));
+    // Serial numbers: positive, at most 20 bytes (RFC 5280 4.1.2.2).
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+    if (ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER || ASN1_STRING_length(serial) == 0 ||
+        (ASN1_STRING_length(serial) == 1 && ASN1_STRING_get0_data(serial)[0] == 0))
+        return problem("malformed", "the " + w + " has a serial number that is not positive");
+    if (ASN1_STRING_length(serial) > 20) return problem("malformed", "the " + w + " has a serial number longer than 20 bytes");
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw TlsError(path + ": cannot read the public suffix list (install the publicsuffix package)");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    auto list = parse(ss.str());
+    if (list->size() < 100) throw TlsError(path + ": not a public suffix list");
+    return list;
+}
+
+std::shared_ptr<const PublicSuffixList> PublicSuffixList::parse(std::string_view text) {
+    auto list = std::make_shared<PublicSuffixList>();
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos) end = text.size();
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end + 1;
+        // A rule is the line's first word; comments start with "//".
+        line = line.substr(0, line.find_first_of(" \t\r"));
+        if (line.empty() || line.substr(0, 2) == "//") continue;
+        if (line[0] == '!') list->exceptions_.insert(lower(line.substr(1)));
+        else if (line.substr(0, 2) == "*.") list->wildcards_.insert(lower(line.substr(2)));
+        else list->rules_.insert(lower(line));
+    }
+    return list;
+}
+
+bool PublicSuffixList::is_public_suffix(std::string_view name) const {
+    const std::string n = lower(name);
+    if (n.empty()) return true;
+    if (exceptions_.count(n)) return false;
+    if (rules_.count(n)) return true;
+    const size_t dot = n.find('.');
+    if (dot == std::string::npos) return true;  // the implicit "*" rule: every top-level label
+    return wildcards_.count(n.substr(dot + 1)) > 0;
+}
+
+bool valid_dns_name(std::string_view name, bool allow_wildcard) {
+    if (name.empty() || name.size() > 253) return false;
+    if (allow_wildcard && name.substr(0, 2) == "*.") {
+        name.remove_prefix(2);
+        if (name.find('.') == std::string_view::npos) return false;  // "*.com" has one label after it
+    }
+    size_t start = 0;
+    while (true) {
+        const size_t dot = name.find('.', start);
+        const std::string_view label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (char c : label)
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl) {
+    const int n = sk_X509_num(chain);
+    if (n < 1) return problem("malformed", "the origin sent no certificate");
+    X509* leaf = sk_X509_value(chain, 0);
+
+    // The leaf: an end-entity certificate for TLS servers.
+    if ((X509_get_extension_flags(leaf) & EXFLAG_CA) && n > 1) return problem("malformed", "the origin's certificate is a CA certificate, not a server's");
+    const uint32_t xku = X509_get_extended_key_usage(leaf);
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE))
+        return problem("malformed", "the origin's certificate has no extended key usage (serverAuth is required)");
+    if (!(xku & XKU_SSL_SERVER)) return problem("malformed", "the origin's certificate is not for TLS servers (no serverAuth usage)");
+
+    // Names: a subjectAltName with DNS names or IP addresses, each well formed.
+    auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
+    std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)> names_guard(names, GENERAL_NAMES_free);
+    std::vector<std::string> san;
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+        const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type == GEN_DNS) {
+            const std::string dns = asn1_text(gn->d.dNSName);
+            if (!valid_dns_name(dns, true)) return problem("malformed", "the origin's certificate names an invalid host \"" + dns + "\"");
+            if (dns.rfind("*.", 0) == 0 && psl.is_public_suffix(dns.substr(2)))
+                return problem("malformed", "the origin's certificate has a wildcard \"" + dns + "\" over a public suffix");
+            san.push_back(lower(dns));
+        } else if (gn->type == GEN_IPADD) {
+            const int len = ASN1_STRING_length(gn->d.iPAddress);
+            if (len != 4 && len != 16) return problem("malformed", "the origin's certificate has a malformed IP address name");
+            char text[64] = "";
+            const unsigned char* p = ASN1_STRING_get0_data(gn->d.iPAddress);
+            if (len == 4) std::snprintf(text, sizeof text, "%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
+            san.push_back(text);
+        }
+    }
+    if (san.empty()) return problem("malformed", "the origin's certificate has no subjectAltName with a DNS name or IP address");
+    // A subject CN, when present, must be one of those names.
+    X509_NAME* subject = X509_get_subject_name(leaf);
+    for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+        const std::string cn = lower(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))));
+        bool listed = false;
+        for (const auto& s : san) listed = listed || s == cn;
+        for (int k = 0; !listed && names && k < sk_GENERAL_NAME_num(names); ++k) {
+            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, k);
+            if (gn->type == GEN_IPADD && ASN1_STRING_length(gn->d.iPAddress) == 16) {
+                // IPv6 SANs: compare as addresses, whatever text form the CN uses.
+                unsigned char bin[16];
+                listed = inet_pton(AF_INET6, cn.c_str(), bin) == 1 &&
+                         std::memcmp(bin, ASN1_STRING_get0_data(gn->d.iPAddress), 16) == 0;
+            }
+        }
+        if (!listed) return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its subjectAltName");
+    }
+
+    // Every certificate below the trust anchor: keys, signatures, serials.
+    for (int i = 0; i < std::max(n - 1, 1); ++i)
+        if (auto p = check_crypto(sk_X509_value(chain, i), i == 0 ? "origin's certificate" : "intermediate certificate")) return p;
+    return std::nullopt;
+}
+
+}  // namespace vigil::tls
