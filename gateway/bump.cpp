@@ -213,27 +213,54 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) base.sni = sni;
     base.client_tls = tls_params(ssl);
 
-    auto connect_origin = [&gw, cid](const Authority& a, std::optional<TlsStream>& up) {
-        return connect_tls(gw, a, up, cid);
+    auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up) {
+        return connect_tls(gw, a, up, cid, client_ip);
     };
     HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, client_ip, connect_origin);
     std::optional<PageInfo> origin_failure;
-    if (verdict.action == inspect::Action::block) {
-        // Blocked by host: the client still gets a readable HTTPS page, and the origin is never contacted.
-        bump(gw.counters.blocked);
-        origin_failure = block_page(verdict, site_url, cid);
-    } else {
+    bool cert_warning = false;  // origin_failure is a warning the user may continue past
+    PageInfo cert_problem;      // then: the certificate problem itself
+    // The warning for `url`: its Continue link returns to that URL and accepts the problem.
+    auto cert_warning_page = [&](const std::string& url) {
+        inspect::Verdict v;
+        v.action = inspect::Action::warn;
+        v.rule = "origin-certificate";
+        v.reason = cert_problem.reason;
+        PageInfo w = warn_page(gw, v, url, client_ip, cert_warning_key(origin->host), cid);
+        w.title = "This site's certificate has a problem";
+        w.reason = cert_problem.reason + " (" + cert_problem.code +
+                   "). Continue only if you trust this site; the decision is recorded.";
+        return w;
+    };
+    // Connects to the origin; a certificate problem that tls.origin_errors sets to "warn"
+    // becomes a warning page whose Continue link accepts it for this client and host.
+    auto connect_and_adopt = [&]() -> net::awaitable<void> {
         std::optional<TlsStream> upstream;
-        origin_failure = co_await connect_tls(gw, *origin, upstream, cid);
+        std::string accepted;
+        origin_failure = co_await connect_tls(gw, *origin, upstream, cid, client_ip, &accepted);
+        cert_warning = false;
         if (!origin_failure) {
-            base.origin_cert = "ok";
+            base.origin_cert = accepted.empty() ? "ok" : accepted;
             base.origin_tls = tls_params(upstream->native_handle());
             relay.adopt(std::move(upstream), *origin);
         } else {
             base.origin_cert = origin_failure->code;
+            if (warnable_certificate_problem(gw, *origin_failure)) {
+                cert_problem = *origin_failure;
+                origin_failure = cert_warning_page(site_url);
+                cert_warning = true;
+            }
         }
+        relay.audit_base() = base;
+    };
+    if (verdict.action == inspect::Action::block) {
+        // Blocked by host: the client still gets a readable HTTPS page, and the origin is never contacted.
+        bump(gw.counters.blocked);
+        origin_failure = block_page(verdict, site_url, cid);
+        relay.audit_base() = base;
+    } else {
+        co_await connect_and_adopt();
     }
-    relay.audit_base() = base;
 
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
@@ -255,6 +282,17 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         // The origin's certificate failed (or it was unreachable), or the host is blocked: say so
         // on the first request, inside TLS, so the browser shows it.
         std::string target;
+        if (cert_warning) {
+            // "Continue" on the certificate warning: a valid link records the user's decision
+            // (for warn_duration) and the origin is contacted again, accepting those problems.
+            std::string t(head.parser->get().target());
+            if (auto cont = take_continue_token(gw, t, client_ip, cert_warning_key(origin->host)); cont && *cont) {
+                log_info("user continued past the certificate warning for " + origin->host_port(), cid);
+                head.parser->get().target(t);
+                co_await connect_and_adopt();
+            }
+            if (cert_warning) origin_failure = cert_warning_page(full_url("https", *origin, t));
+        }
         std::optional<PageInfo> refused = origin_failure;
         if (!refused) refused = check_bumped_target(head.parser->get(), *origin, target);
         if (refused) {

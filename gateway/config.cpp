@@ -1,6 +1,8 @@
 // TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
 #include "gateway/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -55,6 +57,76 @@ std::vector<std::string> get_string_list(const Where& w) {
     return out;
 }
 
+std::string error_class(const Where& w, const std::string& v) {
+    const auto& classes = origin_error_classes();
+    if (std::find(classes.begin(), classes.end(), v) == classes.end()) {
+        std::string all;
+        for (const auto& c : classes) all += (all.empty() ? "" : ", ") + c;
+        w.fail("unknown certificate error class \"" + v + "\" (" + all + ")");
+    }
+    return v;
+}
+
+// { expired = "warn", self_signed = "block", ... }
+std::vector<std::string> get_origin_errors(const Where& w) {
+    const toml::table* t = w.node.as_table();
+    if (!t) w.fail("expected a table of error class = \"block\" | \"warn\"");
+    std::vector<std::string> warn;
+    for (const auto& [name, value] : *t) {
+        const std::string cls = error_class(w, std::string(name.str()));
+        auto v = value.value<std::string>();
+        if (!v || (*v != "block" && *v != "warn")) w.fail(cls + ": expected \"block\" or \"warn\" (never allow)");
+        if (*v == "warn") warn.push_back(cls);
+    }
+    return warn;
+}
+
+// A fingerprint as vigil-ca and openssl print it, with or without colons, any case.
+std::string normalize_pin(const Where& w, const std::string& text) {
+    std::string hex;
+    for (char c : text)
+        if (c != ':') hex += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789ABCDEF") != std::string::npos)
+        w.fail("pin_sha256 must be a SHA-256 fingerprint (64 hex digits, colons allowed)");
+    std::string out;
+    for (size_t i = 0; i < hex.size(); i += 2) out += (out.empty() ? "" : ":") + hex.substr(i, 2);
+    return out;
+}
+
+// [ { host = "intranet.corp.example", allow = ["self_signed"] }, { host = "...", pin_sha256 = "..." } ]
+std::vector<OriginException> get_origin_exceptions(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of { host = ..., allow = [...] | pin_sha256 = ... }");
+    std::vector<OriginException> out;
+    for (const auto& el : *arr) {
+        const toml::table* t = el.as_table();
+        if (!t) w.fail("expected { host = ..., allow = [...] | pin_sha256 = ... }");
+        OriginException e;
+        for (const auto& [name, value] : *t) {
+            const std::string k(name.str());
+            Where at{w.file, value, w.key + "." + k};
+            if (k == "host") {
+                std::string h = get_string(at);
+                std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                if (!h.empty() && h.back() == '.') h.pop_back();
+                if (h.empty() || h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos)
+                    at.fail("expected one exact host name or IP address (no wildcards or patterns)");
+                e.host = h;
+            } else if (k == "allow") {
+                for (const auto& c : get_string_list(at)) e.allow.push_back(error_class(at, c));
+            } else if (k == "pin_sha256") {
+                e.pin_sha256 = normalize_pin(at, get_string(at));
+            } else {
+                at.fail("unknown key (host, allow, pin_sha256)");
+            }
+        }
+        if (e.host.empty()) w.fail("every exception needs a host");
+        if (e.allow.empty() && e.pin_sha256.empty()) w.fail(e.host + ": give allow = [...] or pin_sha256");
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
 std::vector<Cidr> get_cidrs(const Where& w) {
     std::vector<Cidr> out;
     for (const auto& s : get_string_list(w)) {
@@ -103,6 +175,8 @@ const std::map<std::string, Setter>& schema() {
          [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
         {"tls.cert_cache_bytes",
          [](Config& c, const Where& w) { c.cert_cache_bytes = size_t(get_int(w, 65536, int64_t(1) << 36)); }},
+        {"tls.origin_errors", [](Config& c, const Where& w) { c.origin_error_warn = get_origin_errors(w); }},
+        {"tls.origin_exceptions", [](Config& c, const Where& w) { c.origin_exceptions = get_origin_exceptions(w); }},
         {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},
         {"log.level",
          [](Config& c, const Where& w) {
@@ -196,6 +270,12 @@ toml::table parse_value(const std::string& key, const std::string& value) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& origin_error_classes() {
+    static const std::vector<std::string> c = {"expired", "not_yet_valid", "hostname_mismatch", "untrusted",
+                                               "self_signed", "revoked", "weak_crypto", "malformed", "invalid"};
+    return c;
+}
 
 Config::Config()
     : allow_clients{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")},

@@ -17,6 +17,17 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// The origin certificate error classes that policy can name (tls/contexts.hpp CertVerdict codes).
+const std::vector<std::string>& origin_error_classes();
+
+// tls.origin_exceptions: a known-broken internal site whose certificate problems of these
+// classes are accepted, or whose exact certificate (SHA-256 fingerprint) is.
+struct OriginException {
+    std::string host;                // exact, normalised; never a pattern
+    std::vector<std::string> allow;  // error classes
+    std::string pin_sha256;          // "AB:CD:..." upper case, or ""
+};
+
 struct Config {
     // [proxy]
     std::string listen = "127.0.0.1:3128";
@@ -30,6 +41,8 @@ struct Config {
     std::string ca_dir = "var/ca";
     std::string extra_ca_file;
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
+    std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
+    std::vector<OriginException> origin_exceptions;      // tls.origin_exceptions
     size_t cert_cache_entries = 20000;
     size_t cert_cache_bytes = 32u << 20;
     // [dns]

@@ -1,6 +1,8 @@
 // Upstream connector: every way of failing to reach an origin ends in a page with a reason.
 #include "gateway/upstream.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -91,8 +93,35 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
     co_return std::nullopt;
 }
 
+bool warnable_certificate_problem(const Gateway& gw, const PageInfo& failure) {
+    const auto& warn = gw.cfg.origin_error_warn;
+    return failure.status == 502 && std::find(warn.begin(), warn.end(), failure.code) != warn.end();
+}
+
+namespace {
+
+// What this connection may accept, and who said so.
+tls::OriginAcceptance origin_acceptance(Gateway& gw, const std::string& client, const std::string& host,
+                                        std::string& who) {
+    tls::OriginAcceptance acc;
+    for (const auto& e : gw.cfg.origin_exceptions)
+        if (e.host == host) {
+            acc.classes.insert(acc.classes.end(), e.allow.begin(), e.allow.end());
+            if (!e.pin_sha256.empty()) acc.pin_sha256 = e.pin_sha256;
+            who = "tls.origin_exceptions";
+        }
+    if (!client.empty() && !gw.cfg.origin_error_warn.empty() && gw.warned.allowed(client, cert_warning_key(host))) {
+        acc.classes.insert(acc.classes.end(), gw.cfg.origin_error_warn.begin(), gw.cfg.origin_error_warn.end());
+        who += std::string(who.empty() ? "" : " and ") + "the user, who continued past the warning";
+    }
+    return acc;
+}
+
+}  // namespace
+
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
-                                                   std::optional<TlsStream>& out, uint64_t cid) {
+                                                   std::optional<TlsStream>& out, uint64_t cid,
+                                                   const std::string& client, std::string* accepted) {
     std::optional<beast::tcp_stream> tcp_out;
     if (auto failure = co_await connect_tcp(gw, origin, tcp_out, cid)) co_return failure;
     out.emplace(std::move(*tcp_out), *gw.origin_ctx);
@@ -101,9 +130,20 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
         out.reset();
         co_return unreachable(gw, 502, "tls_setup", "could not set up TLS for this host name", origin);
     }
+    std::string who;
+    tls::set_origin_acceptance(ssl, origin_acceptance(gw, client, origin.host, who));
     out->next_layer().expires_after(gw.cfg.handshake);
     auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
-    if (!ec) co_return std::nullopt;
+    if (!ec) {
+        if (auto problems = tls::accepted_problems(ssl); !problems.empty()) {
+            std::string what;
+            for (const auto& p : problems) what += (what.empty() ? "" : ",") + p;
+            what += " (accepted by " + who + ")";
+            log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);
+            if (accepted) *accepted = what;
+        }
+        co_return std::nullopt;
+    }
     long verify = SSL_get_verify_result(ssl);
     const auto verdict = tls::origin_verdict(ssl);
     out.reset();

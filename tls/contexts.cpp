@@ -3,6 +3,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include "tls/ca.hpp"
 #include "tls/mint.hpp"
 #include "tls/webpki.hpp"
@@ -95,15 +97,57 @@ int problem_index() {
     return idx;
 }
 
-// After OpenSSL accepted the whole chain (the last call, for the leaf at depth 0), our own
-// checks run on the chain it built; a failure ends the handshake like any verify error.
+struct Acceptance {
+    OriginAcceptance allowed;
+    std::vector<std::string> accepted;  // what was wrong and let through
+    void note(const std::string& what) {
+        if (std::find(accepted.begin(), accepted.end(), what) == accepted.end()) accepted.push_back(what);
+    }
+    bool allows(const std::string& cls) const {
+        return std::find(allowed.classes.begin(), allowed.classes.end(), cls) != allowed.classes.end();
+    }
+};
+
+void free_acceptance(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<Acceptance*>(ptr); }
+
+int acceptance_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_acceptance);
+    return idx;
+}
+
+// Called by OpenSSL for each certificate of the chain and for each error it finds. A failure
+// (ok = 0) ends the handshake unless this connection's acceptance covers it. After OpenSSL
+// accepted the whole chain (the call for the leaf at depth 0), our own checks run on the chain
+// it built; a problem they find ends the handshake like any verify error, with the same rule.
 int on_verify(int ok, X509_STORE_CTX* store) {
-    if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
     auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    if (!ssl) return 0;
+    auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+    if (acc && !acc->allowed.pin_sha256.empty()) {
+        // A pinned certificate is accepted as it is: the leaf must be exactly that one.
+        X509* leaf = X509_STORE_CTX_get0_cert(store);
+        if (leaf && fingerprint(leaf, EVP_sha256()) == acc->allowed.pin_sha256) {
+            if (!ok) acc->note("pinned");
+            return 1;
+        }
+    }
+    if (!ok) {
+        const std::string cls = describe_verify_error(X509_STORE_CTX_get_error(store)).code;
+        if (acc && acc->allows(cls)) {
+            acc->note(cls);
+            return 1;
+        }
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
     const auto& psl = public_suffixes();
-    if (!ssl || !psl) return 0;
+    if (!psl) return 0;
     auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl);
     if (!found) return 1;
+    if (acc && acc->allows(found->code)) {
+        acc->note(found->code);
+        return 1;
+    }
     delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
     SSL_set_ex_data(ssl, problem_index(), new ChainProblem(std::move(*found)));
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -113,6 +157,17 @@ int on_verify(int ok, X509_STORE_CTX* store) {
 }  // namespace
 
 void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list) { public_suffixes() = std::move(list); }
+
+void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance) {
+    if (acceptance.classes.empty() && acceptance.pin_sha256.empty()) return;
+    delete static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+    SSL_set_ex_data(ssl, acceptance_index(), new Acceptance{std::move(acceptance), {}});
+}
+
+std::vector<std::string> accepted_problems(SSL* ssl) {
+    const auto* acc = static_cast<const Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+    return acc ? acc->accepted : std::vector<std::string>{};
+}
 
 CertVerdict origin_verdict(SSL* ssl) {
     const long result = SSL_get_verify_result(ssl);

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tls/openssl_ptr.hpp"
 
@@ -39,5 +40,18 @@ CertVerdict describe_verify_error(long x509_error);
 // The verdict on an origin handshake that failed verification: our own checks' problem
 // (tls/webpki.hpp) when they rejected the chain, else OpenSSL's error in plain words.
 CertVerdict origin_verdict(SSL* ssl);
+
+// Origin certificate problems to accept on one connection instead of refusing it: the error
+// classes (codes of CertVerdict) an exception or the user's "continue" allows, and/or a pinned
+// SHA-256 fingerprint ("AB:CD:...") that, when the leaf matches it, accepts whatever is wrong.
+struct OriginAcceptance {
+    std::vector<std::string> classes;
+    std::string pin_sha256;
+};
+// Before the handshake. The acceptance lives with the SSL.
+void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance);
+// After a successful handshake: the classes that were wrong and accepted ("pinned" when the
+// pin decided), empty when the chain verified cleanly.
+std::vector<std::string> accepted_problems(SSL* ssl);
 
 }  // namespace vigil::tls

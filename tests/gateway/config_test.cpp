@@ -2,6 +2,8 @@
 #include "gateway/config.hpp"
 
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <unistd.h>
 
 #include <fstream>
@@ -110,6 +112,31 @@ TEST(Config, OverrideErrorsNameTheKey) {
     }
     EXPECT_THROW(load_config("", {{"nope.key", "1"}}), ConfigError);
     EXPECT_THROW(load_config("/nonexistent/vigil.toml", {}), ConfigError);
+}
+
+TEST(Config, OriginErrorPolicyAndExceptions) {
+    Config c = load_config("", {{"tls.origin_errors", "{expired = \"warn\", self_signed = \"block\"}"},
+                                {"tls.origin_exceptions", "[{host = \"Intranet.Corp.\", allow = [\"self_signed\"]}, "
+                                                          "{host = \"legacy.corp\", pin_sha256 = \"" + std::string(64, 'a') + "\"}]"}});
+    EXPECT_EQ(c.origin_error_warn, std::vector<std::string>{"expired"});
+    ASSERT_EQ(c.origin_exceptions.size(), 2u);
+    EXPECT_EQ(c.origin_exceptions[0].host, "intranet.corp");
+    EXPECT_EQ(c.origin_exceptions[1].pin_sha256.substr(0, 8), "AA:AA:AA");
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"tls.origin_errors", "{expired = \"allow\"}", "never allow"},
+             {"tls.origin_errors", "{sunburn = \"warn\"}", "unknown certificate error class \"sunburn\""},
+             {"tls.origin_exceptions", "[{host = \"*.corp\", allow = [\"expired\"]}]", "no wildcards or patterns"},
+             {"tls.origin_exceptions", "[{host = \"a.corp\"}]", "give allow = [...] or pin_sha256"},
+             {"tls.origin_exceptions", "[{host = \"a.corp\", pin_sha256 = \"abc\"}]", "64 hex digits"},
+             {"tls.origin_exceptions", "[{host = \"a.corp\", allow = [\"expired\"], colour = 1}]", "unknown key"}}) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << "accepted " << key << " = " << value;
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        }
+    }
 }
 
 }  // namespace

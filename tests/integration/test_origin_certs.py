@@ -3,9 +3,12 @@ certificate below is accepted by OpenSSL's verifier (or rejected by a check we t
 must be refused with its reason code on the block page, in the audit record and in /metrics,
 while a correct chain passes."""
 
+import html
 import json
 import os
+import re
 import subprocess
+import time
 import unittest
 
 from harness import Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run
@@ -124,6 +127,100 @@ class OriginCertificateTest(unittest.TestCase):
             with self.subTest(host=host):
                 self.assertEqual(seen[host]["origin_cert"], reason_code)
                 self.assertIn(words, seen[host]["reason"])
+
+
+def fingerprint(pem):
+    out = run(["openssl", "x509", "-in", pem, "-noout", "-fingerprint", "-sha256"]).stdout
+    return out.strip().split("=", 1)[1]
+
+
+def audit_rows(path):
+    p = subprocess.run([os.path.join(os.path.dirname(VIGIL_CA), "vigil-audit"), "--db", path, "query",
+                        "--format", "json", "--limit", "1000"], capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)
+
+
+class PolicyTest(unittest.TestCase):
+    """tls.origin_errors = warn, and tls.origin_exceptions by error class or pinned certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        pki = W["pki"]
+        d = os.path.join(W["dir"], "policy")
+        os.makedirs(d)
+        cls.origins = {
+            "expired.test": Origin("expired", *pki.expired_leaf("p-expired", "expired.test")),
+            "intranet.test": Origin("intranet", *pki.self_signed_leaf("p-intranet", "intranet.test")),
+            "pinned.test": Origin("pinned", *pki.self_signed_leaf("p-pinned", "pinned.test")),
+            "pinwrong.test": Origin("pinwrong", *pki.self_signed_leaf("p-pinwrong", "pinwrong.test")),
+        }
+        pin = fingerprint(pki.path("p-pinned.pem"))
+        cls.audit = os.path.join(d, "audit.db")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 *.test\n")
+        exceptions = ('[{host = "intranet.test", allow = ["self_signed"]}, {host = "pinned.test", pin_sha256 = "%s"}, '
+                      '{host = "pinwrong.test", pin_sha256 = "%s"}]' % (pin.lower().replace(":", ""), "AB" * 32))
+        cls.vigil = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+            "--audit", cls.audit, "--set", "proxy.allow_private_destinations=true",
+            "--set", "proxy.allowed_connect_ports=[%s]" % ",".join(str(o.port) for o in cls.origins.values()),
+            "--set", 'tls.origin_errors={expired = "warn", untrusted = "block"}',
+            "--set", "tls.origin_exceptions=" + exceptions])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.vigil.stop()
+        for o in cls.origins.values():
+            o.close()
+
+    def get(self, host, path="/hello"):
+        return curl("-x", self.vigil.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                    "https://%s:%d%s" % (host, self.origins[host].port, path))
+
+    def test_exception_by_class_and_by_pin_is_accepted_and_audited(self):
+        for host in ("intranet.test", "pinned.test"):
+            with self.subTest(host=host):
+                code, status, headers, body, err = self.get(host)
+                self.assertEqual((code, status, body), (0, 200, b"hello from %s" % host.split(".")[0].encode()), err)
+        code, status, headers, body, err = self.get("pinwrong.test")  # a pin that does not match: no exception
+        self.assertEqual(status, 502)
+        self.assertIn("X-Vigil-Reason: self_signed", headers)
+        rows = {}
+        for _ in range(50):  # the writer commits within a moment
+            rows = {r["host"]: r for r in audit_rows(self.audit) if r["kind"] == "transaction"}
+            if {"intranet.test", "pinned.test", "pinwrong.test"} <= rows.keys():
+                break
+            time.sleep(0.1)
+        self.assertEqual(rows["intranet.test"]["origin_cert"], "self_signed (accepted by tls.origin_exceptions)")
+        self.assertEqual(rows["pinned.test"]["origin_cert"], "pinned (accepted by tls.origin_exceptions)")
+        self.assertEqual(rows["pinwrong.test"]["origin_cert"], "self_signed")
+
+    def test_warn_then_continue_then_allowed_and_audited(self):
+        code, status, headers, body, err = self.get("expired.test", "/hello")
+        self.assertEqual(status, 403, err)
+        self.assertIn("X-Vigil-Reason: warn", headers)
+        page = body.decode()
+        self.assertIn("certificate has expired", page)
+        link = html.unescape(re.search(r'id="continue" href="([^"]+)"', page).group(1))
+        self.assertIn("expired.test", link)
+        code, status, headers, body, err = curl("-x", self.vigil.proxy, "--cacert", os.path.join(W["ca"], "root.pem"), link)
+        self.assertEqual((status, body), (200, b"hello from expired"), err)
+        # A new connection from the same client is let through for warn_duration.
+        code, status, headers, body, err = self.get("expired.test", "/hello")
+        self.assertEqual((status, body), (200, b"hello from expired"), err)
+        # A forged or foreign token is refused.
+        code, status, headers, body, err = self.get("expired.test", "/x?vigil-continue=1.abc")
+        self.assertEqual(status, 403)
+        # The audit log has the warning shown and the user's decision.
+        for _ in range(50):
+            rows = [r for r in audit_rows(self.audit) if r["host"] == "expired.test" and r["kind"] == "transaction"]
+            if len(rows) >= 4:
+                break
+            time.sleep(0.1)
+        decisions = [(r["action"], r["origin_cert"]) for r in reversed(rows)]
+        self.assertEqual(decisions[0], ("warn", "expired"))
+        accepted = "expired (accepted by the user, who continued past the warning)"
+        self.assertIn(("allow", accepted), decisions[1:])
 
 
 if __name__ == "__main__":
