@@ -175,6 +175,13 @@ const std::map<std::string, Setter>& schema() {
          [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
         {"tls.cert_cache_bytes",
          [](Config& c, const Where& w) { c.cert_cache_bytes = size_t(get_int(w, 65536, int64_t(1) << 36)); }},
+        {"tls.revocation",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v == "ocsp") w.fail("\"ocsp\" (querying responders) is not supported yet; use \"staple\" or \"off\"");
+             if (v != "staple" && v != "off") w.fail("expected \"staple\" or \"off\"");
+             c.revocation_staple = v == "staple";
+         }},
         {"tls.origin_errors", [](Config& c, const Where& w) { c.origin_error_warn = get_origin_errors(w); }},
         {"tls.origin_exceptions", [](Config& c, const Where& w) { c.origin_exceptions = get_origin_exceptions(w); }},
         {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},

@@ -42,6 +42,7 @@ struct Config {
     std::string extra_ca_file;
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
     std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
+    bool revocation_staple = true;                       // tls.revocation = "staple" | "off"
     std::vector<OriginException> origin_exceptions;      // tls.origin_exceptions
     size_t cert_cache_entries = 20000;
     size_t cert_cache_bytes = 32u << 20;

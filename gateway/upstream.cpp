@@ -144,13 +144,14 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
         }
         co_return std::nullopt;
     }
-    long verify = SSL_get_verify_result(ssl);
+    const long verify = SSL_get_verify_result(ssl);
+    const bool rejected = tls::origin_certificate_rejected(ssl);
     const auto verdict = tls::origin_verdict(ssl);
     out.reset();
-    if (verify != X509_V_OK) {
+    if (rejected) {
         bump(gw.counters.upstream_cert_error);
-        log_warn("origin certificate rejected for " + origin.host_port() + ": " + verdict.code + " (" +
-                     X509_verify_cert_error_string(verify) + ")",
+        log_warn("origin certificate rejected for " + origin.host_port() + ": " + verdict.code + " (" + verdict.reason +
+                     (verify != X509_V_OK ? std::string("; ") + X509_verify_cert_error_string(verify) : "") + ")",
                  cid);
         co_return PageInfo{502, "The site's certificate could not be trusted", verdict.reason, origin.host_port(),
                            verdict.code};

@@ -1,6 +1,7 @@
 // SSL_CTX builders for the client and origin legs; the SNI guard; verification error wording.
 #include "tls/contexts.hpp"
 
+#include <openssl/ocsp.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -154,6 +155,44 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     return 0;
 }
 
+// A stapled OCSP response (tls.revocation = staple): "revoked" ends the handshake. No staple,
+// a response that is not "successful", or one for another certificate is not an answer; a
+// staple whose signature does not verify is refused as malformed.
+int on_ocsp_staple(SSL* ssl, void*) {
+    const unsigned char* der = nullptr;
+    const long len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
+    if (len <= 0 || !der) return 1;
+    auto refuse = [&](const char* code, std::string reason) {
+        auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+        if (acc && acc->allows(code)) {
+            acc->note(code);
+            return 1;
+        }
+        delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
+        SSL_set_ex_data(ssl, problem_index(), new ChainProblem{code, std::move(reason)});
+        return 0;
+    };
+    std::unique_ptr<OCSP_RESPONSE, void (*)(OCSP_RESPONSE*)> resp(d2i_OCSP_RESPONSE(nullptr, &der, len), OCSP_RESPONSE_free);
+    if (!resp) return refuse("malformed", "the origin stapled an OCSP response that cannot be read");
+    if (OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) return 1;
+    std::unique_ptr<OCSP_BASICRESP, void (*)(OCSP_BASICRESP*)> basic(OCSP_response_get1_basic(resp.get()), OCSP_BASICRESP_free);
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+    if (!basic || !chain || sk_X509_num(chain) < 2) return 1;
+    X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    if (OCSP_basic_verify(basic.get(), chain, store, 0) <= 0)
+        return refuse("malformed", "the origin stapled an OCSP response whose signature does not verify");
+    std::unique_ptr<OCSP_CERTID, void (*)(OCSP_CERTID*)> id(
+        OCSP_cert_to_id(nullptr, sk_X509_value(chain, 0), sk_X509_value(chain, 1)), OCSP_CERTID_free);
+    int status = -1, reason = -1;
+    ASN1_GENERALIZEDTIME *revoked_at = nullptr, *this_update = nullptr, *next_update = nullptr;
+    if (!id || !OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update, &next_update))
+        return 1;
+    if (!OCSP_check_validity(this_update, next_update, 300, -1)) return 1;  // stale: not an answer
+    if (status == V_OCSP_CERTSTATUS_REVOKED)
+        return refuse("revoked", "the origin's certificate has been revoked (its stapled OCSP response says so)");
+    return 1;
+}
+
 }  // namespace
 
 void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list) { public_suffixes() = std::move(list); }
@@ -170,13 +209,15 @@ std::vector<std::string> accepted_problems(SSL* ssl) {
 }
 
 CertVerdict origin_verdict(SSL* ssl) {
-    const long result = SSL_get_verify_result(ssl);
-    if (result == X509_V_ERR_APPLICATION_VERIFICATION)
-        if (const auto* p = static_cast<const ChainProblem*>(SSL_get_ex_data(ssl, problem_index()))) return {p->code, p->reason};
-    return describe_verify_error(result);
+    if (const auto* p = static_cast<const ChainProblem*>(SSL_get_ex_data(ssl, problem_index()))) return {p->code, p->reason};
+    return describe_verify_error(SSL_get_verify_result(ssl));
 }
 
-SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
+bool origin_certificate_rejected(SSL* ssl) {
+    return SSL_get_verify_result(ssl) != X509_V_OK || SSL_get_ex_data(ssl, problem_index()) != nullptr;
+}
+
+SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocation) {
     if (!public_suffixes()) public_suffixes() = PublicSuffixList::load(PublicSuffixList::kDefaultPath);
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
@@ -188,6 +229,7 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, on_verify);
+    if (revocation == Revocation::staple) SSL_CTX_set_tlsext_status_cb(ctx.get(), on_ocsp_staple);
     // No real chain is deeper; a longer one is refused before our checks see it.
     SSL_CTX_set_verify_depth(ctx.get(), kMaxOriginChainDepth);
     if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) throw TlsError("cannot load the system trust store");
@@ -205,6 +247,10 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file) {
 }
 
 bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
+    // Ask for a stapled OCSP response when the context checks them.
+    int (*staple_cb)(SSL*, void*) = nullptr;
+    SSL_CTX_get_tlsext_status_cb(SSL_get_SSL_CTX(ssl), &staple_cb);
+    if (staple_cb) SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     if (!canonical_ip(host).empty()) return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
     return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;

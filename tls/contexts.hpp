@@ -21,7 +21,9 @@ bool sni_was_refused(SSL* ssl);
 // Origin-facing (we are the client): TLS 1.2+, peer verification against the system trust
 // store plus `extra_ca_file` (may be empty), strict X.509 checks, no CN fallback for names.
 // Throws TlsError when the extra CA file cannot be loaded.
-SslCtxPtr make_origin_ctx(const std::string& extra_ca_file);
+// tls.revocation: off, or check the OCSP response the origin staples (the default).
+enum class Revocation { off, staple };
+SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocation = Revocation::staple);
 inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's Certificate message
 inline constexpr int kMaxOriginChainDepth = 8;         // certificates between leaf and anchor
 // make_origin_ctx loads the public suffix list from its default path unless one is set.
@@ -40,6 +42,9 @@ CertVerdict describe_verify_error(long x509_error);
 // The verdict on an origin handshake that failed verification: our own checks' problem
 // (tls/webpki.hpp) when they rejected the chain, else OpenSSL's error in plain words.
 CertVerdict origin_verdict(SSL* ssl);
+// Whether a failed origin handshake failed on the certificate (chain, our checks, or a
+// stapled "revoked"), rather than on the network or the TLS protocol.
+bool origin_certificate_rejected(SSL* ssl);
 
 // Origin certificate problems to accept on one connection instead of refusing it: the error
 // classes (codes of CertVerdict) an exception or the user's "continue" allows, and/or a pinned

@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run
+from harness import Origin, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
 
 W = {}
 
@@ -54,6 +54,61 @@ def intermediate(pki, name, constraints):
     return pem, key
 
 
+def cross_signed(pki, d):
+    """An intermediate that exists twice: self-signed as a trusted root ("new root") and
+    cross-signed by an old root nobody trusts. The origin sends the cross-signed copy; the
+    chain through the trusted copy must be found. Returns (leaf+cross chain, key, new root)."""
+    old_key, old_pem = pki.path("old-root.key"), pki.path("old-root.pem")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", old_key,
+         "-out", old_pem, "-days", "5", "-subj", "/CN=Old Root", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    inter_key, new_root = pki.path("cross-inter.key"), pki.path("new-root.pem")
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", inter_key])
+    run(["openssl", "req", "-x509", "-key", inter_key, "-out", new_root, "-days", "5", "-subj", "/CN=Cross Inter",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    csr, ext, cross = pki.path("cross-inter.csr"), pki.path("cross-inter.ext"), pki.path("cross-inter.pem")
+    run(["openssl", "req", "-new", "-key", inter_key, "-out", csr, "-subj", "/CN=Cross Inter"])
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", old_pem, "-CAkey", old_key, "-CAcreateserial", "-out", cross,
+         "-days", "5", "-extfile", ext])
+    pem, key = leaf(pki, "cross", "DNS:cross.test", ca=(new_root, inter_key), chain_with=cross)
+    return pem, key, new_root
+
+
+def stapling_origin(pki, d, host, revoke):
+    """`openssl s_server` for `host` stapling an OCSP response from the test CA that says
+    "revoked" (or "good"). Returns (process, port)."""
+    db = os.path.join(d, "ocsp-" + host)
+    os.makedirs(os.path.join(db, "new"))
+    open(os.path.join(db, "index.txt"), "w").close()
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write("2000\n")
+    cnf = os.path.join(db, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca=d\n[d]\ndatabase=%s/index.txt\nnew_certs_dir=%s/new\nserial=%s/serial\n"
+                "default_md=sha256\npolicy=p\nunique_subject=no\ndefault_days=5\n[p]\ncommonName=supplied\n" % (db, db, db))
+    key, csr, pem, ext = (os.path.join(db, n) for n in ("leaf.key", "leaf.csr", "leaf.pem", "leaf.ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % host)
+    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+         "-out", csr, "-subj", "/CN=" + host])
+    run(["openssl", "ca", "-batch", "-config", cnf, "-cert", pki.ca_pem, "-keyfile", pki.ca_key, "-in", csr,
+         "-out", pem, "-notext", "-extfile", ext])
+    if revoke:
+        run(["openssl", "ca", "-config", cnf, "-cert", pki.ca_pem, "-keyfile", pki.ca_key, "-revoke", pem])
+    resp = os.path.join(db, "ocsp.der")
+    run(["openssl", "ocsp", "-index", os.path.join(db, "index.txt"), "-rsigner", pki.ca_pem, "-rkey", pki.ca_key,
+         "-CA", pki.ca_pem, "-issuer", pki.ca_pem, "-cert", pem, "-respout", resp, "-ndays", "1"])
+    port = free_port()
+    proc = subprocess.Popen(["openssl", "s_server", "-quiet", "-accept", "127.0.0.1:%d" % port, "-cert", pem,
+                             "-key", key, "-status_file", resp, "-www"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, port
+
+
 # host -> (expected code, words on the page)
 CASES = {
     "noeku.test": ("malformed", "no extended key usage"),
@@ -80,13 +135,22 @@ def setUpModule():
         "critical.test": leaf(pki, "critical", "DNS:critical.test", ext_lines=["1.3.6.1.4.1.99999.2=critical,ASN1:NULL"]),
         "constrained.test": leaf(pki, "constrained", "DNS:constrained.test", ca=(inter, inter_key), chain_with=inter),
     }
+    cross_pem, cross_key, new_root = cross_signed(pki, d)
+    certs["cross.test"] = (cross_pem, cross_key)
+    trusted = os.path.join(d, "trusted.pem")  # the test "public" CA and the new root
+    with open(trusted, "w") as out:
+        for f in (pki.ca_pem, new_root):
+            with open(f) as src:
+                out.write(src.read())
     W["origins"] = {host: Origin(host, *files) for host, files in certs.items()}
+    W["stapling"] = {host: stapling_origin(pki, d, host, revoke) for host, revoke in
+                     (("revoked.test", True), ("stapled.test", False))}
     hosts = os.path.join(d, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test\n127.0.0.1 shop.co.uk\n")
     W["audit"] = os.path.join(d, "audit.db")
-    ports = ",".join(str(o.port) for o in W["origins"].values())
-    W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+    ports = ",".join([str(o.port) for o in W["origins"].values()] + [str(p) for _, p in W["stapling"].values()])
+    W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=trusted, extra_args=[
         "--audit", W["audit"], "--set", "proxy.allow_private_destinations=true",
         "--set", "proxy.allowed_connect_ports=[%s]" % ports])
 
@@ -96,6 +160,9 @@ def tearDownModule():
         W["vigil"].stop()
     for o in W.get("origins", {}).values():
         o.close()
+    for proc, _ in W.get("stapling", {}).values():
+        proc.terminate()
+        proc.wait()
     remove_workdir(W["dir"])
 
 
@@ -108,6 +175,10 @@ class OriginCertificateTest(unittest.TestCase):
     def test_a_correct_chain_passes(self):
         code, status, headers, body, err = fetch("good.test")
         self.assertEqual((code, status), (0, 200), err)
+
+    def test_a_cross_signed_intermediate_from_an_untrusted_root_still_chains_to_the_trusted_copy(self):
+        code, status, headers, body, err = fetch("cross.test")
+        self.assertEqual((code, status, body), (0, 200, b"hello from cross.test"), err + headers)
 
     def test_each_rejection_has_its_reason_on_the_page_in_the_audit_and_in_metrics(self):
         for host, (reason_code, words) in CASES.items():
@@ -138,6 +209,22 @@ def audit_rows(path):
     p = subprocess.run([os.path.join(os.path.dirname(VIGIL_CA), "vigil-audit"), "--db", path, "query",
                         "--format", "json", "--limit", "1000"], capture_output=True, text=True, check=True)
     return json.loads(p.stdout)
+
+
+class StapledOcspTest(unittest.TestCase):
+    """tls.revocation = staple (the default): a stapled "revoked" is refused, "good" passes."""
+
+    def get(self, host):
+        return curl("-x", W["vigil"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                    "https://%s:%d/" % (host, W["stapling"][host][1]))
+
+    def test_stapled_revoked_is_refused_and_stapled_good_passes(self):
+        code, status, headers, body, err = self.get("revoked.test")
+        self.assertEqual((code, status), (0, 502), err)
+        self.assertIn("X-Vigil-Reason: revoked", headers)
+        self.assertIn("stapled OCSP response says so", body.decode())
+        code, status, headers, body, err = self.get("stapled.test")
+        self.assertEqual((code, status), (0, 200), err + headers)
 
 
 class PolicyTest(unittest.TestCase):

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Soak test (not in CI): many distinct host names through the bump for a while, sampling
 the gateway's resident memory. The certificate cache is bounded, so memory must level off
-after warm-up. Run: python3 tests/soak/soak.py [--minutes 10] [--hosts 100000] [--bin build/bin]
+after warm-up. Run: python3 tests/soak/soak.py [--minutes 10] [--hosts 100000] [--procs 4] [--bin build/bin]
 With a sanitizer build (--bin build-asan/bin) LeakSanitizer reports leaks at exit."""
 
 import argparse
 import http.client
+import multiprocessing
 import os
 import ssl
+import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
@@ -24,11 +25,35 @@ def rss_kib(pid):
     return 0
 
 
+def client(first, step, nhosts, deadline, origin_port, proxy_port, cafile, done, errors):
+    """One client process: a new bumped connection to the next host name for each request."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    i = first
+    while time.time() < deadline:
+        name = "h%d.soak.test" % (i % nhosts)
+        i += step
+        try:
+            c = http.client.HTTPSConnection(name, origin_port, context=ctx, timeout=10)
+            c.set_tunnel(name, origin_port)
+            c.host, c.port = "127.0.0.1", proxy_port
+            c.request("GET", "/")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status != 200:
+                raise RuntimeError(r.status)
+            with done.get_lock():
+                done.value += 1
+        except Exception:
+            with errors.get_lock():
+                errors.value += 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--hosts", type=int, default=100000)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--procs", type=int, default=4, help="client processes")
     ap.add_argument("--cache-entries", type=int, default=20000)
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
     args = ap.parse_args()
@@ -42,49 +67,40 @@ def main():
     pem = pki.path("wild.pem")
     harness.run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
                  "-out", pem, "-days", "5", "-extfile", pki._ext("wild", "DNS:*.soak.test")])
-    origin = harness.Origin("soak", pem, key)
+    # The origin is openssl s_server (C, one process): a Python origin's TLS handshakes were
+    # the bottleneck, not the gateway.
+    origin_port = harness.free_port()
+    origin = subprocess.Popen(["openssl", "s_server", "-quiet", "-accept", "127.0.0.1:%d" % origin_port, "-cert", pem,
+                               "-key", key, "-www"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
     hosts = os.path.join(d, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.soak.test\n")
     v = harness.Vigil(d, ca, hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
-        "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin.port,
+        "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%d]" % origin_port,
         "--set", "tls.cert_cache_entries=%d" % args.cache_entries, "--threads", "2"])
-    ctx = ssl.create_default_context(cafile=os.path.join(ca, "root.pem"))
     deadline = time.time() + args.minutes * 60
+    done = multiprocessing.Value("l", 0)
+    errors = multiprocessing.Value("l", 0)
+    procs = [multiprocessing.Process(target=client, args=(k, args.procs, args.hosts, deadline, origin_port, v.port,
+                                                          os.path.join(ca, "root.pem"), done, errors))
+             for k in range(args.procs)]
+    for p in procs:
+        p.start()
     counter = {"n": 0, "errors": 0}
-    lock = threading.Lock()
-
-    def worker(start):
-        i = start
-        while time.time() < deadline:
-            name = "h%d.soak.test" % (i % args.hosts)
-            i += args.threads
-            try:
-                c = http.client.HTTPSConnection(name, origin.port, context=ctx, timeout=10)
-                c.set_tunnel(name, origin.port)
-                c.host, c.port = "127.0.0.1", v.port
-                c.request("GET", "/hello")
-                c.getresponse().read()
-                c.close()
-                with lock:
-                    counter["n"] += 1
-            except Exception:
-                with lock:
-                    counter["errors"] += 1
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.threads)]
-    for t in threads:
-        t.start()
     samples = []
     while time.time() < deadline:
         time.sleep(min(10, max(1, deadline - time.time())))
+        counter["n"], counter["errors"] = done.value, errors.value
         samples.append((time.time(), counter["n"], rss_kib(v.proc.pid)))
         print("t=%4.0fs requests=%7d errors=%d rss=%d KiB" % (samples[-1][0] - samples[0][0] + 10, samples[-1][1],
                                                             counter["errors"], samples[-1][2]), flush=True)
-    for t in threads:
-        t.join()
+    for p in procs:
+        p.join()
+    counter["n"], counter["errors"] = done.value, errors.value
     rc, counters = v.stop(timeout=60)
-    origin.close()
+    origin.terminate()
+    origin.wait()
     print("exit code", rc, "certs minted", counters.get("certs_minted"), "log:", v.log_path)
     warm = samples[len(samples) // 3:]
     growth = warm[-1][2] - warm[0][2] if len(warm) > 1 else 0
