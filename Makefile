@@ -80,10 +80,13 @@ fuzz: deps
 bench: build
 	@dpkg-query -W -f='$${Status}' libbenchmark-dev 2>/dev/null | grep -q 'ok installed' || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbenchmark-dev
-	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_scan_bench vigil_audit_bench
+	@dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'ok installed' || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_scan_bench vigil_audit_bench vigil_loadgen
 	$(BUILD)/bin/vigil_scan_bench
 	$(BUILD)/bin/vigil_audit_bench
 	tests/bench/audit_query_bench.sh $(BUILD)/bin
+	tests/bench/audit_full_rate.sh $(BUILD)/bin
 
 clean:
 	rm -rf $(BUILD)

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Soak test (not in CI): many distinct host names through the bump for a while, sampling
 the gateway's resident memory. The certificate cache is bounded, so memory must level off
-after warm-up. Run: python3 tests/soak/soak.py [--minutes 10] [--hosts 100000] [--procs 4] [--bin build/bin]
+after warm-up. Run: python3 tests/soak/soak.py [--minutes 10] [--hosts 100000] [--procs 4 | --loadgen build/bin/vigil_loadgen]
+[--bin build/bin]
 With a sanitizer build (--bin build-asan/bin) LeakSanitizer reports leaks at exit."""
 
 import argparse
 import http.client
+import json
 import multiprocessing
 import os
 import ssl
@@ -54,6 +56,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--hosts", type=int, default=100000)
     ap.add_argument("--procs", type=int, default=4, help="client processes")
+    ap.add_argument("--loadgen", help="use this vigil_loadgen (C++) as the client instead of Python processes")
     ap.add_argument("--cache-entries", type=int, default=20000)
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
     args = ap.parse_args()
@@ -82,22 +85,36 @@ def main():
     deadline = time.time() + args.minutes * 60
     done = multiprocessing.Value("l", 0)
     errors = multiprocessing.Value("l", 0)
-    procs = [multiprocessing.Process(target=client, args=(k, args.procs, args.hosts, deadline, origin_port, v.port,
-                                                          os.path.join(ca, "root.pem"), done, errors))
-             for k in range(args.procs)]
+    if args.loadgen:
+        # One C++ client: a new bumped connection per request, to the next of the distinct names.
+        lg = subprocess.Popen([args.loadgen, "--url", "https://soak.test:%d/" % origin_port, "--proxy",
+                               "127.0.0.1:%d" % v.port, "--cafile", os.path.join(ca, "root.pem"), "--mode", "newconn",
+                               "--connections", "16", "--threads", "1", "--seconds", str(int(args.minutes * 60)),
+                               "--distinct-hosts", str(args.hosts)], stdout=subprocess.PIPE, text=True)
+        procs = []
+    else:
+        procs = [multiprocessing.Process(target=client, args=(k, args.procs, args.hosts, deadline, origin_port, v.port,
+                                                              os.path.join(ca, "root.pem"), done, errors))
+                 for k in range(args.procs)]
     for p in procs:
         p.start()
     counter = {"n": 0, "errors": 0}
     samples = []
     while time.time() < deadline:
         time.sleep(min(10, max(1, deadline - time.time())))
-        counter["n"], counter["errors"] = done.value, errors.value
+        if not args.loadgen:
+            counter["n"], counter["errors"] = done.value, errors.value
         samples.append((time.time(), counter["n"], rss_kib(v.proc.pid)))
         print("t=%4.0fs requests=%7d errors=%d rss=%d KiB" % (samples[-1][0] - samples[0][0] + 10, samples[-1][1],
                                                             counter["errors"], samples[-1][2]), flush=True)
     for p in procs:
         p.join()
     counter["n"], counter["errors"] = done.value, errors.value
+    if args.loadgen:
+        out = lg.communicate()[0]
+        print(out.strip())
+        result = json.loads(out.strip().splitlines()[-1])
+        counter["n"], counter["errors"] = result["requests"], result["errors"]
     rc, counters = v.stop(timeout=60)
     origin.terminate()
     origin.wait()
