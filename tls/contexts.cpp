@@ -116,6 +116,19 @@ int acceptance_index() {
     return idx;
 }
 
+// A problem with the origin's certificate: accepted (and noted) when this connection's
+// acceptance covers its class; otherwise kept on the SSL for origin_verdict. Returns the
+// verify/status callback's answer: 1 to go on, 0 to end the handshake.
+int accept_or_refuse(SSL* ssl, Acceptance* acc, ChainProblem problem) {
+    if (acc && acc->allows(problem.code)) {
+        acc->note(problem.code);
+        return 1;
+    }
+    delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
+    SSL_set_ex_data(ssl, problem_index(), new ChainProblem(std::move(problem)));
+    return 0;
+}
+
 // Called by OpenSSL for each certificate of the chain and for each error it finds. A failure
 // (ok = 0) ends the handshake unless this connection's acceptance covers it. After OpenSSL
 // accepted the whole chain (the call for the leaf at depth 0), our own checks run on the chain
@@ -144,13 +157,7 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     const auto& psl = public_suffixes();
     if (!psl) return 0;
     auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl);
-    if (!found) return 1;
-    if (acc && acc->allows(found->code)) {
-        acc->note(found->code);
-        return 1;
-    }
-    delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
-    SSL_set_ex_data(ssl, problem_index(), new ChainProblem(std::move(*found)));
+    if (!found || accept_or_refuse(ssl, acc, std::move(*found))) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
 }
@@ -162,15 +169,9 @@ int on_ocsp_staple(SSL* ssl, void*) {
     const unsigned char* der = nullptr;
     const long len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
     if (len <= 0 || !der) return 1;
-    auto refuse = [&](const char* code, std::string reason) {
-        auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
-        if (acc && acc->allows(code)) {
-            acc->note(code);
-            return 1;
-        }
-        delete static_cast<ChainProblem*>(SSL_get_ex_data(ssl, problem_index()));
-        SSL_set_ex_data(ssl, problem_index(), new ChainProblem{code, std::move(reason)});
-        return 0;
+    auto refuse = [ssl](std::string code, std::string reason) {
+        return accept_or_refuse(ssl, static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index())),
+                                ChainProblem{std::move(code), std::move(reason)});
     };
     std::unique_ptr<OCSP_RESPONSE, void (*)(OCSP_RESPONSE*)> resp(d2i_OCSP_RESPONSE(nullptr, &der, len), OCSP_RESPONSE_free);
     if (!resp) return refuse("malformed", "the origin stapled an OCSP response that cannot be read");

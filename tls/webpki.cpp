@@ -7,13 +7,12 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "tls/ca.hpp"
+#include "tls/mint.hpp"
 
 namespace vigil::tls {
 namespace {
@@ -137,8 +136,8 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
     if (!(xku & XKU_SSL_SERVER)) return problem("malformed", "the origin's certificate is not for TLS servers (no serverAuth usage)");
 
     // Names: a subjectAltName with DNS names or IP addresses, each well formed.
-    auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
-    std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)> names_guard(names, GENERAL_NAMES_free);
+    GeneralNamesPtr owned(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
+    GENERAL_NAMES* names = owned.get();
     std::vector<std::string> san;
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
         const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
@@ -149,11 +148,12 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
                 return problem("malformed", "the origin's certificate has a wildcard \"" + dns + "\" over a public suffix");
             san.push_back(lower(dns));
         } else if (gn->type == GEN_IPADD) {
+            // As text in canonical form (mint.hpp), so a CN "::1" or "0:0::1" compares equal.
             const int len = ASN1_STRING_length(gn->d.iPAddress);
-            if (len != 4 && len != 16) return problem("malformed", "the origin's certificate has a malformed IP address name");
-            char text[64] = "";
-            const unsigned char* p = ASN1_STRING_get0_data(gn->d.iPAddress);
-            if (len == 4) std::snprintf(text, sizeof text, "%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
+            char text[INET6_ADDRSTRLEN] = "";
+            if ((len != 4 && len != 16) ||
+                !inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress), text, sizeof text))
+                return problem("malformed", "the origin's certificate has a malformed IP address name");
             san.push_back(text);
         }
     }
@@ -162,18 +162,9 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
     X509_NAME* subject = X509_get_subject_name(leaf);
     for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
         const std::string cn = lower(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))));
-        bool listed = false;
-        for (const auto& s : san) listed = listed || s == cn;
-        for (int k = 0; !listed && names && k < sk_GENERAL_NAME_num(names); ++k) {
-            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, k);
-            if (gn->type == GEN_IPADD && ASN1_STRING_length(gn->d.iPAddress) == 16) {
-                // IPv6 SANs: compare as addresses, whatever text form the CN uses.
-                unsigned char bin[16];
-                listed = inet_pton(AF_INET6, cn.c_str(), bin) == 1 &&
-                         std::memcmp(bin, ASN1_STRING_get0_data(gn->d.iPAddress), 16) == 0;
-            }
-        }
-        if (!listed) return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its subjectAltName");
+        const std::string ip = canonical_ip(cn);
+        if (std::find(san.begin(), san.end(), ip.empty() ? cn : ip) == san.end())
+            return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its subjectAltName");
     }
 
     // Every certificate below the trust anchor: keys, signatures, serials.

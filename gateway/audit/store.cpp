@@ -28,12 +28,18 @@ constexpr const char* kRollupSchema =
 // The records that stats counts (not system events or prune checkpoints).
 constexpr const char* kCounted = "kind <> 'system' AND kind <> 'checkpoint'";
 
+// The roll-up rows, as the records give them, for one dimension (rollup's column order).
+std::string rollup_select(const char* dim, const std::string& where) {
+    return std::string("SELECT '") + dim + "', ts_ms / 3600000, " + dim +
+           ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
+           kCounted + where + " GROUP BY 2, 3";
+}
+
+constexpr const char* kRollupDims[] = {"host", "category", "user", "rule", "action"};
+
 std::string rebuild_rollup_sql(const std::string& where) {
     std::string sql;
-    for (const char* dim : {"host", "category", "user", "rule", "action"})
-        sql += std::string("INSERT INTO rollup SELECT '") + dim + "', ts_ms / 3600000, " + dim +
-               ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
-               kCounted + where + " GROUP BY 2, 3;";
+    for (const char* dim : kRollupDims) sql += "INSERT INTO rollup " + rollup_select(dim, where) + ";";
     return sql;
 }
 
@@ -181,7 +187,7 @@ void Store::append(const std::vector<Record>& records) {
     std::map<std::tuple<int, int64_t, std::string>, StatRow> sums;
     for (const auto& r : records) {
         if (r.kind == "system" || r.kind == "checkpoint") continue;
-        const std::string* keys[] = {&r.host, &r.category, &r.user, &r.rule, &r.action};
+        const std::string* keys[] = {&r.host, &r.category, &r.user, &r.rule, &r.action};  // kRollupDims order
         for (int d = 0; d < 5; ++d) {
             StatRow& row = sums[{d, r.ts_ms / 3'600'000, *keys[d]}];
             ++row.count;
@@ -213,10 +219,9 @@ void Store::append(const std::vector<Record>& records) {
             head.swap(hash);
         }
         sqlite3_clear_bindings(insert_);
-        static const char* const kDims[] = {"host", "category", "user", "rule", "action"};
         for (const auto& [k, row] : sums) {
             const auto& [d, hour, key] = k;
-            sqlite3_bind_text(upsert_, 1, kDims[d], -1, SQLITE_STATIC);
+            sqlite3_bind_text(upsert_, 1, kRollupDims[d], -1, SQLITE_STATIC);
             sqlite3_bind_int64(upsert_, 2, hour);
             sqlite3_bind_text(upsert_, 3, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
             sqlite3_bind_int64(upsert_, 4, row.count);
@@ -287,10 +292,7 @@ std::map<std::string, StatRow> Store::stats(const std::string& dim, int64_t sinc
 std::string Store::verify_rollups() const {
     if (!has_rollup_) return "";
     std::string rows;
-    for (const char* dim : {"host", "category", "user", "rule", "action"})
-        rows += std::string(rows.empty() ? "" : " UNION ALL ") + "SELECT '" + dim + "', ts_ms / 3600000, " + dim +
-                ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
-                kCounted + " GROUP BY 2, 3";
+    for (const char* dim : kRollupDims) rows += (rows.empty() ? "" : " UNION ALL ") + rollup_select(dim, "");
     for (const auto& [sql, what] : std::vector<std::pair<std::string, std::string>>{
              {"SELECT * FROM rollup EXCEPT SELECT * FROM (" + rows + ") LIMIT 1", "does not match the records"},
              {"SELECT * FROM (" + rows + ") EXCEPT SELECT * FROM rollup LIMIT 1", "is missing for records that exist"}}) {
