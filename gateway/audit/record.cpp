@@ -78,7 +78,28 @@ Record record_from_values(const std::vector<std::string>& v) {
     return r;
 }
 
-std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values) {
+FieldView::FieldView(const Record& r) {
+    const int64_t ints[] = {r.ts_ms, r.duration_ms, static_cast<int64_t>(r.conn_id), r.client_port, r.port,
+                            r.status, r.bytes_from_client, r.bytes_to_client};
+    const std::string* strs[] = {&r.kind, &r.client_ip, &r.user, &r.group, &r.method, &r.scheme, &r.host, &r.url,
+                                 &r.category, &r.action, &r.rule, &r.reason, &r.tls_mode, &r.sni, &r.origin_cert,
+                                 &r.client_tls, &r.origin_tls, &r.user_agent, &r.content_type, &r.scan_result};
+    size_t next_int = 0, next_str = 0;
+    for (size_t c = 0; c < kColumnCount; ++c) {
+        if (integer_column(c)) {
+            number[c] = ints[next_int++];
+            char* end = std::to_chars(digits_[c], digits_[c] + sizeof digits_[c], number[c]).ptr;
+            text[c] = std::string_view(digits_[c], static_cast<size_t>(end - digits_[c]));
+        } else {
+            text[c] = *strs[next_str++];
+        }
+    }
+}
+
+namespace {
+
+template <class Values>
+void hash_canonical(std::string_view prev_hash, const Values& values, std::string& out) {
     thread_local std::string canon;  // reused: the writer hashes every record
     canon.assign(prev_hash).push_back('\n');
     char field[24];
@@ -92,9 +113,20 @@ std::string chain_hash(const std::string& prev_hash, const std::vector<std::stri
     unsigned int len = 0;
     EVP_Digest(canon.data(), canon.size(), md, &len, EVP_sha256(), nullptr);
     static const char* hex = "0123456789abcdef";
-    std::string out(2 * len, '0');
+    out.resize(2 * len);
     for (unsigned i = 0; i < len; ++i) out[2 * i] = hex[md[i] >> 4], out[2 * i + 1] = hex[md[i] & 15];
+}
+
+}  // namespace
+
+std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values) {
+    std::string out;
+    hash_canonical(prev_hash, values, out);
     return out;
+}
+
+void chain_hash(std::string_view prev_hash, const FieldView& values, std::string& out) {
+    hash_canonical(prev_hash, values.text, out);
 }
 
 std::string to_json(int64_t id, const Record& r) {

@@ -2,8 +2,10 @@
 // canonical form for the tamper-evident hash chain. Shared by the gateway and vigil-audit.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vigil::audit {
@@ -38,9 +40,27 @@ bool integer_column(size_t i);
 std::vector<std::string> record_values(const Record& r);
 Record record_from_values(const std::vector<std::string>& values);
 
+constexpr size_t kColumnCount = 28;  // record_columns().size()
+
+// The record's fields as text without copying them (the writer's path): text columns point
+// into the record, integer columns are formatted into the view. Valid while the record lives.
+class FieldView {
+public:
+    explicit FieldView(const Record& r);
+    FieldView(const FieldView&) = delete;
+    FieldView& operator=(const FieldView&) = delete;
+    std::array<std::string_view, kColumnCount> text;
+    std::array<int64_t, kColumnCount> number{};  // the integer columns' values
+
+private:
+    char digits_[kColumnCount][24];
+};
+
 // SHA-256 (hex) of prev_hash and the canonical form of the values: each field as
 // "<length>:<bytes>\n" in column order, so no field can bleed into another.
 std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values);
+// The same into `out` (its capacity reused), from a view.
+void chain_hash(std::string_view prev_hash, const FieldView& values, std::string& out);
 inline const std::string kGenesisHash(64, '0');
 
 std::string to_json(int64_t id, const Record& r);

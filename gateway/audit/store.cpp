@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,19 @@ std::string rollup_select(const char* dim, const std::string& where) {
 }
 
 constexpr const char* kRollupDims[] = {"host", "category", "user", "rule", "action"};
+
+struct RollupKey {
+    int dim;
+    int64_t hour;
+    std::string_view key;
+    bool operator==(const RollupKey&) const = default;
+};
+struct RollupKeyHash {
+    size_t operator()(const RollupKey& k) const {
+        return std::hash<std::string_view>()(k.key) ^ (static_cast<size_t>(k.hour) * 0x9e3779b97f4a7c15ULL) ^
+               static_cast<size_t>(k.dim);
+    }
+};
 
 std::string rebuild_rollup_sql(const std::string& where) {
     std::string sql;
@@ -156,6 +170,23 @@ Store::~Store() {
     sqlite3_close(db_);
 }
 
+void Store::defer_checkpoints() {
+    // Replaces SQLite's own hook, which is what checkpoints at wal_autocheckpoint frames.
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int frames) {
+            static_cast<Store*>(self)->wal_frames_ = frames;
+            return SQLITE_OK;
+        },
+        this);
+}
+
+void Store::checkpoint() {
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) throw AuditError(std::string("audit checkpoint: ") + sqlite3_errmsg(db_));
+}
+
 void Store::exec(const char* sql) const {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -183,34 +214,35 @@ void Store::append(const std::vector<Record>& records) {
         if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_, nullptr) != SQLITE_OK)
             throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
     }
-    // The batch's roll-up rows, summed in memory first: one upsert per (dim, hour, key).
-    std::map<std::tuple<int, int64_t, std::string>, StatRow> sums;
+    // The batch's roll-up rows, summed in memory first: one upsert per (dim, hour, key). Keys
+    // point into the records, which outlive the map.
+    std::unordered_map<RollupKey, StatRow, RollupKeyHash> sums;
     for (const auto& r : records) {
         if (r.kind == "system" || r.kind == "checkpoint") continue;
         const std::string* keys[] = {&r.host, &r.category, &r.user, &r.rule, &r.action};  // kRollupDims order
+        const bool blocked = r.action == "block";
         for (int d = 0; d < 5; ++d) {
             StatRow& row = sums[{d, r.ts_ms / 3'600'000, *keys[d]}];
             ++row.count;
             row.bytes_in += r.bytes_from_client;
             row.bytes_out += r.bytes_to_client;
-            row.blocked += r.action == "block";
+            row.blocked += blocked;
         }
     }
     exec("BEGIN IMMEDIATE");
     std::string head = last_hash_, hash;
-    std::vector<std::string> vals;
     try {
         for (const auto& r : records) {
-            vals = record_values(r);
-            hash = chain_hash(head, vals);
+            const FieldView vals(r);
+            chain_hash(head, vals, hash);
             // Integer columns as integers (no text conversion in SQLite); text bound in place,
             // valid until the step below.
-            for (size_t c = 0; c < vals.size(); ++c) {
+            for (size_t c = 0; c < kColumnCount; ++c) {
                 const int i = static_cast<int>(c) + 1;
-                if (integer_column(c)) sqlite3_bind_int64(insert_, i, std::strtoll(vals[c].c_str(), nullptr, 10));
-                else sqlite3_bind_text(insert_, i, vals[c].data(), static_cast<int>(vals[c].size()), SQLITE_STATIC);
+                if (integer_column(c)) sqlite3_bind_int64(insert_, i, vals.number[c]);
+                else sqlite3_bind_text(insert_, i, vals.text[c].data(), static_cast<int>(vals.text[c].size()), SQLITE_STATIC);
             }
-            const int n = static_cast<int>(vals.size());
+            const int n = static_cast<int>(kColumnCount);
             sqlite3_bind_text(insert_, n + 1, head.data(), static_cast<int>(head.size()), SQLITE_STATIC);
             sqlite3_bind_text(insert_, n + 2, hash.data(), static_cast<int>(hash.size()), SQLITE_STATIC);
             const int rc = sqlite3_step(insert_);

@@ -2,6 +2,7 @@
 // prune), appending chained records, and walking the chain.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +42,13 @@ public:
     void append(const std::vector<Record>& records);
     const std::string& last_hash() const { return last_hash_; }
 
+    // The writer's connection: stop checkpointing at commit and count the WAL's frames
+    // instead, so another connection can copy the WAL into the database meanwhile.
+    void defer_checkpoints();
+    int wal_frames() const { return wal_frames_; }
+    // Copies committed WAL frames into the database without waiting for anyone (PASSIVE).
+    void checkpoint();
+
     struct VerifyResult {
         bool ok = true;
         int64_t rows = 0;
@@ -67,6 +75,7 @@ private:
     sqlite3_stmt* upsert_ = nullptr;  // roll-up rows, likewise
     bool has_rollup_ = false;
     std::string last_hash_;
+    std::atomic<int> wal_frames_{0};
 };
 
 }  // namespace vigil::audit

@@ -20,6 +20,7 @@ namespace {
 
 constexpr size_t kBatch = 32768;
 
+
 void log_line(const std::string& msg) {
     std::string line = "audit: " + msg + "\n";
     (void)!::write(2, line.data(), line.size());
@@ -80,7 +81,12 @@ std::string shape_url(const std::string& url, const std::string& mode, size_t ma
 }
 
 Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
-    if (!opts_.path.empty()) store_ = Store::open(opts_.path, Store::Mode::create);
+    if (!opts_.path.empty()) {
+        store_ = Store::open(opts_.path, Store::Mode::create);
+        checkpointer_ = Store::open(opts_.path, Store::Mode::read_write);
+        store_->defer_checkpoints();
+        ckpt_thread_ = std::thread([this] { run_checkpoints(); });
+    }
     if (!opts_.jsonl_path.empty()) {
         std::ofstream probe(opts_.jsonl_path, std::ios::app);
         if (!probe) throw AuditError(opts_.jsonl_path + ": cannot open JSON-lines audit file");
@@ -126,6 +132,32 @@ void Writer::close() {
     has_work_.notify_all();
     has_room_.notify_all();
     if (thread_.joinable()) thread_.join();
+    {
+        std::lock_guard lock(ckpt_mu_);
+        ckpt_stop_ = true;
+    }
+    ckpt_cv_.notify_all();
+    if (ckpt_thread_.joinable()) ckpt_thread_.join();
+    checkpointer_.reset();  // the writer's connection closes last and checkpoints what is left
+}
+
+void Writer::run_checkpoints() {
+    std::unique_lock lock(ckpt_mu_);
+    for (;;) {
+        ckpt_cv_.wait(lock, [this] { return ckpt_wanted_ || ckpt_stop_; });
+        if (ckpt_stop_) return;
+        ckpt_wanted_ = false;
+        lock.unlock();
+        try {
+            checkpointer_->checkpoint();
+        } catch (const std::exception& e) {
+            // Not a lost record: the rows are committed in the WAL; it only grows until a
+            // later checkpoint (or the writer's close) succeeds.
+            ++failures_;
+            log_line(e.what());
+        }
+        lock.lock();
+    }
 }
 
 void Writer::run() {
@@ -147,7 +179,14 @@ void Writer::run() {
 void Writer::write_batch(std::vector<Record>& batch) {
     for (int attempt = 0;; ++attempt) {
         try {
-            if (store_) store_->append(batch);
+            if (store_) {
+                store_->append(batch);
+                if (store_->wal_frames() >= opts_.checkpoint_frames) {
+                    std::lock_guard lock(ckpt_mu_);
+                    ckpt_wanted_ = true;
+                    ckpt_cv_.notify_one();
+                }
+            }
             break;
         } catch (const std::exception& e) {
             ++failures_;

@@ -24,6 +24,7 @@ struct WriterOptions {
     bool overflow_drop = false;    // audit.overflow = drop (default: block = back-pressure)
     std::string url_mode = "full"; // full, strip-query, host-only
     size_t url_max = 2048;
+    int checkpoint_frames = 8192;  // WAL pages (4 KiB) after which the checkpointer runs
 };
 
 class Writer {
@@ -47,6 +48,7 @@ private:
     void run();
     void write_batch(std::vector<Record>& batch);
     void send_syslog(const std::vector<Record>& batch);
+    void run_checkpoints();
 
     WriterOptions opts_;
     std::unique_ptr<Store> store_;
@@ -59,6 +61,13 @@ private:
     std::atomic<bool> healthy_{true};
     std::atomic<uint64_t> written_{0}, dropped_{0}, failures_{0};
     std::thread thread_;
+    // Copies the WAL into the database on its own connection and thread, so the writer's
+    // thread only inserts (the checkpoints were a fifth of its time).
+    std::unique_ptr<Store> checkpointer_;
+    std::mutex ckpt_mu_;
+    std::condition_variable ckpt_cv_;
+    bool ckpt_wanted_ = false, ckpt_stop_ = false;
+    std::thread ckpt_thread_;
 };
 
 // Applies audit.url_mode and the length cap to a URL.
