@@ -178,10 +178,16 @@ const std::map<std::string, Setter>& schema() {
         {"tls.revocation",
          [](Config& c, const Where& w) {
              auto v = get_string(w);
-             if (v == "ocsp") w.fail("\"ocsp\" (querying responders) is not supported yet; use \"staple\" or \"off\"");
-             if (v != "staple" && v != "off") w.fail("expected \"staple\" or \"off\"");
-             c.revocation_staple = v == "staple";
+             if (v != "staple" && v != "off" && v != "ocsp") w.fail("expected \"off\", \"staple\" or \"ocsp\"");
+             c.revocation = v;
          }},
+        {"tls.ocsp_unknown",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.ocsp_unknown_blocks = v == "block";
+         }},
+        {"tls.aia_fetch", [](Config& c, const Where& w) { c.aia_fetch = get_bool(w); }},
         {"tls.origin_errors", [](Config& c, const Where& w) { c.origin_error_warn = get_origin_errors(w); }},
         {"tls.origin_exceptions", [](Config& c, const Where& w) { c.origin_exceptions = get_origin_exceptions(w); }},
         {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},
@@ -198,6 +204,7 @@ const std::map<std::string, Setter>& schema() {
         {"timeouts.handshake", [](Config& c, const Where& w) { c.handshake = get_seconds(w); }},
         {"timeouts.io", [](Config& c, const Where& w) { c.io = get_seconds(w); }},
         {"timeouts.tunnel_idle", [](Config& c, const Where& w) { c.tunnel_idle = get_seconds(w); }},
+        {"timeouts.fetch", [](Config& c, const Where& w) { c.fetch = get_seconds(w); }},
         {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_string(w); }},
         {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
         {"inspect.hold_bytes",

@@ -42,7 +42,9 @@ struct Config {
     std::string extra_ca_file;
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
     std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
-    bool revocation_staple = true;                       // tls.revocation = "staple" | "off"
+    std::string revocation = "staple";                   // tls.revocation = "off" | "staple" | "ocsp"
+    bool ocsp_unknown_blocks = false;                    // tls.ocsp_unknown = "allow" | "block"
+    bool aia_fetch = true;                               // tls.aia_fetch
     std::vector<OriginException> origin_exceptions;      // tls.origin_exceptions
     size_t cert_cache_entries = 20000;
     size_t cert_cache_bytes = 32u << 20;
@@ -58,6 +60,7 @@ struct Config {
     std::chrono::seconds handshake{10};
     std::chrono::seconds io{120};
     std::chrono::seconds tunnel_idle{600};
+    std::chrono::seconds fetch{5};  // AIA and OCSP fetches, whole
     // [rules]
     std::string rules_path;                  // "" = no rules: allow everything (said at start)
     std::chrono::seconds reload_interval{5};  // how often the database's version is checked

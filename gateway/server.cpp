@@ -194,7 +194,13 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
     gw->tls.store(load_tls_material(cfg, gw->counters));
     gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
-    gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file, cfg.revocation_staple ? tls::Revocation::staple : tls::Revocation::off).release());
+    const auto revocation = cfg.revocation == "off"      ? tls::Revocation::off
+                            : cfg.revocation == "ocsp" ? tls::Revocation::ocsp
+                                                       : tls::Revocation::staple;
+    gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file, revocation).release());
+    tls::use_intermediate_pool(gw->origin_ctx->native_handle(), &gw->intermediates);
+    if (cfg.aia_fetch || cfg.revocation == "ocsp")
+        gw->fetcher = std::make_unique<Fetcher>(FetchLimits{cfg.fetch, 64 * 1024, cfg.allow_private_destinations});
     gw->rules.store(load_rules(cfg, rules_stamp_out));
     if (!cfg.audit_path.empty() || !cfg.audit_jsonl.empty() || !cfg.audit_syslog.empty()) {
         audit::WriterOptions ao;

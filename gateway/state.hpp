@@ -22,10 +22,12 @@
 
 #include "gateway/config.hpp"
 #include "gateway/counters.hpp"
+#include "gateway/fetcher.hpp"
 #include "gateway/net_util.hpp"
 #include "gateway/audit/writer.hpp"
 #include "inspect/ruleset.hpp"
 #include "tls/cert_cache.hpp"
+#include "tls/revocation.hpp"
 
 namespace vigil::gateway {
 
@@ -124,6 +126,9 @@ struct Gateway {
     HostsFile hosts;
     Snapshot<TlsMaterial> tls;
     std::unique_ptr<net::ssl::context> client_ctx;  // we are the server to clients
+    // Intermediates fetched over AIA, offered to every origin handshake (before origin_ctx,
+    // which refers to it).
+    tls::IntermediatePool intermediates;
     std::unique_ptr<net::ssl::context> origin_ctx;  // we are the client to origins
     std::vector<tcp::endpoint> listen_endpoints;
     // The ruleset in force: an immutable snapshot, swapped whole by the reloader.
@@ -137,6 +142,11 @@ struct Gateway {
     AuthState auth;
     net::thread_pool auth_pool{1};  // password verification, off the workers
     std::atomic<uint64_t> next_conn_id{1};
+    // Completing and checking origin chains: failed fetches (not retried for 5 minutes), OCSP
+    // answers, and the fetcher.
+    tls::ExpiringCache<std::string> fetch_failures{4096};
+    tls::ExpiringCache<tls::OcspAnswer> ocsp_answers{20000};
+    std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
 };
 
 // A session's handle in its worker's registry, so shutdown can close idle keep-alive

@@ -22,7 +22,8 @@ public:
         if (cancelled_) return;
         if (rec_.action.empty()) rec_.action = rec_.status >= 500 ? "error" : "allow";
         gw_.labelled.add("decisions_total", {{"kind", rec_.kind}, {"action", rec_.action}, {"category", rec_.category}});
-        if (!rec_.origin_cert.empty() && rec_.origin_cert != "ok")
+        // Rejections carry a bare code; "ok (...)" and "<codes> (accepted by ...)" were let through.
+        if (!rec_.origin_cert.empty() && rec_.origin_cert != "ok" && rec_.origin_cert.find(' ') == std::string::npos)
             gw_.labelled.add("origin_cert_errors_total", {{"reason", rec_.origin_cert}});
         if (!gw_.audit) return;
         rec_.duration_ms =

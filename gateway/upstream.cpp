@@ -8,7 +8,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "gateway/log.hpp"
+#include "tls/ca.hpp"
 #include "tls/contexts.hpp"
+#include "tls/revocation.hpp"
 
 namespace vigil::gateway {
 namespace {
@@ -119,52 +121,182 @@ tls::OriginAcceptance origin_acceptance(Gateway& gw, const std::string& client, 
 
 }  // namespace
 
+namespace {
+
+bool accepts(const tls::OriginAcceptance& acc, const std::string& cls, X509* leaf) {
+    if (!acc.pin_sha256.empty() && leaf && tls::fingerprint(leaf, EVP_sha256()) == acc.pin_sha256) return true;
+    return std::find(acc.classes.begin(), acc.classes.end(), cls) != acc.classes.end();
+}
+
+PageInfo certificate_refused(Gateway& gw, const Authority& origin, const std::string& code, const std::string& reason,
+                             const std::string& detail, uint64_t cid) {
+    bump(gw.counters.upstream_cert_error);
+    log_warn("origin certificate rejected for " + origin.host_port() + ": " + code + " (" + reason + detail + ")", cid);
+    return PageInfo{502, "The site's certificate could not be trusted", reason, origin.host_port(), code};
+}
+
+// The missing issuer of a refused chain, from its AIA caIssuers URL, into the pool that every
+// origin handshake draws on. "" when it was fetched, else why not. Failures are remembered for
+// five minutes so a dead URL costs one timeout, not one per connection.
+net::awaitable<std::string> fetch_missing_issuer(Gateway& gw, std::string url, uint64_t cid) {
+    if (auto failed = gw.fetch_failures.get(url)) co_return *failed;
+    FetchResult got = co_await gw.fetcher->fetch(url);
+    std::string error = got.error;
+    if (got.ok) {
+        size_t pooled = 0;
+        for (auto& cert : tls::parse_issuer_certs(got.body))
+            if (X509_check_ca(cert.get())) {
+                gw.intermediates.add(cert.get());
+                ++pooled;
+            }
+        if (pooled == 0) error = "the response holds no CA certificate";
+    }
+    if (error.empty()) {
+        bump(gw.counters.aia_fetched);
+        log_info("fetched a missing intermediate certificate from " + url, cid);
+    } else {
+        bump(gw.counters.aia_failed);
+        log_warn("could not fetch the missing intermediate certificate from " + url + ": " + error, cid);
+        gw.fetch_failures.put(url, error, std::chrono::system_clock::now() + std::chrono::minutes(5));
+    }
+    co_return error;
+}
+
+// tls.revocation = ocsp, after a handshake that verified: the responder named in the leaf is
+// asked unless a staple already answered. A page when the certificate is revoked (or, with
+// tls.ocsp_unknown = block, when no answer could be had); `note` says what was let through.
+net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const Authority& origin, SSL* ssl,
+                                                             const tls::OriginAcceptance& acc, std::string& note,
+                                                             uint64_t cid) {
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+    if (!chain || sk_X509_num(chain) < 2) co_return std::nullopt;  // a pinned or accepted self-signed leaf
+    X509* leaf = sk_X509_value(chain, 0);
+    X509* issuer = sk_X509_value(chain, 1);
+    X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    const unsigned char* staple = nullptr;
+    const long staple_len = SSL_get_tlsext_status_ocsp_resp(ssl, &staple);
+    if (staple_len > 0 && staple) {
+        auto stapled = tls::check_ocsp_response(
+            std::string_view(reinterpret_cast<const char*>(staple), static_cast<size_t>(staple_len)), chain, store,
+            leaf, issuer);
+        if (stapled.status == tls::OcspAnswer::good || stapled.status == tls::OcspAnswer::revoked) co_return std::nullopt;
+    }
+    const std::string url = tls::aia_url(leaf, NID_ad_OCSP);
+    if (url.empty()) co_return std::nullopt;  // no responder to ask (e.g. a short-lived certificate)
+    const std::string key = tls::ocsp_cache_key(leaf, issuer);
+    std::optional<tls::OcspAnswer> answer = gw.ocsp_answers.get(key);
+    if (!answer) {
+        bump(gw.counters.ocsp_queries);
+        std::string request = tls::ocsp_request(leaf, issuer);
+        std::string type = "application/ocsp-request";
+        FetchResult got = co_await gw.fetcher->fetch(url, std::move(request), std::move(type));
+        const auto now = std::chrono::system_clock::now();
+        auto until = now + std::chrono::minutes(5);  // how long a failure is remembered
+        if (!got.ok) {
+            answer = tls::OcspAnswer{tls::OcspAnswer::unknown, "the OCSP responder " + url + " could not be asked: " + got.error};
+        } else {
+            answer = tls::check_ocsp_response(got.body, chain, store, leaf, issuer);
+            if (answer->status == tls::OcspAnswer::good || answer->status == tls::OcspAnswer::revoked) {
+                // Until the response's nextUpdate, at most a day (an hour when it names none).
+                until = now + (answer->next_update ? std::chrono::hours(24) : std::chrono::hours(1));
+                if (answer->next_update)
+                    until = std::min(until, std::chrono::system_clock::from_time_t(answer->next_update));
+            }
+        }
+        gw.ocsp_answers.put(key, *answer, until);
+    }
+    if (answer->status == tls::OcspAnswer::revoked) {
+        if (accepts(acc, "revoked", leaf)) {
+            note = "revoked";
+            co_return std::nullopt;
+        }
+        co_return certificate_refused(gw, origin, "revoked",
+                                      "the origin's certificate has been revoked (its authority's OCSP responder says so)",
+                                      "", cid);
+    }
+    if (answer->status == tls::OcspAnswer::good) co_return std::nullopt;
+    bump(gw.counters.ocsp_unknown);
+    if (gw.cfg.ocsp_unknown_blocks)
+        co_return certificate_refused(gw, origin, "revocation_unknown",
+                                      "whether the origin's certificate has been revoked could not be learned: " +
+                                          answer->detail,
+                                      "", cid);
+    log_warn("revocation status of " + origin.host_port() + " unknown, allowed (tls.ocsp_unknown = allow): " +
+                 answer->detail,
+             cid);
+    note = "revocation unknown: " + answer->detail;
+    co_return std::nullopt;
+}
+
+}  // namespace
+
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
                                                    std::optional<TlsStream>& out, uint64_t cid,
                                                    const std::string& client, std::string* accepted) {
-    std::optional<beast::tcp_stream> tcp_out;
-    if (auto failure = co_await connect_tcp(gw, origin, tcp_out, cid)) co_return failure;
-    out.emplace(std::move(*tcp_out), *gw.origin_ctx);
-    SSL* ssl = out->native_handle();
-    if (!tls::prepare_origin_ssl(ssl, origin.host)) {
-        out.reset();
-        co_return unreachable(gw, 502, "tls_setup", "could not set up TLS for this host name", origin);
-    }
     std::string who;
-    tls::set_origin_acceptance(ssl, origin_acceptance(gw, client, origin.host, who));
-    out->next_layer().expires_after(gw.cfg.handshake);
-    auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
-    if (!ec) {
-        if (auto problems = tls::accepted_problems(ssl); !problems.empty()) {
-            std::string what;
-            for (const auto& p : problems) what += (what.empty() ? "" : ",") + p;
-            what += " (accepted by " + who + ")";
-            log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);
-            if (accepted) *accepted = what;
+    const tls::OriginAcceptance acceptance = origin_acceptance(gw, client, origin.host, who);
+    std::vector<std::string> fetched;  // AIA URLs tried for this connection
+    std::string fetch_note;
+    for (;;) {
+        std::optional<beast::tcp_stream> tcp_out;
+        if (auto failure = co_await connect_tcp(gw, origin, tcp_out, cid)) co_return failure;
+        out.emplace(std::move(*tcp_out), *gw.origin_ctx);
+        SSL* ssl = out->native_handle();
+        if (!tls::prepare_origin_ssl(ssl, origin.host)) {
+            out.reset();
+            co_return unreachable(gw, 502, "tls_setup", "could not set up TLS for this host name", origin);
         }
-        co_return std::nullopt;
+        tls::set_origin_acceptance(ssl, acceptance);
+        out->next_layer().expires_after(gw.cfg.handshake);
+        auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
+        if (!ec) {
+            std::string what;
+            for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
+            if (gw.cfg.revocation == "ocsp" && gw.fetcher) {
+                std::string note;
+                if (auto refused = co_await check_with_responder(gw, origin, ssl, acceptance, note, cid)) {
+                    out.reset();
+                    co_return refused;
+                }
+                if (note == "revoked") what += (what.empty() ? "" : ",") + note;
+                else if (!note.empty()) what = what.empty() ? "ok (" + note + ")" : what + " (" + note + ")";
+            }
+            if (!what.empty() && what.rfind("ok (", 0) != 0) {
+                what += " (accepted by " + who + ")";
+                log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);
+            }
+            if (accepted) *accepted = what;
+            co_return std::nullopt;
+        }
+        const long verify = SSL_get_verify_result(ssl);
+        const bool rejected = tls::origin_certificate_rejected(ssl);
+        auto verdict = tls::origin_verdict(ssl);
+        const std::string missing = tls::missing_issuer_url(ssl);
+        out.reset();
+        if (rejected) {
+            // An incomplete chain that names where its missing issuer is: fetch it, try again.
+            if (!missing.empty() && gw.fetcher && gw.cfg.aia_fetch && fetched.size() < 3 &&
+                std::find(fetched.begin(), fetched.end(), missing) == fetched.end()) {
+                fetched.push_back(missing);
+                std::string error = co_await fetch_missing_issuer(gw, missing, cid);
+                if (error.empty()) continue;
+                fetch_note = " (the missing intermediate certificate could not be fetched from " + missing + ": " + error + ")";
+            }
+            co_return certificate_refused(gw, origin, verdict.code, verdict.reason + fetch_note,
+                                          verify != X509_V_OK ? std::string("; ") + X509_verify_cert_error_string(verify)
+                                                              : std::string(),
+                                          cid);
+        }
+        if (ec == beast::error::timeout) {
+            bump(gw.counters.upstream_timeout);
+            co_return PageInfo{504, "The site could not be reached", "the TLS handshake with the origin server timed out",
+                               origin.host_port(), "tls_timeout"};
+        }
+        bump(gw.counters.upstream_tls_failed);
+        co_return PageInfo{502, "The site could not be reached",
+                           "the TLS handshake with the origin server failed: " + ec.message(), origin.host_port(),
+                           "tls_handshake_failed"};
     }
-    const long verify = SSL_get_verify_result(ssl);
-    const bool rejected = tls::origin_certificate_rejected(ssl);
-    const auto verdict = tls::origin_verdict(ssl);
-    out.reset();
-    if (rejected) {
-        bump(gw.counters.upstream_cert_error);
-        log_warn("origin certificate rejected for " + origin.host_port() + ": " + verdict.code + " (" + verdict.reason +
-                     (verify != X509_V_OK ? std::string("; ") + X509_verify_cert_error_string(verify) : "") + ")",
-                 cid);
-        co_return PageInfo{502, "The site's certificate could not be trusted", verdict.reason, origin.host_port(),
-                           verdict.code};
-    }
-    if (ec == beast::error::timeout) {
-        bump(gw.counters.upstream_timeout);
-        co_return PageInfo{504, "The site could not be reached", "the TLS handshake with the origin server timed out",
-                           origin.host_port(), "tls_timeout"};
-    }
-    bump(gw.counters.upstream_tls_failed);
-    co_return PageInfo{502, "The site could not be reached",
-                       "the TLS handshake with the origin server failed: " + ec.message(), origin.host_port(),
-                       "tls_handshake_failed"};
 }
 
 }  // namespace vigil::gateway

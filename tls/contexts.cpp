@@ -8,6 +8,7 @@
 
 #include "tls/ca.hpp"
 #include "tls/mint.hpp"
+#include "tls/revocation.hpp"
 #include "tls/webpki.hpp"
 
 namespace vigil::tls {
@@ -146,7 +147,10 @@ int on_verify(int ok, X509_STORE_CTX* store) {
         }
     }
     if (!ok) {
-        const std::string cls = describe_verify_error(X509_STORE_CTX_get_error(store)).code;
+        const int err = X509_STORE_CTX_get_error(store);
+        if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+            note_missing_issuer(ssl, X509_STORE_CTX_get_current_cert(store));  // for fetching over AIA
+        const std::string cls = describe_verify_error(err).code;
         if (acc && acc->allows(cls)) {
             acc->note(cls);
             return 1;
@@ -173,25 +177,16 @@ int on_ocsp_staple(SSL* ssl, void*) {
         return accept_or_refuse(ssl, static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index())),
                                 ChainProblem{std::move(code), std::move(reason)});
     };
-    std::unique_ptr<OCSP_RESPONSE, void (*)(OCSP_RESPONSE*)> resp(d2i_OCSP_RESPONSE(nullptr, &der, len), OCSP_RESPONSE_free);
-    if (!resp) return refuse("malformed", "the origin stapled an OCSP response that cannot be read");
-    if (OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) return 1;
-    std::unique_ptr<OCSP_BASICRESP, void (*)(OCSP_BASICRESP*)> basic(OCSP_response_get1_basic(resp.get()), OCSP_BASICRESP_free);
     STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
-    if (!basic || !chain || sk_X509_num(chain) < 2) return 1;
-    X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
-    if (OCSP_basic_verify(basic.get(), chain, store, 0) <= 0)
-        return refuse("malformed", "the origin stapled an OCSP response whose signature does not verify");
-    std::unique_ptr<OCSP_CERTID, void (*)(OCSP_CERTID*)> id(
-        OCSP_cert_to_id(nullptr, sk_X509_value(chain, 0), sk_X509_value(chain, 1)), OCSP_CERTID_free);
-    int status = -1, reason = -1;
-    ASN1_GENERALIZEDTIME *revoked_at = nullptr, *this_update = nullptr, *next_update = nullptr;
-    if (!id || !OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update, &next_update))
-        return 1;
-    if (!OCSP_check_validity(this_update, next_update, 300, -1)) return 1;  // stale: not an answer
-    if (status == V_OCSP_CERTSTATUS_REVOKED)
+    if (!chain || sk_X509_num(chain) < 2) return 1;
+    const auto answer = check_ocsp_response(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)),
+                                            chain, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                                            sk_X509_value(chain, 0), sk_X509_value(chain, 1));
+    if (answer.status == OcspAnswer::invalid)
+        return refuse("malformed", "the origin stapled an OCSP response that cannot be trusted: " + answer.detail);
+    if (answer.status == OcspAnswer::revoked)
         return refuse("revoked", "the origin's certificate has been revoked (its stapled OCSP response says so)");
-    return 1;
+    return 1;  // good, or no answer (another certificate, stale, "try later"): not a verdict
 }
 
 }  // namespace
@@ -230,7 +225,7 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocatio
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, on_verify);
-    if (revocation == Revocation::staple) SSL_CTX_set_tlsext_status_cb(ctx.get(), on_ocsp_staple);
+    if (revocation != Revocation::off) SSL_CTX_set_tlsext_status_cb(ctx.get(), on_ocsp_staple);
     // No real chain is deeper; a longer one is refused before our checks see it.
     SSL_CTX_set_verify_depth(ctx.get(), kMaxOriginChainDepth);
     if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) throw TlsError("cannot load the system trust store");

@@ -21,8 +21,9 @@ bool sni_was_refused(SSL* ssl);
 // Origin-facing (we are the client): TLS 1.2+, peer verification against the system trust
 // store plus `extra_ca_file` (may be empty), strict X.509 checks, no CN fallback for names.
 // Throws TlsError when the extra CA file cannot be loaded.
-// tls.revocation: off, or check the OCSP response the origin staples (the default).
-enum class Revocation { off, staple };
+// tls.revocation: off; check the OCSP response the origin staples (the default); or also ask
+// the responder when there is no staple (the gateway does that after the handshake).
+enum class Revocation { off, staple, ocsp };
 SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocation = Revocation::staple);
 inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's Certificate message
 inline constexpr int kMaxOriginChainDepth = 8;         // certificates between leaf and anchor

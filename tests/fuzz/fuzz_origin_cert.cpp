@@ -1,12 +1,14 @@
 // Fuzz target: an origin's certificate as DER, through everything the gateway does with one:
 // chain verification against a trust anchor, the plain-words verdict, the fields vigil-ca
-// and the block page show, our webpki checks (tls/webpki.hpp), and minting a leaf for each DNS name the certificate carries.
+// and the block page show, our webpki checks (tls/webpki.hpp), AIA and OCSP parsing
+// (tls/revocation.hpp), and minting a leaf for each DNS name the certificate carries.
 #include <openssl/x509v3.h>
 
 #include "tls/ca.hpp"
 #include "tls/contexts.hpp"
 #include "tls/mint.hpp"
 #include "tls/mobileconfig.hpp"
+#include "tls/revocation.hpp"
 #include "tls/webpki.hpp"
 
 namespace {
@@ -28,6 +30,17 @@ struct Setup {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static Setup setup;
+    // The same bytes as an AIA caIssuers response and as an OCSP response about the root.
+    const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    (void)vigil::tls::parse_issuer_certs(bytes);
+    {
+        vigil::tls::X509StorePtr store(X509_STORE_new());
+        X509_STORE_add_cert(store.get(), setup.ca->root.get());
+        STACK_OF(X509)* chain = sk_X509_new_null();
+        sk_X509_push(chain, setup.ca->root.get());
+        (void)vigil::tls::check_ocsp_response(bytes, chain, store.get(), setup.ca->root.get(), setup.ca->root.get());
+        sk_X509_free(chain);
+    }
     const unsigned char* p = data;
     vigil::tls::X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(size)));
     if (!cert) return 0;
@@ -40,6 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)vigil::tls::not_after(cert.get());
     (void)vigil::tls::is_ca(cert.get());
     (void)vigil::tls::common_name(cert.get(), "-");
+    (void)vigil::tls::aia_url(cert.get(), NID_ad_ca_issuers);
+    (void)vigil::tls::aia_url(cert.get(), NID_ad_OCSP);
     // Our own browser-grade checks, on the certificate alone and as a leaf under a root.
     for (int anchored = 0; anchored < 2; ++anchored) {
         STACK_OF(X509)* chain = sk_X509_new_null();

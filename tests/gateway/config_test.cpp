@@ -139,5 +139,29 @@ TEST(Config, OriginErrorPolicyAndExceptions) {
     }
 }
 
+TEST(Config, RevocationAndFetching) {
+    Config d = load_config("", {});
+    EXPECT_EQ(d.revocation, "staple");
+    EXPECT_FALSE(d.ocsp_unknown_blocks);
+    EXPECT_TRUE(d.aia_fetch);
+    Config c = load_config("", {{"tls.revocation", "\"ocsp\""}, {"tls.ocsp_unknown", "\"block\""},
+                                {"tls.aia_fetch", "false"}, {"timeouts.fetch", "2"}});
+    EXPECT_EQ(c.revocation, "ocsp");
+    EXPECT_TRUE(c.ocsp_unknown_blocks);
+    EXPECT_FALSE(c.aia_fetch);
+    EXPECT_EQ(c.fetch, std::chrono::seconds(2));
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"tls.revocation", "\"crl\"", "expected \"off\", \"staple\" or \"ocsp\""},
+             {"tls.ocsp_unknown", "\"maybe\"", "expected \"allow\" or \"block\""},
+             {"tls.aia_fetch", "\"yes\"", "tls.aia_fetch"}}) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << "accepted " << key << " = " << value;
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    }
+}
+
 }  // namespace
 }  // namespace vigil::gateway

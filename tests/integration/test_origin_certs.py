@@ -4,10 +4,13 @@ must be refused with its reason code on the block page, in the audit record and 
 while a correct chain passes."""
 
 import html
+import http.server
 import json
 import os
 import re
 import subprocess
+import tempfile
+import threading
 import time
 import unittest
 
@@ -40,14 +43,16 @@ def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain
     return pem, key
 
 
-def intermediate(pki, name, constraints):
+def intermediate(pki, name, constraints=None):
     key, csr = pki.path(name + ".key"), pki.path(name + ".csr")
     run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", key, "-out", csr, "-subj", "/CN=Constrained Intermediate"])
     ext = pki.path(name + ".ext")
     with open(ext, "w") as f:
         f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
-                "nameConstraints=critical,%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % constraints)
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        if constraints:
+            f.write("nameConstraints=critical,%s\n" % constraints)
     pem = pki.path(name + ".pem")
     run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
          "-out", pem, "-days", "5", "-extfile", ext])
@@ -75,6 +80,87 @@ def cross_signed(pki, d):
          "-days", "5", "-extfile", ext])
     pem, key = leaf(pki, "cross", "DNS:cross.test", ca=(new_root, inter_key), chain_with=cross)
     return pem, key, new_root
+
+
+class CaDb:
+    """An `openssl ca` database for the test public CA: issues leaves it can later revoke and
+    answer OCSP requests about."""
+
+    def __init__(self, pki, db):
+        self.pki, self.db = pki, db
+        os.makedirs(os.path.join(db, "new"))
+        open(os.path.join(db, "index.txt"), "w").close()
+        with open(os.path.join(db, "serial"), "w") as f:
+            f.write("3000\n")
+        self.cnf = os.path.join(db, "ca.cnf")
+        with open(self.cnf, "w") as f:
+            f.write("[ca]\ndefault_ca=d\n[d]\ndatabase=%s/index.txt\nnew_certs_dir=%s/new\nserial=%s/serial\n"
+                    "default_md=sha256\npolicy=p\nunique_subject=no\ndefault_days=5\n[p]\ncommonName=supplied\n"
+                    % (db, db, db))
+
+    def issue(self, host, ext_lines=(), revoke=False):
+        key, csr, pem, ext = (os.path.join(self.db, host + n) for n in (".key", ".csr", ".pem", ".ext"))
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                    "subjectAltName=DNS:%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % host)
+            for line in ext_lines:
+                f.write(line + "\n")
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+             "-out", csr, "-subj", "/CN=" + host])
+        run(["openssl", "ca", "-batch", "-config", self.cnf, "-cert", self.pki.ca_pem, "-keyfile", self.pki.ca_key,
+             "-in", csr, "-out", pem, "-notext", "-extfile", ext])
+        if revoke:
+            run(["openssl", "ca", "-config", self.cnf, "-cert", self.pki.ca_pem, "-keyfile", self.pki.ca_key, "-revoke", pem])
+        return pem, key
+
+    def respond(self, request_der):
+        """The response `openssl ocsp` gives to a request, as a responder for this database."""
+        with tempfile.TemporaryDirectory(dir=self.db) as t:
+            req, resp = os.path.join(t, "req.der"), os.path.join(t, "resp.der")
+            with open(req, "wb") as f:
+                f.write(request_der)
+            run(["openssl", "ocsp", "-index", os.path.join(self.db, "index.txt"), "-rsigner", self.pki.ca_pem,
+                 "-rkey", self.pki.ca_key, "-CA", self.pki.ca_pem, "-reqin", req, "-respout", resp, "-ndays", "1"])
+            with open(resp, "rb") as f:
+                return f.read()
+
+
+class LoopbackHttp:
+    """A plain HTTP server on 127.0.0.1: GET serves `files` (path -> bytes), POST /ocsp answers
+    OCSP requests through `openssl ocsp` for `ca_db`. Counts the requests per path."""
+
+    def __init__(self, files, ca_db=None):
+        outer = self
+        self.hits = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, body, status=200):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                self.reply(*((files[self.path],) if self.path in files else (b"not found", 404)))
+
+            def do_POST(self):
+                outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path != "/ocsp" or self.headers.get("Content-Type") != "application/ocsp-request":
+                    return self.reply(b"", 400)
+                self.reply(ca_db.respond(body))
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def stapling_origin(pki, d, host, revoke):
@@ -308,6 +394,106 @@ class PolicyTest(unittest.TestCase):
         self.assertEqual(decisions[0], ("warn", "expired"))
         accepted = "expired (accepted by the user, who continued past the warning)"
         self.assertIn(("allow", accepted), decisions[1:])
+
+
+def der(pem):
+    return subprocess.run(["openssl", "x509", "-in", pem, "-outform", "DER"], check=True, capture_output=True).stdout
+
+
+class FetchingTest(unittest.TestCase):
+    """An incomplete chain completed over AIA caIssuers, and tls.revocation = ocsp, against
+    loopback servers: the missing intermediate and an OCSP responder (`openssl ocsp`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        pki = W["pki"]
+        d = os.path.join(W["dir"], "fetching")
+        os.makedirs(d)
+        inter, inter_key = intermediate(pki, "aia-inter")
+        cls.db = CaDb(pki, os.path.join(d, "db"))
+        with open(inter, "rb") as f:
+            inter_pem = f.read()
+        cls.http = LoopbackHttp({"/inter.der": der(inter), "/inter.pem": inter_pem,
+                                 "/garbage": b"this is not a certificate"}, cls.db)
+        base = "http://127.0.0.1:%d" % cls.http.port
+        aia = lambda path: ["authorityInfoAccess=caIssuers;URI:%s%s" % (base, path)]
+        ocsp = lambda url: ["authorityInfoAccess=OCSP;URI:%s" % url]
+        cls.origins = {
+            # leaf only, issued by an intermediate the origin does not send
+            "aia.test": Origin("aia", *leaf(pki, "aia", "DNS:aia.test", ca=(inter, inter_key), ext_lines=aia("/inter.der"))),
+            "aiapem.test": Origin("aiapem", *leaf(pki, "aiapem", "DNS:aiapem.test", ca=(inter, inter_key),
+                                                  ext_lines=aia("/inter.pem"))),
+            "aiabad.test": Origin("aiabad", *leaf(pki, "aiabad", "DNS:aiabad.test", ca=(inter, inter_key),
+                                                  ext_lines=aia("/garbage"))),
+            "ocspgood.test": Origin("ocspgood", *cls.db.issue("ocspgood.test", ocsp(base + "/ocsp"))),
+            "ocsprevoked.test": Origin("ocsprevoked", *cls.db.issue("ocsprevoked.test", ocsp(base + "/ocsp"), revoke=True)),
+            "ocspdown.test": Origin("ocspdown", *cls.db.issue("ocspdown.test", ocsp("http://127.0.0.1:%d/ocsp" % free_port()))),
+        }
+        cls.audit = os.path.join(d, "audit.db")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 *.test\n")
+        cls.vigil = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+            "--audit", cls.audit, "--set", "proxy.allow_private_destinations=true",
+            "--set", "proxy.allowed_connect_ports=[%s]" % ",".join(str(o.port) for o in cls.origins.values()),
+            "--set", 'tls.revocation="ocsp"', "--set", "timeouts.fetch=3"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.vigil.stop()
+        for o in cls.origins.values():
+            o.close()
+        cls.http.close()
+
+    def get(self, host):
+        return curl("-x", self.vigil.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                    "https://%s:%d/hello" % (host, self.origins[host].port))
+
+    def metric(self, name):
+        text = curl("http://127.0.0.1:%d/metrics" % self.vigil.admin_port)[3].decode()
+        return int(float(re.search(r"^vigil_%s_total (\S+)$" % name, text, re.M).group(1)))
+
+    def test_an_incomplete_chain_is_completed_from_the_aia_url_once(self):
+        for host, path in (("aia.test", "/inter.der"), ("aiapem.test", "/inter.pem")):
+            with self.subTest(host=host):
+                code, status, headers, body, err = self.get(host)
+                self.assertEqual((code, status, body), (0, 200, b"hello from " + host.split(".")[0].encode()), err + headers)
+        # The intermediate is pooled: later connections (any host it issued for) fetch nothing.
+        code, status, headers, body, err = self.get("aia.test")
+        self.assertEqual(status, 200, err)
+        self.assertEqual(self.http.hits.get("/inter.der"), 1)
+        self.assertLessEqual(self.http.hits.get("/inter.pem", 0), 1)
+
+    def test_an_aia_url_that_gives_no_certificate_is_refused_with_the_reason(self):
+        code, status, headers, body, err = self.get("aiabad.test")
+        self.assertEqual((code, status), (0, 502), err)
+        self.assertIn("X-Vigil-Reason: untrusted", headers)
+        self.assertIn("could not be fetched from http://127.0.0.1:%d/garbage" % self.http.port, html.unescape(body.decode()))
+        self.get("aiabad.test")  # a failure is remembered, not fetched again at once
+        self.assertEqual(self.http.hits.get("/garbage"), 1)
+
+    def test_ocsp_responder_revoked_is_refused_good_passes_and_answers_are_cached(self):
+        code, status, headers, body, err = self.get("ocsprevoked.test")
+        self.assertEqual((code, status), (0, 502), err)
+        self.assertIn("X-Vigil-Reason: revoked", headers)
+        self.assertIn("OCSP responder says so", body.decode())
+        before = self.http.hits.get("/ocsp", 0)
+        for _ in range(3):
+            code, status, headers, body, err = self.get("ocspgood.test")
+            self.assertEqual((code, status, body), (0, 200, b"hello from ocspgood"), err + headers)
+        self.assertEqual(self.http.hits.get("/ocsp", 0), before + 1)  # one query, then the cache
+
+    def test_an_unreachable_responder_is_allowed_by_default_and_says_so_in_the_audit(self):
+        code, status, headers, body, err = self.get("ocspdown.test")
+        self.assertEqual((code, status), (0, 200), err + headers)
+        self.assertGreaterEqual(self.metric("ocsp_unknown"), 1)
+        for _ in range(50):
+            rows = [r for r in audit_rows(self.audit) if r["host"] == "ocspdown.test" and r["kind"] == "transaction"]
+            if rows:
+                break
+            time.sleep(0.1)
+        self.assertRegex(rows[0]["origin_cert"], r"^ok \(revocation unknown: the OCSP responder http://127\.0\.0\.1:\d+/ocsp "
+                                                 r"could not be asked: connecting to 127\.0\.0\.1 failed")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+// The gateway's own HTTP client for AIA and OCSP: one io_context on one thread.
+#include "gateway/fetcher.hpp"
+
+#include <optional>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "gateway/net_util.hpp"
+#include "gateway/state.hpp"
+
+namespace vigil::gateway {
+
+struct Fetcher::Impl {
+    FetchLimits limits;
+    net::io_context ioc{1};
+    net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+    std::thread thread;
+};
+
+namespace {
+
+struct Target {
+    std::string host, port = "80", path = "/";
+};
+
+// http://host[:port][/path]; nullopt for anything else.
+std::optional<Target> parse_http_url(const std::string& url) {
+    if (url.rfind("http://", 0) != 0) return std::nullopt;
+    const std::string rest = url.substr(7);
+    const auto slash = rest.find('/');
+    std::string authority = rest.substr(0, slash);
+    Target t;
+    if (slash != std::string::npos) t.path = rest.substr(slash);
+    if (authority.find('@') != std::string::npos) return std::nullopt;
+    if (!authority.empty() && authority[0] == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string::npos) return std::nullopt;
+        t.host = authority.substr(1, close - 1);
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':') return std::nullopt;
+            t.port = authority.substr(close + 2);
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        t.host = authority.substr(0, colon);
+        if (colon != std::string::npos) t.port = authority.substr(colon + 1);
+    }
+    if (t.host.empty() || t.port.empty() || t.port.size() > 5 ||
+        t.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(t.port) == 0 ||
+        std::stoi(t.port) > 65535)
+        return std::nullopt;
+    for (char c : t.path)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
+    return t;
+}
+
+FetchResult failed(std::string why) { return {false, {}, std::move(why)}; }
+
+net::awaitable<FetchResult> run_fetch(FetchLimits limits, std::string url, std::string post_body, std::string type) {
+    using namespace net::experimental::awaitable_operators;
+    const auto target = parse_http_url(url);
+    if (!target) co_return failed("not a plain http:// URL");
+    auto exec = co_await net::this_coro::executor;
+    const auto deadline = std::chrono::steady_clock::now() + limits.timeout;
+    tcp::resolver resolver(exec);
+    net::steady_timer timer(exec, deadline);
+    auto resolved = co_await (resolver.async_resolve(target->host, target->port, use_nothrow) ||
+                              timer.async_wait(use_nothrow));
+    if (resolved.index() == 1) co_return failed("looking up " + target->host + " timed out");
+    auto [rec, results] = std::get<0>(resolved);
+    if (rec) co_return failed(target->host + " could not be resolved (" + rec.message() + ")");
+    std::vector<tcp::endpoint> eps;
+    for (const auto& r : results)
+        if (limits.allow_private || !is_non_public(r.endpoint().address())) eps.push_back(r.endpoint());
+    if (eps.empty()) co_return failed(target->host + " resolves to a private, loopback or link-local address");
+    beast::tcp_stream stream(exec);
+    stream.expires_at(deadline);
+    auto [cec, ep] = co_await stream.async_connect(eps, use_nothrow);
+    if (cec) co_return failed("connecting to " + target->host + " failed (" + cec.message() + ")");
+    beast::http::request<beast::http::string_body> req(post_body.empty() ? beast::http::verb::get
+                                                                          : beast::http::verb::post,
+                                                       target->path, 11);
+    req.set(beast::http::field::host, target->port == "80" ? target->host : target->host + ":" + target->port);
+    req.set(beast::http::field::user_agent, "vigil");
+    req.set(beast::http::field::connection, "close");
+    if (!post_body.empty()) {
+        req.set(beast::http::field::content_type, type);
+        req.body() = std::move(post_body);
+        req.prepare_payload();
+    }
+    auto [wec, wn] = co_await beast::http::async_write(stream, req, use_nothrow);
+    if (wec) co_return failed("sending the request failed (" + wec.message() + ")");
+    beast::flat_buffer buf;
+    beast::http::response_parser<beast::http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(limits.max_body);
+    auto [rdec, rn] = co_await beast::http::async_read(stream, buf, parser, use_nothrow);
+    if (rdec == beast::http::error::body_limit)
+        co_return failed("the response is larger than " + std::to_string(limits.max_body) + " bytes");
+    if (rdec == beast::error::timeout) co_return failed("no complete response within the time limit");
+    if (rdec) co_return failed("reading the response failed (" + rdec.message() + ")");
+    auto res = parser.release();
+    if (res.result_int() != 200) co_return failed("the server answered " + std::to_string(res.result_int()));
+    co_return FetchResult{true, std::move(res.body()), {}};
+}
+
+}  // namespace
+
+Fetcher::Fetcher(FetchLimits limits) : impl_(std::make_unique<Impl>()) {
+    impl_->limits = limits;
+    impl_->thread = std::thread([im = impl_.get()] { im->ioc.run(); });
+}
+
+Fetcher::~Fetcher() {
+    impl_->work.reset();
+    impl_->ioc.stop();
+    impl_->thread.join();
+}
+
+net::awaitable<FetchResult> Fetcher::fetch(std::string url, std::string post_body, std::string content_type) {
+    auto op = run_fetch(impl_->limits, std::move(url), std::move(post_body), std::move(content_type));
+    auto [ep, result] = co_await net::co_spawn(impl_->ioc, std::move(op), use_nothrow);
+    if (ep) co_return failed("the fetch failed unexpectedly");
+    co_return result;
+}
+
+}  // namespace vigil::gateway
