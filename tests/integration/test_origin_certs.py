@@ -59,6 +59,32 @@ def intermediate(pki, name, constraints=None):
     return pem, key
 
 
+def ca_chain(pki, name, length, pathlen_first=None):
+    """`length` intermediates under the test CA, each signing the next (the first with
+    pathlen `pathlen_first` if given). Returns (PEM file of the chain, leaf-most first; key of
+    the last)."""
+    issuer = (pki.ca_pem, pki.ca_key)
+    pems = []
+    for i in range(length):
+        key, csr, ext, pem = (pki.path("%s-%d%s" % (name, i, x)) for x in (".key", ".csr", ".ext", ".pem"))
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", "/CN=%s %d" % (name, i)])
+        with open(ext, "w") as f:
+            pathlen = ",pathlen:%d" % pathlen_first if i == 0 and pathlen_first is not None else ""
+            f.write("basicConstraints=critical,CA:TRUE%s\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % pathlen)
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", issuer[0], "-CAkey", issuer[1], "-CAcreateserial",
+             "-out", pem, "-days", "5", "-extfile", ext])
+        issuer = (pem, key)
+        pems.append(pem)
+    chain = pki.path(name + "-chain.pem")
+    with open(chain, "w") as out:
+        for pem in reversed(pems):
+            with open(pem) as src:
+                out.write(src.read())
+    return chain, issuer
+
+
 def cross_signed(pki, d):
     """An intermediate that exists twice: self-signed as a trusted root ("new root") and
     cross-signed by an old root nobody trusts. The origin sends the cross-signed copy; the
@@ -203,6 +229,8 @@ CASES = {
     "shop.co.uk": ("malformed", "over a public suffix"),
     "critical.test": ("malformed", "critical extension that is not understood"),
     "constrained.test": ("untrusted", "name constraints"),
+    "pathlen.test": ("malformed", "path length constraint exceeded"),
+    "deep.test": ("malformed", "certificate chain too long"),
 }
 
 
@@ -221,6 +249,11 @@ def setUpModule():
         "critical.test": leaf(pki, "critical", "DNS:critical.test", ext_lines=["1.3.6.1.4.1.99999.2=critical,ASN1:NULL"]),
         "constrained.test": leaf(pki, "constrained", "DNS:constrained.test", ca=(inter, inter_key), chain_with=inter),
     }
+    # an intermediate with pathlen:0 that signed another intermediate; a chain of ten
+    pathlen_chain, pathlen_ca = ca_chain(pki, "pathlen", 2, pathlen_first=0)
+    certs["pathlen.test"] = leaf(pki, "pathlen", "DNS:pathlen.test", ca=pathlen_ca, chain_with=pathlen_chain)
+    deep_chain, deep_ca = ca_chain(pki, "deep", 10)
+    certs["deep.test"] = leaf(pki, "deep", "DNS:deep.test", ca=deep_ca, chain_with=deep_chain)
     cross_pem, cross_key, new_root = cross_signed(pki, d)
     certs["cross.test"] = (cross_pem, cross_key)
     trusted = os.path.join(d, "trusted.pem")  # the test "public" CA and the new root
@@ -274,7 +307,7 @@ class OriginCertificateTest(unittest.TestCase):
                 self.assertIn("X-Vigil-Reason: " + reason_code, headers)
                 self.assertIn(words, body.decode())
         metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
-        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="malformed"\} [5-9]')
+        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="malformed"\} ([7-9]|\d\d)')
         self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="untrusted"\} [1-9]')
         p = subprocess.run([os.path.join(os.path.dirname(VIGIL_CA), "vigil-audit"), "--db", W["audit"], "query",
                             "--format", "json", "--limit", "100"], capture_output=True, text=True, check=True)
