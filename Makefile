@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev
 	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix
 
-.PHONY: deps build run test test-asan test-asan-unit asan-configure fuzz bench clean
+.PHONY: deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -87,6 +87,21 @@ bench: build
 	$(BUILD)/bin/vigil_audit_bench
 	tests/bench/audit_query_bench.sh $(BUILD)/bin
 	tests/bench/audit_full_rate.sh $(BUILD)/bin
+
+# Vigil side by side with Squid (SslBump) and mitmproxy and the origin direct, one table
+# (docs/performance.md). Installs the peers from Debian without starting their services.
+BENCH_PEERS := nginx squid-openssl mitmproxy
+bench-compare: build
+	@missing=$$(for p in $(BENCH_PEERS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+		apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		rc=$$?; rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	fi
+	cmake --build $(BUILD) -j$(JOBS) --target vigil_loadgen vigil_mint_bench
+	$(BUILD)/bin/vigil_mint_bench
+	python3 tests/bench/compare.py --bin $(BUILD)/bin $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(BUILD)

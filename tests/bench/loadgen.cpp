@@ -3,7 +3,7 @@
 //
 //   vigil_loadgen --url https://host:port/path [--proxy 127.0.0.1:3128] [--cafile root.pem]
 //                 [--mode keepalive|newconn] [--connections 32] [--seconds 10] [--threads 2]
-//                 [--distinct-hosts N]
+//                 [--distinct-hosts N] [--origin-addr ADDR]
 //
 // HTTPS goes through CONNECT, then TLS with SNI, verified against --cafile; plain HTTP uses the
 // absolute form through the proxy. keepalive: each connection sends requests one after another
@@ -11,6 +11,8 @@
 // --distinct-hosts N: each new connection goes to the next of hN.HOST ... (N names under the
 // URL's host, which must resolve for the proxy: e.g. a hosts-file line "127.0.0.1 *.HOST"), so
 // every connection makes the gateway mint for a name it may not have seen (soak, first contact).
+// --origin-addr ADDR: without --proxy, connect to ADDR (SNI, Host and verification still use
+// the URL's host), for measuring the origin directly under a test name.
 // Prints requests/s, MB/s, latency p50/p99/p99.9 (ms) and errors, then one JSON line.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -41,6 +43,7 @@ struct Options {
     std::string url, proxy, cafile, mode = "keepalive";
     int connections = 32, seconds = 10, threads = 2;
     long distinct_hosts = 0;
+    std::string origin_addr;  // without a proxy: connect here instead of resolving the URL's host
     std::string scheme, host, port, target;
 };
 
@@ -102,7 +105,7 @@ private:
     void fail(const std::string& kind) { ++kinds_[kind]; }
 
     net::awaitable<bool> connect(beast::tcp_stream& s) {
-        const std::string& h = o_.proxy.empty() ? o_.host : proxy_host_;
+        const std::string& h = !o_.proxy.empty() ? proxy_host_ : !o_.origin_addr.empty() ? o_.origin_addr : o_.host;
         const std::string& p = o_.proxy.empty() ? o_.port : proxy_port_;
         tcp::resolver r(io_);
         auto [ec, eps] = co_await r.async_resolve(h, p, net::as_tuple(net::use_awaitable));
@@ -246,6 +249,7 @@ int main(int argc, char** argv) {
         else if (a == "--seconds") o.seconds = std::stoi(v);
         else if (a == "--threads") o.threads = std::stoi(v);
         else if (a == "--distinct-hosts") o.distinct_hosts = std::stol(v);
+        else if (a == "--origin-addr") o.origin_addr = v;
         else usage("unknown option " + a);
     }
     if (o.url.empty()) usage("--url is required");

@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Vigil side by side with Squid (SslBump) and mitmproxy, and with the origin direct: the same
+scenarios, the same load generator (vigil_loadgen), one run, one table. Not a test; run by
+`make bench-compare` (it installs nginx, squid-openssl and mitmproxy if they are missing).
+
+    tests/bench/compare.py [--bin build/bin] [--seconds 10] [--targets direct,vigil,squid,mitmproxy]
+                           [--scenarios keepalive,newconn,bulk1m,bulk16m,plain,first,idle] [--idle 10000]
+
+Every server listens on 127.0.0.1 only and is started and stopped here, by PID. The origin is
+nginx with an RSA-2048 certificate (TLS and plain ports; files of 1 KiB, 64 KiB, 1 MiB, 16 MiB).
+Vigil runs with the default ruleset plus 1,000 response-body signatures and the audit log on;
+Squid with `ssl_bump bump all`, caching off, access log on; mitmproxy as mitmdump."""
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited at start (status %s)" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("%s did not start listening on %d" % (what, port))
+
+
+def rss_kib(pid):
+    """Resident memory of a process and its children (Squid's helpers, nginx workers), KiB."""
+    total = 0
+    pids = [pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(p))
+            except (OSError, ValueError, IndexError):
+                pass
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.abspath(args.bin)
+        self.w = tempfile.mkdtemp(prefix="vigil-compare-")
+        os.chmod(self.w, 0o755)  # Squid drops to user proxy and must read its files here
+        self.procs = {}
+        self.cafile = {}  # target -> CA the client trusts
+        self.proxy = {}   # target -> "127.0.0.1:PORT" ("" for direct)
+
+    def path(self, *p):
+        return os.path.join(self.w, *p)
+
+    # --- set-up -----------------------------------------------------------------------
+    def pki(self):
+        ca_key, ca = self.path("origin-ca.key"), self.path("origin-ca.pem")
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=Bench Origin CA",
+           "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        key, csr, pem, ext = (self.path("origin" + x) for x in (".key", ".csr", ".pem", ".ext"))
+        sh("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=bench.test")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:bench.test,DNS:*.bench.test,IP:127.0.0.1\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        sh("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", pem,
+           "-days", "2", "-extfile", ext)
+        self.origin_ca = ca
+        os.makedirs(self.path("www"))
+        for name, size in (("1k", 1024), ("64k", 65536), ("1m", 1 << 20), ("16m", 16 << 20)):
+            with open(self.path("www", name), "wb") as f:
+                f.write(os.urandom(size))
+
+    def start(self, name, cmd, port, **kw):
+        log = open(self.path(name + ".log"), "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
+        self.procs[name] = proc
+        wait_port(port, proc, name)
+        return proc
+
+    def nginx(self):
+        self.tls_port, self.plain_port = free_port(), free_port()
+        conf = self.path("nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""user root;
+worker_processes 1;
+daemon off;
+pid %(w)s/nginx.pid;
+error_log %(w)s/nginx-error.log;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 600s;
+    server {
+        listen 127.0.0.1:%(tls)d ssl;
+        listen 127.0.0.1:%(plain)d;
+        ssl_certificate %(w)s/origin.pem;
+        ssl_certificate_key %(w)s/origin.key;
+        root %(w)s/www;
+    }
+}
+""" % {"w": self.w, "tls": self.tls_port, "plain": self.plain_port})
+        self.start("nginx", ["nginx", "-c", conf, "-p", self.w], self.tls_port)
+        self.proxy["direct"], self.cafile["direct"] = "", self.origin_ca
+
+    def vigil(self):
+        ca_dir, db = self.path("vigil-ca"), self.path("rules.db")
+        sh(os.path.join(self.bin, "vigil-ca"), "init", "--dir", ca_dir)
+        rules = os.path.join(self.bin, "vigil-rules")
+        sh(rules, "--db", db, "init")
+        sh(rules, "--db", db, "import", os.path.join(ROOT, "rules", "default", "default.json"))
+        sh(rules, "--db", db, "import", self.signatures())
+        with open(self.path("hosts"), "w") as f:
+            f.write("127.0.0.1 bench.test\n127.0.0.1 *.bench.test\n")
+        port = free_port()
+        ports = "[%d,%d]" % (self.tls_port, self.plain_port)
+        self.start("vigil", [os.path.join(self.bin, "vigil"), "--listen", "127.0.0.1:%d" % port,
+                             "--ca-dir", ca_dir, "--rules", db, "--audit", self.path("audit.db"),
+                             "--hosts-file", self.path("hosts"), "--extra-ca", self.origin_ca, "--log-level", "warn",
+                             "--set", "proxy.allow_private_destinations=true",
+                             "--set", "proxy.allowed_connect_ports=" + ports,
+                             "--set", "proxy.allowed_http_ports=" + ports,
+                             "--set", "limits.max_connections=50000",
+                             "--set", "limits.max_connections_per_client=50000"], port)
+        self.proxy["vigil"], self.cafile["vigil"] = "127.0.0.1:%d" % port, os.path.join(ca_dir, "root.pem")
+
+    def signatures(self):
+        """1,000 response-body signatures shaped like real ones (a literal core, variable parts)."""
+        rng = random.Random(7)
+        sigs = []
+        for i in range(1000):
+            core = "".join(rng.choice(string.ascii_lowercase) for _ in range(8))
+            pattern = [core + "[0-9]{2,6}", "(?i)" + core + "\\s*=\\s*['\"]", core + ".{0,20}" + str(i),
+                       "\\b" + core + "\\b"][i % 4]
+            sigs.append({"name": "bench-%d" % i, "target": "response_body", "pattern": pattern, "action": "block",
+                         "severity": "high", "validator": "", "enabled": True, "description": "benchmark"})
+        path = self.path("signatures.json")
+        with open(path, "w") as f:
+            json.dump({"format": "vigil-rules/1", "meta": {"source": "compare.py"}, "signatures": sigs}, f)
+        return path
+
+    def squid(self):
+        key, pem = self.path("squid-ca.key"), self.path("squid-ca.pem")
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-days", "2",
+           "-subj", "/CN=Squid Bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign")
+        db = self.path("squid-ssl-db")
+        sh("/usr/lib/squid/security_file_certgen", "-c", "-s", db, "-M", "16MB")
+        os.makedirs(self.path("squid-logs"))
+        for p in (db, self.path("squid-logs"), key, pem):
+            sh("chown", "-R", "proxy:proxy", p)
+        with open(self.path("squid-hosts"), "w") as f:
+            f.write("127.0.0.1 bench.test\n")
+        port = free_port()
+        conf = self.path("squid.conf")
+        with open(conf, "w") as f:
+            f.write("""http_port 127.0.0.1:%(port)d ssl-bump tls-cert=%(pem)s tls-key=%(key)s generate-host-certificates=on dynamic_cert_mem_cache_size=16MB
+sslcrtd_program /usr/lib/squid/security_file_certgen -s %(db)s -M 16MB
+sslcrtd_children 8 startup=2 idle=1
+acl step1 at_step SslBump1
+ssl_bump peek step1
+ssl_bump bump all
+tls_outgoing_options cafile=%(ca)s
+hosts_file %(w)s/squid-hosts
+http_access allow all
+cache deny all
+cache_mem 0
+pid_filename %(w)s/squid-logs/squid.pid
+cache_log %(w)s/squid-logs/cache.log
+access_log stdio:%(w)s/squid-logs/access.log
+coredump_dir %(w)s/squid-logs
+max_filedescriptors 65536
+shutdown_lifetime 1 seconds
+""" % {"port": port, "pem": pem, "key": key, "db": db, "ca": self.origin_ca, "w": self.w})
+        self.start("squid", ["/usr/sbin/squid", "-f", conf, "-N"], port)
+        self.proxy["squid"], self.cafile["squid"] = "127.0.0.1:%d" % port, pem
+
+    def mitmproxy(self):
+        confdir = self.path("mitm")
+        os.makedirs(confdir)
+        key, pem = self.path("mitm-ca.key"), self.path("mitm-ca.pem")
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-days", "2",
+           "-subj", "/CN=mitmproxy Bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign")
+        with open(os.path.join(confdir, "mitmproxy-ca.pem"), "w") as out:
+            for p in (key, pem):
+                with open(p) as src:
+                    out.write(src.read())
+        port = free_port()
+        self.start("mitmproxy", ["mitmdump", "--listen-host", "127.0.0.1", "-p", str(port), "--set", "confdir=" + confdir,
+                                 "--set", "ssl_verify_upstream_trusted_ca=" + self.origin_ca, "-q"], port)
+        self.proxy["mitmproxy"], self.cafile["mitmproxy"] = "127.0.0.1:%d" % port, pem
+
+    def stop_all(self):
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if name == "squid" else signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.w, ignore_errors=True)
+
+    # --- measuring --------------------------------------------------------------------
+    def load(self, target, url, mode="keepalive", connections=32, distinct=0, seconds=None):
+        if target == "mitmproxy":
+            url = url.replace("bench.test", "127.0.0.1")  # it resolves names itself, with no hosts file
+        cmd = [os.path.join(self.bin, "vigil_loadgen"), "--url", url, "--mode", mode,
+               "--connections", str(connections), "--seconds", str(seconds or self.args.seconds),
+               "--threads", "1", "--cafile", self.cafile[target]]
+        if self.proxy[target]:
+            cmd += ["--proxy", self.proxy[target]]
+        elif "bench.test" in url:
+            cmd += ["--origin-addr", "127.0.0.1"]
+        if distinct:
+            cmd += ["--distinct-hosts", str(distinct)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or self.args.seconds) + 120)
+        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        if not lines:
+            return {"error": (out.stdout + out.stderr).strip()[-200:]}
+        r = json.loads(lines[-1])
+        print("  %-9s %-40s %s" % (target, url.split("/")[-1] + " " + mode + " x%d" % connections,
+                                   out.stdout.splitlines()[0]), flush=True)
+        return r
+
+    def idle(self, target, n):
+        """Resident memory per idle bumped connection: n CONNECTs, each with its TLS handshake and
+        one request answered, then held open; (RSS after - RSS before) / n."""
+        if not self.proxy[target]:
+            return None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n * 2 + 1000, n * 2 + 1000))
+        ctx = ssl.create_default_context(cafile=self.cafile[target])
+        host, port = self.proxy[target].split(":")
+        pid = self.procs[target].pid
+        time.sleep(1)
+        before = rss_kib(pid)
+        held, errors = [], 0
+        for _ in range(n):
+            try:
+                s = socket.create_connection((host, int(port)), timeout=10)
+                s.sendall(b"CONNECT bench.test:%d HTTP/1.1\r\nHost: bench.test:%d\r\n\r\n" % (self.tls_port, self.tls_port))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise OSError("closed")
+                    head += chunk
+                t = ctx.wrap_socket(s, server_hostname="bench.test")
+                t.sendall(b"GET /1k HTTP/1.1\r\nHost: bench.test\r\n\r\n")
+                got = b""
+                while len(got) < 1024 or b"\r\n\r\n" not in got:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    got += chunk
+                held.append(t)
+            except (OSError, ssl.SSLError):
+                errors += 1
+        time.sleep(2)
+        after = rss_kib(pid)
+        for t in held:
+            t.close()
+        per = (after - before) / max(len(held), 1)
+        print("  %-9s %d idle bumped connections held (%d failed): RSS %d -> %d KiB, %.1f KiB each"
+              % (target, len(held), errors, before, after, per), flush=True)
+        return {"kib_per_conn": per, "held": len(held), "errors": errors}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--targets", default="direct,vigil,squid,mitmproxy")
+    ap.add_argument("--scenarios", default="keepalive,newconn,bulk1m,bulk16m,plain,first,idle")
+    ap.add_argument("--idle", type=int, default=10000)
+    args = ap.parse_args()
+    targets = args.targets.split(",")
+    scenarios = args.scenarios.split(",")
+    b = Bench(args)
+    results = {}
+    try:
+        b.pki()
+        b.nginx()
+        for t in targets:
+            if t != "direct":
+                getattr(b, t)()
+        https = "https://bench.test:%d/" % b.tls_port
+        plain = "http://bench.test:%d/" % b.plain_port
+        plan = {
+            "keepalive": ("keep-alive HTTPS 1 KiB x32, req/s", lambda t: b.load(t, https + "1k")),
+            "newconn": ("new connection per request 1 KiB x32, req/s", lambda t: b.load(t, https + "1k", "newconn")),
+            "bulk1m": ("bulk 1 MiB x4, MB/s", lambda t: b.load(t, https + "1m", connections=4)),
+            "bulk16m": ("bulk 16 MiB x1, MB/s", lambda t: b.load(t, https + "16m", connections=1)),
+            "plain": ("plain HTTP keep-alive 1 KiB x32, req/s", lambda t: b.load(t, plain + "1k")),
+            "first": ("first contact (new name each), x1, latency ms",
+                      lambda t: b.load(t, https + "1k", "newconn", connections=1, distinct=1000000)),
+            "idle": ("idle bumped connection, KiB resident", lambda t: b.idle(t, args.idle)),
+        }
+        for s in scenarios:
+            title, run = plan[s]
+            print(title, flush=True)
+            for t in targets:
+                if s == "first" and t not in ("vigil",):
+                    continue  # only Vigil's hosts file maps every name under bench.test
+                if s == "plain" and t == "direct":
+                    results[(s, t)] = b.load(t, plain.replace("bench.test", "127.0.0.1") + "1k")
+                    continue
+                results[(s, t)] = run(t)
+    finally:
+        b.stop_all()
+    report(results, targets, scenarios)
+
+
+def report(results, targets, scenarios):
+    def val(s, t):
+        r = results.get((s, t))
+        if not r or "error" in r:
+            return None
+        if s == "idle":
+            return r["kib_per_conn"]
+        if s.startswith("bulk"):
+            return r["mbps"]
+        return r["rps"]
+
+    print("\n| scenario | " + " | ".join(targets) + " | Vigil/Squid | Vigil/direct |")
+    print("|---|" + "---|" * (len(targets) + 2))
+    for s in scenarios:
+        cells = []
+        for t in targets:
+            v = val(s, t)
+            cells.append("—" if v is None else ("%.1f" % v if s == "idle" else "%.0f" % v))
+        v, q, d = val(s, "vigil"), val(s, "squid"), val(s, "direct")
+        ratio = lambda a, c: "%.2f" % (a / c) if a and c else "—"
+        print("| %s | %s | %s | %s |" % (s, " | ".join(cells), ratio(v, q), ratio(v, d)))
+    for s in ("keepalive", "first"):
+        if s in scenarios:
+            print("%s p50/p99/p99.9 ms: " % s + ", ".join(
+                "%s %.2f/%.2f/%.2f" % (t, results[(s, t)]["p50_ms"], results[(s, t)]["p99_ms"], results[(s, t)]["p999_ms"])
+                for t in targets if results.get((s, t)) and "error" not in results[(s, t)]))
+    errs = {k: v for k, v in results.items() if v and ("error" in v or v.get("errors"))}
+    for (s, t), v in errs.items():
+        print("errors in %s/%s: %s" % (s, t, v.get("error") or v.get("errors")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
