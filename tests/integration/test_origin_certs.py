@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -124,17 +125,17 @@ class CaDb:
                     "default_md=sha256\npolicy=p\nunique_subject=no\ndefault_days=5\n[p]\ncommonName=supplied\n"
                     % (db, db, db))
 
-    def issue(self, host, ext_lines=(), revoke=False):
+    def issue(self, host, ext_lines=(), revoke=False, newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-256"), dates=()):
+        """A leaf for `host`; `newkey` as openssl req takes it, `dates` e.g. ("-startdate", "...")."""
         key, csr, pem, ext = (os.path.join(self.db, host + n) for n in (".key", ".csr", ".pem", ".ext"))
         with open(ext, "w") as f:
             f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
                     "subjectAltName=DNS:%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % host)
             for line in ext_lines:
                 f.write(line + "\n")
-        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-             "-out", csr, "-subj", "/CN=" + host])
+        run(["openssl", "req", "-new", "-newkey", *newkey, "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + host])
         run(["openssl", "ca", "-batch", "-config", self.cnf, "-cert", self.pki.ca_pem, "-keyfile", self.pki.ca_key,
-             "-in", csr, "-out", pem, "-notext", "-extfile", ext])
+             "-in", csr, "-out", pem, "-notext", "-extfile", ext, *dates])
         if revoke:
             run(["openssl", "ca", "-config", self.cnf, "-cert", self.pki.ca_pem, "-keyfile", self.pki.ca_key, "-revoke", pem])
         return pem, key
@@ -214,10 +215,20 @@ def stapling_origin(pki, d, host, revoke):
     resp = os.path.join(db, "ocsp.der")
     run(["openssl", "ocsp", "-index", os.path.join(db, "index.txt"), "-rsigner", pki.ca_pem, "-rkey", pki.ca_key,
          "-CA", pki.ca_pem, "-issuer", pki.ca_pem, "-cert", pem, "-respout", resp, "-ndays", "1"])
+    return s_server(pem, key, "-status_file", resp)
+
+
+def s_server(pem, key, *extra):
+    """`openssl s_server -www` on a free loopback port. Returns (process, port)."""
     port = free_port()
     proc = subprocess.Popen(["openssl", "s_server", "-quiet", "-accept", "127.0.0.1:%d" % port, "-cert", pem,
-                             "-key", key, "-status_file", resp, "-www"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "-key", key, "-www", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
     return proc, port
 
 
@@ -231,6 +242,8 @@ CASES = {
     "constrained.test": ("untrusted", "name constraints"),
     "pathlen.test": ("malformed", "path length constraint exceeded"),
     "deep.test": ("malformed", "certificate chain too long"),
+    "future.test": ("not_yet_valid", "not valid yet"),
+    "weak.test": ("weak_crypto", "weak cryptography"),  # RSA-1024 leaf
 }
 
 
@@ -261,6 +274,10 @@ def setUpModule():
         for f in (pki.ca_pem, new_root):
             with open(f) as src:
                 out.write(src.read())
+    db = CaDb(pki, os.path.join(d, "db-main"))
+    certs["future.test"] = db.issue("future.test", dates=("-startdate", "20991231000000Z", "-enddate", "21000101000000Z"))
+    # s_server at security level 0 serves what Python's ssl refuses to load
+    W["servers"] = {"weak.test": s_server(*db.issue("weak.test", newkey=("rsa:1024",)), "-cipher", "DEFAULT:@SECLEVEL=0")}
     W["origins"] = {host: Origin(host, *files) for host, files in certs.items()}
     W["stapling"] = {host: stapling_origin(pki, d, host, revoke) for host, revoke in
                      (("revoked.test", True), ("stapled.test", False))}
@@ -268,7 +285,8 @@ def setUpModule():
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test\n127.0.0.1 shop.co.uk\n")
     W["audit"] = os.path.join(d, "audit.db")
-    ports = ",".join([str(o.port) for o in W["origins"].values()] + [str(p) for _, p in W["stapling"].values()])
+    ports = ",".join([str(o.port) for o in W["origins"].values()] +
+                     [str(p) for _, p in list(W["stapling"].values()) + list(W["servers"].values())])
     W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=trusted, extra_args=[
         "--audit", W["audit"], "--set", "proxy.allow_private_destinations=true",
         "--set", "proxy.allowed_connect_ports=[%s]" % ports])
@@ -279,15 +297,16 @@ def tearDownModule():
         W["vigil"].stop()
     for o in W.get("origins", {}).values():
         o.close()
-    for proc, _ in W.get("stapling", {}).values():
+    for proc, _ in list(W.get("stapling", {}).values()) + list(W.get("servers", {}).values()):
         proc.terminate()
         proc.wait()
     remove_workdir(W["dir"])
 
 
 def fetch(host):
+    port = W["origins"][host].port if host in W["origins"] else W["servers"][host][1]
     return curl("-x", W["vigil"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
-                "https://%s:%d/hello" % (host, W["origins"][host].port))
+                "https://%s:%d/hello" % (host, port))
 
 
 class OriginCertificateTest(unittest.TestCase):
@@ -308,6 +327,8 @@ class OriginCertificateTest(unittest.TestCase):
                 self.assertIn(words, body.decode())
         metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
         self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="malformed"\} ([7-9]|\d\d)')
+        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="weak_crypto"\} [1-9]')
+        self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="not_yet_valid"\} [1-9]')
         self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="untrusted"\} [1-9]')
         p = subprocess.run([os.path.join(os.path.dirname(VIGIL_CA), "vigil-audit"), "--db", W["audit"], "query",
                             "--format", "json", "--limit", "100"], capture_output=True, text=True, check=True)
