@@ -60,10 +60,10 @@ def intermediate(pki, name, constraints=None):
     return pem, key
 
 
-def ca_chain(pki, name, length, pathlen_first=None):
+def ca_chain(pki, name, length, pathlen_first=None, swapped=False):
     """`length` intermediates under the test CA, each signing the next (the first with
-    pathlen `pathlen_first` if given). Returns (PEM file of the chain, leaf-most first; key of
-    the last)."""
+    pathlen `pathlen_first` if given). Returns (PEM file of the chain, leaf-most first unless
+    `swapped`; (PEM, key) of the last)."""
     issuer = (pki.ca_pem, pki.ca_key)
     pems = []
     for i in range(length):
@@ -80,7 +80,7 @@ def ca_chain(pki, name, length, pathlen_first=None):
         pems.append(pem)
     chain = pki.path(name + "-chain.pem")
     with open(chain, "w") as out:
-        for pem in reversed(pems):
+        for pem in (pems if swapped else reversed(pems)):
             with open(pem) as src:
                 out.write(src.read())
     return chain, issuer
@@ -267,6 +267,8 @@ def setUpModule():
     certs["pathlen.test"] = leaf(pki, "pathlen", "DNS:pathlen.test", ca=pathlen_ca, chain_with=pathlen_chain)
     deep_chain, deep_ca = ca_chain(pki, "deep", 10)
     certs["deep.test"] = leaf(pki, "deep", "DNS:deep.test", ca=deep_ca, chain_with=deep_chain)
+    swapped_chain, swapped_ca = ca_chain(pki, "swapped", 2, swapped=True)  # sent root-most first
+    certs["swapped.test"] = leaf(pki, "swapped", "DNS:swapped.test", ca=swapped_ca, chain_with=swapped_chain)
     cross_pem, cross_key, new_root = cross_signed(pki, d)
     certs["cross.test"] = (cross_pem, cross_key)
     trusted = os.path.join(d, "trusted.pem")  # the test "public" CA and the new root
@@ -317,6 +319,10 @@ class OriginCertificateTest(unittest.TestCase):
     def test_a_cross_signed_intermediate_from_an_untrusted_root_still_chains_to_the_trusted_copy(self):
         code, status, headers, body, err = fetch("cross.test")
         self.assertEqual((code, status, body), (0, 200, b"hello from cross.test"), err + headers)
+
+    def test_intermediates_sent_in_the_wrong_order_still_chain(self):
+        code, status, headers, body, err = fetch("swapped.test")
+        self.assertEqual((code, status, body), (0, 200, b"hello from swapped.test"), err + headers)
 
     def test_each_rejection_has_its_reason_on_the_page_in_the_audit_and_in_metrics(self):
         for host, (reason_code, words) in CASES.items():
