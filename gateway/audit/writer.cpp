@@ -19,6 +19,8 @@ namespace vigil::audit {
 namespace {
 
 constexpr size_t kBatch = 32768;
+constexpr auto kGather = std::chrono::milliseconds(50);
+constexpr size_t kGatherEnough = 4096;
 
 
 void log_line(const std::string& msg) {
@@ -167,6 +169,10 @@ void Writer::run() {
             std::unique_lock lock(mu_);
             has_work_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_ || !queue_.empty(); });
             if (queue_.empty() && stopping_) return;
+            // A trickle of records is gathered for up to kGather before it is written: every
+            // commit rewrites the index pages it touched, so one commit of a few thousand
+            // records costs little more than one of a few. Shutdown does not wait.
+            has_work_.wait_for(lock, kGather, [this] { return stopping_ || queue_.size() >= kGatherEnough; });
             // Records stay counted in the queue until written, so a failing disk back-pressures.
             size_t n = std::min(queue_.size(), kBatch);
             batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
@@ -181,7 +187,13 @@ void Writer::write_batch(std::vector<Record>& batch) {
         try {
             if (store_) {
                 store_->append(batch);
-                if (store_->wal_frames() >= opts_.checkpoint_frames) {
+                // Once per checkpoint_frames of new WAL: while the writer keeps appending, a
+                // PASSIVE checkpoint may not reach the WAL's end, and the WAL stays long; asking
+                // again at every commit would only repeat the copying and its fsyncs.
+                const int frames = store_->wal_frames();
+                if (frames < ckpt_asked_at_) ckpt_asked_at_ = 0;  // the WAL was restarted
+                if (frames >= ckpt_asked_at_ + opts_.checkpoint_frames) {
+                    ckpt_asked_at_ = frames;
                     std::lock_guard lock(ckpt_mu_);
                     ckpt_wanted_ = true;
                     ckpt_cv_.notify_one();

@@ -67,6 +67,7 @@ private:
     std::mutex ckpt_mu_;
     std::condition_variable ckpt_cv_;
     bool ckpt_wanted_ = false, ckpt_stop_ = false;
+    int ckpt_asked_at_ = 0;  // WAL frames when the checkpointer was last asked (writer thread only)
     std::thread ckpt_thread_;
 };
 

@@ -268,7 +268,10 @@ shutdown_lifetime 1 seconds
         one request answered, then held open; (RSS after - RSS before) / n."""
         if not self.proxy[target]:
             return None
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n * 2 + 1000, n * 2 + 1000))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = n + 1000 if hard == resource.RLIM_INFINITY else min(n + 1000, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+        n = min(n, want - 1000)
         ctx = ssl.create_default_context(cafile=self.cafile[target])
         host, port = self.proxy[target].split(":")
         pid = self.procs[target].pid
@@ -348,7 +351,7 @@ def main():
                 results[(s, t)] = run(t)
     finally:
         b.stop_all()
-    report(results, targets, scenarios)
+        report(results, targets, scenarios)
 
 
 def report(results, targets, scenarios):
