@@ -116,8 +116,11 @@ void Writer::submit(Record r) {
         has_room_.wait(lock, [this] { return queue_.size() < opts_.queue_limit || stopping_; });
     }
     queue_.push_back(std::move(r));
+    // Wake the writer when it can act: the first record (it sleeps on an empty queue) or
+    // enough to end its gathering. Waking it for every record cost a context switch each.
+    const size_t n = queue_.size();
     lock.unlock();
-    has_work_.notify_one();
+    if (n == 1 || n == kGatherEnough) has_work_.notify_one();
 }
 
 size_t Writer::queued() const {
