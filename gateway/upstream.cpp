@@ -247,9 +247,11 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
             co_return unreachable(gw, 502, "tls_setup", "could not set up TLS for this host name", origin);
         }
         tls::set_origin_acceptance(ssl, acceptance);
+        tls::resume_origin_session(ssl, origin.host_port());
         out->next_layer().expires_after(gw.cfg.handshake);
         auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
         if (!ec) {
+            if (SSL_session_reused(ssl)) bump(gw.counters.origin_resumed);
             std::string what;
             for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
             if (gw.cfg.revocation == "ocsp" && gw.fetcher) {

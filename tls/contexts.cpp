@@ -5,6 +5,9 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
 
 #include "tls/ca.hpp"
 #include "tls/mint.hpp"
@@ -189,7 +192,68 @@ int on_ocsp_staple(SSL* ssl, void*) {
     return 1;  // good, or no answer (another certificate, stale, "try later"): not a verdict
 }
 
+using SessionPtr = std::unique_ptr<SSL_SESSION, FnDeleter<SSL_SESSION_free>>;
+
+// One session per origin. Sessions are immutable once made and reference-counted, so one may
+// be offered to several connections at once.
+class OriginSessions {
+public:
+    SessionPtr get(const std::string& key) {
+        std::lock_guard lock(mu_);
+        auto it = map_.find(key);
+        if (it == map_.end()) return nullptr;
+        SSL_SESSION* s = it->second.get();
+        if (std::time(nullptr) - SSL_SESSION_get_time(s) > 3600 || !SSL_SESSION_is_resumable(s)) {
+            map_.erase(it);
+            return nullptr;
+        }
+        SSL_SESSION_up_ref(s);
+        return SessionPtr(s);
+    }
+    void put(const std::string& key, SSL_SESSION* s) {  // takes the reference
+        SessionPtr owned(s);
+        std::lock_guard lock(mu_);
+        if (map_.size() >= kMaxOriginSessions && !map_.count(key)) map_.erase(map_.begin());  // any one
+        map_[key] = std::move(owned);
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, SessionPtr> map_;
+};
+
+OriginSessions& origin_sessions() {
+    static OriginSessions sessions;
+    return sessions;
+}
+
+void free_key(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<std::string*>(ptr); }
+
+int session_key_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_key);
+    return idx;
+}
+
+// OpenSSL's new-session callback on the origin leg (TLS 1.2 at the handshake's end, TLS 1.3
+// with each ticket). Keeps a copy; returns 0 so the original stays with OpenSSL.
+int on_new_origin_session(SSL* ssl, SSL_SESSION* session) {
+    const auto* key = static_cast<const std::string*>(SSL_get_ex_data(ssl, session_key_index()));
+    const auto* acc = static_cast<const Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+    if (!key || (acc && !acc->accepted.empty()) || SSL_get_ex_data(ssl, problem_index()) ||
+        SSL_get_verify_result(ssl) != X509_V_OK)
+        return 0;  // only a chain that verified cleanly may be resumed
+    // A copy: OpenSSL marks the connection's own session unresumable when the connection is
+    // freed without a close_notify, which is how a relay ends most origin connections.
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) origin_sessions().put(*key, copy);
+    return 0;  // the original stays OpenSSL's
+}
+
 }  // namespace
+
+void resume_origin_session(SSL* ssl, const std::string& key) {
+    SSL_set_ex_data(ssl, session_key_index(), new std::string(key));
+    if (auto session = origin_sessions().get(key)) SSL_set_session(ssl, session.get());  // takes its own reference
+}
 
 void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list) { public_suffixes() = std::move(list); }
 
@@ -236,9 +300,10 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocatio
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);
-    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
-    // Each cached origin session holds the origin's certificate chain: bound it.
-    SSL_CTX_sess_set_cache_size(ctx.get(), 1024);
+    // Sessions are kept by resume_origin_session's cache, not OpenSSL's (which a client
+    // context does not consult); each holds the origin's certificate chain, hence the bound.
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx.get(), on_new_origin_session);
     return ctx;
 }
 

@@ -60,4 +60,13 @@ void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance);
 // pin decided), empty when the chain verified cleanly.
 std::vector<std::string> accepted_problems(SSL* ssl);
 
+// Origin TLS sessions, for resuming instead of a full handshake on the next connection to
+// the same origin (the origin then skips its private-key operation). Only sessions whose
+// chain verified cleanly are kept — never one that an exception, a pin or a user's "continue"
+// let through — one per origin, at most kMaxOriginSessions, none older than an hour.
+inline constexpr size_t kMaxOriginSessions = 4096;
+// Before the handshake: offers the cached session for `key` ("host:port"), and files the
+// session the origin gives this connection under `key`.
+void resume_origin_session(SSL* ssl, const std::string& key);
+
 }  // namespace vigil::tls

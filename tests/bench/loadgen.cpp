@@ -3,7 +3,7 @@
 //
 //   vigil_loadgen --url https://host:port/path [--proxy 127.0.0.1:3128] [--cafile root.pem]
 //                 [--mode keepalive|newconn] [--connections 32] [--seconds 10] [--threads 2]
-//                 [--distinct-hosts N] [--origin-addr ADDR]
+//                 [--distinct-hosts N] [--origin-addr ADDR] [--resume on|off]
 //
 // HTTPS goes through CONNECT, then TLS with SNI, verified against --cafile; plain HTTP uses the
 // absolute form through the proxy. keepalive: each connection sends requests one after another
@@ -11,6 +11,8 @@
 // --distinct-hosts N: each new connection goes to the next of hN.HOST ... (N names under the
 // URL's host, which must resolve for the proxy: e.g. a hosts-file line "127.0.0.1 *.HOST"), so
 // every connection makes the gateway mint for a name it may not have seen (soak, first contact).
+// --resume on (default): each client loop resumes its last TLS session to the same name, as
+// browsers do; off: a full handshake for every connection.
 // --origin-addr ADDR: without --proxy, connect to ADDR (SNI, Host and verification still use
 // the URL's host), for measuring the origin directly under a test name.
 // Prints requests/s, MB/s, latency p50/p99/p99.9 (ms) and errors, then one JSON line.
@@ -43,9 +45,12 @@ struct Options {
     std::string url, proxy, cafile, mode = "keepalive";
     int connections = 32, seconds = 10, threads = 2;
     long distinct_hosts = 0;
+    bool resume = true;       // --resume off: a full TLS handshake for every connection
     std::string origin_addr;  // without a proxy: connect here instead of resolving the URL's host
     std::string scheme, host, port, target;
 };
+
+std::atomic<uint64_t> g_resumed{0};  // TLS sessions resumed
 
 struct Results {
     std::mutex mu;
@@ -196,6 +201,8 @@ private:
         beast::ssl_stream<beast::tcp_stream> tls(std::move(s), tls_);
         SSL_set_tlsext_host_name(tls.native_handle(), host_.c_str());
         SSL_set1_host(tls.native_handle(), host_.c_str());
+        // Resume this client's last session to the same name, as a browser does.
+        if (o_.resume && session_ && session_host_ == host_) SSL_set_session(tls.native_handle(), session_.get());
         if (buf.size()) {
             fail("bytes after CONNECT");
             co_return false;
@@ -209,8 +216,15 @@ private:
         do {
             if (!co_await exchange(tls, buf, o_.target, keep)) co_return false;
         } while (keep && Clock::now() < deadline_);
+        if (SSL_session_reused(tls.native_handle())) ++g_resumed;
+        if (o_.resume) {  // after a response, so TLS 1.3 tickets have arrived
+            // A copy: freeing the connection without close_notify marks its own unresumable.
+            if (SSL_SESSION* got = SSL_get0_session(tls.native_handle())) session_.reset(SSL_SESSION_dup(got));
+            session_host_ = host_;
+        }
         co_return true;
     }
+
 
 public:
     std::string proxy_host_, proxy_port_;
@@ -221,6 +235,8 @@ private:
     const Options& o_;
     Clock::time_point deadline_;
     std::string host_;
+    std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session_{nullptr, SSL_SESSION_free};
+    std::string session_host_;
     std::vector<double> latencies_;
     uint64_t requests_ = 0, bytes_ = 0, errors_ = 0;
     std::map<std::string, uint64_t> kinds_;
@@ -250,6 +266,7 @@ int main(int argc, char** argv) {
         else if (a == "--threads") o.threads = std::stoi(v);
         else if (a == "--distinct-hosts") o.distinct_hosts = std::stol(v);
         else if (a == "--origin-addr") o.origin_addr = v;
+        else if (a == "--resume") o.resume = v != "off";
         else usage("unknown option " + a);
     }
     if (o.url.empty()) usage("--url is required");
@@ -259,7 +276,8 @@ int main(int argc, char** argv) {
     tls.set_verify_mode(net::ssl::verify_peer);
     if (!o.cafile.empty()) tls.load_verify_file(o.cafile);
     else tls.set_default_verify_paths();
-    SSL_CTX_set_session_cache_mode(tls.native_handle(), SSL_SESS_CACHE_OFF);  // every new connection is a full handshake
+    // Sessions are resumed by hand (one per client loop, --resume on) or not at all.
+    SSL_CTX_set_session_cache_mode(tls.native_handle(), SSL_SESS_CACHE_OFF);
 
     Results results;
     const auto deadline = Clock::now() + std::chrono::seconds(o.seconds);
@@ -291,6 +309,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(results.bytes) / secs / 1e6, p50, p99, p999,
                 static_cast<unsigned long long>(results.requests), static_cast<unsigned long long>(results.errors));
     for (const auto& [k, n] : results.error_kinds) std::printf("  error %s: %llu\n", k.c_str(), static_cast<unsigned long long>(n));
+    std::printf("  TLS sessions resumed: %llu\n", static_cast<unsigned long long>(g_resumed.load()));
     std::printf("{\"rps\": %.1f, \"mbps\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"requests\": %llu, "
                 "\"errors\": %llu}\n",
                 static_cast<double>(results.requests) / secs, static_cast<double>(results.bytes) / secs / 1e6, p50, p99,

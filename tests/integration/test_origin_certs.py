@@ -320,6 +320,13 @@ class OriginCertificateTest(unittest.TestCase):
         code, status, headers, body, err = fetch("cross.test")
         self.assertEqual((code, status, body), (0, 200, b"hello from cross.test"), err + headers)
 
+    def test_the_next_connection_to_an_origin_resumes_its_tls_session(self):
+        before = metric(W["vigil"], "origin_resumed")
+        for _ in range(3):
+            code, status, headers, body, err = fetch("good.test")
+            self.assertEqual((code, status), (0, 200), err)
+        self.assertGreaterEqual(metric(W["vigil"], "origin_resumed") - before, 2)
+
     def test_intermediates_sent_in_the_wrong_order_still_chain(self):
         code, status, headers, body, err = fetch("swapped.test")
         self.assertEqual((code, status, body), (0, 200, b"hello from swapped.test"), err + headers)
@@ -346,6 +353,11 @@ class OriginCertificateTest(unittest.TestCase):
             with self.subTest(host=host):
                 self.assertEqual(seen[host]["origin_cert"], reason_code)
                 self.assertIn(words, seen[host]["reason"])
+
+
+def metric(vigil, name):
+    text = curl("http://127.0.0.1:%d/metrics" % vigil.admin_port)[3].decode()
+    return int(float(re.search(r"^vigil_%s_total (\S+)$" % name, text, re.M).group(1)))
 
 
 def fingerprint(pem):
@@ -427,6 +439,10 @@ class PolicyTest(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(rows["intranet.test"]["origin_cert"], "self_signed (accepted by tls.origin_exceptions)")
+        # A connection that was let through is never resumed later (which would skip the check).
+        for host in ("intranet.test", "pinned.test"):
+            self.get(host)
+        self.assertEqual(metric(self.vigil, "origin_resumed"), 0)
         self.assertEqual(rows["pinned.test"]["origin_cert"], "pinned (accepted by tls.origin_exceptions)")
         self.assertEqual(rows["pinwrong.test"]["origin_cert"], "self_signed")
 
@@ -511,10 +527,6 @@ class FetchingTest(unittest.TestCase):
         return curl("-x", self.vigil.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
                     "https://%s:%d/hello" % (host, self.origins[host].port))
 
-    def metric(self, name):
-        text = curl("http://127.0.0.1:%d/metrics" % self.vigil.admin_port)[3].decode()
-        return int(float(re.search(r"^vigil_%s_total (\S+)$" % name, text, re.M).group(1)))
-
     def test_an_incomplete_chain_is_completed_from_the_aia_url_once(self):
         for host, path in (("aia.test", "/inter.der"), ("aiapem.test", "/inter.pem")):
             with self.subTest(host=host):
@@ -548,7 +560,7 @@ class FetchingTest(unittest.TestCase):
     def test_an_unreachable_responder_is_allowed_by_default_and_says_so_in_the_audit(self):
         code, status, headers, body, err = self.get("ocspdown.test")
         self.assertEqual((code, status), (0, 200), err + headers)
-        self.assertGreaterEqual(self.metric("ocsp_unknown"), 1)
+        self.assertGreaterEqual(metric(self.vigil, "ocsp_unknown"), 1)
         for _ in range(50):
             rows = [r for r in audit_rows(self.audit) if r["host"] == "ocspdown.test" and r["kind"] == "transaction"]
             if rows:
