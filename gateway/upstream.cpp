@@ -184,7 +184,8 @@ net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const 
     const std::string url = tls::aia_url(leaf, NID_ad_OCSP);
     if (url.empty()) co_return std::nullopt;  // no responder to ask (e.g. a short-lived certificate)
     const std::string key = tls::ocsp_cache_key(leaf, issuer);
-    std::optional<tls::OcspAnswer> answer = gw.ocsp_answers.get(key);
+    std::optional<tls::OcspAnswer> answer;
+    if (!key.empty()) answer = gw.ocsp_answers.get(key);
     if (!answer) {
         bump(gw.counters.ocsp_queries);
         std::string request = tls::ocsp_request(leaf, issuer);
@@ -203,7 +204,7 @@ net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const 
                     until = std::min(until, std::chrono::system_clock::from_time_t(answer->next_update));
             }
         }
-        gw.ocsp_answers.put(key, *answer, until);
+        if (!key.empty()) gw.ocsp_answers.put(key, *answer, until);
     }
     if (answer->status == tls::OcspAnswer::revoked) {
         if (accepts(acc, "revoked", leaf)) {
