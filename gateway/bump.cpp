@@ -310,6 +310,17 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         }
         if (!co_await relay.transaction(*head.parser, *origin, target, true)) break;
     }
+    // The origin connection may serve the next client connection of this worker — only when its
+    // chain verified cleanly (nothing an exception, pin or "continue" accepted).
+    if (UpstreamPool* pool = UpstreamPool::current(); pool && !gw.stopping) {
+        std::string key;
+        if (auto idle = relay.release_idle_upstream(key)) {
+            // Nothing the origin sent may wait inside TLS for the next client to read as its own.
+            SSL* up = idle->native_handle();
+            if (tls::accepted_problems(up).empty() && !SSL_has_pending(up) && BIO_ctrl_pending(SSL_get_rbio(up)) == 0)
+                pool->give(key, std::move(*idle));
+        }
+    }
     // close_notify, so clients can tell a finished connection from a truncated one.
     lowest(client).expires_after(std::chrono::seconds(2));
     co_await client.async_shutdown(use_nothrow);

@@ -31,6 +31,17 @@ public:
         key_ = origin.host_port();
     }
 
+    // After the last transaction: the origin connection, when it is idle and clean (every error
+    // path drops it; nothing read past the last response) and carries no connection-bound
+    // authentication, for another client.
+    std::optional<Upstream> release_idle_upstream(std::string& key) {
+        if (!upstream_ || personal_ || ubuf_.size()) return std::nullopt;  // bytes past the response: not clean
+        key = key_;
+        std::optional<Upstream> out(std::move(*upstream_));
+        upstream_.reset();
+        return out;
+    }
+
     // Relays one request and its response. Returns whether the client connection may carry
     // another request (keep-alive, nothing went wrong, not shutting down).
     net::awaitable<bool> transaction(RequestParser& req_parser, const Authority& origin, const std::string& raw_target,
@@ -93,6 +104,7 @@ public:
             out.insert(f.name_string(), f.value());
         }
         out.set(http::field::host, host_header(origin, default_port_is_443));
+        if (connection_bound_auth(in[http::field::authorization])) personal_ = true;
         if (upgrade) {
             out.set(http::field::upgrade, in[http::field::upgrade]);
             out.set(http::field::connection, "upgrade");
@@ -176,6 +188,8 @@ public:
 
         auto& head = rp->get();
         const int status = head.result_int();
+        for (auto [it, end] = head.equal_range(http::field::www_authenticate); it != end; ++it)
+            if (connection_bound_auth(it->value())) personal_ = true;
         tx.rec().status = status;
         tx.rec().content_type = std::string(head[http::field::content_type]).substr(0, 200);
         if (auto bad = check_response_fields(head.base())) {
@@ -319,6 +333,11 @@ private:
         co_return false;
     }
 
+    // NTLM and Negotiate authenticate the connection, not the request.
+    static bool connection_bound_auth(std::string_view v) {
+        return v.size() >= 4 && (iequals(v.substr(0, 4), "NTLM") || (v.size() >= 9 && iequals(v.substr(0, 9), "Negotiate")));
+    }
+
     static std::string host_header(const Authority& a, bool default_443) {
         std::string h = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
         if (a.port != (default_443 ? 443 : 80)) h += ":" + std::to_string(a.port);
@@ -411,6 +430,7 @@ private:
     TxAudit* tx_ = nullptr;  // the transaction in progress, for page()
     std::optional<Upstream> upstream_;
     std::string key_;
+    bool personal_ = false;  // connection-bound authentication seen: never handed to another client
     beast::flat_buffer ubuf_;
     std::string response_error_;
 };

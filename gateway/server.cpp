@@ -16,6 +16,7 @@
 #include "gateway/framing.hpp"
 #include "gateway/log.hpp"
 #include "gateway/state.hpp"
+#include "gateway/upstream.hpp"
 #include "rules/db.hpp"
 #include "tls/contexts.hpp"
 
@@ -345,7 +346,12 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
     for (auto& w : workers) {
         guards.push_back(net::make_work_guard(w->ioc));
-        threads.emplace_back([&w] { w->ioc.run(); });
+        threads.emplace_back([&w] {
+            UpstreamPool pool;  // closed when run() returns, while the io_context still exists
+            UpstreamPool::current() = &pool;
+            w->ioc.run();
+            UpstreamPool::current() = nullptr;
+        });
     }
     std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +

@@ -1,7 +1,10 @@
 // Upstream connector: every way of failing to reach an origin ends in a page with a reason.
 #include "gateway/upstream.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -93,6 +96,34 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
     out->socket().set_option(tcp::no_delay(true), ec);
     log_debug("connected to " + origin.host_port() + " at " + ep.address().to_string(), cid);
     co_return std::nullopt;
+}
+
+UpstreamPool*& UpstreamPool::current() {
+    thread_local UpstreamPool* pool = nullptr;
+    return pool;
+}
+
+std::optional<TlsStream> UpstreamPool::take(const std::string& key) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = idle_.end(); it != idle_.begin();) {
+        --it;
+        if (it->key != key) continue;
+        Idle found = std::move(*it);
+        idle_.erase(it);
+        if (now - found.since > kMaxIdle) return std::nullopt;
+        // Closed by the origin meanwhile (EOF), or something unasked-for waiting: not reusable.
+        char byte;
+        const ssize_t n = ::recv(found.stream.next_layer().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0) return std::nullopt;
+        return std::optional<TlsStream>(std::move(found.stream));
+    }
+    return std::nullopt;
+}
+
+void UpstreamPool::give(const std::string& key, TlsStream stream) {
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle_.empty() && (idle_.size() >= kMax || now - idle_.front().since > kMaxIdle)) idle_.pop_front();
+    idle_.push_back(Idle{key, now, std::move(stream)});
 }
 
 bool warnable_certificate_problem(const Gateway& gw, const PageInfo& failure) {
@@ -234,6 +265,14 @@ net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const 
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
                                                    std::optional<TlsStream>& out, uint64_t cid,
                                                    const std::string& client, std::string* accepted) {
+    if (UpstreamPool* pool = UpstreamPool::current()) {
+        // A connection another client left, verified cleanly when it was made (see give()).
+        if (auto idle = pool->take(origin.host_port())) {
+            out = std::move(idle);
+            bump(gw.counters.origin_reused);
+            co_return std::nullopt;
+        }
+    }
     std::string who;
     const tls::OriginAcceptance acceptance = origin_acceptance(gw, client, origin.host, who);
     std::vector<std::string> fetched;  // AIA URLs tried for this connection

@@ -2,6 +2,8 @@
 // guards (private addresses, loops), TCP connect, and the verified TLS handshake to origins.
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <optional>
 
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -25,6 +27,30 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
                                                    std::optional<TlsStream>& out, uint64_t cid,
                                                    const std::string& client = "", std::string* accepted = nullptr);
+
+// Idle origin TLS connections of one worker thread, kept after a client connection ended so
+// the next client connection to the same origin skips the TCP and TLS handshakes. Only
+// connections whose chain verified cleanly and that carry no connection-bound
+// authentication (NTLM, Negotiate) are kept; at most kMax, none idle longer than kMaxIdle,
+// and each is checked for a close from the origin before it is used again. One pool per
+// worker thread (a connection belongs to its worker's io_context), set up by the worker.
+class UpstreamPool {
+public:
+    static constexpr size_t kMax = 64;
+    static constexpr std::chrono::seconds kMaxIdle{15};
+    std::optional<TlsStream> take(const std::string& key);
+    void give(const std::string& key, TlsStream stream);
+    // The pool of the calling worker thread, or null (other threads, e.g. at shutdown).
+    static UpstreamPool*& current();
+
+private:
+    struct Idle {
+        std::string key;
+        std::chrono::steady_clock::time_point since;
+        TlsStream stream;
+    };
+    std::deque<Idle> idle_;  // oldest first
+};
 
 // The key under which a client's "continue" past a certificate warning for `host` is kept.
 inline std::string cert_warning_key(const std::string& host) { return "origin-certificate:" + host; }

@@ -155,6 +155,21 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/hello":
             return self._send(200, ("hello from " + self.server.label).encode())
+        if path == "/hello-extra":  # an answer followed by an unasked-for second response
+            body = ("hello from " + self.server.label).encode()
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body) +
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+            return
+        if path == "/hello-late-extra":  # the same, the second response a moment later
+            body = ("hello from " + self.server.label).encode()
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.wfile.flush()
+            time.sleep(0.1)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+            return
+        if path == "/hello-close":  # and the origin closes the connection after answering
+            self.close_connection = True
+            return self._send(200, ("hello from " + self.server.label).encode(), extra=[("Connection", "close")])
         if path == "/headers":
             return self._send(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
                               "application/json")

@@ -305,10 +305,10 @@ def tearDownModule():
     remove_workdir(W["dir"])
 
 
-def fetch(host):
+def fetch(host, path="/hello"):
     port = W["origins"][host].port if host in W["origins"] else W["servers"][host][1]
     return curl("-x", W["vigil"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
-                "https://%s:%d/hello" % (host, port))
+                "https://%s:%d%s" % (host, port, path))
 
 
 class OriginCertificateTest(unittest.TestCase):
@@ -322,10 +322,32 @@ class OriginCertificateTest(unittest.TestCase):
 
     def test_the_next_connection_to_an_origin_resumes_its_tls_session(self):
         before = metric(W["vigil"], "origin_resumed")
-        for _ in range(3):
-            code, status, headers, body, err = fetch("good.test")
+        # The origin closes each connection, so after the (at most two) idle pooled connections
+        # are used up, every client connection needs a new origin connection: three of them.
+        for _ in range(5):
+            code, status, headers, body, err = fetch("good.test", "/hello-close")
             self.assertEqual((code, status), (0, 200), err)
         self.assertGreaterEqual(metric(W["vigil"], "origin_resumed") - before, 2)
+
+    def test_a_new_client_connection_reuses_an_idle_origin_connection(self):
+        origin = W["origins"]["good.test"]
+        time.sleep(0.2)
+        connections, reused = origin.stats["connections"], metric(W["vigil"], "origin_reused")
+        for _ in range(6):  # six client connections, one after another
+            code, status, headers, body, err = fetch("good.test")
+            self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
+        # At most one new origin connection per worker thread (the test runs two); the rest reused.
+        self.assertLessEqual(origin.stats["connections"] - connections, 2)
+        self.assertGreaterEqual(metric(W["vigil"], "origin_reused") - reused, 4)
+
+    def test_a_connection_with_bytes_past_the_response_is_never_handed_to_another_client(self):
+        for path in ("/hello-extra", "/hello-late-extra", "/hello-extra", "/hello-late-extra"):
+            code, status, headers, body, err = fetch("good.test", path)
+            self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
+            time.sleep(0.3)
+            for _ in range(3):
+                code, status, headers, body, err = fetch("good.test")
+                self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
 
     def test_intermediates_sent_in_the_wrong_order_still_chain(self):
         code, status, headers, body, err = fetch("swapped.test")
@@ -443,6 +465,7 @@ class PolicyTest(unittest.TestCase):
         for host in ("intranet.test", "pinned.test"):
             self.get(host)
         self.assertEqual(metric(self.vigil, "origin_resumed"), 0)
+        self.assertEqual(metric(self.vigil, "origin_reused"), 0)  # nor handed to the next client
         self.assertEqual(rows["pinned.test"]["origin_cert"], "pinned (accepted by tls.origin_exceptions)")
         self.assertEqual(rows["pinwrong.test"]["origin_cert"], "self_signed")
 
