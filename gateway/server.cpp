@@ -402,6 +402,13 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         poll();
     });
     main_ioc.run();
+    // From here the shutdown only finishes: a repeated SIGTERM/SIGINT (a supervisor asking
+    // twice) must not kill it half-way through writing the audit log. The signal_set would
+    // restore the default action when destroyed, before the gateway is, so it is cleared first.
+    error_code clear_ec;
+    signals.clear(clear_ec);
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
 
     int left = gw->active_sessions.load();
     for (auto& w : workers) w->ioc.stop();

@@ -127,7 +127,8 @@ class BumpTest(unittest.TestCase):
             r = conn.getresponse()
             self.assertEqual(r.read(), b"hello from good")
         conn.close()
-        self.assertEqual(W["good"].stats["connections"] - before, 1)
+        # One origin connection for all five (none when an idle pooled one was reused).
+        self.assertLessEqual(W["good"].stats["connections"] - before, 1)
 
     def test_chunked_response_inside_bump(self):
         code, status, headers, body, err = curl("-x", proxy(), "--cacert", os.path.join(W["ca"], "root.pem"),
@@ -377,6 +378,18 @@ class SeparateInstanceTest(unittest.TestCase):
         finally:
             rc, counters = v.stop()
         self.assertEqual(counters["loop_denied"], 1)
+
+    def test_repeated_sigterms_during_shutdown_still_exit_0(self):
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=["--set", "proxy.allow_private_destinations=true"])
+        for _ in range(200):  # a supervisor that keeps asking, through the whole shutdown
+            if v.proc.poll() is not None:
+                break
+            v.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.002)
+        rc, counters = v.stop()
+        with open(v.log_path) as f:
+            self.assertEqual(rc, 0, f.read()[-2000:])
+        self.assertIn("accepted", counters)  # it got as far as writing its counters
 
     def test_sigterm_finishes_in_flight_response_and_exits_0(self):
         v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=["--set", "proxy.allow_private_destinations=true"])
