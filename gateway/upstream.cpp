@@ -154,11 +154,6 @@ tls::OriginAcceptance origin_acceptance(Gateway& gw, const std::string& client, 
 
 namespace {
 
-bool accepts(const tls::OriginAcceptance& acc, const std::string& cls, X509* leaf) {
-    if (!acc.pin_sha256.empty() && leaf && tls::fingerprint(leaf, EVP_sha256()) == acc.pin_sha256) return true;
-    return std::find(acc.classes.begin(), acc.classes.end(), cls) != acc.classes.end();
-}
-
 PageInfo certificate_refused(Gateway& gw, const Authority& origin, const std::string& code, const std::string& reason,
                              const std::string& detail, uint64_t cid) {
     bump(gw.counters.upstream_cert_error);
@@ -195,23 +190,16 @@ net::awaitable<std::string> fetch_missing_issuer(Gateway& gw, std::string url, u
 
 // tls.revocation = ocsp, after a handshake that verified: the responder named in the leaf is
 // asked unless a staple already answered. A page when the certificate is revoked (or, with
-// tls.ocsp_unknown = block, when no answer could be had); `note` says what was let through.
+// tls.ocsp_unknown = block, when no answer could be had). A "revoked" this connection accepts
+// joins its accepted problems; `note` says when the status could not be learned.
 net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const Authority& origin, SSL* ssl,
-                                                             const tls::OriginAcceptance& acc, std::string& note,
-                                                             uint64_t cid) {
+                                                             std::string& note, uint64_t cid) {
     STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
     if (!chain || sk_X509_num(chain) < 2) co_return std::nullopt;  // a pinned or accepted self-signed leaf
     X509* leaf = sk_X509_value(chain, 0);
     X509* issuer = sk_X509_value(chain, 1);
     X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
-    const unsigned char* staple = nullptr;
-    const long staple_len = SSL_get_tlsext_status_ocsp_resp(ssl, &staple);
-    if (staple_len > 0 && staple) {
-        auto stapled = tls::check_ocsp_response(
-            std::string_view(reinterpret_cast<const char*>(staple), static_cast<size_t>(staple_len)), chain, store,
-            leaf, issuer);
-        if (stapled.status == tls::OcspAnswer::good || stapled.status == tls::OcspAnswer::revoked) co_return std::nullopt;
-    }
+    if (tls::stapled_ocsp_answered(ssl)) co_return std::nullopt;
     const std::string url = tls::aia_url(leaf, NID_ad_OCSP);
     if (url.empty()) co_return std::nullopt;  // no responder to ask (e.g. a short-lived certificate)
     const std::string key = tls::ocsp_cache_key(leaf, issuer);
@@ -238,10 +226,7 @@ net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const 
         if (!key.empty()) gw.ocsp_answers.put(key, *answer, until);
     }
     if (answer->status == tls::OcspAnswer::revoked) {
-        if (accepts(acc, "revoked", leaf)) {
-            note = "revoked";
-            co_return std::nullopt;
-        }
+        if (tls::accept_origin_problem(ssl, "revoked")) co_return std::nullopt;
         co_return certificate_refused(gw, origin, "revoked",
                                       "the origin's certificate has been revoked (its authority's OCSP responder says so)",
                                       "", cid);
@@ -292,17 +277,16 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
         auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
         if (!ec) {
             if (SSL_session_reused(ssl)) bump(gw.counters.origin_resumed);
-            std::string what;
-            for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
+            std::string note;
             if (gw.cfg.revocation == "ocsp" && gw.fetcher) {
-                std::string note;
-                if (auto refused = co_await check_with_responder(gw, origin, ssl, acceptance, note, cid)) {
+                if (auto refused = co_await check_with_responder(gw, origin, ssl, note, cid)) {
                     out.reset();
                     co_return refused;
                 }
-                if (note == "revoked") what += (what.empty() ? "" : ",") + note;
-                else if (!note.empty()) what = what.empty() ? "ok (" + note + ")" : what + " (" + note + ")";
             }
+            std::string what;
+            for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
+            if (!note.empty()) what = what.empty() ? "ok (" + note + ")" : what + " (" + note + ")";
             if (!what.empty() && what.rfind("ok (", 0) != 0) {
                 what += " (accepted by " + who + ")";
                 log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);

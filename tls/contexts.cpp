@@ -169,6 +169,11 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     return 0;
 }
 
+int staple_answered_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return idx;
+}
+
 // A stapled OCSP response (tls.revocation = staple): "revoked" ends the handshake. No staple,
 // a response that is not "successful", or one for another certificate is not an answer; a
 // staple whose signature does not verify is refused as malformed.
@@ -187,6 +192,8 @@ int on_ocsp_staple(SSL* ssl, void*) {
                                             sk_X509_value(chain, 0), sk_X509_value(chain, 1));
     if (answer.status == OcspAnswer::invalid)
         return refuse("malformed", "the origin stapled an OCSP response that cannot be trusted: " + answer.detail);
+    if (answer.status == OcspAnswer::good || answer.status == OcspAnswer::revoked)
+        SSL_set_ex_data(ssl, staple_answered_index(), ssl);  // any non-null marker: the responder need not be asked
     if (answer.status == OcspAnswer::revoked)
         return refuse("revoked", "the origin's certificate has been revoked (its stapled OCSP response says so)");
     return 1;  // good, or no answer (another certificate, stale, "try later"): not a verdict
@@ -261,6 +268,19 @@ void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance) {
     if (acceptance.classes.empty() && acceptance.pin_sha256.empty()) return;
     delete static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
     SSL_set_ex_data(ssl, acceptance_index(), new Acceptance{std::move(acceptance), {}});
+}
+
+bool stapled_ocsp_answered(SSL* ssl) { return SSL_get_ex_data(ssl, staple_answered_index()) != nullptr; }
+
+bool accept_origin_problem(SSL* ssl, const std::string& cls) {
+    auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
+    if (!acc) return false;
+    X509* leaf = SSL_get0_peer_certificate(ssl);
+    if (!acc->allows(cls) && !(leaf && !acc->allowed.pin_sha256.empty() &&
+                               fingerprint(leaf, EVP_sha256()) == acc->allowed.pin_sha256))
+        return false;
+    acc->note(cls);
+    return true;
 }
 
 std::vector<std::string> accepted_problems(SSL* ssl) {

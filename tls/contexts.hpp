@@ -56,6 +56,12 @@ struct OriginAcceptance {
 };
 // Before the handshake. The acceptance lives with the SSL.
 void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance);
+// After the handshake, for a problem found later (the OCSP responder's "revoked"): whether
+// this connection's acceptance covers class `cls` (or its pin matches the leaf); if so it is
+// noted among accepted_problems.
+bool accept_origin_problem(SSL* ssl, const std::string& cls);
+// Whether a stapled OCSP response gave an answer (good or revoked) during the handshake.
+bool stapled_ocsp_answered(SSL* ssl);
 // After a successful handshake: the classes that were wrong and accepted ("pinned" when the
 // pin decided), empty when the chain verified cleanly.
 std::vector<std::string> accepted_problems(SSL* ssl);
