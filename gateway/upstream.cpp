@@ -114,7 +114,7 @@ std::optional<TlsStream> UpstreamPool::take(const std::string& key) {
         // Closed by the origin meanwhile (EOF), or something unasked-for waiting: not reusable.
         char byte;
         const ssize_t n = ::recv(found.stream.next_layer().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0) return std::nullopt;
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return std::nullopt;
         return std::optional<TlsStream>(std::move(found.stream));
     }
     return std::nullopt;

@@ -30,11 +30,8 @@ bool integer_column(size_t i) {
 }
 
 std::vector<std::string> record_values(const Record& r) {
-    return {std::to_string(r.ts_ms), std::to_string(r.duration_ms), r.kind, std::to_string(r.conn_id), r.client_ip,
-            std::to_string(r.client_port), r.user, r.group, r.method, r.scheme, r.host, std::to_string(r.port), r.url,
-            std::to_string(r.status), std::to_string(r.bytes_from_client), std::to_string(r.bytes_to_client),
-            r.category, r.action, r.rule, r.reason, r.tls_mode, r.sni, r.origin_cert, r.client_tls, r.origin_tls,
-            r.user_agent, r.content_type, r.scan_result};
+    const FieldView view(r);  // one place knows the field order
+    return {view.text.begin(), view.text.end()};
 }
 
 Record record_from_values(const std::vector<std::string>& v) {
