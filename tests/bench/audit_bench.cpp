@@ -1,6 +1,7 @@
 // Audit writer throughput (records/s through the real Writer into SQLite), and a generator of
 // large audit logs for timing vigil-audit queries (tests/bench/audit_query_bench.sh).
 #include <benchmark/benchmark.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "gateway/audit/record.hpp"
 #include "gateway/audit/writer.hpp"
 
 namespace {
@@ -74,6 +76,59 @@ void BM_WriterThroughput(benchmark::State& state) {
     state.counters["records_per_s"] = benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_WriterThroughput)->Arg(200000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+
+
+// The ceiling under the writer: SQLite alone inserting the same rows (28 columns and two
+// 64-character hashes, transactions of 32,768, no hashing, no queue, no roll-ups) into a
+// table with the first N of the log's five indexes. What the writer can never exceed here.
+void BM_SqliteCeiling(benchmark::State& state) {
+    static const char* kIndexes[] = {"CREATE INDEX i_ts ON records(ts_ms);", "CREATE INDEX i_host ON records(host);",
+                                     "CREATE INDEX i_user ON records(user);", "CREATE INDEX i_action ON records(action);",
+                                     "CREATE INDEX i_rule ON records(rule);"};
+    const int64_t n = 200000;
+    const int64_t t0 = now_ms();
+    std::vector<Record> recs;
+    for (int64_t i = 0; i < n; ++i) recs.push_back(sample(i, t0));
+    const std::string hash(64, 'a');
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto dir = std::filesystem::temp_directory_path() / ("vigil-sqlite-bench-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir);
+        sqlite3* db = nullptr;
+        sqlite3_open((dir / "ceiling.db").c_str(), &db);
+        std::string sql = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;"
+                          "CREATE TABLE records(id INTEGER PRIMARY KEY";
+        std::string ins = "INSERT INTO records VALUES (NULL";
+        for (const auto& c : record_columns()) sql += ", " + c, ins += ", ?";
+        sql += ", prev_hash, hash);";
+        ins += ", ?, ?)";
+        for (int i = 0; i < state.range(0); ++i) sql += kIndexes[i];
+        sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(db, ins.c_str(), -1, &st, nullptr);
+        state.ResumeTiming();
+        for (int64_t i = 0; i < n; ++i) {
+            if (i % 32768 == 0) sqlite3_exec(db, i ? "COMMIT; BEGIN" : "BEGIN", nullptr, nullptr, nullptr);
+            const FieldView v(recs[static_cast<size_t>(i)]);
+            for (size_t c = 0; c < kColumnCount; ++c) {
+                if (integer_column(c)) sqlite3_bind_int64(st, static_cast<int>(c) + 1, v.number[c]);
+                else sqlite3_bind_text(st, static_cast<int>(c) + 1, v.text[c].data(), static_cast<int>(v.text[c].size()), SQLITE_STATIC);
+            }
+            sqlite3_bind_text(st, kColumnCount + 1, hash.data(), 64, SQLITE_STATIC);
+            sqlite3_bind_text(st, kColumnCount + 2, hash.data(), 64, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE) state.SkipWithError(sqlite3_errmsg(db));
+            sqlite3_reset(st);
+        }
+        sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        state.PauseTiming();
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        std::filesystem::remove_all(dir);
+        state.ResumeTiming();
+    }
+    state.counters["records_per_s"] = benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SqliteCeiling)->DenseRange(0, 5)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 }  // namespace
 
