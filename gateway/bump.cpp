@@ -40,7 +40,7 @@ std::optional<PageInfo> check_bumped_target(const http::request<http::buffer_bod
 
 // bypass_inspection: a blind tunnel to the origin; no certificate is minted, nothing decrypted.
 net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, const Authority& origin, Gateway& gw,
-                            TxAudit& tx, unsigned version, bool established_sent = false) {
+                            TxAudit& tx, unsigned version, Throttle* throttle, bool established_sent = false) {
     using namespace net::experimental::awaitable_operators;
     const uint64_t cid = tx.rec().conn_id;
     std::optional<beast::tcp_stream> up;
@@ -65,7 +65,8 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
         buf.clear();
     }
     std::atomic<uint64_t> from_client{0}, to_client{0};
-    co_await (pump(stream, *up, gw, from_client) || pump(*up, stream, gw, to_client));
+    co_await (pump(stream, *up, gw, from_client, throttle, Throttle::from_client) ||
+              pump(*up, stream, gw, to_client, throttle, Throttle::to_client));
     bump(gw.counters.bytes_in, from_client);
     bump(gw.counters.bytes_out, to_client);
     tx.rec().bytes_from_client += static_cast<int64_t>(from_client.load());
@@ -128,7 +129,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         tx->rec().kind = "splice";
         tx->rec().tls_mode = "splice";
         tx->verdict(verdict);
-        co_await splice(stream, buf, *origin, gw, *tx, version);
+        co_await splice(stream, buf, *origin, gw, *tx, version, track.throttle);
         co_return;
     }
 
@@ -167,7 +168,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         if (gw.cfg.non_tls_tunnel) {
             tx->rec().kind = "splice";
             tx->rec().reason = "non_tls: not TLS after CONNECT; tunnelled (tls.non_tls = tunnel)";
-            co_await splice(stream, buf, *origin, gw, *tx, version, true);
+            co_await splice(stream, buf, *origin, gw, *tx, version, track.throttle, true);
             tx->rec().action = "bypass";
         } else {
             tx->rec().kind = "refused";
@@ -217,6 +218,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         return connect_tls(gw, a, up, cid, client_ip);
     };
     HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, client_ip, connect_origin);
+    relay.set_throttle(track.throttle);
     std::optional<PageInfo> origin_failure;
     bool cert_warning = false;  // origin_failure is a warning the user may continue past
     PageInfo cert_problem;      // then: the certificate problem itself

@@ -1,5 +1,6 @@
 // TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
 #include "gateway/config.hpp"
+#include "gateway/limits.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -123,6 +124,34 @@ std::vector<OriginException> get_origin_exceptions(const Where& w) {
         if (e.host.empty()) w.fail("every exception needs a host");
         if (e.allow.empty() && e.pin_sha256.empty()) w.fail(e.host + ": give allow = [...] or pin_sha256");
         out.push_back(std::move(e));
+    }
+    return out;
+}
+
+// A bandwidth: bytes per second as an integer, or a string with a unit ("2MB", "10Mbit").
+int64_t get_rate(const Where& w) {
+    if (w.node.is_integer()) {
+        const int64_t v = *w.node.value<int64_t>();
+        if (v == 0 || (v >= 1024 && v <= 1'000'000'000'000)) return v;
+        w.fail("bytes per second must be 0 (off) or between 1024 and 10^12");
+    }
+    if (!w.node.is_string()) w.fail("expected bytes per second or a rate such as \"2MB\", \"512KiB\", \"10Mbit\"");
+    try {
+        return parse_rate(get_string(w));
+    } catch (const std::invalid_argument& e) {
+        w.fail(e.what());
+    }
+}
+
+// { staff = "10MB", guests = "1Mbit" }
+std::map<std::string, int64_t> get_group_rates(const Where& w) {
+    const toml::table* t = w.node.as_table();
+    if (!t) w.fail("expected a table of group = rate, e.g. { guests = \"1MB\" }");
+    std::map<std::string, int64_t> out;
+    for (const auto& [name, value] : *t) {
+        Where at{w.file, value, w.key + "." + std::string(name.str())};
+        if (name.str().empty()) at.fail("a group name cannot be empty");
+        if (const int64_t r = get_rate(at)) out[std::string(name.str())] = r;
     }
     return out;
 }
@@ -267,6 +296,12 @@ const std::map<std::string, Setter>& schema() {
          [](Config& c, const Where& w) { c.max_connections = size_t(get_int(w, 1, 1'000'000)); }},
         {"limits.max_connections_per_client",
          [](Config& c, const Where& w) { c.max_connections_per_client = size_t(get_int(w, 1, 1'000'000)); }},
+        {"compress.enabled", [](Config& c, const Where& w) { c.compress = get_bool(w); }},
+        {"compress.https", [](Config& c, const Where& w) { c.compress_https = get_bool(w); }},
+        {"compress.min_bytes",
+         [](Config& c, const Where& w) { c.compress_min_bytes = uint64_t(get_int(w, 0, int64_t(1) << 30)); }},
+        {"limits.client_rate", [](Config& c, const Where& w) { c.client_rate = get_rate(w); }},
+        {"limits.group_rate", [](Config& c, const Where& w) { c.group_rates = get_group_rates(w); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},
     };
     return s;

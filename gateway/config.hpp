@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -94,6 +95,13 @@ struct Config {
     size_t max_headers = 100;
     size_t max_connections = 20000;            // all clients together
     size_t max_connections_per_client = 512;   // one client address
+    // Bandwidth per client address and per group, bytes per second each way; 0 = no limit.
+    int64_t client_rate = 0;
+    // Compressing uncompressed text responses for clients that accept gzip or br.
+    bool compress = true;
+    bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)
+    uint64_t compress_min_bytes = 1024;
+    std::map<std::string, int64_t> group_rates;
 
     Config();
 };

@@ -19,7 +19,9 @@ namespace vigil::gateway {
     X(certs_minted) X(shutdown_closed_idle) X(blocked) X(warned) X(monitored) X(spliced)          \
     X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)      \
     X(audit_written) X(audit_dropped) X(audit_failures) X(refused_limit) X(auth_ok) X(auth_failed) X(auth_throttled) X(non_tls) \
-    X(aia_fetched) X(aia_failed) X(ocsp_queries) X(ocsp_unknown) X(origin_resumed) X(origin_reused)
+    X(aia_fetched) X(aia_failed) X(ocsp_queries) X(ocsp_unknown) X(origin_resumed) X(origin_reused) \
+    X(throttled) X(throttled_ms) \
+    X(compressed) X(compress_in_bytes) X(compress_out_bytes)
 
 struct Counters {
 #define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};

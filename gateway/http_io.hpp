@@ -9,6 +9,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "gateway/compress.hpp"
 #include "gateway/framing.hpp"
 #include "gateway/log.hpp"
 #include "gateway/pages.hpp"
@@ -168,19 +169,41 @@ private:
     std::unique_ptr<char[]> buf_;
 };
 
+// Waits as long as the connection's bandwidth limits ask after moving n bytes in direction d
+// (a timer: the worker serves other connections meanwhile).
+inline net::awaitable<void> pace(Throttle* t, Throttle::Direction d, size_t n, Gateway& gw) {
+    if (!t || !t->limited() || n == 0) co_return;
+    const auto wait = t->take(d, n);
+    if (wait <= std::chrono::nanoseconds(0)) co_return;
+    bump(gw.counters.throttled);
+    bump(gw.counters.throttled_ms, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()));
+    net::steady_timer timer(co_await net::this_coro::executor, wait);
+    co_await timer.async_wait(use_nothrow);
+}
+
 // read: the sender went away; malformed: its body broke HTTP framing (e.g. a bad chunk size),
 // and `*_before_head` means nothing had been forwarded yet.
 enum class RelayError { none, read, malformed_before_head, malformed, write, blocked_before_head, blocked_after_head };
 
+// What relay_body does besides moving bytes; every part optional.
+struct BodyOptions {
+    inspect::BodyScanner* scanner = nullptr;  // scans every byte before it is forwarded
+    size_t hold = 0;                          // bytes held back (head included) until scanned
+    int64_t* tx_bytes = nullptr;              // the audit record's byte count for this side
+    Throttle* throttle = nullptr;             // the client's bandwidth limits
+    Compressor* compress = nullptr;           // compresses what is forwarded (responses)
+};
+
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
 // one buffer at a time: memory stays bounded whatever the body size. The first `hold` bytes are
 // held back (head included): a signature match or a framing error there leaves nothing sent.
-// Later bytes are scanned before they are forwarded, and a match stops the transfer.
+// Later bytes are scanned before they are forwarded, and a match stops the transfer. Scanning
+// sees the body as the origin sent it; compression comes after.
 template <class In, class Out, bool isRequest>
 net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
                                       Out& out, http::message<isRequest, http::buffer_body>& msg, Gateway& gw,
-                                      inspect::BodyScanner* scanner = nullptr, size_t hold = 0,
-                                      int64_t* tx_bytes = nullptr) {
+                                      const BodyOptions& o) {
+    constexpr auto direction = isRequest ? Throttle::from_client : Throttle::to_client;
     http::serializer<isRequest, http::buffer_body> sr{msg};
     std::optional<RelayBuffer> chunk;  // only when there is a body to read (a GET has none)
     if (!p.is_done()) chunk.emplace();
@@ -188,44 +211,61 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     // Reads the next piece of the body into `into`; returns the bytes read, or an error.
     // Returns (0 ok | 1 closed | 2 malformed, bytes read).
     auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<int, size_t>> {
+        if (o.throttle) cap = o.throttle->chunk(direction, cap);
         p.get().body().data = into;
         p.get().body().size = cap;
         lowest(in).expires_after(gw.cfg.io);
         auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
         if (isRequest) {
             bump(client_side, n);
-            if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
+            if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
         }
         if (ec == http::error::need_buffer) ec = {};
         int status = !ec ? 0 : (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                                 ec != http::error::end_of_stream && ec != http::error::partial_message)
                                    ? 2
                                    : 1;
-        co_return std::pair<int, size_t>{status, cap - p.get().body().size};
+        const size_t got = cap - p.get().body().size;
+        co_await pace(o.throttle, direction, got, gw);
+        co_return std::pair<int, size_t>{status, got};
+    };
+    // The next piece to write: the bytes as read, or compressed (the last piece ends the stream).
+    bool compress_failed = false;
+    auto forward = [&](const char* data, size_t size) {
+        const bool last = p.is_done();
+        std::string_view piece(data, size);
+        if (o.compress && !compress_failed) {
+            try {
+                piece = o.compress->feed(piece, last);
+            } catch (const std::exception& e) {
+                log_error(std::string("compression failed, transfer ended: ") + e.what());
+                compress_failed = true;
+            }
+        }
+        msg.body().data = piece.empty() ? nullptr : const_cast<char*>(piece.data());
+        msg.body().size = piece.size();
+        msg.body().more = !last;
     };
     std::string held;
-    while (hold > 0 && !p.is_done() && held.size() < hold) {
+    while (o.hold > 0 && !p.is_done() && held.size() < o.hold) {
         auto [status, got] = co_await read_some(chunk->data(), chunk->size());
         if (status == 2) co_return RelayError::malformed_before_head;
         if (status) co_return RelayError::read;
         held.append(chunk->data(), got);
-        if (scanner && scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
+        if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
             co_return RelayError::blocked_before_head;
     }
-    msg.body().data = held.empty() ? nullptr : held.data();
-    msg.body().size = held.size();
-    msg.body().more = !p.is_done();
+    forward(held.data(), held.size());
     for (bool first = true; first || !sr.is_done(); first = false) {
+        if (compress_failed) co_return RelayError::write;  // the client gets a cut-off body, never a wrong one
         if (!first) {
             if (!p.is_done()) {
                 auto [status, got] = co_await read_some(chunk->data(), chunk->size());
                 if (status == 2) co_return RelayError::malformed;
                 if (status) co_return RelayError::read;
-                if (scanner && scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
+                if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
                     co_return RelayError::blocked_after_head;
-                msg.body().data = chunk->data();
-                msg.body().size = got;
-                msg.body().more = !p.is_done();
+                forward(chunk->data(), got);
             } else {
                 msg.body().data = nullptr;
                 msg.body().size = 0;
@@ -236,7 +276,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);
         if (!isRequest) {
             bump(client_side, n);
-            if (tx_bytes) *tx_bytes += static_cast<int64_t>(n);
+            if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
         }
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return RelayError::write;
@@ -246,13 +286,16 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
 
 // Copies bytes one way until EOF, error or idle timeout (upgraded connections, tunnels).
 template <class From, class To>
-net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>& counter) {
+net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>& counter, Throttle* throttle,
+                          Throttle::Direction direction) {
     std::vector<char> buf(16 * 1024);
+    const size_t chunk = throttle ? throttle->chunk(direction, buf.size()) : buf.size();
     for (;;) {
         lowest(from).expires_after(gw.cfg.tunnel_idle);
-        auto [ec, n] = co_await from.async_read_some(net::buffer(buf), use_nothrow);
+        auto [ec, n] = co_await from.async_read_some(net::buffer(buf.data(), chunk), use_nothrow);
         if (ec) co_return;
         bump(counter, n);
+        co_await pace(throttle, direction, n, gw);
         lowest(to).expires_after(gw.cfg.io);
         auto [ec2, m] = co_await net::async_write(to, net::buffer(buf.data(), n), use_nothrow);
         if (ec2) co_return;

@@ -42,6 +42,29 @@ public:
         return out;
     }
 
+    // A compressor when the response is worth compressing for this client (docs/traffic.md):
+    // it accepts gzip or br, the origin sent a compressible type uncompressed, whole (no
+    // range), at least compress.min_bytes (or of unknown length), and allows transformation.
+    template <class Request, class Response>
+    std::unique_ptr<Compressor> compress_for(const Request& req, const Response& res, bool https,
+                                             boost::optional<uint64_t> length) {
+        const auto& c = gw_.cfg;
+        if (!c.compress || (https && !c.compress_https)) return nullptr;
+        if (length && *length < c.compress_min_bytes) return nullptr;
+        if (res.result_int() == 206 || res.count(http::field::content_range) || req.count(http::field::range))
+            return nullptr;
+        if (auto ce = res[http::field::content_encoding]; !ce.empty() && !beast::iequals(ce, "identity")) return nullptr;
+        if (!compressible_type(res[http::field::content_type])) return nullptr;
+        if (has_no_transform(res[http::field::cache_control])) return nullptr;
+        auto coding = accepted_coding(req[http::field::accept_encoding]);
+        if (!coding) return nullptr;
+        compress_coding_ = *coding;
+        return Compressor::make(*coding);
+    }
+
+    // The connection's bandwidth limits (may be rebound between requests as the user changes).
+    void set_throttle(Throttle* t) { throttle_ = t; }
+
     // Relays one request and its response. Returns whether the client connection may carry
     // another request (keep-alive, nothing went wrong, not shutting down).
     net::awaitable<bool> transaction(RequestParser& req_parser, const Authority& origin, const std::string& raw_target,
@@ -136,8 +159,8 @@ public:
             std::unique_ptr<inspect::BodyScanner> req_scan;
             if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
             // Request bodies are always held up to hold_bytes, so a framing error there reaches no origin.
-            auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, req_scan.get(),
-                                            gw_.cfg.hold_bytes, &tx.rec().bytes_from_client);
+            BodyOptions upload{req_scan.get(), gw_.cfg.hold_bytes, &tx.rec().bytes_from_client, throttle_};
+            auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, upload);
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
             if (sent == RelayError::read) co_return false;  // the client went away mid-request
             if (sent == RelayError::malformed_before_head || sent == RelayError::malformed) {
@@ -223,6 +246,20 @@ public:
         } else {
             client_keep_alive = false;
         }
+        std::unique_ptr<Compressor> compressor;
+        if (!bodyless && version == 11) compressor = compress_for(in, head, scheme == "https", rp->content_length());
+        if (compressor) {
+            // The client gets another representation: its own encoding, chunked, a weak
+            // validator, and caches told that it varies with Accept-Encoding.
+            res.erase(http::field::content_length);
+            res.erase(http::field::accept_ranges);
+            res.chunked(true);
+            res.set(http::field::content_encoding, coding_name(compress_coding_));
+            if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
+                res.set(http::field::etag, "W/" + std::string(etag));
+            if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
+            else if (vary != "*") res.set(http::field::vary, std::string(vary) + ", Accept-Encoding");
+        }
         const bool upstream_keep_alive = head.keep_alive();
         res.keep_alive(client_keep_alive);
         std::unique_ptr<inspect::BodyScanner> res_scan;
@@ -238,8 +275,14 @@ public:
             if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
         }
         // Responses are held only when scanned: unscanned downloads stream at once.
-        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, res_scan.get(),
-                                           res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client);
+        BodyOptions download{res_scan.get(), res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client, throttle_,
+                             compressor.get()};
+        auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
+        if (compressor && relayed == RelayError::none) {
+            bump(gw_.counters.compressed);
+            bump(gw_.counters.compress_in_bytes, compressor->bytes_in());
+            bump(gw_.counters.compress_out_bytes, compressor->bytes_out());
+        }
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
         if (relayed == RelayError::blocked_before_head) {
@@ -414,8 +457,8 @@ private:
             if (e2) co_return false;
             cbuf_.clear();
         }
-        co_await (pump(client_, *upstream_, gw_, gw_.counters.bytes_in) ||
-                  pump(*upstream_, client_, gw_, gw_.counters.bytes_out));
+        co_await (pump(client_, *upstream_, gw_, gw_.counters.bytes_in, throttle_, Throttle::from_client) ||
+                  pump(*upstream_, client_, gw_, gw_.counters.bytes_out, throttle_, Throttle::to_client));
         upstream_.reset();
         co_return false;
     }
@@ -433,6 +476,8 @@ private:
     bool personal_ = false;  // connection-bound authentication seen: never handed to another client
     beast::flat_buffer ubuf_;
     std::string response_error_;
+    Throttle* throttle_ = nullptr;
+    Coding compress_coding_ = Coding::gzip;  // what compress_for chose
 };
 
 }  // namespace vigil::gateway

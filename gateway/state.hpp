@@ -23,6 +23,7 @@
 #include "gateway/config.hpp"
 #include "gateway/counters.hpp"
 #include "gateway/fetcher.hpp"
+#include "gateway/limits.hpp"
 #include "gateway/net_util.hpp"
 #include "gateway/audit/writer.hpp"
 #include "inspect/ruleset.hpp"
@@ -147,6 +148,7 @@ struct Gateway {
     tls::ExpiringCache<std::string> fetch_failures{4096};
     tls::ExpiringCache<tls::OcspAnswer> ocsp_answers{20000};
     std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
+    RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
 };
 
 // A session's handle in its worker's registry, so shutdown can close idle keep-alive
@@ -154,6 +156,7 @@ struct Gateway {
 struct SessionTrack {
     beast::tcp_stream* stream = nullptr;
     bool idle = false;
+    Throttle* throttle = nullptr;  // the connection's bandwidth limits (owned by the session)
 };
 
 // Member order matters: destroying the io_context destroys suspended sessions, which

@@ -25,6 +25,20 @@ BLOCK = bytes(range(256)) * 4096  # 1 MiB of a known pattern
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
+def text_body(n, word=""):
+    """n bytes of text that compresses well; `word` in the middle when given."""
+    line = b"<p>The quick brown fox jumps over the lazy dog, again and again.</p>\n"
+    body = (line * (n // len(line) + 1))[:n]
+    if word:
+        mid = n // 2
+        body = body[:mid] + word.encode() + body[mid + len(word):]
+    return body[:n]
+
+
+def brotli_decompress(data):
+    return subprocess.run(["brotli", "-d", "-c"], input=data, capture_output=True, check=True).stdout
+
+
 def brotli_compress(data):
     return subprocess.run(["brotli", "-c"], input=data, capture_output=True, check=True).stdout
 
@@ -184,6 +198,27 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 n -= len(chunk)
             return
+        if path.startswith("/text/"):  # N bytes of compressible text; ?type= ?cc= ?ce= ?word= ?chunked=1
+            from urllib.parse import parse_qs
+            q = parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "")
+            body = text_body(int(path.split("/")[2]), q.get("word", [""])[0])
+            extra = [("ETag", '"v1"'), ("Vary", "Origin")]
+            if "cc" in q:
+                extra.append(("Cache-Control", q["cc"][0]))
+            if "ce" in q:
+                extra.append(("Content-Encoding", q["ce"][0]))
+            ctype = q.get("type", ["text/html; charset=utf-8"])[0]
+            if q.get("chunked"):
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), 7000):
+                    piece = body[i:i + 7000]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            return self._send(200, body, ctype, extra)
         if path == "/eicar":
             return self._send(200, b"prefix " + EICAR + b" suffix")
         if path == "/eicar-gzip":
