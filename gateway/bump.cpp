@@ -214,7 +214,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) base.sni = sni;
     base.client_tls = tls_params(ssl);
 
-    auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up) {
+    auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up, Route&) {
         return connect_tls(gw, a, up, cid, client_ip);
     };
     HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, client_ip, connect_origin);

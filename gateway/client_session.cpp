@@ -89,15 +89,16 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
     beast::flat_buffer buf;
     HttpRelay<beast::tcp_stream, beast::tcp_stream> relay(
         gw, stream, buf, cid, remote.address().to_string(),
-        [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up) {
-            return connect_tcp(gw, a, up, cid);
+        [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up, Route& route) {
+            route.http = true;
+            return connect_tcp(gw, a, up, cid, &route);
         });
     relay.audit_base() = base;
     // Bandwidth limits: bound to the client's address now and to its groups once it signs in.
     Throttle throttle;
     const bool rate_limits = gw.cfg.client_rate > 0 || !gw.cfg.group_rates.empty();
     if (rate_limits) {
-        throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, "");
+        throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, {});
         relay.set_throttle(&throttle);
         scope.track().throttle = &throttle;
     }
@@ -134,7 +135,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         for (const auto& g : who.identity->groups) base.group += (base.group.empty() ? "" : ",") + g;
         relay.audit_base().user = base.user;
         relay.audit_base().group = base.group;
-        if (rate_limits) throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, base.group);
+        if (rate_limits) throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, who.identity->groups);
         if (req.method() == http::verb::connect) {
             co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), base);
             co_return;

@@ -1,5 +1,6 @@
 // TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
 #include "gateway/config.hpp"
+#include "gateway/framing.hpp"
 #include "gateway/limits.hpp"
 
 #include <algorithm>
@@ -124,6 +125,47 @@ std::vector<OriginException> get_origin_exceptions(const Where& w) {
         if (e.host.empty()) w.fail("every exception needs a host");
         if (e.allow.empty() && e.pin_sha256.empty()) w.fail(e.host + ": give allow = [...] or pin_sha256");
         out.push_back(std::move(e));
+    }
+    return out;
+}
+
+// [ { address = "proxy1.corp:3128", name = "dc1" }, "proxy2.corp:8080", ... ]
+std::vector<ParentConfig> get_parents(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of { address = \"host:port\", name = \"...\" }");
+    std::vector<ParentConfig> out;
+    for (const auto& el : *arr) {
+        Where at{w.file, el, w.key};
+        std::string address, name;
+        if (auto s = el.value<std::string>()) {
+            address = *s;
+        } else if (const toml::table* t = el.as_table()) {
+            for (const auto& [k, v] : *t) {
+                Where kv{w.file, v, w.key + "." + std::string(k.str())};
+                if (k.str() == "address") address = get_string(kv);
+                else if (k.str() == "name") name = get_string(kv);
+                else kv.fail("unknown key (address, name)");
+            }
+        } else {
+            at.fail("expected \"host:port\" or { address = \"host:port\", name = \"...\" }");
+        }
+        auto a = parse_authority(address, std::nullopt);
+        if (!a || a->port == 0) at.fail("\"" + address + "\" is not host:port");
+        out.push_back({name.empty() ? a->host_port() : name, a->host, a->port});
+    }
+    return out;
+}
+
+// Anchored host names: "intranet.example" (that name) or ".corp.example" (it and below).
+std::vector<std::string> get_host_list(const Where& w) {
+    std::vector<std::string> out;
+    for (auto h : get_string_list(w)) {
+        std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const std::string bare = !h.empty() && h.front() == '.' ? h.substr(1) : h;
+        if (bare.empty() || bare.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos ||
+            bare.front() == '.')
+            w.fail("\"" + h + "\": expected a host name, or .suffix for a domain and every name below it (no patterns)");
+        out.push_back(h);
     }
     return out;
 }
@@ -300,6 +342,16 @@ const std::map<std::string, Setter>& schema() {
         {"compress.https", [](Config& c, const Where& w) { c.compress_https = get_bool(w); }},
         {"compress.min_bytes",
          [](Config& c, const Where& w) { c.compress_min_bytes = uint64_t(get_int(w, 0, int64_t(1) << 30)); }},
+        {"upstream.parents", [](Config& c, const Where& w) { c.parents = get_parents(w); }},
+        {"upstream.selection",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "round-robin" && v != "host-hash") w.fail("expected \"round-robin\" or \"host-hash\"");
+             c.parent_selection = v;
+         }},
+        {"upstream.health_interval", [](Config& c, const Where& w) { c.parent_health_interval = get_seconds(w); }},
+        {"upstream.direct_fallback", [](Config& c, const Where& w) { c.parent_direct_fallback = get_bool(w); }},
+        {"upstream.direct_hosts", [](Config& c, const Where& w) { c.direct_hosts = get_host_list(w); }},
         {"limits.client_rate", [](Config& c, const Where& w) { c.client_rate = get_rate(w); }},
         {"limits.group_rate", [](Config& c, const Where& w) { c.group_rates = get_group_rates(w); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},

@@ -29,6 +29,13 @@ struct OriginException {
     std::string pin_sha256;          // "AB:CD:..." upper case, or ""
 };
 
+// One parent proxy (upstream.parents).
+struct ParentConfig {
+    std::string name;  // the configured name, or host:port
+    std::string host;
+    uint16_t port = 0;
+};
+
 struct Config {
     // [proxy]
     std::string listen = "127.0.0.1:3128";
@@ -97,6 +104,12 @@ struct Config {
     size_t max_connections_per_client = 512;   // one client address
     // Bandwidth per client address and per group, bytes per second each way; 0 = no limit.
     int64_t client_rate = 0;
+    // Parent proxies: all traffic but direct_hosts goes through them (docs/traffic.md).
+    std::vector<ParentConfig> parents;
+    std::string parent_selection = "round-robin";  // or "host-hash"
+    std::chrono::seconds parent_health_interval{5};
+    bool parent_direct_fallback = false;  // all parents down: go direct instead of refusing
+    std::vector<std::string> direct_hosts;  // exact names, or ".suffix"
     // Compressing uncompressed text responses for clients that accept gzip or br.
     bool compress = true;
     bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)

@@ -226,7 +226,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                                    ? 2
                                    : 1;
         const size_t got = cap - p.get().body().size;
-        co_await pace(o.throttle, direction, got, gw);
+        if (o.throttle) co_await pace(o.throttle, direction, got, gw);  // no coroutine frame when unlimited
         co_return std::pair<int, size_t>{status, got};
     };
     // The next piece to write: the bytes as read, or compressed (the last piece ends the stream).
@@ -295,7 +295,7 @@ net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>
         auto [ec, n] = co_await from.async_read_some(net::buffer(buf.data(), chunk), use_nothrow);
         if (ec) co_return;
         bump(counter, n);
-        co_await pace(throttle, direction, n, gw);
+        if (throttle) co_await pace(throttle, direction, n, gw);
         lowest(to).expires_after(gw.cfg.io);
         auto [ec2, m] = co_await net::async_write(to, net::buffer(buf.data(), n), use_nothrow);
         if (ec2) co_return;

@@ -52,23 +52,19 @@ size_t RateBuckets::size() {
     return buckets_.size();
 }
 
-void Throttle::bind(RateBuckets& buckets, const Config& cfg, const std::string& client_ip, const std::string& groups) {
-    const std::string key = client_ip + "|" + groups;
+void Throttle::bind(RateBuckets& buckets, const Config& cfg, const std::string& client_ip,
+                    const std::vector<std::string>& groups) {
+    std::string key = client_ip;
+    for (const auto& g : groups) key += "\n" + g;
     if (key == bound_) return;
-    bound_ = key;
+    bound_ = std::move(key);
     for (auto& b : buckets_) b.clear();
     static const char* kDir[] = {" down", " up"};
     for (int d = 0; d < 2; ++d) {
         if (cfg.client_rate > 0) buckets_[d].push_back(buckets.get("client " + client_ip + kDir[d], cfg.client_rate));
-        size_t start = 0;
-        while (start < groups.size()) {
-            size_t end = groups.find(',', start);
-            if (end == std::string::npos) end = groups.size();
-            const std::string g = groups.substr(start, end - start);
+        for (const auto& g : groups)
             if (auto it = cfg.group_rates.find(g); it != cfg.group_rates.end())
                 buckets_[d].push_back(buckets.get("group " + g + kDir[d], it->second));
-            start = end + 1;
-        }
     }
 }
 

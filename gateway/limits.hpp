@@ -51,9 +51,9 @@ private:
 class Throttle {
 public:
     enum Direction { to_client = 0, from_client = 1 };
-    // (Re)binds to the client's and its groups' buckets; groups as the audit record keeps
-    // them (comma-separated). No buckets when no limit applies.
-    void bind(RateBuckets& buckets, const Config& cfg, const std::string& client_ip, const std::string& groups);
+    // (Re)binds to the client's and its groups' buckets. No buckets when no limit applies.
+    void bind(RateBuckets& buckets, const Config& cfg, const std::string& client_ip,
+              const std::vector<std::string>& groups);
     bool limited() const { return !buckets_[0].empty(); }
     // The most bytes to move in one read so the pacing stays smooth at low rates.
     size_t chunk(Direction d, size_t cap) const;

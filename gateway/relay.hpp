@@ -8,6 +8,7 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
+#include "gateway/upstream.hpp"
 
 namespace vigil::gateway {
 
@@ -15,7 +16,8 @@ template <class Client, class Upstream>
 class HttpRelay {
 public:
     // Opens an origin connection into the slot, or says why it could not (a page to answer with).
-    using Connect = std::function<net::awaitable<std::optional<PageInfo>>(const Authority&, std::optional<Upstream>&)>;
+    using Connect =
+        std::function<net::awaitable<std::optional<PageInfo>>(const Authority&, std::optional<Upstream>&, Route&)>;
 
     HttpRelay(Gateway& gw, Client& client, beast::flat_buffer& client_buf, uint64_t conn_id, std::string client_ip,
               Connect connect)
@@ -143,7 +145,7 @@ public:
             if (!reused) {
                 upstream_.reset();
                 ubuf_.clear();
-                if (auto failure = co_await connect_(origin, upstream_)) {
+                if (auto failure = co_await connect_(origin, upstream_, route_)) {
                     co_await page(*failure, version);
                     co_return false;
                 }
@@ -159,6 +161,8 @@ public:
             std::unique_ptr<inspect::BodyScanner> req_scan;
             if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
             // Request bodies are always held up to hold_bytes, so a framing error there reaches no origin.
+            // A parent proxy takes the request in absolute-form; an origin in origin-form.
+            out.target(route_.via_parent ? full_url(scheme, origin, target) : target);
             BodyOptions upload{req_scan.get(), gw_.cfg.hold_bytes, &tx.rec().bytes_from_client, throttle_};
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, upload);
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
@@ -477,6 +481,7 @@ private:
     beast::flat_buffer ubuf_;
     std::string response_error_;
     Throttle* throttle_ = nullptr;
+    Route route_;  // how upstream_ was connected
     Coding compress_coding_ = Coding::gzip;  // what compress_for chose
 };
 

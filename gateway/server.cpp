@@ -202,6 +202,7 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     tls::use_intermediate_pool(gw->origin_ctx->native_handle(), &gw->intermediates);
     if (cfg.aia_fetch || cfg.revocation == "ocsp")
         gw->fetcher = std::make_unique<Fetcher>(FetchLimits{cfg.fetch, 64 * 1024, cfg.allow_private_destinations});
+    gw->parents.configure(cfg);
     gw->rules.store(load_rules(cfg, rules_stamp_out));
     if (!cfg.audit_path.empty() || !cfg.audit_jsonl.empty() || !cfg.audit_syslog.empty()) {
         audit::WriterOptions ao;
@@ -217,6 +218,18 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     RAND_bytes(key, sizeof key);
     gw->warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
     return gw;
+}
+
+// Parent proxies are checked every upstream.health_interval: a TCP connection each; a parent
+// that accepts is up, one that does not is down until it accepts again. A failed connection
+// on behalf of a client marks a parent down at once (see connect_tcp).
+net::awaitable<void> parent_health_loop(Gateway& gw) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!gw.stopping) {
+        co_await check_parents(gw);
+        timer.expires_after(gw.cfg.parent_health_interval);
+        co_await timer.async_wait(use_nothrow);
+    }
 }
 
 net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
@@ -341,6 +354,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         net::co_spawn(workers[0]->ioc, admin_accept_loop(*gw, *admin), net::detached);
     }
     for (auto& w : workers) net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
+    if (!gw->parents.empty()) net::co_spawn(workers[0]->ioc, parent_health_loop(*gw), net::detached);
 
     std::vector<std::thread> threads;
     std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;

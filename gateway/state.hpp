@@ -24,6 +24,7 @@
 #include "gateway/counters.hpp"
 #include "gateway/fetcher.hpp"
 #include "gateway/limits.hpp"
+#include "gateway/parents.hpp"
 #include "gateway/net_util.hpp"
 #include "gateway/audit/writer.hpp"
 #include "inspect/ruleset.hpp"
@@ -149,6 +150,7 @@ struct Gateway {
     tls::ExpiringCache<tls::OcspAnswer> ocsp_answers{20000};
     std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
     RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
+    Parents parents;           // upstream.parents (empty: everything goes direct)
 };
 
 // A session's handle in its worker's registry, so shutdown can close idle keep-alive

@@ -33,7 +33,8 @@ bool is_own_listener(const Gateway& gw, const tcp::endpoint& ep) {
 }
 
 // Resolves and filters the origin's addresses; a page when none may be used.
-net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a, std::vector<tcp::endpoint>& eps) {
+net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a, std::vector<tcp::endpoint>& eps,
+                                               bool parent) {
     using namespace net::experimental::awaitable_operators;
     boost::system::error_code parse_ec;
     auto literal = net::ip::make_address(a.host, parse_ec);
@@ -62,7 +63,7 @@ net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a,
         co_return PageInfo{508, "Request loop refused", "the destination is this gateway itself", a.host_port(),
                            "loop_detected"};
     }
-    if (!gw.cfg.allow_private_destinations) {
+    if (!gw.cfg.allow_private_destinations && !parent) {  // parents are the admin's choice, often private
         std::erase_if(eps, [](const tcp::endpoint& ep) { return is_non_public(ep.address()); });
         if (eps.empty()) {
             bump(gw.counters.private_denied);
@@ -75,27 +76,125 @@ net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a,
     co_return std::nullopt;
 }
 
-}  // namespace
-
-net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority& origin,
-                                                   std::optional<beast::tcp_stream>& out, uint64_t cid) {
+// Connects `out` to `origin` — the destination itself, or a parent proxy.
+net::awaitable<std::optional<PageInfo>> connect_to(Gateway& gw, const Authority& origin,
+                                                  std::optional<beast::tcp_stream>& out, uint64_t cid, bool parent) {
     std::vector<tcp::endpoint> eps;
-    if (auto refused = co_await resolve(gw, origin, eps)) co_return refused;
+    if (auto refused = co_await resolve(gw, origin, eps, parent)) co_return refused;
     out.emplace(co_await net::this_coro::executor);
     out->expires_after(gw.cfg.connect);
     auto [ec, ep] = co_await out->async_connect(eps, use_nothrow);
     if (ec) {
         out.reset();
+        const std::string what = parent ? "the parent proxy" : "the origin server";
         if (ec == beast::error::timeout)
-            co_return unreachable(gw, 504, "connect_timeout", "connecting to the origin server timed out", origin);
+            co_return unreachable(gw, 504, "connect_timeout", "connecting to " + what + " timed out", origin);
         if (ec == net::error::connection_refused)
-            co_return unreachable(gw, 502, "connection_refused", "the origin server refused the connection", origin);
-        co_return unreachable(gw, 502, "connect_failed", "connecting to the origin server failed: " + ec.message(),
-                              origin);
+            co_return unreachable(gw, 502, "connection_refused", what + " refused the connection", origin);
+        co_return unreachable(gw, 502, "connect_failed", "connecting to " + what + " failed: " + ec.message(), origin);
     }
     out->socket().set_option(tcp::no_delay(true), ec);
     log_debug("connected to " + origin.host_port() + " at " + ep.address().to_string(), cid);
     co_return std::nullopt;
+}
+
+// Asks the parent for a tunnel to `origin` over `s` (CONNECT). Reads exactly the parent's
+// answer head and nothing past it: what follows belongs to the origin. `broken` says the
+// parent itself failed (no answer, closed, garbage), as opposed to refusing.
+net::awaitable<std::optional<PageInfo>> open_tunnel(Gateway& gw, beast::tcp_stream& s, const Authority& origin,
+                                                   const ParentProxy& p, bool& broken) {
+    using namespace net::experimental::awaitable_operators;
+    broken = true;
+    const std::string request = "CONNECT " + origin.host_port() + " HTTP/1.1\r\nHost: " + origin.host_port() + "\r\n\r\n";
+    s.expires_after(gw.cfg.connect);
+    auto [wec, wn] = co_await net::async_write(s, net::buffer(request), use_nothrow);
+    auto failed = [&](const std::string& why) {
+        return PageInfo{502, "The parent proxy failed", "parent proxy " + p.name + ": " + why, origin.host_port(),
+                        "parent_failed"};
+    };
+    if (wec) co_return failed("sending CONNECT failed: " + wec.message());
+    std::string head;
+    error_code nb;
+    s.socket().non_blocking(true, nb);  // the peeks below must never block the worker
+    net::steady_timer timer(co_await net::this_coro::executor, gw.cfg.connect);
+    for (;;) {
+        auto ready = co_await (s.socket().async_wait(tcp::socket::wait_read, use_nothrow) || timer.async_wait(use_nothrow));
+        if (ready.index() == 1) co_return failed("no answer to CONNECT in time");
+        char peek[4096];
+        error_code ec;
+        const size_t n = s.socket().receive(net::buffer(peek), tcp::socket::message_peek, ec);
+        if (ec == net::error::would_block) continue;
+        if (ec || n == 0) co_return failed("closed the connection before answering CONNECT");
+        const size_t before = head.size();
+        head.append(peek, n);
+        const size_t end = head.find("\r\n\r\n");
+        const size_t take = end == std::string::npos ? n : end + 4 - before;
+        head.resize(before + take);
+        s.socket().receive(net::buffer(peek, take), 0, ec);  // consume what was peeked, up to the head's end
+        if (ec) co_return failed("reading the answer to CONNECT failed: " + ec.message());
+        if (end != std::string::npos) break;
+        if (head.size() > 16 * 1024) co_return failed("its answer to CONNECT is over 16 KiB");
+    }
+    const std::string status_line = head.substr(0, head.find("\r\n"));
+    if (status_line.size() < 12 || status_line.compare(0, 7, "HTTP/1.") != 0)
+        co_return failed("not an HTTP answer to CONNECT");
+    broken = false;
+    if (status_line.compare(9, 3, "200") == 0) co_return std::nullopt;
+    co_return PageInfo{502, "The parent proxy refused the connection",
+                       "parent proxy " + p.name + " answered \"" + status_line.substr(0, 200) + "\"", origin.host_port(),
+                       "parent_refused"};
+}
+
+void note_parent_state(Gateway& gw, ParentProxy& p, bool up, const std::string& why) {
+    if (!Parents::set_up(p, up)) return;
+    if (up) {
+        log_info("parent proxy " + p.name + " is up again");
+    } else {
+        bump(gw.counters.parent_down);
+        log_warn("parent proxy " + p.name + " is down: " + why + "; traffic goes to the other parents");
+    }
+}
+
+}  // namespace
+
+net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority& origin,
+                                                   std::optional<beast::tcp_stream>& out, uint64_t cid, Route* route) {
+    if (route) route->via_parent = false;
+    if (gw.parents.empty() || gw.parents.goes_direct(origin.host))
+        co_return co_await connect_to(gw, origin, out, cid, false);
+    std::string last_error;
+    for (ParentProxy* p : gw.parents.candidates(origin.host)) {
+        const Authority address{p->host, p->port};
+        auto failure = co_await connect_to(gw, address, out, cid, true);
+        bool broken = failure.has_value();
+        if (!failure && !(route && route->http)) failure = co_await open_tunnel(gw, *out, origin, *p, broken);
+        if (!failure) {
+            if (route) route->via_parent = route->http;
+            log_debug("to " + origin.host_port() + " through parent proxy " + p->name, cid);
+            co_return std::nullopt;
+        }
+        out.reset();
+        if (!broken) co_return failure;  // the parent works and said no: its answer stands
+        last_error = p->name + ": " + failure->reason;
+        note_parent_state(gw, *p, false, failure->reason);
+        bump(gw.counters.parent_failovers);
+    }
+    if (gw.cfg.parent_direct_fallback) {
+        log_warn("no parent proxy reachable (" + last_error + "); going direct (upstream.direct_fallback)", cid);
+        co_return co_await connect_to(gw, origin, out, cid, false);
+    }
+    co_return PageInfo{502, "No parent proxy available",
+                       "none of the parent proxies could be reached (last: " + last_error + ")", origin.host_port(),
+                       "parent_unavailable"};
+}
+
+net::awaitable<void> check_parents(Gateway& gw) {
+    for (const auto& p : gw.parents.all()) {
+        std::optional<beast::tcp_stream> s;
+        const Authority address{p->host, p->port};
+        auto failure = co_await connect_to(gw, address, s, 0, true);
+        note_parent_state(gw, *p, !failure, failure ? failure->reason : "");
+    }
 }
 
 UpstreamPool*& UpstreamPool::current() {

@@ -16,9 +16,23 @@ namespace vigil::gateway {
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-// Connects `out` (fresh) to the origin, or returns the page that says why not.
+// How a connection to an origin was made. With parent proxies (upstream.parents), a plain
+// HTTP relay (http = true) connects to the parent itself and sends its requests in
+// absolute-form (via_parent); every other use gets a CONNECT tunnel through the parent.
+struct Route {
+    bool http = false;        // in: the caller speaks plain HTTP over the connection
+    bool via_parent = false;  // out: connected to a parent proxy, which expects absolute-form
+};
+
+// Connects `out` (fresh) to the origin — directly, or through the first parent proxy that
+// answers (failing over to the next, marking the failed one down) — or returns the page that
+// says why not.
 net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority& origin,
-                                                   std::optional<beast::tcp_stream>& out, uint64_t cid);
+                                                   std::optional<beast::tcp_stream>& out, uint64_t cid,
+                                                   Route* route = nullptr);
+
+// Active health check: connects to every parent once and marks it up or down.
+net::awaitable<void> check_parents(Gateway& gw);
 
 // Connects and completes a TLS handshake whose certificate chain and name were verified —
 // or whose problems tls.origin_exceptions or this client's "continue" past a certificate

@@ -55,7 +55,7 @@ TEST(Throttle, ClientAndEveryLimitedGroupAreCharged) {
     cfg.group_rates = {{"staff", 100'000}};
     RateBuckets buckets;
     Throttle t;
-    t.bind(buckets, cfg, "10.0.0.9", "finance,staff");
+    t.bind(buckets, cfg, "10.0.0.9", {"finance", "staff"});
     EXPECT_TRUE(t.limited());
     EXPECT_EQ(t.chunk(Throttle::to_client, 65536), 100'000u / 16);  // the slowest bucket sets the chunk
     EXPECT_EQ(t.take(Throttle::to_client, 16 * 1024), 0ns);         // within both bursts
@@ -63,7 +63,7 @@ TEST(Throttle, ClientAndEveryLimitedGroupAreCharged) {
     EXPECT_EQ(t.take(Throttle::from_client, 16 * 1024), 0ns);       // the other direction has its own
     Throttle none;
     cfg.client_rate = 0;
-    none.bind(buckets, cfg, "10.0.0.9", "finance");
+    none.bind(buckets, cfg, "10.0.0.9", {"finance"});
     EXPECT_FALSE(none.limited());
     EXPECT_EQ(none.take(Throttle::to_client, 1'000'000'000), 0ns);
 }

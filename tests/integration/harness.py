@@ -325,6 +325,123 @@ class Origin:
         self.httpd.server_close()
 
 
+class ParentProxy:
+    """A small forward proxy on 127.0.0.1 to stand for a site's parent proxy: CONNECT tunnels
+    and absolute-form requests (answered with Connection: close), every name reached at
+    127.0.0.1; counts what it served. kill() makes it vanish: listener and connections closed."""
+
+    def __init__(self, label, refuse_connect=False):
+        self.label = label
+        self.refuse_connect = refuse_connect  # answers every CONNECT with 403
+        self.counts = {"connect": 0, "http": 0}
+        self.targets = []
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.add(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_head(s):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None, b""
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        return head.decode("latin-1"), rest
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _serve(self, c):
+        try:
+            head, rest = self._read_head(c)
+            if head is None:
+                return
+            lines = head.split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            with self.lock:
+                self.targets.append(method + " " + target)
+            if method == "CONNECT" and self.refuse_connect:
+                c.sendall(b"HTTP/1.1 403 Forbidden by policy\r\nContent-Length: 0\r\n\r\n")
+                return
+            if method == "CONNECT":
+                port = int(target.rsplit(":", 1)[1])
+                up = socket.create_connection(("127.0.0.1", port))
+                with self.lock:
+                    self.counts["connect"] += 1
+                    self.conns.add(up)
+                c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    up.sendall(rest)
+                threading.Thread(target=self._pipe, args=(up, c), daemon=True).start()
+                self._pipe(c, up)
+                return
+            if not target.startswith("http://"):
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            authority, path = (target[7:].split("/", 1) + [""])[:2]
+            port = int(authority.rsplit(":", 1)[1]) if ":" in authority else 80
+            up = socket.create_connection(("127.0.0.1", port))
+            with self.lock:
+                self.counts["http"] += 1
+                self.conns.add(up)
+            fields = [l for l in lines[1:] if not l.lower().startswith(("connection:", "proxy-connection:"))]
+            up.sendall(("%s /%s HTTP/1.1\r\n%s\r\nConnection: close\r\n\r\n" %
+                        (method, path, "\r\n".join(fields))).encode("latin-1") + rest)
+            threading.Thread(target=self._pipe, args=(c, up), daemon=True).start()  # the rest of a body
+            rhead, rrest = self._read_head(up)
+            if rhead is None:
+                return
+            rlines = [l for l in rhead.split("\r\n") if not l.lower().startswith("connection:")]
+            c.sendall(("\r\n".join(rlines) + "\r\nConnection: close\r\n\r\n").encode("latin-1") + rrest)
+            self._pipe(up, c)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def kill(self):
+        self.sock.close()
+        with self.lock:
+            for x in list(self.conns):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                    x.close()
+                except OSError:
+                    pass
+
+
 class Recorder:
     """A TCP server that records every byte it receives and never answers: proves what reached it."""
 

@@ -1,7 +1,8 @@
 """Traffic through the real gateway: per-client and per-group bandwidth limits (token buckets,
 paced by timers on the workers), measured with real curl clients from different loopback
 addresses, in plain HTTP, inside the bump, for uploads and spliced tunnels; on-the-fly gzip/br
-compression of text responses, and every case where it must not happen; bad values refused."""
+compression of text responses, and every case where it must not happen; parent proxies with
+failover, health checks, host-hash, direct hosts and direct fallback; bad values refused."""
 
 import os
 import subprocess
@@ -13,8 +14,8 @@ import urllib.request
 import gzip
 import http.client
 
-from harness import (BIN_DIR, VIGIL, Origin, Pki, Vigil, VIGIL_CA, brotli_decompress, curl, make_workdir, remove_workdir,
-                     run, text_body)
+from harness import (BIN_DIR, VIGIL, Origin, ParentProxy, Pki, Vigil, VIGIL_CA, brotli_decompress, curl, free_port,
+                     make_workdir, remove_workdir, run, text_body)
 
 RULES = os.path.join(BIN_DIR, "vigil-rules")
 W = {}
@@ -56,15 +57,35 @@ def setUpModule():
     W["groups"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                         extra_args=common + ["--set", "auth.required=true",
                                              "--set", 'limits.group_rate={ staff = "500KB" }'])
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2"):
+        W[name] = ParentProxy(name)
+    W["r1"] = ParentProxy("r1", refuse_connect=True)
+
+    def parents(*names, extra=()):
+        listing = ", ".join('{ address = "127.0.0.1:%d", name = "%s" }' % (W[n].port, n) for n in names)
+        return Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
+                     extra_args=common + ["--set", "upstream.parents=[%s]" % listing,
+                                          "--set", "upstream.health_interval=1"] + list(extra))
+    W["parents"] = parents("p1", "p2", extra=["--set", 'upstream.direct_hosts=[".direct.test"]'])
+    W["hashing"] = parents("p3", "p4", extra=["--set", 'upstream.selection="host-hash"'])
+    W["failover"] = parents("f1", "f2")
+    W["refusing"] = parents("r1")
+    dead = '[{ address = "127.0.0.1:%d", name = "gone" }]' % free_port()
+    W["no_parent"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
+                           extra_args=common + ["--set", "upstream.parents=" + dead])
+    W["fallback"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
+                          extra_args=common + ["--set", "upstream.parents=" + dead, "--set", "upstream.direct_fallback=true"])
     W["compress"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=common + ["--set", "compress.https=true"])
 
 
 def tearDownModule():
-    for v in ("vigil", "groups", "compress"):
+    for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "no_parent", "fallback"):
         if W[v].proc.poll() is None:
             W[v].stop()
     for o in ("plain", "tls", "bank"):
         W[o].close()
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "r1"):
+        W[name].kill()
     remove_workdir(W["dir"])
 
 
@@ -259,6 +280,92 @@ class Compression(unittest.TestCase):
         conn.close()
 
 
+def metric(gateway, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % W[gateway].admin_port, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+    return None
+
+
+class Parents(unittest.TestCase):
+    def test_plain_and_bumped_requests_go_through_the_parents(self):
+        before = {n: dict(W[n].counts) for n in ("p1", "p2")}
+        for i in range(4):
+            status, h, body = get("/hello?%d" % i, proxy="parents")
+            self.assertEqual((status, body), (200, b"hello from plain"))
+        http_served = [W[n].counts["http"] - before[n]["http"] for n in ("p1", "p2")]
+        self.assertEqual(sum(http_served), 4)
+        self.assertTrue(all(n >= 1 for n in http_served), http_served)  # round-robin used both
+        # The parents got absolute-form requests for plain HTTP.
+        self.assertIn("GET http://127.0.0.1:%d/hello?0" % W["plain"].port, W["p1"].targets + W["p2"].targets)
+        url = "https://www.files.test:%d/hello" % W["tls"].port
+        for _ in range(2):
+            code, status, headers, body, err = curl("-x", W["parents"].proxy, "--cacert",
+                                                    os.path.join(W["ca"], "root.pem"), url)
+            self.assertEqual((code, status, body), (0, 200, b"hello from files"), err)
+        connects = [W[n].counts["connect"] - before[n]["connect"] for n in ("p1", "p2")]
+        self.assertGreaterEqual(sum(connects), 1)  # bumped: a CONNECT tunnel through a parent
+        self.assertIn("CONNECT www.files.test:%d" % W["tls"].port, W["p1"].targets + W["p2"].targets)
+
+    def test_direct_hosts_skip_the_parents(self):
+        before = W["p1"].counts["http"] + W["p2"].counts["http"]
+        status, h, body = get("/hello", proxy="parents")  # 127.0.0.1: through a parent
+        conn = http.client.HTTPConnection("127.0.0.1", W["parents"].port, timeout=30)
+        conn.request("GET", "http://www.direct.test:%d/hello" % W["plain"].port)
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"hello from plain"))
+        conn.close()
+        self.assertEqual(W["p1"].counts["http"] + W["p2"].counts["http"], before + 1)
+
+    def test_host_hash_keeps_a_host_on_one_parent(self):
+        for i in range(6):
+            status, h, body = get("/hello?%d" % i, proxy="hashing")
+            self.assertEqual(status, 200)
+        served = sorted([W["p3"].counts["http"], W["p4"].counts["http"]])
+        self.assertEqual(served, [0, 6])
+
+    def test_killed_parent_fails_no_new_request(self):
+        results = []
+        t0 = time.time()
+        killed_at = None
+        while time.time() - t0 < 4:
+            if killed_at is None and time.time() - t0 > 1:
+                W["f1"].kill()
+                killed_at = time.time()
+            start = time.time()
+            try:
+                status, h, body = get("/hello", proxy="failover")
+                ok = status == 200 and body == b"hello from plain"
+            except OSError:
+                ok = False
+            results.append((start, ok))
+        after = [ok for start, ok in results if start > killed_at]
+        self.assertGreater(len(after), 20)
+        # Every request that started after the kill succeeded: a refused connection to f1 fails
+        # over to f2 within the request, and the health check keeps f1 out afterwards.
+        self.assertTrue(all(after), "%d of %d failed" % (after.count(False), len(after)))
+        self.assertGreater(W["f2"].counts["http"], len(after) - 1)
+        self.assertEqual(metric("failover", "vigil_parent_down_total"), 1)
+
+    def test_a_parent_refusing_a_tunnel_is_answered_not_failed_over(self):
+        url = "https://www.files.test:%d/hello" % W["tls"].port
+        code, status, headers, body, err = curl("-x", W["refusing"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                                                url)
+        self.assertEqual(status, 502, err)
+        self.assertIn("x-vigil-reason: parent_refused", headers.lower())
+        self.assertIn(b"403 Forbidden by policy", body)
+        self.assertEqual(metric("refusing", "vigil_parent_down_total"), 0)  # it works; it said no
+
+    def test_all_parents_down(self):
+        status, h, body = get("/hello", proxy="no_parent")
+        self.assertEqual(status, 502)
+        self.assertEqual(h.get("x-vigil-reason"), "parent_unavailable")
+        self.assertIn(b"none of the parent proxies could be reached", body)
+        status, h, body = get("/hello", proxy="fallback")  # upstream.direct_fallback = true
+        self.assertEqual((status, body), (200, b"hello from plain"))
+
+
 class Config(unittest.TestCase):
     def check(self, *sets):
         args = [VIGIL, "--check-config", "--ca-dir", W["ca"]]
@@ -271,7 +378,10 @@ class Config(unittest.TestCase):
             p = self.check("limits.client_rate=" + value)
             self.assertEqual(p.returncode, 0, value + ": " + p.stderr)
         p = self.check('limits.group_rate={ guests = "1MB", staff = 2000000 }', "compress.enabled=false",
-                       "compress.https=true", "compress.min_bytes=256")
+                       "compress.https=true", "compress.min_bytes=256",
+                       'upstream.parents=["proxy1.corp:3128", { address = "10.0.0.5:8080", name = "dc2" }]',
+                       'upstream.selection="host-hash"', "upstream.health_interval=10", "upstream.direct_fallback=true",
+                       'upstream.direct_hosts=["intranet.example", ".corp.example"]')
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_bad_rates_are_refused_with_the_key(self):
@@ -287,6 +397,14 @@ class Config(unittest.TestCase):
         p = self.check('limits.group_rate="1MB"')
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("expected a table", p.stderr)
+        for setting, why in (('upstream.parents=["proxy1.corp"]', "is not host:port"),
+                             ('upstream.parents=[{ addr = "a:1" }]', "unknown key"),
+                             ('upstream.selection="fastest"', "round-robin"),
+                             ('upstream.direct_hosts=["*.corp.example"]', "no patterns")):
+            p = self.check(setting)
+            self.assertNotEqual(p.returncode, 0, setting)
+            self.assertIn(setting.split("=")[0], p.stderr)
+            self.assertIn(why, p.stderr)
 
 
 class Counters(unittest.TestCase):

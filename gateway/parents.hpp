@@ -1,0 +1,44 @@
+// Internal: parent proxies (upstream.parents) — which parent to try for a destination, which
+// are up (active health checks and failed connections), and which hosts go direct.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vigil::gateway {
+
+struct Config;
+
+struct ParentProxy {
+    std::string name;  // for logs and pages: the configured name, or host:port
+    std::string host;
+    uint16_t port = 0;
+    std::atomic<bool> up{true};
+};
+
+class Parents {
+public:
+    enum class Selection { round_robin, host_hash };
+    void configure(const Config& cfg);
+    bool empty() const { return parents_.empty(); }
+    // Whether `host` goes direct, never through a parent (upstream.direct_hosts: exact names,
+    // or ".suffix" for the name and every name below it — anchored, never a pattern).
+    bool goes_direct(const std::string& host) const;
+    // The parents to try for `host`, in order: the ones up, starting where the selection
+    // says; when none is up, all of them (one may have come back since the last check).
+    std::vector<ParentProxy*> candidates(const std::string& host);
+    const std::vector<std::unique_ptr<ParentProxy>>& all() const { return parents_; }
+    // Records a parent's state; returns whether it changed (for the log).
+    static bool set_up(ParentProxy& p, bool up) { return p.up.exchange(up) != up; }
+
+private:
+    std::vector<std::unique_ptr<ParentProxy>> parents_;
+    std::vector<std::string> direct_;
+    Selection selection_ = Selection::round_robin;
+    std::atomic<uint64_t> next_{0};
+};
+
+}  // namespace vigil::gateway
