@@ -44,7 +44,8 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
     using namespace net::experimental::awaitable_operators;
     const uint64_t cid = tx.rec().conn_id;
     std::optional<beast::tcp_stream> up;
-    if (auto failure = co_await connect_tcp(gw, origin, up, cid)) {
+    Route route;  // holds the count at a parent proxy while the tunnel lasts
+    if (auto failure = co_await connect_tcp(gw, origin, up, cid, &route)) {
         co_await write_page(stream, gw, *failure, version, &tx);
         co_return;
     }
@@ -214,8 +215,8 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) base.sni = sni;
     base.client_tls = tls_params(ssl);
 
-    auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up, Route&) {
-        return connect_tls(gw, a, up, cid, client_ip);
+    auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up, Route& route) {
+        return connect_tls(gw, a, up, cid, client_ip, nullptr, &route);
     };
     HttpRelay<TlsStream, TlsStream> relay(gw, client, buf, cid, client_ip, connect_origin);
     relay.set_throttle(track.throttle);
@@ -239,12 +240,13 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     auto connect_and_adopt = [&]() -> net::awaitable<void> {
         std::optional<TlsStream> upstream;
         std::string accepted;
-        origin_failure = co_await connect_tls(gw, *origin, upstream, cid, client_ip, &accepted);
+        Route route;
+        origin_failure = co_await connect_tls(gw, *origin, upstream, cid, client_ip, &accepted, &route);
         cert_warning = false;
         if (!origin_failure) {
             base.origin_cert = accepted.empty() ? "ok" : accepted;
             base.origin_tls = tls_params(upstream->native_handle());
-            relay.adopt(std::move(upstream), *origin);
+            relay.adopt(std::move(upstream), *origin, std::move(route));
         } else {
             base.origin_cert = origin_failure->code;
             if (warnable_certificate_problem(gw, *origin_failure)) {
@@ -316,11 +318,12 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     // chain verified cleanly (nothing an exception, pin or "continue" accepted).
     if (UpstreamPool* pool = UpstreamPool::current(); pool && !gw.stopping) {
         std::string key;
-        if (auto idle = relay.release_idle_upstream(key)) {
+        std::shared_ptr<ParentLease> lease;
+        if (auto idle = relay.release_idle_upstream(key, lease)) {
             // Nothing the origin sent may wait inside TLS for the next client to read as its own.
             SSL* up = idle->native_handle();
             if (tls::accepted_problems(up).empty() && !SSL_has_pending(up) && BIO_ctrl_pending(SSL_get_rbio(up)) == 0)
-                pool->give(key, std::move(*idle));
+                pool->give(key, std::move(*idle), std::move(lease));
         }
     }
     // close_notify, so clients can tell a finished connection from a truncated one.

@@ -346,7 +346,8 @@ const std::map<std::string, Setter>& schema() {
         {"upstream.selection",
          [](Config& c, const Where& w) {
              auto v = get_string(w);
-             if (v != "round-robin" && v != "host-hash") w.fail("expected \"round-robin\" or \"host-hash\"");
+             if (v != "round-robin" && v != "least-connections" && v != "host-hash")
+                 w.fail("expected \"round-robin\", \"least-connections\" or \"host-hash\"");
              c.parent_selection = v;
          }},
         {"upstream.health_interval", [](Config& c, const Where& w) { c.parent_health_interval = get_seconds(w); }},

@@ -106,7 +106,7 @@ struct Config {
     int64_t client_rate = 0;
     // Parent proxies: all traffic but direct_hosts goes through them (docs/traffic.md).
     std::vector<ParentConfig> parents;
-    std::string parent_selection = "round-robin";  // or "host-hash"
+    std::string parent_selection = "round-robin";  // or "least-connections", "host-hash"
     std::chrono::seconds parent_health_interval{5};
     bool parent_direct_fallback = false;  // all parents down: go direct instead of refusing
     std::vector<std::string> direct_hosts;  // exact names, or ".suffix"

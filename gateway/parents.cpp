@@ -1,6 +1,7 @@
 // Parent proxy selection and direct-host matching.
 #include "gateway/parents.hpp"
 
+#include <algorithm>
 #include <functional>
 
 #include "gateway/config.hpp"
@@ -17,7 +18,9 @@ void Parents::configure(const Config& cfg) {
         parents_.push_back(std::move(p));
     }
     direct_ = cfg.direct_hosts;
-    selection_ = cfg.parent_selection == "host-hash" ? Selection::host_hash : Selection::round_robin;
+    selection_ = cfg.parent_selection == "host-hash"           ? Selection::host_hash
+                 : cfg.parent_selection == "least-connections" ? Selection::least_connections
+                                                               : Selection::round_robin;
 }
 
 bool Parents::goes_direct(const std::string& host) const {
@@ -44,7 +47,10 @@ std::vector<ParentProxy*> Parents::candidates(const std::string& host) {
         all.push_back(p);
         if (p->up.load()) up.push_back(p);
     }
-    return up.empty() ? all : up;
+    auto& out = up.empty() ? all : up;
+    if (selection_ == Selection::least_connections)
+        std::stable_sort(out.begin(), out.end(), [](ParentProxy* a, ParentProxy* b) { return a->open < b->open; });
+    return out;
 }
 
 }  // namespace vigil::gateway

@@ -28,19 +28,21 @@ public:
     audit::Record& audit_base() { return base_; }
 
     // Starts with an origin connection made earlier (the bump connects before the first request).
-    void adopt(std::optional<Upstream> up, const Authority& origin) {
+    void adopt(std::optional<Upstream> up, const Authority& origin, Route route) {
         upstream_ = std::move(up);
+        route_ = std::move(route);
         key_ = origin.host_port();
     }
 
     // After the last transaction: the origin connection, when it is idle and clean (every error
     // path drops it; nothing read past the last response) and carries no connection-bound
     // authentication, for another client.
-    std::optional<Upstream> release_idle_upstream(std::string& key) {
+    std::optional<Upstream> release_idle_upstream(std::string& key, std::shared_ptr<ParentLease>& lease) {
         if (!upstream_ || personal_ || ubuf_.size()) return std::nullopt;  // bytes past the response: not clean
         key = key_;
+        lease = route_.lease;
         std::optional<Upstream> out(std::move(*upstream_));
-        upstream_.reset();
+        drop_upstream();
         return out;
     }
 
@@ -62,6 +64,13 @@ public:
         if (!coding) return nullptr;
         compress_coding_ = *coding;
         return Compressor::make(*coding);
+    }
+
+    // Closes the origin connection (and ends its count at a parent proxy).
+    void drop_upstream() {
+        upstream_.reset();
+        route_.lease.reset();
+        route_.via_parent = false;
     }
 
     // The connection's bandwidth limits (may be rebound between requests as the user changes).
@@ -143,7 +152,7 @@ public:
         for (int attempt = 0;; ++attempt) {
             const bool reused = upstream_.has_value() && key_ == origin.host_port();
             if (!reused) {
-                upstream_.reset();
+                drop_upstream();
                 ubuf_.clear();
                 if (auto failure = co_await connect_(origin, upstream_, route_)) {
                     co_await page(*failure, version);
@@ -168,7 +177,7 @@ public:
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
             if (sent == RelayError::read) co_return false;  // the client went away mid-request
             if (sent == RelayError::malformed_before_head || sent == RelayError::malformed) {
-                upstream_.reset();
+                drop_upstream();
                 bump(gw_.counters.bad_request);
                 PageInfo info{400, "Bad request",
                               std::string("the request body is not valid HTTP/1.1 framing") +
@@ -179,7 +188,7 @@ public:
             }
             if (sent == RelayError::blocked_before_head || sent == RelayError::blocked_after_head) {
                 // An upload matched: the origin got nothing (or, past hold_bytes, an incomplete request).
-                upstream_.reset();
+                drop_upstream();
                 bump(gw_.counters.blocked);
                 tx.verdict(req_scan->verdict());
                 PageInfo info = block_page(req_scan->verdict(), url, cid_);
@@ -190,7 +199,7 @@ public:
                 auto got = co_await read_response_head(rp, in.method() == http::verb::head);
                 if (got == ResponseHead::ok) break;
                 if (!(reused && !has_body && got == ResponseHead::closed_early && attempt == 0)) {
-                    upstream_.reset();
+                    drop_upstream();
                     PageInfo info = got == ResponseHead::timeout
                                         ? PageInfo{504, "The site did not answer in time",
                                                    "the origin server did not send a response in time",
@@ -201,7 +210,7 @@ public:
                     co_return false;
                 }
             } else if (!(reused && !has_body && attempt == 0)) {
-                upstream_.reset();
+                drop_upstream();
                 {
                     PageInfo info{502, "The site closed the connection",
                                "the origin server closed the connection while the request was being sent",
@@ -210,7 +219,7 @@ public:
                 }
                 co_return false;
             }
-            upstream_.reset();  // stale kept-alive connection: retry on a new one
+            drop_upstream();  // stale kept-alive connection: retry on a new one
         }
 
         auto& head = rp->get();
@@ -220,7 +229,7 @@ public:
         tx.rec().status = status;
         tx.rec().content_type = std::string(head[http::field::content_type]).substr(0, 200);
         if (auto bad = check_response_fields(head.base())) {
-            upstream_.reset();
+            drop_upstream();
             bump(gw_.counters.upstream_bad_response);
             {
                 PageInfo info{502, "The site sent an invalid response", "invalid response framing: " + *bad,
@@ -270,7 +279,7 @@ public:
         if (scan) {
             verdict.merge(rules->check_response_headers(subject, header_list(head.base())));
             if (verdict.action == inspect::Action::block) {
-                upstream_.reset();
+                drop_upstream();
                 bump(gw_.counters.blocked);
                 PageInfo info = block_page(verdict, url, cid_);
                 co_await page(info, version);
@@ -288,7 +297,7 @@ public:
             bump(gw_.counters.compress_out_bytes, compressor->bytes_out());
         }
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
-        if (relayed != RelayError::none || !upstream_keep_alive) upstream_.reset();
+        if (relayed != RelayError::none || !upstream_keep_alive) drop_upstream();
         if (relayed == RelayError::blocked_before_head) {
             bump(gw_.counters.blocked);
             tx.verdict(res_scan->verdict());
@@ -430,7 +439,7 @@ private:
                                           const Authority& origin) {
         using namespace net::experimental::awaitable_operators;
         if (!upgrade_requested) {
-            upstream_.reset();
+            drop_upstream();
             {
                 PageInfo info{502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
                            origin.host_port(), "upstream_bad_response"};
@@ -463,7 +472,7 @@ private:
         }
         co_await (pump(client_, *upstream_, gw_, gw_.counters.bytes_in, throttle_, Throttle::from_client) ||
                   pump(*upstream_, client_, gw_, gw_.counters.bytes_out, throttle_, Throttle::to_client));
-        upstream_.reset();
+        drop_upstream();
         co_return false;
     }
 

@@ -159,7 +159,10 @@ void note_parent_state(Gateway& gw, ParentProxy& p, bool up, const std::string& 
 
 net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority& origin,
                                                    std::optional<beast::tcp_stream>& out, uint64_t cid, Route* route) {
-    if (route) route->via_parent = false;
+    if (route) {
+        route->via_parent = false;
+        route->lease.reset();
+    }
     if (gw.parents.empty() || gw.parents.goes_direct(origin.host))
         co_return co_await connect_to(gw, origin, out, cid, false);
     std::string last_error;
@@ -169,7 +172,10 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
         bool broken = failure.has_value();
         if (!failure && !(route && route->http)) failure = co_await open_tunnel(gw, *out, origin, *p, broken);
         if (!failure) {
-            if (route) route->via_parent = route->http;
+            if (route) {
+                route->via_parent = route->http;
+                route->lease = std::make_shared<ParentLease>(*p);
+            }
             log_debug("to " + origin.host_port() + " through parent proxy " + p->name, cid);
             co_return std::nullopt;
         }
@@ -202,7 +208,7 @@ UpstreamPool*& UpstreamPool::current() {
     return pool;
 }
 
-std::optional<TlsStream> UpstreamPool::take(const std::string& key) {
+std::optional<TlsStream> UpstreamPool::take(const std::string& key, std::shared_ptr<ParentLease>& lease) {
     const auto now = std::chrono::steady_clock::now();
     for (auto it = idle_.end(); it != idle_.begin();) {
         --it;
@@ -214,15 +220,16 @@ std::optional<TlsStream> UpstreamPool::take(const std::string& key) {
         char byte;
         const ssize_t n = ::recv(found.stream.next_layer().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return std::nullopt;
+        lease = std::move(found.lease);
         return std::optional<TlsStream>(std::move(found.stream));
     }
     return std::nullopt;
 }
 
-void UpstreamPool::give(const std::string& key, TlsStream stream) {
+void UpstreamPool::give(const std::string& key, TlsStream stream, std::shared_ptr<ParentLease> lease) {
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty() && (idle_.size() >= kMax || now - idle_.front().since > kMaxIdle)) idle_.pop_front();
-    idle_.push_back(Idle{key, now, std::move(stream)});
+    idle_.push_back(Idle{key, now, std::move(stream), std::move(lease)});
 }
 
 bool warnable_certificate_problem(const Gateway& gw, const PageInfo& failure) {
@@ -348,10 +355,12 @@ net::awaitable<std::optional<PageInfo>> check_with_responder(Gateway& gw, const 
 
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
                                                    std::optional<TlsStream>& out, uint64_t cid,
-                                                   const std::string& client, std::string* accepted) {
+                                                   const std::string& client, std::string* accepted, Route* route) {
+    Route own;
+    if (!route) route = &own;
     if (UpstreamPool* pool = UpstreamPool::current()) {
         // A connection another client left, verified cleanly when it was made (see give()).
-        if (auto idle = pool->take(origin.host_port())) {
+        if (auto idle = pool->take(origin.host_port(), route->lease)) {
             out = std::move(idle);
             bump(gw.counters.origin_reused);
             co_return std::nullopt;
@@ -363,7 +372,7 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
     std::string fetch_note;
     for (;;) {
         std::optional<beast::tcp_stream> tcp_out;
-        if (auto failure = co_await connect_tcp(gw, origin, tcp_out, cid)) co_return failure;
+        if (auto failure = co_await connect_tcp(gw, origin, tcp_out, cid, route)) co_return failure;
         out.emplace(std::move(*tcp_out), *gw.origin_ctx);
         SSL* ssl = out->native_handle();
         if (!tls::prepare_origin_ssl(ssl, origin.host)) {

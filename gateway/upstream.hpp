@@ -22,6 +22,7 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 struct Route {
     bool http = false;        // in: the caller speaks plain HTTP over the connection
     bool via_parent = false;  // out: connected to a parent proxy, which expects absolute-form
+    std::shared_ptr<ParentLease> lease;  // out: held beside the connection while it is open
 };
 
 // Connects `out` (fresh) to the origin — directly, or through the first parent proxy that
@@ -40,7 +41,8 @@ net::awaitable<void> check_parents(Gateway& gw);
 // the audit record, e.g. "self_signed (accepted by tls.origin_exceptions)".
 net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority& origin,
                                                    std::optional<TlsStream>& out, uint64_t cid,
-                                                   const std::string& client = "", std::string* accepted = nullptr);
+                                                   const std::string& client = "", std::string* accepted = nullptr,
+                                                   Route* route = nullptr);
 
 // Idle origin TLS connections of one worker thread, kept after a client connection ended so
 // the next client connection to the same origin skips the TCP and TLS handshakes. Only
@@ -52,8 +54,9 @@ class UpstreamPool {
 public:
     static constexpr size_t kMax = 64;
     static constexpr std::chrono::seconds kMaxIdle{15};
-    std::optional<TlsStream> take(const std::string& key);
-    void give(const std::string& key, TlsStream stream);
+    // A connection to `key`, with its parent lease (if it went through a parent) into `lease`.
+    std::optional<TlsStream> take(const std::string& key, std::shared_ptr<ParentLease>& lease);
+    void give(const std::string& key, TlsStream stream, std::shared_ptr<ParentLease> lease);
     // The pool of the calling worker thread, or null (other threads, e.g. at shutdown).
     static UpstreamPool*& current();
 
@@ -62,6 +65,7 @@ private:
         std::string key;
         std::chrono::steady_clock::time_point since;
         TlsStream stream;
+        std::shared_ptr<ParentLease> lease;
     };
     std::deque<Idle> idle_;  // oldest first
 };

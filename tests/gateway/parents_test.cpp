@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "gateway/config.hpp"
 
 namespace vigil::gateway {
@@ -52,6 +54,20 @@ TEST(Parents, HostHashKeepsAHostOnOneParentWhileItIsUp) {
         if (p->name == first.substr(0, 1)) chosen = p.get();
     Parents::set_up(*chosen, false);
     EXPECT_EQ(names(ps.candidates("www.example")), first.substr(1));  // the next ones, same order
+}
+
+TEST(Parents, LeastConnectionsPrefersTheParentWithFewestOpen) {
+    Parents ps;
+    ps.configure(three("least-connections"));
+    auto a = std::make_shared<ParentLease>(*ps.all()[0]);
+    auto a2 = std::make_shared<ParentLease>(*ps.all()[0]);
+    auto c = std::make_shared<ParentLease>(*ps.all()[2]);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(names(ps.candidates("x")), "bca");
+    a.reset();
+    a2.reset();  // a's connections closed: a and b tie at none, taken in turn
+    EXPECT_EQ(ps.all()[0]->open.load(), 0);
+    const std::string first = names(ps.candidates("x"));
+    EXPECT_EQ(first.back(), 'c');
 }
 
 TEST(Parents, DirectHostsAreAnchored) {

@@ -14,8 +14,8 @@ import urllib.request
 import gzip
 import http.client
 
-from harness import (BIN_DIR, VIGIL, Origin, ParentProxy, Pki, Vigil, VIGIL_CA, brotli_decompress, curl, free_port,
-                     make_workdir, remove_workdir, run, text_body)
+from harness import (BIN_DIR, VIGIL, Origin, ParentProxy, Pki, Vigil, VIGIL_CA, brotli_decompress, connect_tunnel, curl,
+                     free_port, make_workdir, remove_workdir, run, text_body)
 
 RULES = os.path.join(BIN_DIR, "vigil-rules")
 W = {}
@@ -57,7 +57,7 @@ def setUpModule():
     W["groups"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                         extra_args=common + ["--set", "auth.required=true",
                                              "--set", 'limits.group_rate={ staff = "500KB" }'])
-    for name in ("p1", "p2", "p3", "p4", "f1", "f2"):
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "l1", "l2"):
         W[name] = ParentProxy(name)
     W["r1"] = ParentProxy("r1", refuse_connect=True)
 
@@ -70,6 +70,7 @@ def setUpModule():
     W["hashing"] = parents("p3", "p4", extra=["--set", 'upstream.selection="host-hash"'])
     W["failover"] = parents("f1", "f2")
     W["refusing"] = parents("r1")
+    W["leastconn"] = parents("l1", "l2", extra=["--set", 'upstream.selection="least-connections"'])
     dead = '[{ address = "127.0.0.1:%d", name = "gone" }]' % free_port()
     W["no_parent"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                            extra_args=common + ["--set", "upstream.parents=" + dead])
@@ -79,12 +80,13 @@ def setUpModule():
 
 
 def tearDownModule():
-    for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "no_parent", "fallback"):
+    for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "leastconn", "no_parent",
+              "fallback"):
         if W[v].proc.poll() is None:
             W[v].stop()
     for o in ("plain", "tls", "bank"):
         W[o].close()
-    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "r1"):
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "r1", "l1", "l2"):
         W[name].kill()
     remove_workdir(W["dir"])
 
@@ -348,6 +350,22 @@ class Parents(unittest.TestCase):
         self.assertGreater(W["f2"].counts["http"], len(after) - 1)
         self.assertEqual(metric("failover", "vigil_parent_down_total"), 1)
 
+    def test_least_connections_avoids_the_parent_holding_a_tunnel(self):
+        # A spliced (bypassed) tunnel stays open through one parent...
+        tunnel, answer = connect_tunnel(W["leastconn"].port, "www.bank.test:%d" % W["bank"].port)
+        try:
+            self.assertIn(b" 200 ", answer)
+            busy = "l1" if W["l1"].counts["connect"] else "l2"
+            idle = "l2" if busy == "l1" else "l1"
+            self.assertEqual(W[busy].counts["connect"], 1)
+            # ...so every new request goes to the other one while it lasts.
+            for i in range(4):
+                status, h, body = get("/hello?%d" % i, proxy="leastconn")
+                self.assertEqual(status, 200)
+            self.assertEqual((W[busy].counts["http"], W[idle].counts["http"]), (0, 4))
+        finally:
+            tunnel.close()
+
     def test_a_parent_refusing_a_tunnel_is_answered_not_failed_over(self):
         url = "https://www.files.test:%d/hello" % W["tls"].port
         code, status, headers, body, err = curl("-x", W["refusing"].proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
@@ -380,7 +398,7 @@ class Config(unittest.TestCase):
         p = self.check('limits.group_rate={ guests = "1MB", staff = 2000000 }', "compress.enabled=false",
                        "compress.https=true", "compress.min_bytes=256",
                        'upstream.parents=["proxy1.corp:3128", { address = "10.0.0.5:8080", name = "dc2" }]',
-                       'upstream.selection="host-hash"', "upstream.health_interval=10", "upstream.direct_fallback=true",
+                       'upstream.selection="least-connections"', "upstream.health_interval=10", "upstream.direct_fallback=true",
                        'upstream.direct_hosts=["intranet.example", ".corp.example"]')
         self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -399,7 +417,7 @@ class Config(unittest.TestCase):
         self.assertIn("expected a table", p.stderr)
         for setting, why in (('upstream.parents=["proxy1.corp"]', "is not host:port"),
                              ('upstream.parents=[{ addr = "a:1" }]', "unknown key"),
-                             ('upstream.selection="fastest"', "round-robin"),
+                             ('upstream.selection="fastest"', "least-connections"),
                              ('upstream.direct_hosts=["*.corp.example"]', "no patterns")):
             p = self.check(setting)
             self.assertNotEqual(p.returncode, 0, setting)
