@@ -165,6 +165,16 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
     }
     if (gw.parents.empty() || gw.parents.goes_direct(origin.host))
         co_return co_await connect_to(gw, origin, out, cid, false);
+    // The parent resolves names; an address literal is checked here, as it would be direct.
+    error_code literal_ec;
+    const auto literal = net::ip::make_address(origin.host, literal_ec);
+    if (!literal_ec && !gw.cfg.allow_private_destinations && is_non_public(literal)) {
+        bump(gw.counters.private_denied);
+        co_return PageInfo{403, "Destination not allowed",
+                           "the destination is a private, loopback or link-local address, which this gateway does not "
+                           "connect to",
+                           origin.host_port(), "private_destination"};
+    }
     std::string last_error;
     for (ParentProxy* p : gw.parents.candidates(origin.host)) {
         const Authority address{p->host, p->port};

@@ -71,6 +71,7 @@ def setUpModule():
     W["failover"] = parents("f1", "f2")
     W["refusing"] = parents("r1")
     W["leastconn"] = parents("l1", "l2", extra=["--set", 'upstream.selection="least-connections"'])
+    W["strict"] = parents("p1", extra=["--set", "proxy.allow_private_destinations=false"])
     dead = '[{ address = "127.0.0.1:%d", name = "gone" }]' % free_port()
     W["no_parent"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                            extra_args=common + ["--set", "upstream.parents=" + dead])
@@ -80,8 +81,8 @@ def setUpModule():
 
 
 def tearDownModule():
-    for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "leastconn", "no_parent",
-              "fallback"):
+    for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "leastconn", "strict",
+              "no_parent", "fallback"):
         if W[v].proc.poll() is None:
             W[v].stop()
     for o in ("plain", "tls", "bank"):
@@ -374,6 +375,20 @@ class Parents(unittest.TestCase):
         self.assertIn("x-vigil-reason: parent_refused", headers.lower())
         self.assertIn(b"403 Forbidden by policy", body)
         self.assertEqual(metric("refusing", "vigil_parent_down_total"), 0)  # it works; it said no
+
+    def test_private_address_literals_are_refused_before_any_parent(self):
+        before = W["p1"].counts["http"]
+        status, h, body = get("/hello", proxy="strict")  # http://127.0.0.1:PORT/hello
+        self.assertEqual(status, 403)
+        self.assertEqual(h.get("x-vigil-reason"), "private_destination")
+        self.assertEqual(W["p1"].counts["http"], before)
+        # A name is the parent's to resolve (this one resolves it to 127.0.0.1).
+        conn = http.client.HTTPConnection("127.0.0.1", W["strict"].port, timeout=30)
+        conn.request("GET", "http://www.named.test:%d/hello" % W["plain"].port)
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"hello from plain"))
+        conn.close()
+        self.assertEqual(W["p1"].counts["http"], before + 1)
 
     def test_all_parents_down(self):
         status, h, body = get("/hello", proxy="no_parent")
