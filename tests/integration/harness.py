@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -525,6 +526,16 @@ class Vigil:
         self.port = int(info["listen"].rsplit(":", 1)[1])
         self.admin_port = int(info.get("admin_port", 0))
         self.proxy = "http://127.0.0.1:%d" % self.port
+
+    def metric(self, name):
+        """The value of vigil_<name>_total on the admin endpoint's /metrics."""
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port, timeout=10) as r:
+            text = r.read().decode()
+        found = re.search(r"^vigil_%s_total (\S+)$" % name, text, re.M)
+        if not found:
+            raise AssertionError("no vigil_%s_total on /metrics" % name)
+        return int(float(found.group(1)))
 
     def read_log(self):
         self.log.flush()

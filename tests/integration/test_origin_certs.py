@@ -321,24 +321,24 @@ class OriginCertificateTest(unittest.TestCase):
         self.assertEqual((code, status, body), (0, 200, b"hello from cross.test"), err + headers)
 
     def test_the_next_connection_to_an_origin_resumes_its_tls_session(self):
-        before = metric(W["vigil"], "origin_resumed")
+        before = W["vigil"].metric("origin_resumed")
         # The origin closes each connection, so after the (at most two) idle pooled connections
         # are used up, every client connection needs a new origin connection: three of them.
         for _ in range(5):
             code, status, headers, body, err = fetch("good.test", "/hello-close")
             self.assertEqual((code, status), (0, 200), err)
-        self.assertGreaterEqual(metric(W["vigil"], "origin_resumed") - before, 2)
+        self.assertGreaterEqual(W["vigil"].metric("origin_resumed") - before, 2)
 
     def test_a_new_client_connection_reuses_an_idle_origin_connection(self):
         origin = W["origins"]["good.test"]
         time.sleep(0.2)
-        connections, reused = origin.stats["connections"], metric(W["vigil"], "origin_reused")
+        connections, reused = origin.stats["connections"], W["vigil"].metric("origin_reused")
         for _ in range(6):  # six client connections, one after another
             code, status, headers, body, err = fetch("good.test")
             self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
         # At most one new origin connection per worker thread (the test runs two); the rest reused.
         self.assertLessEqual(origin.stats["connections"] - connections, 2)
-        self.assertGreaterEqual(metric(W["vigil"], "origin_reused") - reused, 4)
+        self.assertGreaterEqual(W["vigil"].metric("origin_reused") - reused, 4)
 
     def test_a_connection_with_bytes_past_the_response_is_never_handed_to_another_client(self):
         for path in ("/hello-extra", "/hello-late-extra", "/hello-extra", "/hello-late-extra"):
@@ -375,11 +375,6 @@ class OriginCertificateTest(unittest.TestCase):
             with self.subTest(host=host):
                 self.assertEqual(seen[host]["origin_cert"], reason_code)
                 self.assertIn(words, seen[host]["reason"])
-
-
-def metric(vigil, name):
-    text = curl("http://127.0.0.1:%d/metrics" % vigil.admin_port)[3].decode()
-    return int(float(re.search(r"^vigil_%s_total (\S+)$" % name, text, re.M).group(1)))
 
 
 def fingerprint(pem):
@@ -464,8 +459,8 @@ class PolicyTest(unittest.TestCase):
         # A connection that was let through is never resumed later (which would skip the check).
         for host in ("intranet.test", "pinned.test"):
             self.get(host)
-        self.assertEqual(metric(self.vigil, "origin_resumed"), 0)
-        self.assertEqual(metric(self.vigil, "origin_reused"), 0)  # nor handed to the next client
+        self.assertEqual(self.vigil.metric("origin_resumed"), 0)
+        self.assertEqual(self.vigil.metric("origin_reused"), 0)  # nor handed to the next client
         self.assertEqual(rows["pinned.test"]["origin_cert"], "pinned (accepted by tls.origin_exceptions)")
         self.assertEqual(rows["pinwrong.test"]["origin_cert"], "self_signed")
 
@@ -583,7 +578,7 @@ class FetchingTest(unittest.TestCase):
     def test_an_unreachable_responder_is_allowed_by_default_and_says_so_in_the_audit(self):
         code, status, headers, body, err = self.get("ocspdown.test")
         self.assertEqual((code, status), (0, 200), err + headers)
-        self.assertGreaterEqual(metric(self.vigil, "ocsp_unknown"), 1)
+        self.assertGreaterEqual(self.vigil.metric("ocsp_unknown"), 1)
         for _ in range(50):
             rows = [r for r in audit_rows(self.audit) if r["host"] == "ocspdown.test" and r["kind"] == "transaction"]
             if rows:
