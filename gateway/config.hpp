@@ -104,6 +104,7 @@ struct Config {
     size_t max_connections_per_client = 512;   // one client address
     // Bandwidth per client address and per group, bytes per second each way; 0 = no limit.
     int64_t client_rate = 0;
+    std::map<std::string, int64_t> group_rates;
     // Parent proxies: all traffic but direct_hosts goes through them (docs/traffic.md).
     std::vector<ParentConfig> parents;
     std::string parent_selection = "round-robin";  // or "least-connections", "host-hash"
@@ -114,7 +115,6 @@ struct Config {
     bool compress = true;
     bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)
     uint64_t compress_min_bytes = 1024;
-    std::map<std::string, int64_t> group_rates;
 
     Config();
 };

@@ -226,7 +226,9 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
 net::awaitable<void> parent_health_loop(Gateway& gw) {
     net::steady_timer timer(co_await net::this_coro::executor);
     while (!gw.stopping) {
-        co_await check_parents(gw);
+        // Side by side: a parent that swallows connection attempts (timeouts.connect) does not
+        // delay the others' checks.
+        for (const auto& p : gw.parents.all()) net::co_spawn(timer.get_executor(), check_parent(gw, *p), net::detached);
         timer.expires_after(gw.cfg.parent_health_interval);
         co_await timer.async_wait(use_nothrow);
     }

@@ -204,13 +204,11 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
                        "parent_unavailable"};
 }
 
-net::awaitable<void> check_parents(Gateway& gw) {
-    for (const auto& p : gw.parents.all()) {
-        std::optional<beast::tcp_stream> s;
-        const Authority address{p->host, p->port};
-        auto failure = co_await connect_to(gw, address, s, 0, true);
-        note_parent_state(gw, *p, !failure, failure ? failure->reason : "");
-    }
+net::awaitable<void> check_parent(Gateway& gw, ParentProxy& p) {
+    std::optional<beast::tcp_stream> s;
+    const Authority address{p.host, p.port};
+    auto failure = co_await connect_to(gw, address, s, 0, true);
+    note_parent_state(gw, p, !failure, failure ? failure->reason : "");
 }
 
 UpstreamPool*& UpstreamPool::current() {

@@ -32,8 +32,8 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
                                                    std::optional<beast::tcp_stream>& out, uint64_t cid,
                                                    Route* route = nullptr);
 
-// Active health check: connects to every parent once and marks it up or down.
-net::awaitable<void> check_parents(Gateway& gw);
+// Active health check: connects to the parent once and marks it up or down.
+net::awaitable<void> check_parent(Gateway& gw, ParentProxy& p);
 
 // Connects and completes a TLS handshake whose certificate chain and name were verified —
 // or whose problems tls.origin_exceptions or this client's "continue" past a certificate
