@@ -1,6 +1,8 @@
 // gzip (zlib) and br (libbrotlienc) streaming compressors, and the choice of coding.
 #include "gateway/compress.hpp"
 
+#include "gateway/framing.hpp"
+
 #include <brotli/encode.h>
 #include <zlib.h>
 
@@ -13,18 +15,6 @@
 namespace vigil::gateway {
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 class Gzip final : public Compressor {
 public:
     Gzip() {
@@ -33,6 +23,7 @@ public:
             throw std::runtime_error("gzip: cannot start the compressor");
     }
     ~Gzip() override { deflateEnd(&z_); }
+    Coding coding() const override { return Coding::gzip; }
 
     std::string_view feed(std::string_view in, bool last) override {
         out_buf_.clear();
@@ -68,6 +59,7 @@ public:
         BrotliEncoderSetParameter(s_, BROTLI_PARAM_LGWIN, 18);
     }
     ~Brotli() override { BrotliEncoderDestroyInstance(s_); }
+    Coding coding() const override { return Coding::br; }
 
     std::string_view feed(std::string_view in, bool last) override {
         out_buf_.clear();
@@ -151,7 +143,7 @@ bool compressible_type(std::string_view content_type) {
 bool has_no_transform(std::string_view cc) {
     while (!cc.empty()) {
         const size_t comma = cc.find(',');
-        if (lower(trim(cc.substr(0, comma))) == "no-transform") return true;
+        if (iequals(trim(cc.substr(0, comma)), "no-transform")) return true;
         if (comma == std::string_view::npos) break;
         cc.remove_prefix(comma + 1);
     }

@@ -24,6 +24,7 @@ public:
     // long-polled responses are not held back); with `last`, ends the stream. The returned
     // bytes are valid until the next call. Throws std::runtime_error if the library fails.
     virtual std::string_view feed(std::string_view in, bool last) = 0;
+    virtual Coding coding() const = 0;
     uint64_t bytes_in() const { return in_; }
     uint64_t bytes_out() const { return out_; }
 

@@ -14,8 +14,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-namespace {
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -27,8 +25,6 @@ std::string lower(std::string_view s) {
     std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
     return out;
 }
-
-}  // namespace
 
 std::string Authority::host_port() const {
     std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;

@@ -56,5 +56,7 @@ private:
 };
 
 bool iequals(std::string_view a, std::string_view b);
+std::string_view trim(std::string_view s);  // spaces and tabs at either end (HTTP's OWS)
+std::string lower(std::string_view s);      // ASCII lower case
 
 }  // namespace vigil::gateway

@@ -61,16 +61,13 @@ public:
         if (!compressible_type(res[http::field::content_type])) return nullptr;
         if (has_no_transform(res[http::field::cache_control])) return nullptr;
         auto coding = accepted_coding(req[http::field::accept_encoding]);
-        if (!coding) return nullptr;
-        compress_coding_ = *coding;
-        return Compressor::make(*coding);
+        return coding ? Compressor::make(*coding) : nullptr;
     }
 
     // Closes the origin connection (and ends its count at a parent proxy).
     void drop_upstream() {
         upstream_.reset();
         route_.lease.reset();
-        route_.via_parent = false;
     }
 
     // The connection's bandwidth limits (may be rebound between requests as the user changes).
@@ -171,7 +168,7 @@ public:
             if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
             // Request bodies are always held up to hold_bytes, so a framing error there reaches no origin.
             // A parent proxy takes the request in absolute-form; an origin in origin-form.
-            out.target(route_.via_parent ? full_url(scheme, origin, target) : target);
+            out.target(route_.via_parent() ? full_url(scheme, origin, target) : target);
             BodyOptions upload{req_scan.get(), gw_.cfg.hold_bytes, &tx.rec().bytes_from_client, throttle_};
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, upload);
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
@@ -267,7 +264,7 @@ public:
             res.erase(http::field::content_length);
             res.erase(http::field::accept_ranges);
             res.chunked(true);
-            res.set(http::field::content_encoding, coding_name(compress_coding_));
+            res.set(http::field::content_encoding, coding_name(compressor->coding()));
             if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
                 res.set(http::field::etag, "W/" + std::string(etag));
             if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
@@ -491,7 +488,6 @@ private:
     std::string response_error_;
     Throttle* throttle_ = nullptr;
     Route route_;  // how upstream_ was connected
-    Coding compress_coding_ = Coding::gzip;  // what compress_for chose
 };
 
 }  // namespace vigil::gateway

@@ -159,10 +159,7 @@ void note_parent_state(Gateway& gw, ParentProxy& p, bool up, const std::string& 
 
 net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority& origin,
                                                    std::optional<beast::tcp_stream>& out, uint64_t cid, Route* route) {
-    if (route) {
-        route->via_parent = false;
-        route->lease.reset();
-    }
+    if (route) route->lease.reset();
     if (gw.parents.empty() || gw.parents.goes_direct(origin.host))
         co_return co_await connect_to(gw, origin, out, cid, false);
     // The parent resolves names; an address literal is checked here, as it would be direct.
@@ -182,10 +179,7 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
         bool broken = failure.has_value();
         if (!failure && !(route && route->http)) failure = co_await open_tunnel(gw, *out, origin, *p, broken);
         if (!failure) {
-            if (route) {
-                route->via_parent = route->http;
-                route->lease = std::make_shared<ParentLease>(*p);
-            }
+            if (route) route->lease = std::make_shared<ParentLease>(*p);
             log_debug("to " + origin.host_port() + " through parent proxy " + p->name, cid);
             co_return std::nullopt;
         }

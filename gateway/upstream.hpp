@@ -20,9 +20,10 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // HTTP relay (http = true) connects to the parent itself and sends its requests in
 // absolute-form (via_parent); every other use gets a CONNECT tunnel through the parent.
 struct Route {
-    bool http = false;        // in: the caller speaks plain HTTP over the connection
-    bool via_parent = false;  // out: connected to a parent proxy, which expects absolute-form
-    std::shared_ptr<ParentLease> lease;  // out: held beside the connection while it is open
+    bool http = false;                   // in: the caller speaks plain HTTP over the connection
+    std::shared_ptr<ParentLease> lease;  // out: set when connected through a parent; held beside the connection
+    // Connected to a parent proxy itself, which expects requests in absolute-form.
+    bool via_parent() const { return http && lease; }
 };
 
 // Connects `out` (fresh) to the origin — directly, or through the first parent proxy that
