@@ -95,6 +95,16 @@ std::string normalize_pin(const Where& w, const std::string& text) {
     return out;
 }
 
+// One host name or IP address as the gateway compares them (lower case, no trailing dot), or
+// nothing when the text holds anything else (wildcards, patterns, spaces).
+std::optional<std::string> exact_host(const std::string& text) {
+    std::string h = lower(text);
+    if (!h.empty() && h.back() == '.') h.pop_back();
+    if (h.empty() || h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos)
+        return std::nullopt;
+    return h;
+}
+
 // [ { host = "intranet.corp.example", allow = ["self_signed"] }, { host = "...", pin_sha256 = "..." } ]
 std::vector<OriginException> get_origin_exceptions(const Where& w) {
     const toml::array* arr = w.node.as_array();
@@ -108,12 +118,9 @@ std::vector<OriginException> get_origin_exceptions(const Where& w) {
             const std::string k(name.str());
             Where at{w.file, value, w.key + "." + k};
             if (k == "host") {
-                std::string h = get_string(at);
-                std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-                if (!h.empty() && h.back() == '.') h.pop_back();
-                if (h.empty() || h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos)
-                    at.fail("expected one exact host name or IP address (no wildcards or patterns)");
-                e.host = h;
+                auto h = exact_host(get_string(at));
+                if (!h) at.fail("expected one exact host name or IP address (no wildcards or patterns)");
+                e.host = *h;
             } else if (k == "allow") {
                 for (const auto& c : get_string_list(at)) e.allow.push_back(error_class(at, c));
             } else if (k == "pin_sha256") {
@@ -159,13 +166,12 @@ std::vector<ParentConfig> get_parents(const Where& w) {
 // Anchored host names: "intranet.example" (that name) or ".corp.example" (it and below).
 std::vector<std::string> get_host_list(const Where& w) {
     std::vector<std::string> out;
-    for (auto h : get_string_list(w)) {
-        std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        const std::string bare = !h.empty() && h.front() == '.' ? h.substr(1) : h;
-        if (bare.empty() || bare.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos ||
-            bare.front() == '.')
+    for (const auto& h : get_string_list(w)) {
+        const bool suffix = !h.empty() && h.front() == '.';
+        auto bare = exact_host(suffix ? h.substr(1) : h);
+        if (!bare || bare->front() == '.')
             w.fail("\"" + h + "\": expected a host name, or .suffix for a domain and every name below it (no patterns)");
-        out.push_back(h);
+        out.push_back((suffix ? "." : "") + *bare);
     }
     return out;
 }
