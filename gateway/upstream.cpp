@@ -32,6 +32,16 @@ bool is_own_listener(const Gateway& gw, const tcp::endpoint& ep) {
     return false;
 }
 
+// proxy.allow_private_destinations refused a destination (resolved here, or an address literal
+// sent through a parent).
+PageInfo private_destination(Gateway& gw, const Authority& a) {
+    bump(gw.counters.private_denied);
+    return {403, "Destination not allowed",
+            "the destination resolves to a private, loopback or link-local address, which this gateway does not "
+            "connect to",
+            a.host_port(), "private_destination"};
+}
+
 // Resolves and filters the origin's addresses; a page when none may be used.
 net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a, std::vector<tcp::endpoint>& eps,
                                                bool parent) {
@@ -66,11 +76,7 @@ net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a,
     if (!gw.cfg.allow_private_destinations && !parent) {  // parents are the admin's choice, often private
         std::erase_if(eps, [](const tcp::endpoint& ep) { return is_non_public(ep.address()); });
         if (eps.empty()) {
-            bump(gw.counters.private_denied);
-            co_return PageInfo{403, "Destination not allowed",
-                               "the destination resolves to a private, loopback or link-local address, which this "
-                               "gateway does not connect to",
-                               a.host_port(), "private_destination"};
+            co_return private_destination(gw, a);
         }
     }
     co_return std::nullopt;
@@ -166,11 +172,7 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
     error_code literal_ec;
     const auto literal = net::ip::make_address(origin.host, literal_ec);
     if (!literal_ec && !gw.cfg.allow_private_destinations && is_non_public(literal)) {
-        bump(gw.counters.private_denied);
-        co_return PageInfo{403, "Destination not allowed",
-                           "the destination is a private, loopback or link-local address, which this gateway does not "
-                           "connect to",
-                           origin.host_port(), "private_destination"};
+        co_return private_destination(gw, origin);
     }
     std::string last_error;
     for (ParentProxy* p : gw.parents.candidates(origin.host)) {
