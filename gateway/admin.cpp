@@ -33,6 +33,11 @@ std::string metrics_text(Gateway& gw) {
     metric("cert_cache_misses_total", "counter", "Certificate cache misses", double(cache.misses));
     metric("cert_cache_mints_total", "counter", "Certificates minted", double(cache.mints));
     metric("cert_cache_evictions_total", "counter", "Certificates evicted from the cache", double(cache.evictions));
+    if (gw.cache) {
+        metric("cache_entries", "gauge", "Responses in the HTTP cache", double(gw.cache->entries()));
+        metric("cache_disk_bytes", "gauge", "Bytes of the HTTP cache on disk", double(gw.cache->disk_bytes()));
+        metric("cache_memory_bytes", "gauge", "Bytes of cached bodies held in memory", double(gw.cache->memory_bytes()));
+    }
     out += gw.labelled.prometheus({
         {"decisions_total", "Transactions, refusals and splices by kind, action and category"},
         {"origin_cert_errors_total", "Origin certificates rejected, by reason code"}});

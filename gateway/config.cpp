@@ -191,6 +191,24 @@ int64_t get_rate(const Where& w) {
     }
 }
 
+// A size in bytes: an integer, or a string with a unit ("64MB", "1GiB").
+uint64_t get_size(const Where& w, uint64_t lo) {
+    int64_t v = 0;
+    if (w.node.is_integer()) {
+        v = *w.node.value<int64_t>();
+    } else if (w.node.is_string()) {
+        try {
+            v = parse_rate(get_string(w));
+        } catch (const std::invalid_argument& e) {
+            w.fail(e.what());
+        }
+    } else {
+        w.fail("expected bytes or a size such as \"64MB\", \"1GiB\"");
+    }
+    if (v < int64_t(lo) || v > 1'000'000'000'000) w.fail("must be between " + std::to_string(lo) + " bytes and 1TB");
+    return uint64_t(v);
+}
+
 // { staff = "10MB", guests = "1Mbit" }
 std::map<std::string, int64_t> get_group_rates(const Where& w) {
     const toml::table* t = w.node.as_table();
@@ -344,6 +362,11 @@ const std::map<std::string, Setter>& schema() {
          [](Config& c, const Where& w) { c.max_connections = size_t(get_int(w, 1, 1'000'000)); }},
         {"limits.max_connections_per_client",
          [](Config& c, const Where& w) { c.max_connections_per_client = size_t(get_int(w, 1, 1'000'000)); }},
+        {"cache.enabled", [](Config& c, const Where& w) { c.cache = get_bool(w); }},
+        {"cache.dir", [](Config& c, const Where& w) { c.cache_dir = get_string(w); }},
+        {"cache.max_bytes", [](Config& c, const Where& w) { c.cache_max_bytes = get_size(w, 1 << 20); }},
+        {"cache.memory_bytes", [](Config& c, const Where& w) { c.cache_memory_bytes = get_size(w, 1 << 20); }},
+        {"cache.max_object_bytes", [](Config& c, const Where& w) { c.cache_max_object_bytes = get_size(w, 1024); }},
         {"compress.enabled", [](Config& c, const Where& w) { c.compress = get_bool(w); }},
         {"compress.https", [](Config& c, const Where& w) { c.compress_https = get_bool(w); }},
         {"compress.min_bytes",

@@ -115,6 +115,12 @@ struct Config {
     bool compress = true;
     bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)
     uint64_t compress_min_bytes = 1024;
+    // The HTTP cache (docs/caching.md): plain and bumped responses scanned clean.
+    bool cache = true;
+    std::string cache_dir;                      // "" keeps the cache in memory only
+    uint64_t cache_max_bytes = 1ull << 30;      // on disk
+    uint64_t cache_memory_bytes = 64ull << 20;  // bodies held in memory
+    uint64_t cache_max_object_bytes = 8ull << 20;
 
     Config();
 };

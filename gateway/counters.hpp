@@ -21,7 +21,9 @@ namespace vigil::gateway {
     X(audit_written) X(audit_dropped) X(audit_failures) X(refused_limit) X(auth_ok) X(auth_failed) X(auth_throttled) X(non_tls) \
     X(aia_fetched) X(aia_failed) X(ocsp_queries) X(ocsp_unknown) X(origin_resumed) X(origin_reused) \
     X(throttled) X(throttled_ms) \
-    X(compressed) X(compress_in_bytes) X(compress_out_bytes) X(parent_down) X(parent_failovers)
+    X(compressed) X(compress_in_bytes) X(compress_out_bytes) X(parent_down) X(parent_failovers) \
+    X(cache_hits) X(cache_misses) X(cache_revalidated) X(cache_stored) X(cache_store_errors) X(cache_corrupt) \
+    X(cache_evicted) X(cache_invalidated) X(cache_rescanned)
 
 struct Counters {
 #define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};

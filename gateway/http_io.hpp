@@ -185,6 +185,22 @@ inline net::awaitable<void> pace(Throttle* t, Throttle::Direction d, size_t n, G
 // and `*_before_head` means nothing had been forwarded yet.
 enum class RelayError { none, read, malformed_before_head, malformed, write, blocked_before_head, blocked_after_head };
 
+// A copy of a body as it was read, for the cache: up to `limit` bytes, then given up.
+struct BodyCapture {
+    std::string bytes;
+    size_t limit = 0;
+    bool overflow = false;
+    void add(std::string_view piece) {
+        if (overflow) return;
+        if (bytes.size() + piece.size() > limit) {
+            overflow = true;
+            std::string().swap(bytes);
+        } else {
+            bytes.append(piece);
+        }
+    }
+};
+
 // What relay_body does besides moving bytes; every part optional.
 struct BodyOptions {
     inspect::BodyScanner* scanner = nullptr;  // scans every byte before it is forwarded
@@ -192,6 +208,7 @@ struct BodyOptions {
     int64_t* tx_bytes = nullptr;              // the audit record's byte count for this side
     Throttle* throttle = nullptr;             // the client's bandwidth limits
     Compressor* compress = nullptr;           // compresses what is forwarded (responses)
+    BodyCapture* capture = nullptr;           // keeps what was read (responses to be cached)
 };
 
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
@@ -252,6 +269,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         if (status == 2) co_return RelayError::malformed_before_head;
         if (status) co_return RelayError::read;
         held.append(chunk->data(), got);
+        if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
         if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
             co_return RelayError::blocked_before_head;
     }
@@ -265,6 +283,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                 if (status) co_return RelayError::read;
                 if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
                     co_return RelayError::blocked_after_head;
+                if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
                 forward(chunk->data(), got);
             } else {
                 msg.body().data = nullptr;

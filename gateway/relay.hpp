@@ -124,6 +124,21 @@ public:
             co_return false;
         }
 
+        // The cache (docs/caching.md): a fresh stored response is the answer; a stale one with
+        // a validator is revalidated; anything else goes to the origin and may be stored.
+        CacheUse cu;
+        if (gw_.cache && !upgrade) cu = cache_lookup(in, url, scan && !has_body);
+        if (cu.asked) tx.rec().cache = "MISS";
+        if (cu.entry && cu.fresh)
+            co_return co_await serve_cached(cu.entry, "HIT", *rules, subject, verdict, url, in, cu.request, version,
+                                            client_keep_alive, scheme == "https");
+        if (cu.only_if_cached) {
+            PageInfo info{504, "Not in the cache", "the request asked for a cached answer only (only-if-cached) "
+                          "and Vigil has no fresh one", url, "cache_only_miss"};
+            co_await page(info, version);
+            co_return false;
+        }
+
         http::request<http::buffer_body> out;
         if (in.method() != http::verb::unknown) out.method(in.method());
         else out.method_string(in.method_string());
@@ -142,6 +157,16 @@ public:
         }
         if (auto len = req_parser.content_length()) out.content_length(*len);
         else if (req_parser.chunked()) out.chunked(true);
+        if (cu.entry) {
+            // Revalidating: our validators replace the client's own (its condition is answered
+            // from the cache once the origin has said whether the stored response still holds).
+            out.erase(http::field::if_none_match);
+            out.erase(http::field::if_modified_since);
+            if (auto etag = cache::field(cu.entry->headers, "etag"); !etag.empty()) out.set(http::field::if_none_match, etag);
+            if (auto lm = cache::field(cu.entry->headers, "last-modified"); !lm.empty())
+                out.set(http::field::if_modified_since, lm);
+        }
+        const double request_time = epoch_seconds();
 
         // A kept-alive origin connection may have been closed by the origin meanwhile: a request
         // without a body is retried once on a fresh connection; one with a body is not (not replayable).
@@ -236,6 +261,41 @@ public:
             co_return false;
         }
         if (status == 101) co_return co_await switch_protocols(*rp, upgrade, origin);
+        if (cu.invalidate && status < 400) invalidate_cached(scheme, origin, url, head);
+        std::optional<cache::Entry> to_store;
+        BodyCapture capture;
+        if (cu.asked) {
+            if (cu.entry && status == 304) {
+                // Still good: the stored response takes the 304's fields and is the answer.
+                if (!head.keep_alive() || !rp->is_done()) drop_upstream();
+                cache::Entry updated = *cu.entry;
+                updated.headers = cache::updated_fields(cu.entry->headers, stored_fields(head.base()));
+                updated.request_time = request_time;
+                updated.response_time = epoch_seconds();
+                auto entry = gw_.cache->replace(cu.entry, std::move(updated));
+                co_return co_await serve_cached(entry, "REVALIDATED", *rules, subject, verdict, url, in, cu.request,
+                                                version, client_keep_alive, scheme == "https");
+            }
+            bump(gw_.counters.cache_misses);
+            if (cu.store) {
+                auto fields = stored_fields(head.base());
+                auto vary = cache::vary_values(fields, cu.request);
+                const auto length = rp->content_length();
+                if (vary && cache::not_storable("GET", cu.request, status, fields).empty() &&
+                    (!length || *length <= gw_.cache->options().max_object_bytes)) {
+                    to_store.emplace();
+                    to_store->url = url;
+                    to_store->status = status;
+                    to_store->reason = std::string(head.reason());
+                    to_store->headers = std::move(fields);
+                    to_store->vary = std::move(*vary);
+                    to_store->request_time = request_time;
+                    to_store->response_time = epoch_seconds();
+                    to_store->ruleset = rules->version();
+                    capture.limit = gw_.cache->options().max_object_bytes;
+                }
+            }
+        }
 
         http::response<http::buffer_body> res;
         res.result(head.result_int());
@@ -258,18 +318,7 @@ public:
         }
         std::unique_ptr<Compressor> compressor;
         if (!bodyless && version == 11) compressor = compress_for(in, head, scheme == "https", rp->content_length());
-        if (compressor) {
-            // The client gets another representation: its own encoding, chunked, a weak
-            // validator, and caches told that it varies with Accept-Encoding.
-            res.erase(http::field::content_length);
-            res.erase(http::field::accept_ranges);
-            res.chunked(true);
-            res.set(http::field::content_encoding, coding_name(compressor->coding()));
-            if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
-                res.set(http::field::etag, "W/" + std::string(etag));
-            if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
-            else if (vary != "*") res.set(http::field::vary, std::string(vary) + ", Accept-Encoding");
-        }
+        if (compressor) compressed_head(res, *compressor);
         const bool upstream_keep_alive = head.keep_alive();
         res.keep_alive(client_keep_alive);
         std::unique_ptr<inspect::BodyScanner> res_scan;
@@ -286,7 +335,7 @@ public:
         }
         // Responses are held only when scanned: unscanned downloads stream at once.
         BodyOptions download{res_scan.get(), res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client, throttle_,
-                             compressor.get()};
+                             compressor.get(), to_store ? &capture : nullptr};
         auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
         if (compressor && relayed == RelayError::none) {
             bump(gw_.counters.compressed);
@@ -334,11 +383,221 @@ public:
                      cid_);
             co_return false;
         }
+        // Stored only when complete and scanned clean (a bodiless response has nothing to scan).
+        if (to_store && !capture.overflow && verdict.action == inspect::Action::allow &&
+            (!res_scan || res_scan->scan_result() == "clean")) {
+            to_store->body_size = capture.bytes.size();
+            to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
+            gw_.cache->put(std::move(*to_store));
+        }
         co_return client_keep_alive;
     }
 
 private:
     enum class ResponseHead { ok, closed_early, timeout, bad };
+
+    // What the cache does for one request.
+    struct CacheUse {
+        bool asked = false;        // the cache was consulted (HIT, MISS or REVALIDATED)
+        bool store = false;        // the origin's response may be stored
+        bool invalidate = false;   // an unsafe method: a success invalidates the URL
+        bool fresh = false;        // `entry` may be served as it is
+        bool only_if_cached = false;
+        std::shared_ptr<const cache::Entry> entry;  // to serve (fresh) or to revalidate
+        cache::Fields request;     // the client's request fields
+    };
+
+    static double epoch_seconds() {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
+
+    // Only requests the cache may answer are looked up: inspected (not bypassed), GET or HEAD
+    // without a body, no range or write precondition, no connection-bound sign-in.
+    template <class Request>
+    CacheUse cache_lookup(const Request& in, const std::string& url, bool eligible) {
+        CacheUse cu;
+        const auto m = in.method();
+        cu.invalidate = m != http::verb::get && m != http::verb::head && m != http::verb::options && m != http::verb::trace;
+        if (!eligible || (m != http::verb::get && m != http::verb::head) || personal_) return cu;
+        if (in.count(http::field::range) || in.count(http::field::if_match) || in.count(http::field::if_unmodified_since) ||
+            in.count(http::field::if_range))
+            return cu;
+        cu.asked = true;
+        for (const auto& f : in) cu.request.emplace_back(std::string(f.name_string()), std::string(f.value()));
+        cu.store = m == http::verb::get;
+        const auto req = cache::parse_cache_control(cache::field(cu.request, "cache-control"));
+        cu.only_if_cached = req.only_if_cached;
+        const bool pragma_no_cache = !cache::has_field(cu.request, "cache-control") &&
+                                     lower(cache::field(cu.request, "pragma")).find("no-cache") != std::string::npos;
+        cu.entry = gw_.cache->find(url, cu.request);
+        if (!cu.entry) return cu;
+        const auto res = cache::parse_cache_control(cache::field(cu.entry->headers, "cache-control"));
+        const double age = cache::current_age(*cu.entry, epoch_seconds());
+        const double life = cache::freshness_lifetime(*cu.entry);
+        bool acceptable = !req.max_age || age <= double(*req.max_age);
+        if (age < life) {
+            acceptable = acceptable && (!req.min_fresh || life - age >= double(*req.min_fresh));
+        } else {
+            // Stale: only when the client accepts staleness and the origin did not forbid it.
+            acceptable = acceptable && !(res.must_revalidate || res.proxy_revalidate || res.s_maxage) &&
+                         (req.max_stale_any || (req.max_stale && age - life <= double(*req.max_stale)));
+        }
+        cu.fresh = acceptable && !req.no_cache && !pragma_no_cache && !res.no_cache;
+        if (cu.fresh) cu.only_if_cached = false;
+        else if (!cache::has_field(cu.entry->headers, "etag") && !cache::has_field(cu.entry->headers, "last-modified"))
+            cu.entry.reset();  // nothing to revalidate with: fetched again
+        return cu;
+    }
+
+    // The origin's fields as the cache keeps them: end to end, without framing.
+    static cache::Fields stored_fields(const http::fields& head) {
+        HopByHop hop(head);
+        cache::Fields out;
+        for (const auto& f : head) {
+            if (hop.contains(f.name_string()) || f.name() == http::field::transfer_encoding ||
+                f.name() == http::field::content_length)
+                continue;
+            out.emplace_back(std::string(f.name_string()), std::string(f.value()));
+        }
+        return out;
+    }
+
+    // After a successful unsafe request: the URL and the same-origin Location and
+    // Content-Location it names are no longer what the cache holds (RFC 9111 4.4).
+    template <class Head>
+    void invalidate_cached(const std::string& scheme, const Authority& origin, const std::string& url, const Head& head) {
+        gw_.cache->invalidate(url);
+        for (auto name : {http::field::location, http::field::content_location}) {
+            const std::string v(head[name]);
+            if (v.empty()) continue;
+            if (v[0] == '/' && v.substr(0, 2) != "//") {
+                gw_.cache->invalidate(full_url(scheme, origin, v));
+            } else if (auto a = parse_absolute_url(v);
+                       a && a->scheme == scheme && a->authority.host == origin.host && a->authority.port == origin.port) {
+                gw_.cache->invalidate(full_url(scheme, a->authority, a->target));
+            }
+        }
+    }
+
+    // The client gets another representation: its own encoding, chunked, a weak validator,
+    // and caches told that it varies with Accept-Encoding.
+    static void compressed_head(http::response<http::buffer_body>& res, const Compressor& c) {
+        res.erase(http::field::content_length);
+        res.erase(http::field::accept_ranges);
+        res.chunked(true);
+        res.set(http::field::content_encoding, coding_name(c.coding()));
+        if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
+            res.set(http::field::etag, "W/" + std::string(etag));
+        if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
+        else if (vary != "*") res.set(http::field::vary, std::string(vary) + ", Accept-Encoding");
+    }
+
+    // Answers from a stored response (HIT or REVALIDATED). The response-header rules run for
+    // this user; the body rules run again when the ruleset changed since the body was scanned.
+    template <class Request>
+    net::awaitable<bool> serve_cached(std::shared_ptr<const cache::Entry> e, const char* how,
+                                      const inspect::RuleSet& rules, const inspect::Subject& subject,
+                                      inspect::Verdict verdict, const std::string& url, const Request& in,
+                                      const cache::Fields& request, unsigned version, bool keep_alive, bool https) {
+        TxAudit& tx = *tx_;
+        tx.rec().cache = how;
+        tx.rec().status = e->status;
+        tx.rec().content_type = cache::field(e->headers, "content-type").substr(0, 200);
+        bump(std::string_view(how) == "HIT" ? gw_.counters.cache_hits : gw_.counters.cache_revalidated);
+        http::response<http::buffer_body> res;
+        res.result(static_cast<unsigned>(e->status));
+        res.reason(e->reason);
+        res.version(version);
+        for (const auto& [n, v] : e->headers) res.insert(n, v);
+        verdict.merge(rules.check_response_headers(subject, header_list(res.base())));
+        if (verdict.action == inspect::Action::block) {
+            bump(gw_.counters.blocked);
+            PageInfo info = block_page(verdict, url, cid_);
+            co_await page(info, version);
+            co_return false;
+        }
+        std::string scan_result = "clean";
+        if (e->ruleset != rules.version()) {
+            auto scanner = rules.scan_body(inspect::Target::response_body, res[http::field::content_encoding]);
+            scanner->feed(*e->body);
+            bump(gw_.counters.cache_rescanned);
+            scan_result = scanner->scan_result();
+            if (scanner->verdict().action == inspect::Action::block) {
+                gw_.cache->remove(e);
+                bump(gw_.counters.blocked);
+                tx.rec().scan_result = scan_result;
+                tx.verdict(scanner->verdict());
+                PageInfo info = block_page(scanner->verdict(), url, cid_);
+                co_await page(info, version);
+                co_return false;
+            }
+            verdict.merge(scanner->verdict());
+            if (scan_result == "clean") {
+                cache::Entry retagged = *e;
+                retagged.ruleset = rules.version();
+                e = gw_.cache->replace(e, std::move(retagged));
+            } else {
+                gw_.cache->remove(e);  // served as the origin's answer would be, but no longer stored
+            }
+        }
+        tx.rec().scan_result = scan_result;
+        note_verdict(gw_, verdict, url, cid_);
+        tx.verdict(verdict);
+        res.set(http::field::age, std::to_string(static_cast<int64_t>(cache::current_age(*e, epoch_seconds()))));
+        const bool not_modified = cache::not_modified(request, *e);
+        if (not_modified) {
+            res.result(http::status::not_modified);
+            res.reason("Not Modified");
+            tx.rec().status = 304;
+        }
+        const bool bodyless = in.method() == http::verb::head || not_modified || e->status == 204;
+        std::unique_ptr<Compressor> compressor;
+        if (!bodyless && version == 11) compressor = compress_for(in, res, https, e->body_size);
+        if (compressor) compressed_head(res, *compressor);
+        else if (!not_modified && e->status != 204) res.content_length(e->body_size);
+        res.keep_alive(keep_alive);
+        http::serializer<false, http::buffer_body> sr{res};
+        if (bodyless) {
+            lowest(client_).expires_after(gw_.cfg.io);
+            auto [ec, n] = co_await http::async_write_header(client_, sr, use_nothrow);
+            bump(gw_.counters.bytes_out, n);
+            tx.rec().bytes_to_client += static_cast<int64_t>(n);
+            co_return !ec && keep_alive;
+        }
+        const std::string& body = *e->body;
+        size_t off = 0;
+        auto next_piece = [&]() -> size_t {
+            const size_t n = std::min(body.size() - off, RelayBuffer::size());
+            std::string_view piece(body.data() + off, n);
+            off += n;
+            const bool last = off >= body.size();
+            if (compressor) piece = compressor->feed(piece, last);
+            res.body().data = piece.empty() ? nullptr : const_cast<char*>(piece.data());
+            res.body().size = piece.size();
+            res.body().more = !last;
+            return n;
+        };
+        try {
+            for (bool first = true; first || !sr.is_done(); first = false) {
+                const size_t n = next_piece();
+                lowest(client_).expires_after(gw_.cfg.io);
+                auto [ec, w] = co_await http::async_write(client_, sr, use_nothrow);
+                bump(gw_.counters.bytes_out, w);
+                tx.rec().bytes_to_client += static_cast<int64_t>(w);
+                if (ec && ec != http::error::need_buffer) co_return false;
+                if (throttle_) co_await pace(throttle_, Throttle::to_client, n, gw_);
+            }
+        } catch (const std::exception& ex) {
+            log_error(std::string("compression failed, transfer ended: ") + ex.what(), cid_);
+            co_return false;
+        }
+        if (compressor) {
+            bump(gw_.counters.compressed);
+            bump(gw_.counters.compress_in_bytes, compressor->bytes_in());
+            bump(gw_.counters.compress_out_bytes, compressor->bytes_out());
+        }
+        co_return keep_alive;
+    }
 
     // Applies a request verdict: false when the client was answered with a block or warn page.
     net::awaitable<bool> enforce(const inspect::Verdict& v, const std::string& url, unsigned version) {

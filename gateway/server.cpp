@@ -203,6 +203,10 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     if (cfg.aia_fetch || cfg.revocation == "ocsp")
         gw->fetcher = std::make_unique<Fetcher>(FetchLimits{cfg.fetch, 64 * 1024, cfg.allow_private_destinations});
     gw->parents.configure(cfg);
+    if (cfg.cache)
+        gw->cache = std::make_unique<cache::Store>(
+            cache::Options{cfg.cache_dir, cfg.cache_max_bytes, cfg.cache_memory_bytes, cfg.cache_max_object_bytes},
+            gw->counters);
     gw->rules.store(load_rules(cfg, rules_stamp_out));
     if (!cfg.audit_path.empty() || !cfg.audit_jsonl.empty() || !cfg.audit_syslog.empty()) {
         audit::WriterOptions ao;
@@ -442,6 +446,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         gw->counters.audit_failures = gw->audit->failures();
     }
     if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
+    if (gw->cache) gw->cache->flush();  // responses stored in the last moments reach the disk
     std::string stats = gw->counters.to_json();
     log_info("counters " + stats);
     if (!cfg.stats_file.empty()) {

@@ -23,6 +23,7 @@
 #include "gateway/config.hpp"
 #include "gateway/counters.hpp"
 #include "gateway/fetcher.hpp"
+#include "gateway/http_cache.hpp"
 #include "gateway/limits.hpp"
 #include "gateway/parents.hpp"
 #include "gateway/net_util.hpp"
@@ -151,6 +152,7 @@ struct Gateway {
     std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
     RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
     Parents parents;           // upstream.parents (empty: everything goes direct)
+    std::unique_ptr<cache::Store> cache;  // null when cache.enabled is false
 };
 
 // A session's handle in its worker's registry, so shutdown can close idle keep-alive

@@ -14,7 +14,7 @@ const std::vector<std::string>& record_columns() {
         "ts_ms", "duration_ms", "kind", "conn_id", "client_ip", "client_port", "user", "grp", "method", "scheme",
         "host", "port", "url", "status", "bytes_from_client", "bytes_to_client", "category", "action", "rule",
         "reason", "tls_mode", "sni", "origin_cert", "client_tls", "origin_tls", "user_agent", "content_type",
-        "scan_result"};
+        "scan_result", "cache"};
     return c;
 }
 
@@ -72,6 +72,7 @@ Record record_from_values(const std::vector<std::string>& v) {
     r.user_agent = v[i++];
     r.content_type = v[i++];
     r.scan_result = v[i++];
+    if (i < v.size()) r.cache = v[i++];
     return r;
 }
 
@@ -80,7 +81,8 @@ FieldView::FieldView(const Record& r) {
                             r.status, r.bytes_from_client, r.bytes_to_client};
     const std::string* strs[] = {&r.kind, &r.client_ip, &r.user, &r.group, &r.method, &r.scheme, &r.host, &r.url,
                                  &r.category, &r.action, &r.rule, &r.reason, &r.tls_mode, &r.sni, &r.origin_cert,
-                                 &r.client_tls, &r.origin_tls, &r.user_agent, &r.content_type, &r.scan_result};
+                                 &r.client_tls, &r.origin_tls, &r.user_agent, &r.content_type, &r.scan_result,
+                                 &r.cache};
     size_t next_int = 0, next_str = 0;
     for (size_t c = 0; c < kColumnCount; ++c) {
         if (integer_column(c)) {
@@ -100,7 +102,10 @@ void hash_canonical(std::string_view prev_hash, const Values& values, std::strin
     thread_local std::string canon;  // reused: the writer hashes every record
     canon.assign(prev_hash).push_back('\n');
     char field[24];
+    size_t column = 0;
     for (const auto& v : values) {
+        // Columns added after schema 2 count only when set, so older rows keep their hashes.
+        if (column++ >= kHashedSinceV1 && v.empty()) continue;
         char* end = std::to_chars(field, field + sizeof field - 1, v.size()).ptr;
         *end++ = ':';
         canon.append(field, static_cast<size_t>(end - field));

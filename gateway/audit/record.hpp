@@ -30,6 +30,7 @@ struct Record {
     std::string client_tls, origin_tls;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
     std::string user_agent, content_type;
     std::string scan_result;  // clean, matched, unscanned-oversize, unscanned-encoding, error, ""
+    std::string cache;        // HIT, MISS, REVALIDATED; "" when the cache was not asked
 };
 
 // Column names in storage order (after id, before prev_hash and hash).
@@ -40,7 +41,8 @@ bool integer_column(size_t i);
 std::vector<std::string> record_values(const Record& r);
 Record record_from_values(const std::vector<std::string>& values);
 
-constexpr size_t kColumnCount = 28;  // record_columns().size()
+constexpr size_t kColumnCount = 29;  // record_columns().size()
+constexpr size_t kHashedSinceV1 = 28;  // later columns are hashed only when not empty
 
 // The record's fields as text without copying them (the writer's path): text columns point
 // into the record, integer columns are formatted into the view. Valid while the record lives.

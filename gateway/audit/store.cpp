@@ -17,7 +17,7 @@ namespace {
 
 // 1: records and meta. 2: + hourly roll-ups (built from the rows when a version 1 log is
 // opened for writing).
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Counts per hour for stats --by: one row per (dimension, hour, key). Derived from the
 // records in the same transaction that writes them; `verify` recomputes and compares them.
@@ -148,6 +148,29 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
             throw;
         }
         version = 2;
+    }
+    if (version <= 2) {
+        // Schema 3 added the cache column (empty in older rows, which keep their hashes). The
+        // writer's open adds it; an older log opened for review reads as if it were there.
+        bool has_column = false;
+        {
+            Stmt has(raw, "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'cache'");
+            has_column = sqlite3_step(has.st) == SQLITE_ROW && sqlite3_column_int(has.st, 0) > 0;
+        }
+        if (mode == Mode::read_only) {
+            if (!has_column) s->exec("CREATE TEMP VIEW records AS SELECT *, '' AS cache FROM main.records");
+        } else {
+            s->exec("BEGIN IMMEDIATE");
+            try {
+                s->exec(((has_column ? "" : "ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';") +
+                         std::string("PRAGMA user_version = 3;")).c_str());
+                s->exec("COMMIT");
+            } catch (...) {
+                sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+                throw;
+            }
+            version = 3;
+        }
     }
     s->has_rollup_ = version >= 2;
     // Review reads whole days of rows: memory-mapped pages cost no read() per page.

@@ -106,6 +106,33 @@ TEST_F(AuditStore, EditedRollupFailsVerifyAndVersionOneLogsAreMigrated) {
     expect_rollups_match(*s);
 }
 
+TEST_F(AuditStore, VersionTwoLogsGainTheCacheColumnAndKeepTheirHashes) {
+    {
+        auto s = Store::open(path, Store::Mode::create);
+        s->append(sample(50));
+        // Back to a version 2 log: no cache column.
+        ASSERT_EQ(sqlite3_exec(s->db(), "ALTER TABLE records DROP COLUMN cache; PRAGMA user_version = 2;", nullptr,
+                               nullptr, nullptr), SQLITE_OK);
+    }
+    {
+        auto ro = Store::open(path, Store::Mode::read_only);  // review of an old log: read as if the column were there
+        auto v = ro->verify();
+        EXPECT_TRUE(v.ok) << v.problem;
+        EXPECT_EQ(v.rows, 50);
+    }
+    auto s = Store::open(path, Store::Mode::read_write);  // the writer's open migrates
+    auto rows = sample(2);
+    rows[0].cache = "HIT";
+    s->append(rows);
+    auto v = s->verify();
+    EXPECT_TRUE(v.ok) << v.problem;
+    EXPECT_EQ(v.rows, 52);
+    // The column is hashed once set: editing it breaks the chain.
+    ASSERT_EQ(sqlite3_exec(s->db(), "UPDATE records SET cache = 'MISS' WHERE cache = 'HIT'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    EXPECT_FALSE(s->verify().ok);
+}
+
 TEST_F(AuditStore, WritersFieldViewHashesLikeTheStoredValues) {
     ASSERT_EQ(record_columns().size(), kColumnCount);
     Record r = sample(3)[1];
@@ -121,6 +148,7 @@ TEST_F(AuditStore, WritersFieldViewHashesLikeTheStoredValues) {
     r.sni = "x.example";
     r.user_agent = "ua";
     r.scan_result = "matched";
+    r.cache = "REVALIDATED";
     const FieldView view(r);
     const auto values = record_values(r);
     for (size_t c = 0; c < kColumnCount; ++c) EXPECT_EQ(view.text[c], values[c]) << record_columns()[c];

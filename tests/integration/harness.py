@@ -220,6 +220,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
                 return
             return self._send(200, body, ctype, extra)
+        if path.startswith("/c/"):
+            return self._cacheable(path)
         if path == "/eicar":
             return self._send(200, b"prefix " + EICAR + b" suffix")
         if path == "/eicar-gzip":
@@ -285,8 +287,49 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             return
         return self._send(404, b"not found")
 
+    def _cacheable(self, path):
+        """For the cache tests: the response's caching fields come from the query (?cc= ?etag=
+        ?lm=<seconds ago> ?vary= ?cookie=1 ?word=); the body names the path, how many times the
+        origin was asked for it and the request's Accept-Language; a matching If-None-Match or
+        If-Modified-Since gets 304. What each path last received is kept in `seen`."""
+        import email.utils
+        from urllib.parse import parse_qs
+        q = parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "")
+        key = "c:" + path
+        self.server.stats[key] = self.server.stats.get(key, 0) + 1
+        self.server.seen[path] = {k.lower(): v for k, v in self.headers.items()}
+        extra = []
+        etag = q.get("etag", [None])[0]
+        if "cc" in q:
+            extra.append(("Cache-Control", q["cc"][0]))
+        if etag:
+            extra.append(("ETag", '"%s"' % etag))
+        lm = None
+        if "lm" in q:
+            lm = int(time.time()) - int(q["lm"][0])
+            extra.append(("Last-Modified", email.utils.formatdate(lm, usegmt=True)))
+        if "vary" in q:
+            extra.append(("Vary", q["vary"][0]))
+        if "cookie" in q:
+            extra.append(("Set-Cookie", "session=1"))
+        ims = self.headers.get("If-Modified-Since")
+        if (etag and self.headers.get("If-None-Match") == '"%s"' % etag) or (
+                lm is not None and ims and email.utils.parsedate_to_datetime(ims).timestamp() >= lm):
+            self.send_response(304)
+            for k, v in extra:
+                self.send_header(k, v)
+            self.send_header("X-Origin-Answer", "304 #%d" % self.server.stats[key])
+            self.end_headers()
+            return
+        body = "%s #%d lang=%s %s" % (path, self.server.stats[key], self.headers.get("Accept-Language", "-"),
+                                      q.get("word", [""])[0])
+        return self._send(200, body.encode(), "text/plain", extra)
+
     def do_POST(self):
         self.server.stats["requests"] += 1
+        if self.path.startswith("/c/"):
+            self._read_body()
+            return self._send(200, b"posted", "text/plain", [("Content-Location", self.path.split("?")[0] + "?alias")])
         n, digest = self._read_body()
         return self._send(200, json.dumps({"length": n, "sha256": digest}).encode(), "application/json")
 
@@ -309,6 +352,7 @@ class Origin:
         self.httpd = Server(("127.0.0.1", 0), OriginHandler)
         self.httpd.label = label
         self.httpd.stats = {"requests": 0, "connections": 0}
+        self.httpd.seen = {}
         if cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)

@@ -1,0 +1,667 @@
+// The HTTP cache: RFC 9111 freshness and storage rules, and the memory + disk store.
+#include "gateway/http_cache.hpp"
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include <sys/stat.h>
+
+#include "gateway/framing.hpp"
+#include "gateway/log.hpp"
+
+namespace vigil::gateway::cache {
+
+namespace fs = std::filesystem;
+
+std::string field(const Fields& f, std::string_view name) {
+    std::string out;
+    for (const auto& [n, v] : f) {
+        if (!iequals(n, name)) continue;
+        if (!out.empty()) out += ", ";
+        out += v;
+    }
+    return out;
+}
+
+bool has_field(const Fields& f, std::string_view name) {
+    return std::any_of(f.begin(), f.end(), [&](const auto& p) { return iequals(p.first, name); });
+}
+
+namespace {
+
+// Splits a list on commas outside quoted strings.
+std::vector<std::string_view> split_list(std::string_view v) {
+    std::vector<std::string_view> out;
+    bool quoted = false;
+    size_t start = 0;
+    for (size_t i = 0; i <= v.size(); ++i) {
+        if (i < v.size() && v[i] == '"') quoted = !quoted;
+        if (i == v.size() || (v[i] == ',' && !quoted)) {
+            auto item = trim(v.substr(start, i - start));
+            if (!item.empty()) out.push_back(item);
+            start = i + 1;
+        }
+    }
+    return out;
+}
+
+// A delta-seconds value: digits (quoted accepted); anything else is 0; huge values are capped.
+int64_t delta_seconds(std::string_view v) {
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) return 0;
+    if (v.size() > 10) return int64_t(1) << 31;
+    int64_t n = 0;
+    std::from_chars(v.data(), v.data() + v.size(), n);
+    return std::min<int64_t>(n, int64_t(1) << 31);
+}
+
+bool heuristically_cacheable(int status) {
+    switch (status) {
+        case 200: case 203: case 204: case 300: case 301: case 308: case 404: case 405: case 410: case 414: case 501:
+            return true;
+        default:
+            return false;
+    }
+}
+
+double date_of(const Entry& e) {
+    auto d = parse_http_date(field(e.headers, "date"));
+    return d ? double(*d) : e.response_time;
+}
+
+}  // namespace
+
+CacheControl parse_cache_control(std::string_view value) {
+    CacheControl cc;
+    for (auto item : split_list(value)) {
+        auto eq = item.find('=');
+        std::string name = lower(trim(item.substr(0, eq)));
+        std::string_view arg = eq == std::string_view::npos ? std::string_view() : trim(item.substr(eq + 1));
+        auto seconds = [&](std::optional<int64_t>& slot) {
+            if (!slot) slot = delta_seconds(arg);
+        };
+        if (name == "no-store") cc.no_store = true;
+        else if (name == "no-cache") cc.no_cache = true;  // qualified forms: the whole response
+        else if (name == "private") cc.private_ = true;   // likewise
+        else if (name == "public") cc.public_ = true;
+        else if (name == "must-revalidate") cc.must_revalidate = true;
+        else if (name == "proxy-revalidate") cc.proxy_revalidate = true;
+        else if (name == "only-if-cached") cc.only_if_cached = true;
+        else if (name == "max-age") seconds(cc.max_age);
+        else if (name == "s-maxage") seconds(cc.s_maxage);
+        else if (name == "min-fresh") seconds(cc.min_fresh);
+        else if (name == "max-stale") {
+            if (arg.empty()) cc.max_stale_any = true;
+            else seconds(cc.max_stale);
+        }
+    }
+    return cc;
+}
+
+std::optional<int64_t> parse_http_date(std::string_view text) {
+    std::string s(trim(text));
+    if (s.empty() || s.size() > 64) return std::nullopt;
+    static const char* formats[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"};
+    for (const char* f : formats) {
+        std::tm tm{};
+        const char* end = strptime(s.c_str(), f, &tm);
+        if (!end || *end) continue;
+        return int64_t(timegm(&tm));
+    }
+    return std::nullopt;
+}
+
+std::string format_http_date(int64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return buf;
+}
+
+double freshness_lifetime(const Entry& e) {
+    auto cc = parse_cache_control(field(e.headers, "cache-control"));
+    if (cc.s_maxage) return double(*cc.s_maxage);
+    if (cc.max_age) return double(*cc.max_age);
+    if (has_field(e.headers, "expires")) {
+        auto expires = parse_http_date(field(e.headers, "expires"));
+        if (!expires) return 0;  // invalid, e.g. "0": already expired
+        return std::max(0.0, double(*expires) - date_of(e));
+    }
+    if (!heuristically_cacheable(e.status) && !cc.public_) return 0;
+    if (auto lm = parse_http_date(field(e.headers, "last-modified"))) {
+        double since = date_of(e) - double(*lm);
+        if (since > 0) return std::min(since / 10, 86400.0);
+    }
+    return 0;
+}
+
+double current_age(const Entry& e, double now) {
+    double age_value = 0;
+    const std::string age_field = field(e.headers, "age");
+    const auto age = trim(age_field);
+    if (!age.empty() && age.find_first_not_of("0123456789") == std::string_view::npos)
+        age_value = double(delta_seconds(age));
+    const double apparent = std::max(0.0, e.response_time - date_of(e));
+    const double corrected_age = age_value + (e.response_time - e.request_time);
+    const double initial = std::max(apparent, corrected_age);
+    return initial + std::max(0.0, now - e.response_time);
+}
+
+std::string not_storable(std::string_view method, const Fields& request, int status, const Fields& response) {
+    if (method != "GET") return "method";
+    if (status < 200 || status == 206 || status == 304 || status > 599) return "status";
+    const auto req = parse_cache_control(field(request, "cache-control"));
+    const auto res = parse_cache_control(field(response, "cache-control"));
+    if (req.no_store || res.no_store) return "no-store";
+    if (res.private_) return "private";
+    // Shared-cache rules of ours: Vigil serves many users, so a response to a request that
+    // carried credentials or cookies is stored only when the origin says it is for everyone,
+    // and one that sets a cookie never is.
+    if (has_field(request, "authorization") && !(res.public_ || res.s_maxage || res.must_revalidate))
+        return "authorization";
+    if (has_field(request, "cookie") && !(res.public_ || res.s_maxage)) return "cookie";
+    if (has_field(response, "set-cookie")) return "set-cookie";
+    auto vary = field(response, "vary");
+    for (auto v : split_list(vary))
+        if (v == "*") return "vary";
+    const bool explicit_expiry = res.s_maxage || res.max_age || has_field(response, "expires");
+    if (!explicit_expiry && !res.public_ && !heuristically_cacheable(status)) return "no freshness";
+    const bool validator = has_field(response, "etag") || has_field(response, "last-modified");
+    if (!explicit_expiry && !validator && !res.public_) return "no freshness";
+    return "";
+}
+
+std::optional<Fields> vary_values(const Fields& response, const Fields& request) {
+    Fields out;
+    const std::string names = field(response, "vary");
+    for (auto name : split_list(names)) {
+        if (name == "*") return std::nullopt;
+        std::string n = lower(name);
+        if (std::any_of(out.begin(), out.end(), [&](const auto& p) { return p.first == n; })) continue;
+        // Normalised: list members trimmed and joined with ", ".
+        std::string v;
+        const std::string given = field(request, n);
+        for (auto m : split_list(given)) v += (v.empty() ? "" : ", ") + std::string(m);
+        out.emplace_back(n, has_field(request, n) ? v : std::string("\x01" "absent"));
+    }
+    return out;
+}
+
+Fields updated_fields(const Fields& stored, const Fields& from_304) {
+    Fields out;
+    auto replaced = [&](const std::string& name) {
+        return !iequals(name, "content-length") && has_field(from_304, name);
+    };
+    for (const auto& f : stored)
+        if (!replaced(f.first)) out.push_back(f);
+    for (const auto& f : from_304)
+        if (!iequals(f.first, "content-length")) out.push_back(f);
+    return out;
+}
+
+bool not_modified(const Fields& request, const Entry& e) {
+    if (has_field(request, "if-none-match")) {
+        auto opaque = [](std::string_view tag) { return tag.substr(0, 2) == "W/" ? tag.substr(2) : tag; };
+        const std::string etag = field(e.headers, "etag"), given = field(request, "if-none-match");
+        if (etag.empty()) return false;
+        for (auto tag : split_list(given))
+            if (tag == "*" || opaque(tag) == opaque(trim(etag))) return true;
+        return false;
+    }
+    if (has_field(request, "if-modified-since")) {
+        auto since = parse_http_date(field(request, "if-modified-since"));
+        auto lm = parse_http_date(field(e.headers, "last-modified"));
+        return since && lm && *lm <= *since;
+    }
+    return false;
+}
+
+// ---- file format -----------------------------------------------------------------------
+// "VIGILCACHE1\n" <header length> "\n" <header> <body> <crc32 of all before, 8 hex digits>
+// The header is a list of length-prefixed strings ("5:value\n").
+
+namespace {
+
+constexpr std::string_view kMagic = "VIGILCACHE1\n";
+
+void put(std::string& out, std::string_view s) {
+    out += std::to_string(s.size());
+    out += ':';
+    out += s;
+    out += '\n';
+}
+
+bool get(std::string_view in, size_t& pos, std::string& out) {
+    auto colon = in.find(':', pos);
+    if (colon == std::string_view::npos || colon == pos || colon - pos > 12) return false;
+    size_t n = 0;
+    auto r = std::from_chars(in.data() + pos, in.data() + colon, n);
+    if (r.ec != std::errc() || r.ptr != in.data() + colon) return false;
+    if (n > in.size() - colon - 1 || colon + 1 + n >= in.size() || in[colon + 1 + n] != '\n') return false;
+    out.assign(in.substr(colon + 1, n));
+    pos = colon + 2 + n;
+    return true;
+}
+
+template <class T>
+bool get_number(std::string_view in, size_t& pos, T& out) {
+    std::string s;
+    if (!get(in, pos, s)) return false;
+    auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool get_fields(std::string_view in, size_t& pos, Fields& out) {
+    size_t n = 0;
+    if (!get_number(in, pos, n) || n > 10000) return false;
+    for (size_t i = 0; i < n; ++i) {
+        std::string a, b;
+        if (!get(in, pos, a) || !get(in, pos, b)) return false;
+        out.emplace_back(std::move(a), std::move(b));
+    }
+    return true;
+}
+
+std::string crc_hex(std::string_view data) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < data.size();) {
+        const size_t n = std::min<size_t>(data.size() - off, 1u << 30);
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data() + off), static_cast<uInt>(n));
+        off += n;
+    }
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08lx", crc & 0xffffffffUL);
+    return buf;
+}
+
+std::string entry_id(const std::string& url, const Fields& vary) {
+    std::string key = url;
+    for (const auto& [n, v] : vary) key += "\n" + n + ": " + v;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < 16; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
+    return out;
+}
+
+}  // namespace
+
+std::string serialize(const Entry& e) {
+    std::string h;
+    put(h, e.url);
+    put(h, std::to_string(e.status));
+    put(h, e.reason);
+    char t[64];
+    std::snprintf(t, sizeof t, "%.3f", e.request_time);
+    put(h, t);
+    std::snprintf(t, sizeof t, "%.3f", e.response_time);
+    put(h, t);
+    put(h, std::to_string(e.ruleset));
+    put(h, std::to_string(e.body_size));
+    for (const Fields* f : {&e.vary, &e.headers}) {
+        put(h, std::to_string(f->size()));
+        for (const auto& [n, v] : *f) put(h, n), put(h, v);
+    }
+    std::string out(kMagic);
+    out += std::to_string(h.size());
+    out += '\n';
+    out += h;
+    if (e.body) out += *e.body;
+    out += crc_hex(out);
+    return out;
+}
+
+std::optional<Entry> parse(std::string_view file, bool with_body) {
+    if (file.substr(0, kMagic.size()) != kMagic) return std::nullopt;
+    size_t pos = kMagic.size();
+    auto nl = file.find('\n', pos);
+    if (nl == std::string_view::npos || nl - pos > 12) return std::nullopt;
+    size_t hlen = 0;
+    auto r = std::from_chars(file.data() + pos, file.data() + nl, hlen);
+    if (r.ec != std::errc() || r.ptr != file.data() + nl || hlen > file.size() - nl - 1) return std::nullopt;
+    const size_t header_start = nl + 1;
+    std::string_view h = file.substr(header_start, hlen);
+    Entry e;
+    size_t p = 0;
+    std::string req_t, res_t;
+    if (!get(h, p, e.url) || !get_number(h, p, e.status) || !get(h, p, e.reason) || !get(h, p, req_t) ||
+        !get(h, p, res_t) || !get_number(h, p, e.ruleset) || !get_number(h, p, e.body_size) ||
+        !get_fields(h, p, e.vary) || !get_fields(h, p, e.headers) || p != h.size())
+        return std::nullopt;
+    try {
+        e.request_time = std::stod(req_t);
+        e.response_time = std::stod(res_t);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    e.id = entry_id(e.url, e.vary);
+    if (with_body) {
+        const size_t body_start = header_start + hlen;
+        if (file.size() != body_start + e.body_size + 8) return std::nullopt;
+        if (crc_hex(file.substr(0, body_start + e.body_size)) != file.substr(body_start + e.body_size))
+            return std::nullopt;
+        e.body = std::make_shared<const std::string>(file.substr(body_start, e.body_size));
+    }
+    return e;
+}
+
+// ---- the store ---------------------------------------------------------------------------
+
+Store::Store(Options o, Counters& counters) : o_(std::move(o)), counters_(counters) {
+    if (!o_.dir.empty()) {
+        load_index();
+        writer_ = std::thread([this] { run_writer(); });
+    }
+}
+
+Store::~Store() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    if (writer_.joinable()) writer_.join();
+}
+
+std::string Store::path(const std::string& id) const { return o_.dir + "/" + id + ".entry"; }
+
+void Store::load_index() {
+    std::error_code ec;
+    fs::create_directories(o_.dir, ec);
+    if (ec) {
+        log_error("cache: cannot create " + o_.dir + ": " + ec.message() + " (responses will not be stored until it can)");
+        return;
+    }
+    fs::permissions(o_.dir, fs::perms::owner_all, fs::perm_options::replace, ec);  // bumped HTTPS bodies: owner only
+    size_t loaded = 0, discarded = 0;
+    for (fs::directory_iterator it(o_.dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const auto& p = it->path();
+        if (p.extension() == ".tmp") {
+            fs::remove(p, ec);  // a write cut short by a crash
+            continue;
+        }
+        if (p.extension() != ".entry") continue;
+        std::error_code sec;
+        const uint64_t size = it->file_size(sec);
+        std::ifstream in(p, std::ios::binary);
+        std::string head(std::min<uint64_t>(size, 1 << 20), '\0');
+        in.read(head.data(), static_cast<std::streamsize>(head.size()));
+        head.resize(static_cast<size_t>(in.gcount()));
+        // Parse the header only; the body's checksum is checked when it is first read.
+        std::optional<Entry> e;
+        auto nl = head.find('\n', kMagic.size());
+        size_t hlen = 0;
+        if (nl != std::string::npos &&
+            std::from_chars(head.data() + kMagic.size(), head.data() + nl, hlen).ptr == head.data() + nl &&
+            nl + 1 + hlen <= head.size()) {
+            std::string prefix = head.substr(0, nl + 1 + hlen);
+            e = parse(prefix + std::string(8, '0'), false);
+            if (e && (size != nl + 1 + hlen + e->body_size + 8 || e->id + ".entry" != p.filename().string())) e.reset();
+        }
+        if (!e || e->body_size > o_.max_object_bytes) {
+            ++discarded;
+            bump(counters_.cache_corrupt);
+            fs::remove(p, sec);
+            continue;
+        }
+        insert_locked(std::make_shared<const Entry>(std::move(*e)), size);
+        ++loaded;
+    }
+    if (ec) log_error("cache: cannot read " + o_.dir + ": " + ec.message());
+    trim_locked();
+    log_info("cache: " + std::to_string(loaded) + " stored responses in " + o_.dir +
+             (discarded ? " (" + std::to_string(discarded) + " unreadable files discarded)" : ""));
+}
+
+void Store::insert_locked(std::shared_ptr<const Entry> e, uint64_t file_bytes) {
+    const std::string id = e->id;
+    auto it = slots_.find(id);
+    if (it != slots_.end()) erase_locked(id, false);  // the file is overwritten, not removed
+    lru_.push_front(id);
+    if (e->body) memory_bytes_ += e->body_size;
+    disk_bytes_ += file_bytes;
+    auto& ids = by_url_[e->url];
+    ids.push_back(id);
+    slots_[id] = Slot{std::move(e), lru_.begin(), file_bytes};
+}
+
+void Store::erase_locked(const std::string& id, bool remove_file) {
+    auto it = slots_.find(id);
+    if (it == slots_.end()) return;
+    const auto& e = *it->second.entry;
+    if (e.body) memory_bytes_ -= e.body_size;
+    disk_bytes_ -= it->second.file_bytes;
+    auto u = by_url_.find(e.url);
+    if (u != by_url_.end()) {
+        std::erase(u->second, id);
+        if (u->second.empty()) by_url_.erase(u);
+    }
+    lru_.erase(it->second.lru);
+    slots_.erase(it);
+    if (remove_file && !o_.dir.empty()) {
+        jobs_.push_back(Job{false, id, {}, nullptr});
+        wake_.notify_one();
+    }
+}
+
+void Store::trim_locked() {
+    const bool disk = !o_.dir.empty();
+    // Bodies held in memory: the least recently used ones that are on disk are let go; in a
+    // memory-only cache (or one whose file is not written yet) the entry goes.
+    for (auto it = lru_.end(); memory_bytes_ > o_.memory_bytes && it != lru_.begin();) {
+        --it;
+        auto& slot = slots_.at(*it);
+        if (!slot.entry->body) continue;
+        if (disk && slot.file_bytes) {
+            auto copy = std::make_shared<Entry>(*slot.entry);
+            copy->body.reset();
+            memory_bytes_ -= copy->body_size;
+            slot.entry = std::move(copy);
+        } else if (!disk) {
+            const std::string id = *it++;
+            erase_locked(id, false);
+            bump(counters_.cache_evicted);
+        }
+    }
+    while (disk && disk_bytes_ > o_.max_bytes && !lru_.empty()) {
+        erase_locked(lru_.back(), true);
+        bump(counters_.cache_evicted);
+    }
+}
+
+void Store::queue_write(const std::shared_ptr<const Entry>& e) {
+    if (o_.dir.empty()) return;
+    jobs_.push_back(Job{true, e->id, serialize(*e), e});
+    wake_.notify_one();
+}
+
+void Store::run_writer() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        wake_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, and every queued job done
+        Job job = std::move(jobs_.front());
+        jobs_.pop_front();
+        ++jobs_running_;
+        lock.unlock();
+        std::string error;
+        const std::string final_path = path(job.id);
+        if (job.write) {
+            const std::string tmp = final_path + ".tmp";
+            std::FILE* f = std::fopen(tmp.c_str(), "wb");
+            if (!f) {
+                error = std::string("cannot create ") + tmp + ": " + std::strerror(errno);
+            } else {
+                ::fchmod(fileno(f), 0600);
+                const bool ok = std::fwrite(job.bytes.data(), 1, job.bytes.size(), f) == job.bytes.size();
+                const int werr = errno;
+                const bool closed = std::fclose(f) == 0;
+                if (!ok || !closed) {
+                    error = std::string("cannot write ") + tmp + ": " + std::strerror(ok ? errno : werr);
+                    std::remove(tmp.c_str());
+                } else if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
+                    error = std::string("cannot rename ") + tmp + ": " + std::strerror(errno);
+                    std::remove(tmp.c_str());
+                }
+            }
+        } else {
+            std::error_code ec;
+            fs::remove(final_path, ec);
+        }
+        lock.lock();
+        --jobs_running_;
+        if (job.write) {
+            auto it = slots_.find(job.id);
+            const bool current = it != slots_.end() && it->second.entry == job.entry;
+            if (!error.empty()) {
+                // Pass-through: the response is not kept (a later request fetches it again).
+                bump(counters_.cache_store_errors);
+                if (write_errors_++ % 1000 == 0)
+                    log_error("cache: " + error + " — not storing responses while this lasts (" +
+                              std::to_string(write_errors_) + " failed so far)");
+                if (current) erase_locked(job.id, false);
+            } else if (current) {
+                it->second.file_bytes = job.bytes.size();
+                disk_bytes_ += job.bytes.size();
+                trim_locked();
+            } else if (it == slots_.end() && std::none_of(jobs_.begin(), jobs_.end(), [&](const Job& j) {
+                           return j.id == job.id;
+                       })) {
+                // Removed while it was being written: the file must not outlive the entry.
+                jobs_.push_back(Job{false, job.id, {}, nullptr});
+            }
+        }
+        if (jobs_.empty() && jobs_running_ == 0) idle_.notify_all();
+    }
+}
+
+void Store::flush() {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return (jobs_.empty() && jobs_running_ == 0) || o_.dir.empty(); });
+}
+
+std::shared_ptr<const std::string> Store::read_body(const Entry& e, std::string& error) const {
+    std::ifstream in(path(e.id), std::ios::binary);
+    if (!in) {
+        error = "cannot open " + path(e.id);
+        return nullptr;
+    }
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed = parse(bytes, true);
+    if (!parsed || parsed->url != e.url || parsed->body_size != e.body_size) {
+        error = "checksum or format error in " + path(e.id);
+        return nullptr;
+    }
+    return parsed->body;
+}
+
+std::shared_ptr<const Entry> Store::find(const std::string& url, const Fields& request) {
+    std::shared_ptr<const Entry> found;
+    {
+        std::lock_guard lock(mu_);
+        auto u = by_url_.find(url);
+        if (u == by_url_.end()) return nullptr;
+        for (const auto& id : u->second) {
+            auto& slot = slots_.at(id);
+            auto want = vary_values(slot.entry->headers, request);
+            if (!want || *want != slot.entry->vary) continue;
+            lru_.splice(lru_.begin(), lru_, slot.lru);
+            found = slot.entry;
+            break;
+        }
+        if (!found || found->body) return found;
+    }
+    // Only on disk: read outside the lock (the other workers keep using the index meanwhile).
+    std::string error;
+    auto body = read_body(*found, error);
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(found->id);
+    const bool current = it != slots_.end() && it->second.entry == found;
+    if (!body) {
+        bump(counters_.cache_corrupt);
+        log_warn("cache: discarded " + url + ": " + error);
+        if (current) erase_locked(found->id, true);
+        return nullptr;
+    }
+    auto copy = std::make_shared<Entry>(*found);
+    copy->body = std::move(body);
+    if (current) {
+        memory_bytes_ += copy->body_size;
+        it->second.entry = copy;
+        trim_locked();
+    }
+    return copy;
+}
+
+void Store::put(Entry e) {
+    if (e.body_size > o_.max_object_bytes || !e.body || e.body->size() != e.body_size) return;
+    e.id = entry_id(e.url, e.vary);
+    auto ptr = std::make_shared<const Entry>(std::move(e));
+    std::lock_guard lock(mu_);
+    insert_locked(ptr, 0);
+    queue_write(ptr);
+    bump(counters_.cache_stored);
+    trim_locked();
+}
+
+std::shared_ptr<const Entry> Store::replace(const std::shared_ptr<const Entry>& old, Entry updated) {
+    updated.id = old->id;
+    updated.url = old->url;
+    updated.vary = old->vary;
+    updated.body = old->body;
+    updated.body_size = old->body_size;
+    auto ptr = std::make_shared<const Entry>(std::move(updated));
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(old->id);
+    if (it == slots_.end() || it->second.entry->response_time > old->response_time) return ptr;  // a newer one is there
+    insert_locked(ptr, 0);
+    queue_write(ptr);
+    trim_locked();
+    return ptr;
+}
+
+void Store::remove(const std::shared_ptr<const Entry>& e) {
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(e->id);
+    if (it != slots_.end() && it->second.entry == e) erase_locked(e->id, true);
+}
+
+void Store::invalidate(const std::string& url) {
+    std::lock_guard lock(mu_);
+    auto u = by_url_.find(url);
+    if (u == by_url_.end()) return;
+    for (const auto& id : std::vector<std::string>(u->second)) {
+        erase_locked(id, true);
+        bump(counters_.cache_invalidated);
+    }
+}
+
+size_t Store::entries() const {
+    std::lock_guard lock(mu_);
+    return slots_.size();
+}
+
+uint64_t Store::disk_bytes() const {
+    std::lock_guard lock(mu_);
+    return disk_bytes_;
+}
+
+uint64_t Store::memory_bytes() const {
+    std::lock_guard lock(mu_);
+    return memory_bytes_;
+}
+
+}  // namespace vigil::gateway::cache
