@@ -8,9 +8,9 @@ VAR ?= var
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
 	libsqlite3-dev libgtest-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
-	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix
+	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix nodejs
 
-.PHONY: deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare clean
+.PHONY: deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare cache-conformance clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -45,6 +45,11 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The public cache-tests suite through Vigil (docs/caching.md); `make test` runs it too, with
+# the pass count it must keep.
+cache-conformance: build
+	VIGIL_BIN_DIR=$(CURDIR)/$(BUILD)/bin tests/cache-conformance/run.sh
 
 # Unit and integration tests built with AddressSanitizer + UndefinedBehaviorSanitizer.
 # CI runs test-asan-unit (the unit tests only, see README); test-asan is everything.

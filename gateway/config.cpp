@@ -193,18 +193,17 @@ int64_t get_rate(const Where& w) {
 
 // A size in bytes: an integer, or a string with a unit ("64MB", "1GiB").
 uint64_t get_size(const Where& w, uint64_t lo) {
-    int64_t v = 0;
+    int64_t v = -1;
     if (w.node.is_integer()) {
         v = *w.node.value<int64_t>();
     } else if (w.node.is_string()) {
         try {
             v = parse_rate(get_string(w));
-        } catch (const std::invalid_argument& e) {
-            w.fail(e.what());
+        } catch (const std::invalid_argument&) {
+            v = -1;
         }
-    } else {
-        w.fail("expected bytes or a size such as \"64MB\", \"1GiB\"");
     }
+    if (v < 0) w.fail("expected bytes or a size such as \"64MB\", \"1GiB\"");
     if (v < int64_t(lo) || v > 1'000'000'000'000) w.fail("must be between " + std::to_string(lo) + " bytes and 1TB");
     return uint64_t(v);
 }

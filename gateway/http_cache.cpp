@@ -64,6 +64,17 @@ int64_t delta_seconds(std::string_view v) {
     return std::min<int64_t>(n, int64_t(1) << 31);
 }
 
+bool understood_status(int status) {
+    switch (status) {
+        case 200: case 203: case 204: case 300: case 301: case 302: case 303: case 307: case 308:
+        case 400: case 403: case 404: case 405: case 410: case 414: case 451: case 500: case 501:
+        case 502: case 503: case 504:
+            return true;
+        default:
+            return false;
+    }
+}
+
 bool heuristically_cacheable(int status) {
     switch (status) {
         case 200: case 203: case 204: case 300: case 301: case 308: case 404: case 405: case 410: case 414: case 501:
@@ -96,6 +107,7 @@ CacheControl parse_cache_control(std::string_view value) {
         else if (name == "must-revalidate") cc.must_revalidate = true;
         else if (name == "proxy-revalidate") cc.proxy_revalidate = true;
         else if (name == "only-if-cached") cc.only_if_cached = true;
+        else if (name == "must-understand") cc.must_understand = true;
         else if (name == "max-age") seconds(cc.max_age);
         else if (name == "s-maxage") seconds(cc.s_maxage);
         else if (name == "min-fresh") seconds(cc.min_fresh);
@@ -148,10 +160,15 @@ double freshness_lifetime(const Entry& e) {
 
 double current_age(const Entry& e, double now) {
     double age_value = 0;
-    const std::string age_field = field(e.headers, "age");
-    const auto age = trim(age_field);
-    if (!age.empty() && age.find_first_not_of("0123456789") == std::string_view::npos)
-        age_value = double(delta_seconds(age));
+    if (has_field(e.headers, "age")) {
+        // One non-negative integer; anything else (a list, a sign, a fraction) is taken as
+        // old: the response is stale rather than trusted.
+        const std::string age_field = field(e.headers, "age");
+        const auto age = trim(age_field);
+        age_value = !age.empty() && age.find_first_not_of("0123456789") == std::string_view::npos
+                        ? double(delta_seconds(age))
+                        : double(int64_t(1) << 31);
+    }
     const double apparent = std::max(0.0, e.response_time - date_of(e));
     const double corrected_age = age_value + (e.response_time - e.request_time);
     const double initial = std::max(apparent, corrected_age);
@@ -163,7 +180,13 @@ std::string not_storable(std::string_view method, const Fields& request, int sta
     if (status < 200 || status == 206 || status == 304 || status > 599) return "status";
     const auto req = parse_cache_control(field(request, "cache-control"));
     const auto res = parse_cache_control(field(response, "cache-control"));
-    if (req.no_store || res.no_store) return "no-store";
+    if (res.must_understand) {
+        // Stored only when the status is one we understand, and then no-store is overridden.
+        if (!understood_status(status)) return "must-understand";
+    } else if (res.no_store) {
+        return "no-store";
+    }
+    if (req.no_store) return "no-store";
     if (res.private_) return "private";
     // Shared-cache rules of ours: Vigil serves many users, so a response to a request that
     // carried credentials or cookies is stored only when the origin says it is for everyone,
@@ -199,14 +222,17 @@ std::optional<Fields> vary_values(const Fields& response, const Fields& request)
 }
 
 Fields updated_fields(const Fields& stored, const Fields& from_304) {
-    Fields out;
-    auto replaced = [&](const std::string& name) {
-        return !iequals(name, "content-length") && has_field(from_304, name);
+    // Fields that describe the stored representation itself are kept as they are.
+    auto kept = [](const std::string& name) {
+        for (const char* n : {"content-length", "content-encoding", "content-range", "content-md5", "etag"})
+            if (iequals(name, n)) return true;
+        return false;
     };
+    Fields out;
     for (const auto& f : stored)
-        if (!replaced(f.first)) out.push_back(f);
+        if (kept(f.first) || !has_field(from_304, f.first)) out.push_back(f);
     for (const auto& f : from_304)
-        if (!iequals(f.first, "content-length")) out.push_back(f);
+        if (!kept(f.first)) out.push_back(f);
     return out;
 }
 
@@ -220,9 +246,12 @@ bool not_modified(const Fields& request, const Entry& e) {
         return false;
     }
     if (has_field(request, "if-modified-since")) {
+        // Without Last-Modified, the stored response's Date (or when it arrived) stands in
+        // for it (RFC 9111 4.3.2).
         auto since = parse_http_date(field(request, "if-modified-since"));
         auto lm = parse_http_date(field(e.headers, "last-modified"));
-        return since && lm && *lm <= *since;
+        const double modified = lm ? double(*lm) : date_of(e);
+        return since && modified <= double(*since);
     }
     return false;
 }

@@ -30,7 +30,7 @@ bool has_field(const Fields& f, std::string_view name);
 
 struct CacheControl {
     bool no_store = false, no_cache = false, private_ = false, public_ = false, must_revalidate = false,
-         proxy_revalidate = false, only_if_cached = false, max_stale_any = false;
+         proxy_revalidate = false, only_if_cached = false, max_stale_any = false, must_understand = false;
     std::optional<int64_t> max_age, s_maxage, min_fresh, max_stale;
 };
 // Directives are case-insensitive; a duration that is not a number counts as 0 (stale), a
@@ -69,7 +69,8 @@ std::string not_storable(std::string_view method, const Fields& request, int sta
 // The request's values for the fields the response varies on; nullopt for "Vary: *".
 std::optional<Fields> vary_values(const Fields& response, const Fields& request);
 
-// RFC 9111 3.2 / 4.3.4: a stored response's fields updated from a 304 (all but Content-Length).
+// RFC 9111 3.2 / 4.3.4: a stored response's fields updated from a 304 (all but those describing
+// the stored representation: Content-Length, -Encoding, -Range, -MD5 and ETag).
 Fields updated_fields(const Fields& stored, const Fields& from_304);
 
 // Whether the client's own condition (If-None-Match, else If-Modified-Since) holds for the

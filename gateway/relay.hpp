@@ -281,8 +281,11 @@ public:
                 auto fields = stored_fields(head.base());
                 auto vary = cache::vary_values(fields, cu.request);
                 const auto length = rp->content_length();
-                if (vary && cache::not_storable("GET", cu.request, status, fields).empty() &&
-                    (!length || *length <= gw_.cache->options().max_object_bytes)) {
+                std::string why = cache::not_storable("GET", cu.request, status, fields);
+                if (why.empty() && !vary) why = "vary";
+                if (why.empty() && length && *length > gw_.cache->options().max_object_bytes) why = "too large";
+                if (!why.empty()) log_debug("cache: not storing " + url + ": " + why, cid_);
+                if (why.empty()) {
                     to_store.emplace();
                     to_store->url = url;
                     to_store->status = status;
@@ -389,6 +392,11 @@ public:
             to_store->body_size = capture.bytes.size();
             to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
             gw_.cache->put(std::move(*to_store));
+        } else if (to_store) {
+            log_debug("cache: not storing " + url + ": " +
+                          (capture.overflow ? "larger than cache.max_object_bytes"
+                                            : "not scanned clean (" + (res_scan ? res_scan->scan_result() : "") + ")"),
+                      cid_);
         }
         co_return client_keep_alive;
     }

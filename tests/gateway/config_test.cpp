@@ -114,6 +114,27 @@ TEST(Config, OverrideErrorsNameTheKey) {
     EXPECT_THROW(load_config("/nonexistent/vigil.toml", {}), ConfigError);
 }
 
+TEST(Config, CacheSizes) {
+    Config c = load_config("", {{"cache.dir", "\"/var/cache/vigil\""}, {"cache.max_bytes", "\"20GB\""},
+                                {"cache.memory_bytes", "\"256MiB\""}, {"cache.max_object_bytes", "65536"}});
+    EXPECT_TRUE(c.cache);
+    EXPECT_EQ(c.cache_dir, "/var/cache/vigil");
+    EXPECT_EQ(c.cache_max_bytes, 20'000'000'000u);
+    EXPECT_EQ(c.cache_memory_bytes, 256u << 20);
+    EXPECT_EQ(c.cache_max_object_bytes, 65536u);
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"cache.max_bytes", "\"lots\"", "expected bytes or a size"},
+             {"cache.max_bytes", "1000", "between 1048576 bytes and 1TB"},
+             {"cache.max_object_bytes", "true", "expected bytes or a size"}}) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << key << " = " << value;
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(Config, OriginErrorPolicyAndExceptions) {
     Config c = load_config("", {{"tls.origin_errors", "{expired = \"warn\", self_signed = \"block\"}"},
                                 {"tls.origin_exceptions", "[{host = \"Intranet.Corp.\", allow = [\"self_signed\"]}, "

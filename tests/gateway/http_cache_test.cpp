@@ -63,8 +63,12 @@ TEST(CacheRules, CurrentAge) {
     e.response_time = 1000;
     // apparent age 10; corrected age 30 + 2; resident 5.
     EXPECT_DOUBLE_EQ(current_age(e, 1005), 37);
-    e.headers = {{"Age", "x"}};
-    EXPECT_DOUBLE_EQ(current_age(e, 1005), 7);  // an invalid Age is ignored
+    for (const char* bad : {"x", "-5", "1.0", "1, 2", ""}) {
+        e.headers = {{"Age", bad}};
+        EXPECT_GE(current_age(e, 1005), double(int64_t(1) << 31)) << bad;  // an invalid Age: stale
+    }
+    e.headers = {};
+    EXPECT_DOUBLE_EQ(current_age(e, 1005), 7);
 }
 
 TEST(CacheRules, WhatIsStored) {
@@ -85,6 +89,8 @@ TEST(CacheRules, WhatIsStored) {
     EXPECT_EQ(not_storable("GET", get, 200, {{"ETag", "\"1\""}}), "");
     EXPECT_EQ(not_storable("GET", get, 302, {{"Last-Modified", format_http_date(0)}}), "no freshness");
     EXPECT_EQ(not_storable("GET", get, 302, fresh), "");
+    EXPECT_EQ(not_storable("GET", get, 200, {{"Cache-Control", "max-age=60, no-store, must-understand"}}), "");
+    EXPECT_EQ(not_storable("GET", get, 599, {{"Cache-Control", "max-age=60, must-understand"}}), "must-understand");
 }
 
 TEST(CacheRules, VaryAndConditionals) {
@@ -102,10 +108,14 @@ TEST(CacheRules, VaryAndConditionals) {
     EXPECT_FALSE(not_modified({{"If-None-Match", "\"x\""}, {"If-Modified-Since", format_http_date(200)}}, e));
     EXPECT_TRUE(not_modified({{"If-Modified-Since", format_http_date(200)}}, e));
     EXPECT_FALSE(not_modified({{"If-Modified-Since", format_http_date(50)}}, e));
+    Entry no_lm = entry({{"Date", format_http_date(300)}});  // Date stands in for Last-Modified
+    EXPECT_TRUE(not_modified({{"If-Modified-Since", format_http_date(300)}}, no_lm));
+    EXPECT_FALSE(not_modified({{"If-Modified-Since", format_http_date(299)}}, no_lm));
     EXPECT_FALSE(not_modified({}, e));
 
     auto updated = updated_fields({{"ETag", "\"1\""}, {"Content-Length", "5"}, {"X-A", "old"}},
-                                  {{"X-A", "new"}, {"Content-Length", "0"}, {"Cache-Control", "max-age=9"}});
+                                  {{"X-A", "new"}, {"Content-Length", "0"}, {"Cache-Control", "max-age=9"},
+                                   {"ETag", "\"2\""}});
     EXPECT_EQ(updated, (Fields{{"ETag", "\"1\""}, {"Content-Length", "5"}, {"X-A", "new"}, {"Cache-Control", "max-age=9"}}));
 }
 
