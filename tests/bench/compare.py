@@ -159,6 +159,9 @@ http {
                              "--set", "proxy.allow_private_destinations=true",
                              "--set", "proxy.allowed_connect_ports=" + ports,
                              "--set", "proxy.allowed_http_ports=" + ports,
+                             # Squid runs with caching off (cache deny all): so does Vigil, so
+                             # both are measured proxying, not answering from a cache.
+                             "--set", "cache.enabled=%s" % ("true" if self.args.vigil_cache else "false"),
                              "--set", "limits.max_connections=50000",
                              "--set", "limits.max_connections_per_client=50000"], port)
         self.proxy["vigil"], self.cafile["vigil"] = "127.0.0.1:%d" % port, os.path.join(ca_dir, "root.pem")
@@ -318,6 +321,8 @@ def main():
     ap.add_argument("--targets", default="direct,vigil,squid,mitmproxy")
     ap.add_argument("--scenarios", default="keepalive,newconn,bulk1m,bulk16m,plain,first,idle")
     ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--vigil-cache", action="store_true",
+                    help="leave Vigil's HTTP cache on (its hits are then measured, not proxying)")
     args = ap.parse_args()
     targets = args.targets.split(",")
     scenarios = args.scenarios.split(",")
