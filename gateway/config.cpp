@@ -381,6 +381,7 @@ const std::map<std::string, Setter>& schema() {
         {"upstream.health_interval", [](Config& c, const Where& w) { c.parent_health_interval = get_seconds(w); }},
         {"upstream.direct_fallback", [](Config& c, const Where& w) { c.parent_direct_fallback = get_bool(w); }},
         {"upstream.direct_hosts", [](Config& c, const Where& w) { c.direct_hosts = get_host_list(w); }},
+        {"upstream.parent_hosts", [](Config& c, const Where& w) { c.parent_hosts = get_host_list(w); }},
         {"limits.client_rate", [](Config& c, const Where& w) { c.client_rate = get_rate(w); }},
         {"limits.group_rate", [](Config& c, const Where& w) { c.group_rates = get_group_rates(w); }},
         {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},

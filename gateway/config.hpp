@@ -111,6 +111,7 @@ struct Config {
     std::chrono::seconds parent_health_interval{5};
     bool parent_direct_fallback = false;  // all parents down: go direct instead of refusing
     std::vector<std::string> direct_hosts;  // exact names, or ".suffix"
+    std::vector<std::string> parent_hosts;  // when set, only these go through the parents
     // Compressing uncompressed text responses for clients that accept gzip or br.
     bool compress = true;
     bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)

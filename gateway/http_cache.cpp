@@ -436,8 +436,7 @@ void Store::load_index() {
         if (nl != std::string::npos &&
             std::from_chars(head.data() + kMagic.size(), head.data() + nl, hlen).ptr == head.data() + nl &&
             nl + 1 + hlen <= head.size()) {
-            std::string prefix = head.substr(0, nl + 1 + hlen);
-            e = parse(prefix + std::string(8, '0'), false);
+            e = parse(std::string_view(head).substr(0, nl + 1 + hlen), false);
             if (e && (size != nl + 1 + hlen + e->body_size + 8 || e->id + ".entry" != p.filename().string())) e.reset();
         }
         if (!e || e->body_size > o_.max_object_bytes) {
@@ -481,7 +480,7 @@ void Store::erase_locked(const std::string& id, bool remove_file) {
     lru_.erase(it->second.lru);
     slots_.erase(it);
     if (remove_file && !o_.dir.empty()) {
-        jobs_.push_back(Job{false, id, {}, nullptr});
+        jobs_.push_back(Job{false, id, nullptr});
         wake_.notify_one();
     }
 }
@@ -513,7 +512,7 @@ void Store::trim_locked() {
 
 void Store::queue_write(const std::shared_ptr<const Entry>& e) {
     if (o_.dir.empty()) return;
-    jobs_.push_back(Job{true, e->id, serialize(*e), e});
+    jobs_.push_back(Job{true, e->id, e});  // serialised on the writer thread, outside the lock
     wake_.notify_one();
 }
 
@@ -528,14 +527,17 @@ void Store::run_writer() {
         lock.unlock();
         std::string error;
         const std::string final_path = path(job.id);
-        if (job.write) {
+        const std::string bytes = job.write && job.entry->body ? serialize(*job.entry) : std::string();
+        if (job.write && !job.entry->body) {
+            error = "internal: no body to write for " + job.entry->url;
+        } else if (job.write) {
             const std::string tmp = final_path + ".tmp";
             std::FILE* f = std::fopen(tmp.c_str(), "wb");
             if (!f) {
                 error = std::string("cannot create ") + tmp + ": " + std::strerror(errno);
             } else {
                 ::fchmod(fileno(f), 0600);
-                const bool ok = std::fwrite(job.bytes.data(), 1, job.bytes.size(), f) == job.bytes.size();
+                const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
                 const int werr = errno;
                 const bool closed = std::fclose(f) == 0;
                 if (!ok || !closed) {
@@ -563,14 +565,14 @@ void Store::run_writer() {
                               std::to_string(write_errors_) + " failed so far)");
                 if (current) erase_locked(job.id, false);
             } else if (current) {
-                it->second.file_bytes = job.bytes.size();
-                disk_bytes_ += job.bytes.size();
+                it->second.file_bytes = bytes.size();
+                disk_bytes_ += bytes.size();
                 trim_locked();
             } else if (it == slots_.end() && std::none_of(jobs_.begin(), jobs_.end(), [&](const Job& j) {
                            return j.id == job.id;
                        })) {
                 // Removed while it was being written: the file must not outlive the entry.
-                jobs_.push_back(Job{false, job.id, {}, nullptr});
+                jobs_.push_back(Job{false, job.id, nullptr});
             }
         }
         if (jobs_.empty() && jobs_running_ == 0) idle_.notify_all();

@@ -123,8 +123,7 @@ private:
     struct Job {
         bool write = true;  // else remove
         std::string id;
-        std::string bytes;
-        std::shared_ptr<const Entry> entry;  // what the written file holds
+        std::shared_ptr<const Entry> entry;  // what the file is to hold (serialised by the writer)
     };
 
     void load_index();

@@ -18,13 +18,17 @@ void Parents::configure(const Config& cfg) {
         parents_.push_back(std::move(p));
     }
     direct_ = cfg.direct_hosts;
+    only_ = cfg.parent_hosts;
     selection_ = cfg.parent_selection == "host-hash"           ? Selection::host_hash
                  : cfg.parent_selection == "least-connections" ? Selection::least_connections
                                                                : Selection::round_robin;
 }
 
-bool Parents::goes_direct(const std::string& host) const {
-    for (const auto& d : direct_) {
+namespace {
+
+// Exact names, or ".suffix" for the name and every name below it (whole labels).
+bool listed(const std::vector<std::string>& list, const std::string& host) {
+    for (const auto& d : list) {
         if (d.front() != '.') {
             if (host == d) return true;
         } else if (host == d.substr(1) ||
@@ -33,6 +37,12 @@ bool Parents::goes_direct(const std::string& host) const {
         }
     }
     return false;
+}
+
+}  // namespace
+
+bool Parents::goes_direct(const std::string& host) const {
+    return listed(direct_, host) || (!only_.empty() && !listed(only_, host));
 }
 
 std::vector<ParentProxy*> Parents::candidates(const std::string& host) {

@@ -38,8 +38,9 @@ public:
     enum class Selection { round_robin, least_connections, host_hash };
     void configure(const Config& cfg);
     bool empty() const { return parents_.empty(); }
-    // Whether `host` goes direct, never through a parent (upstream.direct_hosts: exact names,
-    // or ".suffix" for the name and every name below it — anchored, never a pattern).
+    // Whether `host` goes direct, never through a parent: it is in upstream.direct_hosts, or
+    // upstream.parent_hosts is set and it is not there (exact names, or ".suffix" for the name
+    // and every name below it — anchored, never a pattern).
     bool goes_direct(const std::string& host) const;
     // The parents to try for `host`, in order: the ones up, starting where the selection
     // says (least-connections: fewest open connections first, ties in turn); when none is
@@ -52,6 +53,7 @@ public:
 private:
     std::vector<std::unique_ptr<ParentProxy>> parents_;
     std::vector<std::string> direct_;
+    std::vector<std::string> only_;  // upstream.parent_hosts
     Selection selection_ = Selection::round_robin;
     std::atomic<uint64_t> next_{0};
 };

@@ -37,7 +37,7 @@ commands:
 filters:
   --since T / --until T         relative (30m, 2h, 7d) or ISO-8601 (2026-11-27, 2026-11-27T10:00:00Z)
   --user U  --client IP  --host H (H and names below it)  --action A  --category C  --rule R
-  --status N  --url-contains S  --kind transaction|refused|splice|system
+  --status N  --url-contains S  --kind transaction|refused|splice|system  --cache HIT|MISS|REVALIDATED
 )";
 
 [[noreturn]] void fail(const std::string& msg, int code = 1) {
@@ -249,7 +249,8 @@ int cmd_stats(Store& s, const Args& a) {
     // Time-only questions come from the hourly roll-ups (plus the rows of partial hours);
     // any other filter, or --exact, counts the rows themselves.
     static const std::set<std::string> row_filters = {"--user", "--client", "--host", "--action", "--kind",
-                                                      "--category", "--rule", "--status", "--url-contains"};
+                                                      "--category", "--rule", "--status", "--url-contains",
+                                                      "--cache"};
     const bool rollup = s.has_rollups() && !a.flags.count("--exact") &&
                         std::none_of(row_filters.begin(), row_filters.end(), [&](const auto& f) { return a.has(f); });
     if (rollup) {

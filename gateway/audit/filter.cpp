@@ -81,6 +81,12 @@ Where build_filters(const std::map<std::string, std::string>& o, int64_t now_ms)
         w.add("status = CAST(? AS INTEGER)", s);
     }
     if (has("--url-contains")) w.add("instr(url, ?) > 0", get(o, "--url-contains"));
+    if (has("--cache")) {
+        const std::string c = get(o, "--cache");
+        if (c != "HIT" && c != "MISS" && c != "REVALIDATED")
+            throw FilterError("--cache: expected HIT, MISS or REVALIDATED, not \"" + c + "\"");
+        w.add("cache = ?", c);
+    }
     return w;
 }
 

@@ -37,9 +37,10 @@ TEST(AuditFilter, FiltersBecomeParametersNeverSql) {
                             kNow);
     EXPECT_EQ(w.sql, " WHERE 1=1 AND user = ? AND (host = ? OR host LIKE ?) AND action = ? AND status = CAST(? AS INTEGER)");
     EXPECT_EQ(w.params, (std::vector<std::string>{"x' OR 1=1 --", "example.com", "%.example.com", "block", "403"}));
+    EXPECT_EQ(build_filters({{"--cache", "REVALIDATED"}}, kNow).sql, " WHERE 1=1 AND cache = ?");
     for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
              {"--host", "a%b"}, {"--host", "a_b"}, {"--host", ""}, {"--action", "nuke"}, {"--kind", "x"},
-             {"--status", "2OO"}, {"--status", "99999999999999999999"}, {"--since", "later"}}) {
+             {"--status", "2OO"}, {"--status", "99999999999999999999"}, {"--since", "later"}, {"--cache", "hit"}}) {
         EXPECT_THROW(build_filters({{flag, value}}, kNow), FilterError) << flag << " " << value;
     }
 }

@@ -252,6 +252,11 @@ class InspectionTest(unittest.TestCase):
         v = subprocess.run([os.path.join(BIN_DIR, "vigil-audit"), "--db", W["audit"], "verify"], capture_output=True,
                            text=True)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        q = subprocess.run([os.path.join(BIN_DIR, "vigil-audit"), "--db", W["audit"], "query", "--cache", "REVALIDATED",
+                            "--url-contains", "/c/audit", "--format", "json"], capture_output=True, text=True)
+        self.assertEqual(q.returncode, 0, q.stderr)
+        found = json.loads(q.stdout)
+        self.assertEqual([(r["cache"], "/c/audit2" in r["url"]) for r in found], [("REVALIDATED", True)])
         self.assertGreaterEqual(W["vigil"].metric("cache_hits"), 1)
         self.assertGreaterEqual(W["vigil"].metric("cache_revalidated"), 1)
 

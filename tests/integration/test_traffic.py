@@ -56,7 +56,7 @@ def setUpModule():
     W["groups"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                         extra_args=common + ["--set", "auth.required=true",
                                              "--set", 'limits.group_rate={ staff = "500KB" }'])
-    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "l1", "l2"):
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "l1", "l2", "h1"):
         W[name] = ParentProxy(name)
     W["r1"] = ParentProxy("r1", refuse_connect=True)
 
@@ -71,6 +71,7 @@ def setUpModule():
     W["refusing"] = parents("r1")
     W["leastconn"] = parents("l1", "l2", extra=["--set", 'upstream.selection="least-connections"'])
     W["strict"] = parents("p1", extra=["--set", "proxy.allow_private_destinations=false"])
+    W["some"] = parents("h1", extra=["--set", 'upstream.parent_hosts=[".via.test"]'])
     dead = '[{ address = "127.0.0.1:%d", name = "gone" }]' % free_port()
     W["no_parent"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem,
                            extra_args=common + ["--set", "upstream.parents=" + dead])
@@ -81,12 +82,12 @@ def setUpModule():
 
 def tearDownModule():
     for v in ("vigil", "groups", "compress", "parents", "hashing", "failover", "refusing", "leastconn", "strict",
-              "no_parent", "fallback"):
+              "no_parent", "fallback", "some"):
         if W[v].proc.poll() is None:
             W[v].stop()
     for o in ("plain", "tls", "bank"):
         W[o].close()
-    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "r1", "l1", "l2"):
+    for name in ("p1", "p2", "p3", "p4", "f1", "f2", "r1", "l1", "l2", "h1"):
         W[name].kill()
     remove_workdir(W["dir"])
 
@@ -308,6 +309,20 @@ class Parents(unittest.TestCase):
         self.assertEqual((r.status, r.read()), (200, b"hello from plain"))
         conn.close()
         self.assertEqual(W["p1"].counts["http"] + W["p2"].counts["http"], before + 1)
+
+    def test_parent_hosts_send_only_those_through_the_parents(self):
+        def fetch(host):
+            conn = http.client.HTTPConnection("127.0.0.1", W["some"].port, timeout=30)
+            conn.request("GET", "http://%s:%d/hello" % (host, W["plain"].port))
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.read()), (200, b"hello from plain"))
+            conn.close()
+        fetch("www.via.test")
+        fetch("via.test")
+        self.assertEqual(W["h1"].counts["http"], 2)
+        fetch("www.direct.test")      # not listed: direct
+        fetch("www.via.test.evil.test")  # anchored: a name ending elsewhere is not below .via.test
+        self.assertEqual(W["h1"].counts["http"], 2)
 
     def test_host_hash_keeps_a_host_on_one_parent(self):
         for i in range(6):
