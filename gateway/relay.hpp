@@ -172,7 +172,10 @@ public:
         // without a body is retried once on a fresh connection; one with a body is not (not replayable).
         std::optional<http::response_parser<http::buffer_body>> rp;
         for (int attempt = 0;; ++attempt) {
-            const bool reused = upstream_.has_value() && key_ == origin.host_port();
+            // An idle connection the origin has closed meanwhile is not tried (a request with a
+            // body could not be retried on a fresh one).
+            const bool reused = upstream_.has_value() && key_ == origin.host_port() &&
+                                idle_socket_usable(lowest(*upstream_).socket().native_handle());
             if (!reused) {
                 drop_upstream();
                 ubuf_.clear();

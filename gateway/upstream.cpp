@@ -212,6 +212,14 @@ UpstreamPool*& UpstreamPool::current() {
     return pool;
 }
 
+bool idle_socket_usable(int fd) {
+    // Closed by the origin meanwhile (EOF, or a TLS close_notify), or something unasked-for
+    // waiting: not reusable. Nothing waiting (EAGAIN) is the only good answer.
+    char byte;
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 std::optional<TlsStream> UpstreamPool::take(const std::string& key, std::shared_ptr<ParentLease>& lease) {
     const auto now = std::chrono::steady_clock::now();
     for (auto it = idle_.end(); it != idle_.begin();) {
@@ -220,10 +228,7 @@ std::optional<TlsStream> UpstreamPool::take(const std::string& key, std::shared_
         Idle found = std::move(*it);
         idle_.erase(it);
         if (now - found.since > kMaxIdle) return std::nullopt;
-        // Closed by the origin meanwhile (EOF), or something unasked-for waiting: not reusable.
-        char byte;
-        const ssize_t n = ::recv(found.stream.next_layer().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return std::nullopt;
+        if (!idle_socket_usable(found.stream.next_layer().socket().native_handle())) return std::nullopt;
         lease = std::move(found.lease);
         return std::optional<TlsStream>(std::move(found.stream));
     }

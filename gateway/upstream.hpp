@@ -51,6 +51,10 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
 // authentication (NTLM, Negotiate) are kept; at most kMax, none idle longer than kMaxIdle,
 // and each is checked for a close from the origin before it is used again. One pool per
 // worker thread (a connection belongs to its worker's io_context), set up by the worker.
+// Whether an idle kept-alive connection can carry another request: the origin has neither
+// closed it nor sent anything unasked-for since the last response.
+bool idle_socket_usable(int fd);
+
 class UpstreamPool {
 public:
     static constexpr size_t kMax = 64;

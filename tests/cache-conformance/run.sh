@@ -12,12 +12,15 @@ cd "$here"
   npm install --no-audit --no-fund --no-save --silent http-cache-tests@0.4.5 undici@7.30.2
 work="$(mktemp -d /tmp/vigil-cache-tests.XXXXXX)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_WORKDIR:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-origin_port="$(free_port)"
-(cd node_modules/http-cache-tests && npm_config_protocol=http npm_config_port="$origin_port" \
+# The suite's origin on a port of the kernel's choosing (no race for a "free" port).
+(cd node_modules/http-cache-tests && npm_config_protocol=http npm_config_port=0 \
    npm_config_pidfile="$work/server.pid" exec node server/server.mjs >"$work/server.log" 2>&1) &
 pids+=($!)
 
@@ -29,6 +32,8 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
 proxy_port="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["listen"].rsplit(":",1)[1])' "$work/ready.json")"
 for _ in $(seq 100); do grep -q Listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+origin_port="$(sed -n 's|^Listening on .*:\([0-9]*\)/$|\1|p' "$work/server.log")"
+[ -n "$origin_port" ] && [ -n "$proxy_port" ] || { echo "servers did not start"; cat "$work/server.log" "$work/vigil.log"; exit 1; }
 
 mkdir -p results
 out="results/vigil.json"
@@ -38,7 +43,11 @@ VIGIL_PROXY="http://127.0.0.1:$proxy_port" BASE="http://127.0.0.1:$origin_port" 
 echo "results: $here/$out"
 if [ "${1:-}" = "--check" ]; then
   # The bar (make test): at least this many passes and at most this many required failures.
-  MIN_PASS=205 MAX_FAIL=1 node score.mjs "$out" node_modules/http-cache-tests/results/squid.json
+  MIN_PASS=205 MAX_FAIL=1 node score.mjs "$out" node_modules/http-cache-tests/results/squid.json || {
+    node -e 'const r = require(process.argv[1]); for (const [k, v] of Object.entries(r)) if (v !== true) console.log(k, JSON.stringify(v))' "$here/$out"
+    tail -50 "$work/vigil.log"
+    exit 1
+  }
 else
   node score.mjs "$out" node_modules/http-cache-tests/results/squid.json
 fi

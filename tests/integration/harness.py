@@ -182,6 +182,12 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             time.sleep(0.1)
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
             return
+        if path == "/hello-then-close":  # kept alive, then closed by the origin 0.2 s later (idle timeout)
+            self._send(200, ("hello from " + self.server.label).encode())
+            self.wfile.flush()
+            conn = self.connection
+            threading.Timer(0.2, lambda: conn.shutdown(socket.SHUT_RDWR)).start()
+            return
         if path == "/hello-close":  # and the origin closes the connection after answering
             self.close_connection = True
             return self._send(200, ("hello from " + self.server.label).encode(), extra=[("Connection", "close")])

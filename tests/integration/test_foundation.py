@@ -235,6 +235,19 @@ class PlainTest(unittest.TestCase):
         self.assertLess(out.index(b"hello from plain"), out.index(b"\x00\x01\x02"))
         self.assertTrue(out.endswith(b"\x00\x01"))
 
+    def test_upload_after_the_origin_closed_the_idle_connection(self):
+        # The origin closes the kept-alive connection while it is idle; an upload (which cannot
+        # be retried) must go out on a fresh connection, not into the closed one (a 502).
+        conn = http.client.HTTPConnection("127.0.0.1", W["vigil"].port, timeout=20)
+        for _ in range(3):
+            conn.request("GET", plain_url("/hello-then-close"))
+            self.assertEqual(conn.getresponse().read(), b"hello from plain")
+            time.sleep(0.5)
+            conn.request("POST", plain_url("/upload"), body=b"x" * 1000)
+            r = conn.getresponse()
+            self.assertEqual((r.status, json.loads(r.read())["length"]), (200, 1000))
+        conn.close()
+
     def test_hop_by_hop_headers_are_not_forwarded(self):
         code, status, headers, body, err = curl(
             "-x", proxy(), "-H", "Connection: X-Secret", "-H", "X-Secret: 1", "-H", "Keep-Alive: 5",
