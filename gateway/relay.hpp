@@ -343,11 +343,7 @@ public:
         BodyOptions download{res_scan.get(), res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client, throttle_,
                              compressor.get(), to_store ? &capture : nullptr};
         auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
-        if (compressor && relayed == RelayError::none) {
-            bump(gw_.counters.compressed);
-            bump(gw_.counters.compress_in_bytes, compressor->bytes_in());
-            bump(gw_.counters.compress_out_bytes, compressor->bytes_out());
-        }
+        if (compressor && relayed == RelayError::none) count_compressed(*compressor);
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) drop_upstream();
         if (relayed == RelayError::blocked_before_head) {
@@ -490,6 +486,13 @@ private:
         }
     }
 
+    // A response sent compressed in full: the bytes saved show on /metrics.
+    void count_compressed(const Compressor& c) {
+        bump(gw_.counters.compressed);
+        bump(gw_.counters.compress_in_bytes, c.bytes_in());
+        bump(gw_.counters.compress_out_bytes, c.bytes_out());
+    }
+
     // The client gets another representation: its own encoding, chunked, a weak validator,
     // and caches told that it varies with Accept-Encoding.
     static void compressed_head(http::response<http::buffer_body>& res, const Compressor& c) {
@@ -602,11 +605,7 @@ private:
             log_error(std::string("compression failed, transfer ended: ") + ex.what(), cid_);
             co_return false;
         }
-        if (compressor) {
-            bump(gw_.counters.compressed);
-            bump(gw_.counters.compress_in_bytes, compressor->bytes_in());
-            bump(gw_.counters.compress_out_bytes, compressor->bytes_out());
-        }
+        if (compressor) count_compressed(*compressor);
         co_return keep_alive;
     }
 
