@@ -466,7 +466,8 @@ void Store::insert_locked(std::shared_ptr<const Entry> e, uint64_t file_bytes) {
     slots_[id] = Slot{std::move(e), lru_.begin(), file_bytes};
 }
 
-void Store::erase_locked(const std::string& id, bool remove_file) {
+// `id` by value: callers pass the LRU list element that is erased here.
+void Store::erase_locked(std::string id, bool remove_file) {
     auto it = slots_.find(id);
     if (it == slots_.end()) return;
     const auto& e = *it->second.entry;

@@ -128,7 +128,7 @@ private:
 
     void load_index();
     void insert_locked(std::shared_ptr<const Entry> e, uint64_t file_bytes);
-    void erase_locked(const std::string& id, bool remove_file);
+    void erase_locked(std::string id, bool remove_file);
     void trim_locked();
     void queue_write(const std::shared_ptr<const Entry>& e);
     void run_writer();
