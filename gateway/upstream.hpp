@@ -6,15 +6,13 @@
 #include <deque>
 #include <optional>
 
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "gateway/framing.hpp"
 #include "gateway/pages.hpp"
 #include "gateway/state.hpp"
+#include "gateway/tls_stream.hpp"
 
 namespace vigil::gateway {
-
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // How a connection to an origin was made. With parent proxies (upstream.parents), a plain
 // HTTP relay (http = true) connects to the parent itself and sends its requests in
