@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include <openssl/err.h>
 
@@ -192,14 +193,30 @@ Want Core::failed(int ret, error_code& ec) {
 }
 
 Want Core::read(void* data, std::size_t size, std::size_t& got, error_code& ec) {
+    if (deferred) {
+        ec = std::exchange(deferred, {});
+        return Want::nothing;
+    }
     ERR_clear_error();
     std::size_t n = 0;
-    const int ok = SSL_read_ex(ssl, data, size, &n);
+    int ok = SSL_read_ex(ssl, data, size, &n);
     Want w = Want::nothing;
-    if (ok == 1)
-        got = n;
-    else
+    if (ok != 1) {
         w = failed(ok, ec);
+    } else {
+        got = n;
+        // Records already begun in OpenSSL's read-ahead buffer fill the rest of the caller's
+        // buffer: one operation per buffer on a bulk transfer, not one per 16 KiB record.
+        while (got < size && (SSL_has_pending(ssl) || in_end > in_begin)) {
+            ERR_clear_error();
+            ok = SSL_read_ex(ssl, static_cast<char*>(data) + got, size - got, &n);
+            if (ok != 1) {
+                failed(ok, deferred);  // an error after these bytes ends the next read
+                break;
+            }
+            got += n;
+        }
+    }
     send_staged();  // an alert OpenSSL wrote: sent if the socket takes it now, else with the next write
     return w;
 }

@@ -73,6 +73,7 @@ struct Core {
     std::string out;       // written by OpenSSL, not yet taken by the socket
     std::string flushing;  // in a socket write now
     bool eof = false;      // the peer closed its side (TCP)
+    error_code deferred;   // met after bytes a read returned: the next read's result
     int read_errno = 0, write_errno = 0;
 
 private:

@@ -181,6 +181,84 @@ class BumpTest(unittest.TestCase):
         self.assertEqual(got, b"ping-through-the-bump")
         t.close()
 
+    def test_tls_a_byte_at_a_time_and_a_slow_reader_inside_bump(self):
+        # The client's TLS records reach Vigil a byte per TCP segment, and the client reads a
+        # 6 MiB answer through a 16 KiB window after a pause: Vigil's TLS stream waits on
+        # partial records and holds what the socket does not take, and every byte arrives, in
+        # order, on a connection that then carries the next request.
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", W["vigil"].port))
+        target = "good.test:%d" % W["good"].port
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+        resp = b""
+        while b"\r\n\r\n" not in resp:
+            resp += s.recv(1)
+        self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
+        ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        t = ctx.wrap_bio(incoming, outgoing, server_hostname="good.test")
+        sent_segments = [0]
+
+        def send_bytewise():
+            data = outgoing.read()
+            for i in range(len(data)):
+                s.sendall(data[i:i + 1])
+            sent_segments[0] += len(data)
+
+        def receive():
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("Vigil closed the connection")
+            incoming.write(chunk)
+
+        while True:
+            try:
+                t.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                send_bytewise()
+                receive()
+        send_bytewise()
+
+        def read_response():
+            data = b""
+            while b"\r\n\r\n" not in data:
+                try:
+                    data += t.read(65536)
+                except ssl.SSLWantReadError:
+                    receive()
+            head, body = data.split(b"\r\n\r\n", 1)
+            length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+            parts = [body]
+            have = len(body)
+            while have < length:
+                try:
+                    piece = t.read(65536)
+                    parts.append(piece)
+                    have += len(piece)
+                except ssl.SSLWantReadError:
+                    receive()
+            return head, b"".join(parts)
+
+        n = 6 << 20
+        t.write(b"GET /bytes/%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (n, target.encode()))
+        send_bytewise()
+        time.sleep(1.0)  # Vigil's socket to the client fills meanwhile
+        head, body = read_response()
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        expected = (BLOCK * (n // len(BLOCK) + 1))[:n]
+        self.assertEqual(len(body), n)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), hashlib.sha256(expected).hexdigest())
+        t.write(b"GET /hello HTTP/1.1\r\nHost: %s\r\n\r\n" % target.encode())
+        send_bytewise()
+        head, body = read_response()
+        self.assertEqual(body, b"hello from good")
+        self.assertGreater(sent_segments[0], 500)  # the handshake and both requests went a byte at a time
+        s.close()
+
 
 class PlainTest(unittest.TestCase):
     def test_plain_get(self):
