@@ -10,7 +10,7 @@
 // Waits go through the beast::tcp_stream underneath, so its expires_after() timeouts apply to
 // every wait (reading into a per-connection buffer that OpenSSL then takes bytes from, and
 // writing what the socket did not take at once). A write completes only when the socket has
-// taken its bytes (backpressure as before). Reads never start a socket write: what OpenSSL
+// taken its bytes (backpressure as before). Reads never wait to write: what OpenSSL
 // produces while reading (an alert) is sent if the socket takes it, else with the next write.
 // One read and one write may be in flight at once (as with Asio's stream); all operations of
 // a stream run on its executor's single thread.
