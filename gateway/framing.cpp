@@ -178,4 +178,14 @@ bool HopByHop::contains(std::string_view name) const {
     return connection_has(name);
 }
 
+std::string host_header(const Authority& a, bool default_443) {
+    std::string h = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+    if (a.port != (default_443 ? 443 : 80)) h += ":" + std::to_string(a.port);
+    return h;
+}
+
+bool connection_bound_auth(std::string_view v) {
+    return v.size() >= 4 && (iequals(v.substr(0, 4), "NTLM") || (v.size() >= 9 && iequals(v.substr(0, 9), "Negotiate")));
+}
+
 }  // namespace vigil::gateway

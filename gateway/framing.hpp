@@ -55,6 +55,12 @@ private:
     std::string connection_tokens_;  // ",tok1,tok2," lower case
 };
 
+// The Host field for a request to `a` (IPv6 in brackets; the port unless it is the scheme's default).
+std::string host_header(const Authority& a, bool default_443);
+
+// NTLM and Negotiate authenticate the connection, not the request.
+bool connection_bound_auth(std::string_view authorization);
+
 bool iequals(std::string_view a, std::string_view b);
 std::string_view trim(std::string_view s);  // spaces and tabs at either end (HTTP's OWS)
 std::string lower(std::string_view s);      // ASCII lower case

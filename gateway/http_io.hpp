@@ -2,11 +2,13 @@
 // client and origin stream types (plain TCP or TLS). Included by the session sources only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/http.hpp>
 
 #include "gateway/compress.hpp"
@@ -186,10 +188,13 @@ inline net::awaitable<void> pace(Throttle* t, Throttle::Direction d, size_t n, G
 enum class RelayError { none, read, malformed_before_head, malformed, write, blocked_before_head, blocked_after_head };
 
 // A copy of a body as it was read, for the cache: up to `limit` bytes, then given up.
+// `complete` runs once the whole body has been read and scanned, before its last bytes are
+// written: a client that has the whole response and asks again finds it stored.
 struct BodyCapture {
     std::string bytes;
     size_t limit = 0;
     bool overflow = false;
+    std::function<void()> complete;
     void add(std::string_view piece) {
         if (overflow) return;
         if (bytes.size() + piece.size() > limit) {
@@ -263,6 +268,9 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         msg.body().size = piece.size();
         msg.body().more = !last;
     };
+    auto captured = [&] {
+        if (o.capture && p.is_done() && o.capture->complete) std::exchange(o.capture->complete, nullptr)();
+    };
     std::string held;
     while (o.hold > 0 && !p.is_done() && held.size() < o.hold) {
         auto [status, got] = co_await read_some(chunk->data(), chunk->size());
@@ -273,6 +281,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
             co_return RelayError::blocked_before_head;
     }
+    captured();
     forward(held.data(), held.size());
     for (bool first = true; first || !sr.is_done(); first = false) {
         if (compress_failed) co_return RelayError::write;  // the client gets a cut-off body, never a wrong one
@@ -284,6 +293,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                 if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
                     co_return RelayError::blocked_after_head;
                 if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
+                captured();
                 forward(chunk->data(), got);
             } else {
                 msg.body().data = nullptr;
@@ -301,6 +311,39 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         if (ec) co_return RelayError::write;
     }
     co_return RelayError::none;
+}
+
+enum class ResponseHead { ok, closed_early, timeout, bad };
+
+// Reads an origin's final response head into `rp`, skipping interim 1xx responses other than
+// 101. When it fails, `error` says why for the error page.
+template <class Stream>
+net::awaitable<ResponseHead> read_response_head(Stream& s, beast::flat_buffer& buf,
+                                                std::optional<http::response_parser<http::buffer_body>>& rp,
+                                                bool head_request, Gateway& gw, std::string& error) {
+    for (;;) {
+        rp.emplace();
+        rp->header_limit(static_cast<std::uint32_t>(gw.cfg.max_header_bytes));
+        rp->body_limit(boost::none);
+        if (head_request) rp->skip(true);
+        lowest(s).expires_after(gw.cfg.io);
+        auto [ec, n] = co_await http::async_read_header(s, buf, *rp, use_nothrow);
+        if (ec == beast::error::timeout) {
+            bump(gw.counters.upstream_timeout);
+            co_return ResponseHead::timeout;
+        }
+        if (ec) {
+            bool early = n == 0 && (ec == http::error::end_of_stream || ec == net::error::eof ||
+                                    ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated);
+            if (!early) bump(gw.counters.upstream_bad_response);
+            error = early ? "the origin server closed the connection without answering"
+                          : "the origin server's response could not be read: " + ec.message();
+            co_return early ? ResponseHead::closed_early : ResponseHead::bad;
+        }
+        int status = rp->get().result_int();
+        if (status >= 100 && status < 200 && status != 101) continue;
+        co_return ResponseHead::ok;
+    }
 }
 
 // Copies bytes one way until EOF, error or idle timeout (upgraded connections, tunnels).

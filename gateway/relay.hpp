@@ -8,6 +8,7 @@
 
 #include "gateway/http_io.hpp"
 #include "gateway/inspection.hpp"
+#include "gateway/relay_cache.hpp"
 #include "gateway/upstream.hpp"
 
 namespace vigil::gateway {
@@ -127,7 +128,7 @@ public:
         // The cache (docs/caching.md): a fresh stored response is the answer; a stale one with
         // a validator is revalidated; anything else goes to the origin and may be stored.
         CacheUse cu;
-        if (gw_.cache && !upgrade) cu = cache_lookup(in, url, scan && !has_body);
+        if (gw_.cache && !upgrade) cu = cache_lookup(*gw_.cache, in, url, scan && !has_body && !personal_);
         if (cu.asked) tx.rec().cache = "MISS";
         if (cu.entry && cu.fresh)
             co_return co_await serve_cached(cu.entry, "HIT", *rules, subject, verdict, url, in, cu.request, version,
@@ -157,15 +158,7 @@ public:
         }
         if (auto len = req_parser.content_length()) out.content_length(*len);
         else if (req_parser.chunked()) out.chunked(true);
-        if (cu.entry) {
-            // Revalidating: our validators replace the client's own (its condition is answered
-            // from the cache once the origin has said whether the stored response still holds).
-            out.erase(http::field::if_none_match);
-            out.erase(http::field::if_modified_since);
-            if (auto etag = cache::field(cu.entry->headers, "etag"); !etag.empty()) out.set(http::field::if_none_match, etag);
-            if (auto lm = cache::field(cu.entry->headers, "last-modified"); !lm.empty())
-                out.set(http::field::if_modified_since, lm);
-        }
+        if (cu.entry) ask_revalidation(out, *cu.entry);
         const double request_time = epoch_seconds();
 
         // A kept-alive origin connection may have been closed by the origin meanwhile: a request
@@ -221,7 +214,8 @@ public:
                 co_return false;
             }
             if (sent == RelayError::none) {
-                auto got = co_await read_response_head(rp, in.method() == http::verb::head);
+                auto got = co_await read_response_head(*upstream_, ubuf_, rp, in.method() == http::verb::head, gw_,
+                                                       response_error_);
                 if (got == ResponseHead::ok) break;
                 if (!(reused && !has_body && got == ResponseHead::closed_early && attempt == 0)) {
                     drop_upstream();
@@ -264,7 +258,7 @@ public:
             co_return false;
         }
         if (status == 101) co_return co_await switch_protocols(*rp, upgrade, origin);
-        if (cu.invalidate && status < 400) invalidate_cached(scheme, origin, url, head);
+        if (cu.invalidate && status < 400) invalidate_cached(*gw_.cache, scheme, origin, url, head);
         std::optional<cache::Entry> to_store;
         BodyCapture capture;
         if (cu.asked) {
@@ -281,25 +275,9 @@ public:
             }
             bump(gw_.counters.cache_misses);
             if (cu.store) {
-                auto fields = stored_fields(head.base());
-                auto vary = cache::vary_values(fields, cu.request);
-                const auto length = rp->content_length();
-                std::string why = cache::not_storable("GET", cu.request, status, fields);
-                if (why.empty() && !vary) why = "vary";
-                if (why.empty() && length && *length > gw_.cache->options().max_object_bytes) why = "too large";
-                if (!why.empty()) log_debug("cache: not storing " + url + ": " + why, cid_);
-                if (why.empty()) {
-                    to_store.emplace();
-                    to_store->url = url;
-                    to_store->status = status;
-                    to_store->reason = std::string(head.reason());
-                    to_store->headers = std::move(fields);
-                    to_store->vary = std::move(*vary);
-                    to_store->request_time = request_time;
-                    to_store->response_time = epoch_seconds();
-                    to_store->ruleset = rules->version();
-                    capture.limit = gw_.cache->options().max_object_bytes;
-                }
+                to_store = entry_to_store(*gw_.cache, cu, url, head.base(), rp->content_length(), request_time,
+                                          rules->version(), cid_);
+                if (to_store) capture.limit = gw_.cache->options().max_object_bytes;
             }
         }
 
@@ -339,11 +317,27 @@ public:
             }
             if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
         }
+        // Stored once the whole body is read and scanned clean (a bodiless response has nothing to
+        // scan), before its last bytes go to the client.
+        if (to_store) capture.complete = [&] {
+            inspect::Verdict v = verdict;
+            if (res_scan) v.merge(res_scan->verdict());
+            if (!capture.overflow && v.action == inspect::Action::allow && (!res_scan || res_scan->scan_result() == "clean")) {
+                to_store->body_size = capture.bytes.size();
+                to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
+                gw_.cache->put(std::move(*to_store));
+            } else {
+                log_debug("cache: not storing " + url + ": " +
+                              (capture.overflow ? "larger than cache.max_object_bytes"
+                                                : "not scanned clean (" + (res_scan ? res_scan->scan_result() : "") + ")"),
+                          cid_);
+            }
+        };
         // Responses are held only when scanned: unscanned downloads stream at once.
         BodyOptions download{res_scan.get(), res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client, throttle_,
                              compressor.get(), to_store ? &capture : nullptr};
         auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
-        if (compressor && relayed == RelayError::none) count_compressed(*compressor);
+        if (compressor && relayed == RelayError::none) count_compressed(gw_.counters, *compressor);
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) drop_upstream();
         if (relayed == RelayError::blocked_before_head) {
@@ -385,127 +379,10 @@ public:
                      cid_);
             co_return false;
         }
-        // Stored only when complete and scanned clean (a bodiless response has nothing to scan).
-        if (to_store && !capture.overflow && verdict.action == inspect::Action::allow &&
-            (!res_scan || res_scan->scan_result() == "clean")) {
-            to_store->body_size = capture.bytes.size();
-            to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
-            gw_.cache->put(std::move(*to_store));
-        } else if (to_store) {
-            log_debug("cache: not storing " + url + ": " +
-                          (capture.overflow ? "larger than cache.max_object_bytes"
-                                            : "not scanned clean (" + (res_scan ? res_scan->scan_result() : "") + ")"),
-                      cid_);
-        }
         co_return client_keep_alive;
     }
 
 private:
-    enum class ResponseHead { ok, closed_early, timeout, bad };
-
-    // What the cache does for one request.
-    struct CacheUse {
-        bool asked = false;        // the cache was consulted (HIT, MISS or REVALIDATED)
-        bool store = false;        // the origin's response may be stored
-        bool invalidate = false;   // an unsafe method: a success invalidates the URL
-        bool fresh = false;        // `entry` may be served as it is
-        bool only_if_cached = false;
-        std::shared_ptr<const cache::Entry> entry;  // to serve (fresh) or to revalidate
-        cache::Fields request;     // the client's request fields
-    };
-
-    static double epoch_seconds() {
-        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    }
-
-    // Only requests the cache may answer are looked up: inspected (not bypassed), GET or HEAD
-    // without a body, no range or write precondition, no connection-bound sign-in.
-    template <class Request>
-    CacheUse cache_lookup(const Request& in, const std::string& url, bool eligible) {
-        CacheUse cu;
-        const auto m = in.method();
-        cu.invalidate = m != http::verb::get && m != http::verb::head && m != http::verb::options && m != http::verb::trace;
-        if (!eligible || (m != http::verb::get && m != http::verb::head) || personal_) return cu;
-        if (in.count(http::field::range) || in.count(http::field::if_match) || in.count(http::field::if_unmodified_since) ||
-            in.count(http::field::if_range))
-            return cu;
-        cu.asked = true;
-        for (const auto& f : in) cu.request.emplace_back(std::string(f.name_string()), std::string(f.value()));
-        cu.store = m == http::verb::get;
-        const auto req = cache::parse_cache_control(cache::field(cu.request, "cache-control"));
-        cu.only_if_cached = req.only_if_cached;
-        const bool pragma_no_cache = !cache::has_field(cu.request, "cache-control") &&
-                                     lower(cache::field(cu.request, "pragma")).find("no-cache") != std::string::npos;
-        cu.entry = gw_.cache->find(url, cu.request);
-        if (!cu.entry) return cu;
-        const auto res = cache::parse_cache_control(cache::field(cu.entry->headers, "cache-control"));
-        const double age = cache::current_age(*cu.entry, epoch_seconds());
-        const double life = cache::freshness_lifetime(*cu.entry);
-        bool acceptable = !req.max_age || age <= double(*req.max_age);
-        if (age < life) {
-            acceptable = acceptable && (!req.min_fresh || life - age >= double(*req.min_fresh));
-        } else {
-            // Stale: only when the client accepts staleness and the origin did not forbid it.
-            acceptable = acceptable && !(res.must_revalidate || res.proxy_revalidate || res.s_maxage) &&
-                         (req.max_stale_any || (req.max_stale && age - life <= double(*req.max_stale)));
-        }
-        cu.fresh = acceptable && !req.no_cache && !pragma_no_cache && !res.no_cache;
-        if (cu.fresh) cu.only_if_cached = false;
-        else if (!cache::has_field(cu.entry->headers, "etag") && !cache::has_field(cu.entry->headers, "last-modified"))
-            cu.entry.reset();  // nothing to revalidate with: fetched again
-        return cu;
-    }
-
-    // The origin's fields as the cache keeps them: end to end, without framing.
-    static cache::Fields stored_fields(const http::fields& head) {
-        HopByHop hop(head);
-        cache::Fields out;
-        for (const auto& f : head) {
-            if (hop.contains(f.name_string()) || f.name() == http::field::transfer_encoding ||
-                f.name() == http::field::content_length)
-                continue;
-            out.emplace_back(std::string(f.name_string()), std::string(f.value()));
-        }
-        return out;
-    }
-
-    // After a successful unsafe request: the URL and the same-origin Location and
-    // Content-Location it names are no longer what the cache holds (RFC 9111 4.4).
-    template <class Head>
-    void invalidate_cached(const std::string& scheme, const Authority& origin, const std::string& url, const Head& head) {
-        gw_.cache->invalidate(url);
-        for (auto name : {http::field::location, http::field::content_location}) {
-            const std::string v(head[name]);
-            if (v.empty()) continue;
-            if (v[0] == '/' && v.substr(0, 2) != "//") {
-                gw_.cache->invalidate(full_url(scheme, origin, v));
-            } else if (auto a = parse_absolute_url(v);
-                       a && a->scheme == scheme && a->authority.host == origin.host && a->authority.port == origin.port) {
-                gw_.cache->invalidate(full_url(scheme, a->authority, a->target));
-            }
-        }
-    }
-
-    // A response sent compressed in full: the bytes saved show on /metrics.
-    void count_compressed(const Compressor& c) {
-        bump(gw_.counters.compressed);
-        bump(gw_.counters.compress_in_bytes, c.bytes_in());
-        bump(gw_.counters.compress_out_bytes, c.bytes_out());
-    }
-
-    // The client gets another representation: its own encoding, chunked, a weak validator,
-    // and caches told that it varies with Accept-Encoding.
-    static void compressed_head(http::response<http::buffer_body>& res, const Compressor& c) {
-        res.erase(http::field::content_length);
-        res.erase(http::field::accept_ranges);
-        res.chunked(true);
-        res.set(http::field::content_encoding, coding_name(c.coding()));
-        if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
-            res.set(http::field::etag, "W/" + std::string(etag));
-        if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
-        else if (vary != "*") res.set(http::field::vary, std::string(vary) + ", Accept-Encoding");
-    }
-
     // Answers from a stored response (HIT or REVALIDATED). The response-header rules run for
     // this user; the body rules run again when the ruleset changed since the body was scanned.
     template <class Request>
@@ -605,7 +482,7 @@ private:
             log_error(std::string("compression failed, transfer ended: ") + ex.what(), cid_);
             co_return false;
         }
-        if (compressor) count_compressed(*compressor);
+        if (compressor) count_compressed(gw_.counters, *compressor);
         co_return keep_alive;
     }
 
@@ -655,49 +532,10 @@ private:
         co_return false;
     }
 
-    // NTLM and Negotiate authenticate the connection, not the request.
-    static bool connection_bound_auth(std::string_view v) {
-        return v.size() >= 4 && (iequals(v.substr(0, 4), "NTLM") || (v.size() >= 9 && iequals(v.substr(0, 9), "Negotiate")));
-    }
-
-    static std::string host_header(const Authority& a, bool default_443) {
-        std::string h = a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
-        if (a.port != (default_443 ? 443 : 80)) h += ":" + std::to_string(a.port);
-        return h;
-    }
-
     net::awaitable<void> page(const PageInfo& given, unsigned version) {
         PageInfo info = given;
         info.conn_id = cid_;
         co_await write_page(client_, gw_, info, version, tx_);
-    }
-
-    // Reads the final response head, skipping interim 1xx responses other than 101.
-    net::awaitable<ResponseHead> read_response_head(std::optional<http::response_parser<http::buffer_body>>& rp,
-                                                    bool head_request) {
-        for (;;) {
-            rp.emplace();
-            rp->header_limit(static_cast<std::uint32_t>(gw_.cfg.max_header_bytes));
-            rp->body_limit(boost::none);
-            if (head_request) rp->skip(true);
-            lowest(*upstream_).expires_after(gw_.cfg.io);
-            auto [ec, n] = co_await http::async_read_header(*upstream_, ubuf_, *rp, use_nothrow);
-            if (ec == beast::error::timeout) {
-                bump(gw_.counters.upstream_timeout);
-                co_return ResponseHead::timeout;
-            }
-            if (ec) {
-                bool early = n == 0 && (ec == http::error::end_of_stream || ec == net::error::eof ||
-                                        ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated);
-                if (!early) bump(gw_.counters.upstream_bad_response);
-                response_error_ = early ? "the origin server closed the connection without answering"
-                                        : "the origin server's response could not be read: " + ec.message();
-                co_return early ? ResponseHead::closed_early : ResponseHead::bad;
-            }
-            int status = rp->get().result_int();
-            if (status >= 100 && status < 200 && status != 101) continue;
-            co_return ResponseHead::ok;
-        }
     }
 
     // 101 Switching Protocols: forward the head, then relay bytes both ways until one side closes.

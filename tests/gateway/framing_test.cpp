@@ -129,5 +129,24 @@ TEST(Framing, ResponseFraming) {
     EXPECT_TRUE(check_response_fields(bad));
 }
 
+TEST(Framing, HostHeaderForOrigin) {
+    EXPECT_EQ(host_header({"example.com", 443}, true), "example.com");
+    EXPECT_EQ(host_header({"example.com", 443}, false), "example.com:443");
+    EXPECT_EQ(host_header({"example.com", 80}, false), "example.com");
+    EXPECT_EQ(host_header({"example.com", 8443}, true), "example.com:8443");
+    EXPECT_EQ(host_header({"::1", 443}, true), "[::1]");
+    EXPECT_EQ(host_header({"2001:db8::1", 8080}, false), "[2001:db8::1]:8080");
+}
+
+TEST(Framing, ConnectionBoundAuthentication) {
+    EXPECT_TRUE(connection_bound_auth("NTLM TlRMTVNTUAAB"));
+    EXPECT_TRUE(connection_bound_auth("negotiate YIIG"));
+    EXPECT_TRUE(connection_bound_auth("Negotiate"));
+    EXPECT_FALSE(connection_bound_auth("Basic dXNlcjpwYXNz"));
+    EXPECT_FALSE(connection_bound_auth("Bearer abc"));
+    EXPECT_FALSE(connection_bound_auth("NTL"));
+    EXPECT_FALSE(connection_bound_auth(""));
+}
+
 }  // namespace
 }  // namespace vigil::gateway
