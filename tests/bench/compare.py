@@ -163,7 +163,8 @@ http {
                              # both are measured proxying, not answering from a cache.
                              "--set", "cache.enabled=%s" % ("true" if self.args.vigil_cache else "false"),
                              "--set", "limits.max_connections=50000",
-                             "--set", "limits.max_connections_per_client=50000"], port)
+                             "--set", "limits.max_connections_per_client=50000"] +
+                   [a for kv in self.args.vigil_set for a in ("--set", kv)], port)
         self.proxy["vigil"], self.cafile["vigil"] = "127.0.0.1:%d" % port, os.path.join(ca_dir, "root.pem")
 
     def signatures(self):
@@ -323,6 +324,8 @@ def main():
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--vigil-cache", action="store_true",
                     help="leave Vigil's HTTP cache on (its hits are then measured, not proxying)")
+    ap.add_argument("--vigil-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more configuration setting for Vigil (repeatable), e.g. proxy.threads=1")
     args = ap.parse_args()
     targets = args.targets.split(",")
     scenarios = args.scenarios.split(",")
