@@ -228,8 +228,10 @@ private:
     template <bool Sized, class Step, class Token>
     auto start(Step step, bool flush, Token&& token, std::size_t done = 0) {
         using Sig = std::conditional_t<Sized, void(tls_io::error_code, std::size_t), void(tls_io::error_code)>;
+        // No work guard of its own: the socket operation or post it waits on keeps the
+        // io_context running (a guard copied the any_io_executor twice per operation).
         return boost::asio::async_compose<Token, Sig>(tls_io::Op<Step, Sized>(*core_, std::move(step), flush, done),
-                                                      token, core_->tcp);
+                                                      token);
     }
 
     std::unique_ptr<tls_io::Core> core_;  // stable for the BIO while the stream moves
