@@ -65,6 +65,13 @@ BIO_METHOD* socket_method() {
     return method;
 }
 
+// OpenSSL's error queue must be empty before an SSL call for SSL_get_error to be right.
+// ERR_clear_error walks all 16 slots of the thread's queue even when it is empty (3% of the
+// bulk path's CPU, once per SSL call); a peek says whether there is anything to clear.
+void clear_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 }  // namespace
 
 std::string& write_scratch() {
@@ -197,7 +204,7 @@ Want Core::read(void* data, std::size_t size, std::size_t& got, error_code& ec) 
         ec = std::exchange(deferred, {});
         return Want::nothing;
     }
-    ERR_clear_error();
+    clear_errors();
     std::size_t n = 0;
     int ok = SSL_read_ex(ssl, data, size, &n);
     Want w = Want::nothing;
@@ -208,7 +215,7 @@ Want Core::read(void* data, std::size_t size, std::size_t& got, error_code& ec) 
         // Records already begun in OpenSSL's read-ahead buffer fill the rest of the caller's
         // buffer: one operation per buffer on a bulk transfer, not one per 16 KiB record.
         while (got < size && (SSL_has_pending(ssl) || in_end > in_begin)) {
-            ERR_clear_error();
+            clear_errors();
             ok = SSL_read_ex(ssl, static_cast<char*>(data) + got, size - got, &n);
             if (ok != 1) {
                 failed(ok, deferred);  // an error after these bytes ends the next read
@@ -222,7 +229,7 @@ Want Core::read(void* data, std::size_t size, std::size_t& got, error_code& ec) 
 }
 
 Want Core::write(const void* data, std::size_t size, std::size_t& put, error_code& ec) {
-    ERR_clear_error();
+    clear_errors();
     std::size_t n = 0;
     const int ok = SSL_write_ex(ssl, data, size, &n);
     Want w = Want::nothing;
@@ -236,7 +243,7 @@ Want Core::write(const void* data, std::size_t size, std::size_t& put, error_cod
 }
 
 Want Core::handshake(error_code& ec) {
-    ERR_clear_error();
+    clear_errors();
     const int r = SSL_do_handshake(ssl);
     Want w = r == 1 ? Want::nothing : failed(r, ec);
     send_staged();
@@ -245,9 +252,9 @@ Want Core::handshake(error_code& ec) {
 }
 
 Want Core::shutdown(error_code& ec) {
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_in_init(ssl)) SSL_shutdown(ssl);  // close_notify; the peer's is not waited for
-    ERR_clear_error();
+    clear_errors();
     send_staged();
     if (write_errno) ec = error_code(write_errno, boost::system::system_category());
     return Want::nothing;
