@@ -39,7 +39,8 @@ public:
     // path drops it; nothing read past the last response) and carries no connection-bound
     // authentication, for another client.
     std::optional<Upstream> release_idle_upstream(std::string& key, std::shared_ptr<ParentLease>& lease) {
-        if (!upstream_ || personal_ || ubuf_.size()) return std::nullopt;  // bytes past the response: not clean
+        // Bytes past the response (read, or still buffered in the stream): not clean.
+        if (!upstream_ || personal_ || ubuf_.size() || !idle_stream_usable(*upstream_)) return std::nullopt;
         key = key_;
         lease = route_.lease;
         std::optional<Upstream> out(std::move(*upstream_));
@@ -168,7 +169,7 @@ public:
             // An idle connection the origin has closed meanwhile is not tried (a request with a
             // body could not be retried on a fresh one).
             const bool reused = upstream_.has_value() && key_ == origin.host_port() &&
-                                idle_socket_usable(lowest(*upstream_).socket().native_handle());
+                                idle_stream_usable(*upstream_);
             if (!reused) {
                 drop_upstream();
                 ubuf_.clear();

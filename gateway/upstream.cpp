@@ -228,7 +228,7 @@ std::optional<TlsStream> UpstreamPool::take(const std::string& key, std::shared_
         Idle found = std::move(*it);
         idle_.erase(it);
         if (now - found.since > kMaxIdle) return std::nullopt;
-        if (!idle_socket_usable(found.stream.next_layer().socket().native_handle())) return std::nullopt;
+        if (!idle_stream_usable(found.stream)) return std::nullopt;
         lease = std::move(found.lease);
         return std::optional<TlsStream>(std::move(found.stream));
     }

@@ -52,6 +52,10 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
 // Whether an idle kept-alive connection can carry another request: the origin has neither
 // closed it nor sent anything unasked-for since the last response.
 bool idle_socket_usable(int fd);
+inline bool idle_stream_usable(beast::tcp_stream& s) { return idle_socket_usable(s.socket().native_handle()); }
+inline bool idle_stream_usable(TlsStream& s) {
+    return !s.has_buffered_input() && idle_socket_usable(s.next_layer().socket().native_handle());
+}
 
 class UpstreamPool {
 public:

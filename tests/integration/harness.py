@@ -194,6 +194,21 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
         if path == "/headers":
             return self._send(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
                               "application/json")
+        if path.startswith("/bytes-extra/"):  # N bytes, then an unasked-for second response in the same write
+            n = int(path.split("/")[2])
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + (BLOCK * (n // len(BLOCK) + 1))[:n] +
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
+            return
+        if path.startswith("/cut/"):  # /cut/N/M: Content-Length N, M bytes sent, then the connection closed
+            n, m = int(path.split("/")[2]), int(path.split("/")[3])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write((BLOCK * (m // len(BLOCK) + 1))[:m])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if path.startswith("/bytes/"):
             n = int(path.split("/")[2])
             self.send_response(200)

@@ -289,6 +289,24 @@ class PlainTest(unittest.TestCase):
         self.assertEqual(len(data), 10 << 20)
         self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(BLOCK * 10).hexdigest())
 
+    def test_response_cut_short_of_its_content_length_is_not_passed_off_as_whole(self):
+        # Past inspect.hold_bytes the head is out: the client must see a transfer cut short (curl
+        # 18), never a complete-looking response; the connection is closed. Plain and bumped.
+        n, m = 3 << 20, (2 << 20) + 12345
+        for url, extra in ((plain_url("/cut/%d/%d" % (n, m)), []),
+                           (https_url("good", "/cut/%d/%d" % (n, m)), ["--cacert", os.path.join(W["ca"], "root.pem")])):
+            code, status, headers, body, err = curl("-x", proxy(), *extra, url)
+            self.assertEqual((code, status), (18, 200), err)
+            self.assertEqual(len(body), m)
+            self.assertEqual(body, (BLOCK * (m // len(BLOCK) + 1))[:m])
+        # Under hold_bytes nothing was sent yet: the client gets no response rather than a short one.
+        code, status, headers, body, err = curl("-x", proxy(), plain_url("/cut/5000/1000"))
+        self.assertNotEqual(code, 0)
+        self.assertNotEqual(body[:1000], BLOCK[:1000])
+        # The gateway goes on serving.
+        code, status, headers, body, err = curl("-x", proxy(), plain_url("/hello"))
+        self.assertEqual((code, body), (0, b"hello from plain"), err)
+
     def test_keep_alive_and_pipelining(self):
         before = W["plain"].stats["connections"]
         conn = http.client.HTTPConnection("127.0.0.1", W["vigil"].port, timeout=20)

@@ -4,18 +4,20 @@ must be refused with its reason code on the block page, in the audit record and 
 while a correct chain passes."""
 
 import html
+import http.client
 import http.server
 import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import Origin, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
+from harness import BLOCK, Origin, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
 
 W = {}
 
@@ -346,6 +348,30 @@ class OriginCertificateTest(unittest.TestCase):
             self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
             time.sleep(0.3)
             for _ in range(3):
+                code, status, headers, body, err = fetch("good.test")
+                self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
+
+    def test_stray_bytes_after_a_large_body_never_answer_the_next_request(self):
+        # The body is read straight into the relay buffer, exactly Content-Length bytes: what
+        # follows it (here a second response in the same write) stays in the TLS stream's
+        # buffers, not on the socket, and must still mark the connection as not reusable,
+        # both for the next request on the same client connection and for another client.
+        n = 300000
+        ctx = ssl.create_default_context(cafile=os.path.join(W["ca"], "root.pem"))
+        port = W["origins"]["good.test"].port
+        for _ in range(3):
+            conn = http.client.HTTPSConnection("good.test", port, context=ctx, timeout=20)
+            conn.set_tunnel("good.test", port)
+            conn.host, conn.port = "127.0.0.1", W["vigil"].port
+            conn.request("GET", "/bytes-extra/%d" % n)
+            r = conn.getresponse()
+            self.assertEqual(r.read(), (BLOCK * (n // len(BLOCK) + 1))[:n])
+            for _ in range(2):
+                conn.request("GET", "/hello")
+                r = conn.getresponse()
+                self.assertEqual(r.read(), b"hello from good.test")
+            conn.close()
+            for _ in range(2):
                 code, status, headers, body, err = fetch("good.test")
                 self.assertEqual((code, status, body), (0, 200, b"hello from good.test"), err)
 
