@@ -118,11 +118,9 @@ public:
         const bool has_body = !req_parser.is_done();
         auto expect = in[http::field::expect];
         if (!expect.empty() && !iequals(expect, "100-continue")) {
-            {
-                PageInfo info{417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",
-                           origin.host_port(), "bad_expect"};
-                co_await page(info, version);
-            }
+            PageInfo info{417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",
+                       origin.host_port(), "bad_expect"};
+            co_await page(info, version);
             co_return false;
         }
 
@@ -231,12 +229,10 @@ public:
                 }
             } else if (!(reused && !has_body && attempt == 0)) {
                 drop_upstream();
-                {
-                    PageInfo info{502, "The site closed the connection",
-                               "the origin server closed the connection while the request was being sent",
-                               origin.host_port(), "upstream_closed"};
-                    co_await page(info, version);
-                }
+                PageInfo info{502, "The site closed the connection",
+                           "the origin server closed the connection while the request was being sent",
+                           origin.host_port(), "upstream_closed"};
+                co_await page(info, version);
                 co_return false;
             }
             drop_upstream();  // stale kept-alive connection: retry on a new one
@@ -251,11 +247,9 @@ public:
         if (auto bad = check_response_fields(head.base())) {
             drop_upstream();
             bump(gw_.counters.upstream_bad_response);
-            {
-                PageInfo info{502, "The site sent an invalid response", "invalid response framing: " + *bad,
-                           origin.host_port(), "upstream_bad_response"};
-                co_await page(info, version);
-            }
+            PageInfo info{502, "The site sent an invalid response", "invalid response framing: " + *bad,
+                       origin.host_port(), "upstream_bad_response"};
+            co_await page(info, version);
             co_return false;
         }
         if (status == 101) co_return co_await switch_protocols(*rp, upgrade, origin);
@@ -545,11 +539,9 @@ private:
         using namespace net::experimental::awaitable_operators;
         if (!upgrade_requested) {
             drop_upstream();
-            {
-                PageInfo info{502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
-                           origin.host_port(), "upstream_bad_response"};
-                co_await page(info, 11);
-            }
+            PageInfo info{502, "The site sent an invalid response", "101 Switching Protocols without an Upgrade request",
+                       origin.host_port(), "upstream_bad_response"};
+            co_await page(info, 11);
             co_return false;
         }
         http::response<http::empty_body> res{http::status::switching_protocols, 11};

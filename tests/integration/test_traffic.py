@@ -362,10 +362,17 @@ class Parents(unittest.TestCase):
             busy = "l1" if W["l1"].counts["connect"] else "l2"
             idle = "l2" if busy == "l1" else "l1"
             self.assertEqual(W[busy].counts["connect"], 1)
-            # ...so every new request goes to the other one while it lasts.
+            # ...so every new request goes to the other one while it lasts. One client connection:
+            # each request's parent connection (closed by the parent) is released before the next
+            # request is read. With a new client connection per request, the next one could reach
+            # the other worker before the previous response's parent connection was released.
+            conn = http.client.HTTPConnection("127.0.0.1", W["leastconn"].port, timeout=30)
             for i in range(4):
-                status, h, body = get("/hello?%d" % i, proxy="leastconn")
-                self.assertEqual(status, 200)
+                conn.request("GET", "http://127.0.0.1:%d/hello?%d" % (W["plain"].port, i))
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+            conn.close()
             self.assertEqual((W[busy].counts["http"], W[idle].counts["http"]), (0, 4))
         finally:
             tunnel.close()
