@@ -233,15 +233,17 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     // A response body of known length is read straight into the relay buffer (after the bytes
     // that came with the head): no copy through the read buffer and the parser, and one stream
     // operation per read instead of Beast's three. The parser sees only the head; `left` is
-    // what is still to come. Bytes past the body stay in `in_buf` (not a clean connection).
+    // what is still to come. Bytes past the body stay in `in_buf` or the stream (the connection
+    // is then not clean: idle_stream_usable).
     std::optional<std::uint64_t> left;
+    if (!isRequest && !p.is_done() && !p.chunked() && p.content_length()) {
+        if (auto r = p.content_length_remaining()) left = *r;
+    }
     auto done = [&] { return left ? *left == 0 : p.is_done(); };
     // Reads the next piece of the body into `into`; returns the bytes read, or an error.
     // Returns (0 ok | 1 closed | 2 malformed, bytes read).
     auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<int, size_t>> {
         if (o.throttle) cap = o.throttle->chunk(direction, cap);
-        if (!isRequest && !left && !p.chunked() && p.content_length())
-            if (auto r = p.content_length_remaining()) left = *r;
         if (left) {
             cap = static_cast<size_t>(std::min<std::uint64_t>(cap, *left));
             std::size_t n = 0;
