@@ -262,6 +262,16 @@ Want Core::shutdown(error_code& ec) {
 
 }  // namespace tls_io
 
+bool TlsStream::idle_usable() {
+    tls_io::Core& c = *core_;
+    if (c.deferred || c.eof || c.in_end > c.in_begin || SSL_in_init(c.ssl)) return false;
+    char byte;
+    std::size_t got = 0;
+    tls_io::error_code ec;
+    const tls_io::Want w = c.read(&byte, 1, got, ec);
+    return !ec && got == 0 && w == tls_io::Want::input && !SSL_has_pending(c.ssl) && c.in_end == c.in_begin && !c.eof;
+}
+
 void TlsStream::set_role(handshake_type type) {
     if (type == boost::asio::ssl::stream_base::server)
         SSL_set_accept_state(core_->ssl);

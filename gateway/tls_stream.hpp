@@ -176,12 +176,11 @@ public:
     boost::beast::tcp_stream& next_layer() noexcept { return core_->tcp; }
     SSL* native_handle() noexcept { return core_->ssl; }
 
-    // Bytes read from the socket and not yet returned by a read (whole or partial records in
-    // OpenSSL's buffer or ours), or an end or error met after the last bytes returned. An idle
-    // kept-alive connection with any is not clean: the socket alone does not show them.
-    bool has_buffered_input() const noexcept {
-        return SSL_has_pending(core_->ssl) || core_->in_end > core_->in_begin || core_->eof || core_->deferred;
-    }
+    // Whether an idle kept-alive connection can carry another request. OpenSSL first takes what
+    // the socket holds without waiting: TLS 1.3 session tickets the server sent after the
+    // handshake are processed, not mistaken for stray bytes. Application data, a partial record,
+    // a close or an error mean it cannot.
+    bool idle_usable();
 
     template <class Buffers, class Token>
     auto async_read_some(const Buffers& buffers, Token&& token) {

@@ -53,9 +53,7 @@ net::awaitable<std::optional<PageInfo>> connect_tls(Gateway& gw, const Authority
 // closed it nor sent anything unasked-for since the last response.
 bool idle_socket_usable(int fd);
 inline bool idle_stream_usable(beast::tcp_stream& s) { return idle_socket_usable(s.socket().native_handle()); }
-inline bool idle_stream_usable(TlsStream& s) {
-    return !s.has_buffered_input() && idle_socket_usable(s.next_layer().socket().native_handle());
-}
+inline bool idle_stream_usable(TlsStream& s) { return s.idle_usable(); }
 
 class UpstreamPool {
 public:
