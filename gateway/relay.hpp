@@ -39,8 +39,7 @@ public:
     // path drops it; nothing read past the last response) and carries no connection-bound
     // authentication, for another client.
     std::optional<Upstream> release_idle_upstream(std::string& key, std::shared_ptr<ParentLease>& lease) {
-        // Bytes past the response (read, or still buffered in the stream): not clean.
-        if (!upstream_ || personal_ || ubuf_.size() || !idle_stream_usable(*upstream_)) return std::nullopt;
+        if (personal_ || !upstream_clean()) return std::nullopt;
         key = key_;
         lease = route_.lease;
         std::optional<Upstream> out(std::move(*upstream_));
@@ -65,6 +64,12 @@ public:
         auto coding = accepted_coding(req[http::field::accept_encoding]);
         return coding ? Compressor::make(*coding) : nullptr;
     }
+
+    // Whether the origin connection can carry another request: the origin has not closed it and
+    // sent nothing past the last response, neither read already (into ubuf_, e.g. with a short
+    // body's head) nor waiting in the stream or on the socket. Such bytes would otherwise be
+    // taken as the answer to the next request.
+    bool upstream_clean() { return upstream_ && ubuf_.size() == 0 && idle_stream_usable(*upstream_); }
 
     // Closes the origin connection (and ends its count at a parent proxy).
     void drop_upstream() {
@@ -165,9 +170,8 @@ public:
         std::optional<http::response_parser<http::buffer_body>> rp;
         for (int attempt = 0;; ++attempt) {
             // An idle connection the origin has closed meanwhile is not tried (a request with a
-            // body could not be retried on a fresh one).
-            const bool reused = upstream_.has_value() && key_ == origin.host_port() &&
-                                idle_stream_usable(*upstream_);
+            // body could not be retried on a fresh one), nor one that sent more than it was asked.
+            const bool reused = key_ == origin.host_port() && upstream_clean();
             if (!reused) {
                 drop_upstream();
                 ubuf_.clear();
