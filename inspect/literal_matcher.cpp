@@ -186,6 +186,10 @@ LiteralMatcher::LiteralMatcher(const std::vector<std::string>& literals, Isa isa
     seven_.stride = 4;
     short_filter_.pairs.assign(65536 / 32, 0);
     std::vector<std::pair<uint32_t, Table::Ref>> k3, k4, k5, k7;
+    // With any 5- or 6-byte literal the text is sampled at every second position anyway: the
+    // 7+ byte literals join that table (two of their windows) rather than cost a pass of their own.
+    const bool one_strided_pass = std::any_of(literals.begin(), literals.end(),
+                                              [](const std::string& l) { return l.size() == 5 || l.size() == 6; });
     for (size_t i = 0; i < literals.size(); ++i) {
         std::string lit = literals[i];
         for (auto& c : lit) c = static_cast<char>(kLower.t[static_cast<unsigned char>(c)]);
@@ -204,8 +208,9 @@ LiteralMatcher::LiteralMatcher(const std::vector<std::string>& literals, Isa isa
         }
         // A literal of length >= stride + 3 holds a whole window at a sampled position whatever
         // its alignment: the one starting at offset (-start mod stride) < stride.
-        Table* strided = len >= 7 ? &seven_ : len >= 5 ? &five_ : nullptr;
-        auto& keyed = len >= 7 ? k7 : k5;
+        const bool seven = len >= 7 && !one_strided_pass;
+        Table* strided = seven ? &seven_ : len >= 5 ? &five_ : nullptr;
+        auto& keyed = seven ? k7 : k5;
         if (strided)
             for (unsigned off = 0; off < strided->stride; ++off) keyed.push_back({window(p + off, 4), {id, off}});
         literals_.push_back(std::move(lit));

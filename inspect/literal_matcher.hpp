@@ -3,7 +3,9 @@
 // Literals are filed by length into tables that sample the text at a stride: literals of 7+
 // bytes are indexed by each of their first four 4-byte windows, so looking at every fourth
 // position of the text is enough to meet one of them; 5- and 6-byte literals likewise at every
-// second position; 3- and 4-byte literals at every position, behind a per-offset byte-class
+// second position (when there are any, the 7+ byte literals join them there, by their first two
+// windows: one pass at stride 2 costs less than two passes); 3- and 4-byte literals at every
+// position, behind a per-offset byte-class
 // test (SIMD) and a 2-byte prefix bitmap that stays in L1. A sampled window is hashed into a
 // blocked Bloom filter (two bits in one 32-bit word) sized to ~64 bits per key, so a window
 // that starts nothing rarely passes; only what passes is looked up in an open-addressed table
@@ -70,7 +72,7 @@ public:
 
 private:
     ShortFilter short_filter_;
-    Table three_, four_, five_, seven_;  // by literal length: 3, 4, 5-6, 7+
+    Table three_, four_, five_, seven_;  // by literal length: 3, 4, 5-6 (and 7+ with them), 7+
     std::vector<std::string> literals_;  // lower case
     std::vector<int> short_;             // literals under 3 bytes
     bool avx2_ = false;

@@ -50,6 +50,35 @@ void BM_ScanResponseBody(benchmark::State& state) {
 }
 BENCHMARK(BM_ScanResponseBody)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 
+// What `make bench-compare` has Vigil scan: the 1,000 signatures above plus the default ruleset's
+// response-body signatures (whose literals include a 5-byte one, "b374k", and short ones), over
+// random bytes (nginx serves files from os.urandom).
+void BM_ScanCompareMix(benchmark::State& state) {
+    auto data = signatures(1000);
+    const char* defaults[] = {
+        R"(X5O\!P\%\@AP\[4\\PZX54\(P\^\)7CC\)7\}\$EICAR-STANDARD-ANTIVIRUS-TEST-FILE\!\$H\+H\*)",
+        R"((?i)powershell(\.exe)?\s+(-nop\s+|-w\s+hidden\s+|-noni\s+|-exec\s+bypass\s+)*-e(nc|ncodedcommand)?\s+[A-Za-z0-9+/=]{40,})",
+        R"((?i)(c99shell|r57shell|b374k|wso shell))"};
+    for (const char* pattern : defaults)
+        data.signatures.push_back({"default" + std::to_string(data.signatures.size()), "response_body", pattern, "block",
+                                   "high", "", "", true});
+    auto rs = inspect::RuleSet::compile(data, {});
+    static const std::string bytes = [] {
+        std::mt19937 rng(13);
+        std::string s(16u << 20, '\0');
+        for (auto& c : s) c = static_cast<char>(rng());
+        return s;
+    }();
+    for (auto _ : state) {
+        auto scanner = rs->scan_body(inspect::Target::response_body, "");
+        for (size_t off = 0; off < bytes.size(); off += 64 * 1024)
+            scanner->feed(std::string_view(bytes).substr(off, 64 * 1024));
+        if (scanner->verdict().action != inspect::Action::allow) state.SkipWithError("unexpected match");
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes.size()));
+}
+BENCHMARK(BM_ScanCompareMix)->Unit(benchmark::kMillisecond);
+
 void BM_CompileSignatures(benchmark::State& state) {
     auto data = signatures(static_cast<int>(state.range(0)));
     for (auto _ : state) benchmark::DoNotOptimize(inspect::RuleSet::compile(data, {}));

@@ -81,6 +81,34 @@ TEST(LiteralMatcher, VectorAndScalarAgreeOnAllBytes) {
     }
 }
 
+// 7+ byte literals are sampled at every fourth position on their own, and at every second one
+// (by two windows instead of four) when 5- or 6-byte literals are there: both layouts find every
+// occurrence, at every alignment.
+TEST(LiteralMatcher, LongLiteralsAloneOrWithFiveByteOnes) {
+    std::mt19937 rng(5);
+    std::vector<std::string> lits;
+    for (int i = 0; i < 300; ++i) {
+        std::string s;
+        for (int k = 0, n = 7 + static_cast<int>(rng() % 6); k < n; ++k) s += static_cast<char>('a' + rng() % 4);
+        lits.push_back(s);
+    }
+    auto with_five = lits;
+    with_five.push_back("dcbad");
+    for (const auto& set : {lits, with_five}) {
+        for (auto isa : {LiteralMatcher::Isa::best, LiteralMatcher::Isa::scalar}) {
+            LiteralMatcher m(set, isa);
+            for (int round = 0; round < 200; ++round) {
+                std::string text;
+                for (int k = 0, n = static_cast<int>(rng() % 120); k < n; ++k) text += static_cast<char>('a' + rng() % 4);
+                std::vector<int> got;
+                m.find_all(text, got);
+                std::sort(got.begin(), got.end());
+                ASSERT_EQ(got, naive(set, text)) << "set of " << set.size() << ", text " << text;
+            }
+        }
+    }
+}
+
 TEST(LiteralMatcher, Empty) {
     LiteralMatcher m({});
     std::vector<int> got{1};
