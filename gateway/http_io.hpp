@@ -297,6 +297,8 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         if (o.capture && done() && o.capture->complete) std::exchange(o.capture->complete, nullptr)();
     };
     std::string held;
+    if (auto length = p.content_length_remaining(); o.hold > 0 && chunk && length)  // one allocation, no regrowth
+        held.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, o.hold + RelayBuffer::size())));
     while (o.hold > 0 && !done() && held.size() < o.hold) {
         auto [status, got] = co_await read_some(chunk->data(), chunk->size());
         if (status == 2) co_return RelayError::malformed_before_head;

@@ -30,6 +30,8 @@ public:
     DecodeChain(std::string_view content_encoding, DecodeLimits limits);
     ~DecodeChain();
     bool supported() const { return supported_; }
+    // No Content-Encoding: the wire bytes are the decoded bytes (the caller need not copy them).
+    bool identity() const { return supported_ && stages_.empty(); }
     enum class Status { ok, corrupt, bomb };
     // Decodes one chunk of the body into `out` (cleared first).
     Status feed(std::string_view in, std::string& out);

@@ -398,24 +398,28 @@ void BodyScanner::stop_unscanned(const std::string& result, const std::string& r
 
 const Verdict& BodyScanner::feed(std::string_view wire) {
     if (stopped_ || verdict_.action == Action::block || wire.empty()) return verdict_;
-    auto st = decoder_.feed(wire, decoded_);
-    if (st == DecodeChain::Status::corrupt) {
-        stop_unscanned("unscanned-encoding", "the body's compressed data is corrupt");
-        return verdict_;
-    }
-    if (st == DecodeChain::Status::bomb) {
-        stop_unscanned("unscanned-oversize", "the body decompresses beyond the allowed ratio or size");
-        return verdict_;
+    std::string_view fresh = wire;  // this chunk's decoded bytes (without an encoding: as they are)
+    if (!decoder_.identity()) {
+        auto st = decoder_.feed(wire, decoded_);
+        if (st == DecodeChain::Status::corrupt) {
+            stop_unscanned("unscanned-encoding", "the body's compressed data is corrupt");
+            return verdict_;
+        }
+        if (st == DecodeChain::Status::bomb) {
+            stop_unscanned("unscanned-oversize", "the body decompresses beyond the allowed ratio or size");
+            return verdict_;
+        }
+        fresh = decoded_;
     }
     const size_t limit = rules_->options().scan_limit;
     bool over = false;
-    if (scanned_ + decoded_.size() > limit) {
-        decoded_.resize(limit - scanned_);
+    if (scanned_ + fresh.size() > limit) {
+        fresh = fresh.substr(0, limit - scanned_);
         over = true;
     }
-    scanned_ += decoded_.size();
+    scanned_ += fresh.size();
     // The window is the tail of what came before plus the new bytes.
-    tail_ += decoded_;
+    tail_.append(fresh);
     Verdict before = verdict_;
     rules_->match_signatures(target_, tail_, verdict_);
     if (verdict_.action > before.action || verdict_.monitored.size() > before.monitored.size()) result_ = "matched";
