@@ -5,11 +5,10 @@
 // position of the text is enough to meet one of them; 5- and 6-byte literals likewise at every
 // second position (when there are any, the 7+ byte literals join them there, by their first two
 // windows: one pass at stride 2 costs less than two passes); 3- and 4-byte literals at every
-// position, behind a per-offset byte-class
-// test (SIMD) and a 2-byte prefix bitmap that stays in L1. A sampled window is hashed into a
-// blocked Bloom filter (two bits in one 32-bit word) sized to ~64 bits per key, so a window
-// that starts nothing rarely passes; only what passes is looked up in an open-addressed table
-// of exact keys and compared with the literals there.
+// position, behind a per-offset byte-class test (SIMD) and a 2-byte prefix bitmap that stays
+// in L1. A sampled window is hashed into a blocked Bloom filter (two bits in one 32-bit word)
+// sized to ~64 bits per key, so a window that starts nothing rarely passes; only what passes
+// is looked up in an open-addressed table of exact keys and compared with the literals there.
 //
 // On x86-64 CPUs with AVX2 the sampling runs eight windows per instruction (one multiply per
 // hash, one gather for the filter words); elsewhere a scalar loop computes the same
