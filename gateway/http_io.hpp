@@ -234,7 +234,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     // that came with the head): no copy through the read buffer and the parser, and one stream
     // operation per read instead of Beast's three. The parser sees only the head; `left` is
     // what is still to come. Bytes past the body stay in `in_buf` or the stream (the connection
-    // is then not clean: idle_stream_usable).
+    // is then not clean: HttpRelay::upstream_clean checks both).
     std::optional<std::uint64_t> left;
     if (!isRequest && !p.is_done() && !p.chunked() && p.content_length()) {
         if (auto r = p.content_length_remaining()) left = *r;
