@@ -83,6 +83,7 @@ class Bench:
         self.w = tempfile.mkdtemp(prefix="vigil-compare-")
         os.chmod(self.w, 0o755)  # Squid drops to user proxy and must read its files here
         self.procs = {}
+        self.specs = {}   # name -> how it was started, for restart()
         self.cafile = {}  # target -> CA the client trusts
         self.proxy = {}   # target -> "127.0.0.1:PORT" ("" for direct)
 
@@ -110,7 +111,8 @@ class Bench:
                 f.write(os.urandom(size))
 
     def start(self, name, cmd, port, **kw):
-        log = open(self.path(name + ".log"), "w")
+        self.specs[name] = (cmd, port, kw)
+        log = open(self.path(name + ".log"), "a")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
         self.procs[name] = proc
         wait_port(port, proc, name)
@@ -234,15 +236,26 @@ shutdown_lifetime 1 seconds
                                  "--set", "ssl_verify_upstream_trusted_ca=" + self.origin_ca, "-q"], port)
         self.proxy["mitmproxy"], self.cafile["mitmproxy"] = "127.0.0.1:%d" % port, pem
 
+    def stop(self, name):
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT if name == "squid" else signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def restart(self, name):
+        """The same process started afresh: a measure of resident memory must not count on (or be
+        hidden by) heap that earlier scenarios grew and freed."""
+        self.stop(name)
+        cmd, port, kw = self.specs[name]
+        self.start(name, cmd, port, **kw)
+
     def stop_all(self):
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT if name == "squid" else signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        for name in reversed(list(self.procs)):
+            self.stop(name)
         shutil.rmtree(self.w, ignore_errors=True)
 
     # --- measuring --------------------------------------------------------------------
@@ -269,9 +282,11 @@ shutdown_lifetime 1 seconds
 
     def idle(self, target, n):
         """Resident memory per idle bumped connection: n CONNECTs, each with its TLS handshake and
-        one request answered, then held open; (RSS after - RSS before) / n."""
+        one request answered, then held open; (RSS after - RSS before) / n, in a proxy process
+        started afresh (after the other scenarios its free heap would absorb the connections)."""
         if not self.proxy[target]:
             return None
+        self.restart(target)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         want = n + 1000 if hard == resource.RLIM_INFINITY else min(n + 1000, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
