@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "gateway/log.hpp"
@@ -156,7 +157,10 @@ std::optional<Entry> parse(std::string_view file, bool with_body) {
 Store::Store(Options o, Counters& counters) : o_(std::move(o)), counters_(counters) {
     if (!o_.dir.empty()) {
         load_index();
-        writer_ = std::thread([this] { run_writer(); });
+        writer_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "vigil-cache");
+            run_writer();
+        });
     }
 }
 

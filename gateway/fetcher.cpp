@@ -1,6 +1,8 @@
 // The gateway's own HTTP client for AIA and OCSP: one io_context on one thread.
 #include "gateway/fetcher.hpp"
 
+#include <pthread.h>
+
 #include <optional>
 #include <thread>
 
@@ -118,7 +120,10 @@ net::awaitable<FetchResult> run_fetch(FetchLimits limits, std::string url, std::
 
 Fetcher::Fetcher(FetchLimits limits) : impl_(std::make_unique<Impl>()) {
     impl_->limits = limits;
-    impl_->thread = std::thread([im = impl_.get()] { im->ioc.run(); });
+    impl_->thread = std::thread([im = impl_.get()] {
+        pthread_setname_np(pthread_self(), "vigil-fetch");
+        im->ioc.run();
+    });
 }
 
 Fetcher::~Fetcher() {

@@ -22,6 +22,7 @@
 
 #include <condition_variable>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -92,7 +93,10 @@ std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& coun
 class RuleReloader {
 public:
     RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "vigil-rules");
+            run();
+        });
     }
     ~RuleReloader() {
         {
@@ -191,6 +195,7 @@ std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& coun
 
 std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr) {
     auto gw = std::make_unique<Gateway>();
+    net::post(gw->auth_pool, [] { pthread_setname_np(pthread_self(), "vigil-auth"); });
     gw->cfg = cfg;
     if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
     gw->tls.store(load_tls_material(cfg, gw->counters));
@@ -366,7 +371,9 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
     for (auto& w : workers) {
         guards.push_back(net::make_work_guard(w->ioc));
-        threads.emplace_back([&w] {
+        threads.emplace_back([&w, i = threads.size()] {
+            // Named for top -H, perf and gdb: vigil-w0, vigil-w1, ... (15 characters at most).
+            pthread_setname_np(pthread_self(), ("vigil-w" + std::to_string(i)).substr(0, 15).c_str());
             UpstreamPool pool;  // closed when run() returns, while the io_context still exists
             UpstreamPool::current() = &pool;
             w->ioc.run();

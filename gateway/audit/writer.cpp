@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,14 +88,20 @@ Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
         store_ = Store::open(opts_.path, Store::Mode::create);
         checkpointer_ = Store::open(opts_.path, Store::Mode::read_write);
         store_->defer_checkpoints();
-        ckpt_thread_ = std::thread([this] { run_checkpoints(); });
+        ckpt_thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "vigil-checkpt");
+            run_checkpoints();
+        });
     }
     if (!opts_.jsonl_path.empty()) {
         std::ofstream probe(opts_.jsonl_path, std::ios::app);
         if (!probe) throw AuditError(opts_.jsonl_path + ": cannot open JSON-lines audit file");
     }
     if (!opts_.syslog.empty()) syslog_fd_ = connect_syslog(opts_.syslog, syslog_tcp_);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "vigil-audit");
+        run();
+    });
 }
 
 Writer::~Writer() {

@@ -182,6 +182,24 @@ class SeparateInstanceTest(unittest.TestCase):
             rc, counters = v.stop()
         self.assertEqual(counters["upstream_timeout"], 1)
 
+    def test_threads_are_named_for_operators(self):
+        audit = os.path.join(W["dir"], "names-audit.db")
+        v = Vigil(W["dir"], W["ca"], extra_args=["--audit", audit])
+        try:
+            names = []
+            task = "/proc/%d/task" % v.proc.pid
+            for tid in os.listdir(task):
+                with open(os.path.join(task, tid, "comm")) as f:
+                    names.append(f.read().strip())
+        finally:
+            rc, counters = v.stop()
+        self.assertEqual(rc, 0)
+        # top -H, perf and gdb tell the two workers (--threads 2), the audit writer, its
+        # checkpointer, the rule reloader and the password pool apart; main keeps the name.
+        for name in ("vigil", "vigil-w0", "vigil-w1", "vigil-audit", "vigil-checkpt", "vigil-rules", "vigil-auth"):
+            self.assertIn(name, names)
+        self.assertNotIn("vigil-w2", names)
+
     def test_group_readable_key_is_refused(self):
         import shutil
         ca = os.path.join(W["dir"], "ca-loose")
