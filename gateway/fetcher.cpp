@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <cctype>
 #include <optional>
 #include <thread>
 
@@ -19,10 +21,13 @@
 
 #include "gateway/net_util.hpp"
 #include "gateway/state.hpp"
+#include "gateway/upstream.hpp"
 
 namespace vigil::gateway {
 
 struct Fetcher::Impl {
+    explicit Impl(Gateway& g) : gw(g) {}
+    Gateway& gw;
     FetchLimits limits;
     net::io_context ioc{1};
     net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
@@ -57,6 +62,14 @@ std::optional<Target> parse_http_url(const std::string& url) {
         t.host = authority.substr(0, colon);
         if (colon != std::string::npos) t.port = authority.substr(colon + 1);
     }
+    // A name of letters, digits, dots and hyphens (lower-cased), or an address: the host goes
+    // into a request line when a parent proxy is asked.
+    std::transform(t.host.begin(), t.host.end(), t.host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    boost::system::error_code literal_ec;
+    net::ip::make_address(t.host, literal_ec);
+    if (literal_ec && t.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
+        return std::nullopt;
     if (t.host.empty() || t.port.empty() || t.port.size() > 5 ||
         t.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(t.port) == 0 ||
         std::stoi(t.port) > 65535)
@@ -68,30 +81,30 @@ std::optional<Target> parse_http_url(const std::string& url) {
 
 FetchResult failed(std::string why) { return {false, {}, std::move(why)}; }
 
-net::awaitable<FetchResult> run_fetch(FetchLimits limits, std::string url, std::string post_body, std::string type) {
+net::awaitable<FetchResult> run_fetch(Gateway& gw, FetchLimits limits, std::string url, std::string post_body,
+                                      std::string type) {
     using namespace net::experimental::awaitable_operators;
     const auto target = parse_http_url(url);
     if (!target) co_return failed("not a plain http:// URL");
-    auto exec = co_await net::this_coro::executor;
     const auto deadline = std::chrono::steady_clock::now() + limits.timeout;
-    tcp::resolver resolver(exec);
-    net::steady_timer timer(exec, deadline);
-    auto resolved = co_await (resolver.async_resolve(target->host, target->port, use_nothrow) ||
-                              timer.async_wait(use_nothrow));
-    if (resolved.index() == 1) co_return failed("looking up " + target->host + " timed out");
-    auto [rec, results] = std::get<0>(resolved);
-    if (rec) co_return failed(target->host + " could not be resolved (" + rec.message() + ")");
-    std::vector<tcp::endpoint> eps;
-    for (const auto& r : results)
-        if (limits.allow_private || !is_non_public(r.endpoint().address())) eps.push_back(r.endpoint());
-    if (eps.empty()) co_return failed(target->host + " resolves to a private, loopback or link-local address");
-    beast::tcp_stream stream(exec);
+    // The proxy's own connector: the hosts file, the destination rules (private addresses,
+    // the gateway itself) and upstream.parents with their fail-over and direct_fallback, so
+    // a network whose only way out is the parent proxy still completes chains and asks OCSP.
+    const Authority origin{target->host, static_cast<uint16_t>(std::stoi(target->port))};
+    std::optional<beast::tcp_stream> connected;
+    Route route;
+    route.http = true;
+    net::steady_timer timer(co_await net::this_coro::executor, deadline);
+    auto outcome = co_await (connect_tcp(gw, origin, connected, 0, &route) || timer.async_wait(use_nothrow));
+    if (outcome.index() == 1) co_return failed("connecting to " + target->host + " timed out");
+    if (auto& refused = std::get<0>(outcome))
+        co_return failed("connecting to " + target->host + " failed (" + refused->reason + ")");
+    beast::tcp_stream& stream = *connected;
     stream.expires_at(deadline);
-    auto [cec, ep] = co_await stream.async_connect(eps, use_nothrow);
-    if (cec) co_return failed("connecting to " + target->host + " failed (" + cec.message() + ")");
+    // A parent proxy is asked in absolute-form, as the relay asks it for plain HTTP.
     beast::http::request<beast::http::string_body> req(post_body.empty() ? beast::http::verb::get
                                                                           : beast::http::verb::post,
-                                                       target->path, 11);
+                                                       route.via_parent() ? url : target->path, 11);
     req.set(beast::http::field::host, target->port == "80" ? target->host : target->host + ":" + target->port);
     req.set(beast::http::field::user_agent, "vigil");
     req.set(beast::http::field::connection, "close");
@@ -118,7 +131,7 @@ net::awaitable<FetchResult> run_fetch(FetchLimits limits, std::string url, std::
 
 }  // namespace
 
-Fetcher::Fetcher(FetchLimits limits) : impl_(std::make_unique<Impl>()) {
+Fetcher::Fetcher(Gateway& gw, FetchLimits limits) : impl_(std::make_unique<Impl>(gw)) {
     impl_->limits = limits;
     impl_->thread = std::thread([im = impl_.get()] {
         pthread_setname_np(pthread_self(), "vigil-fetch");
@@ -133,7 +146,7 @@ Fetcher::~Fetcher() {
 }
 
 net::awaitable<FetchResult> Fetcher::fetch(std::string url, std::string post_body, std::string content_type) {
-    auto op = run_fetch(impl_->limits, std::move(url), std::move(post_body), std::move(content_type));
+    auto op = run_fetch(impl_->gw, impl_->limits, std::move(url), std::move(post_body), std::move(content_type));
     auto [ep, result] = co_await net::co_spawn(impl_->ioc, std::move(op), use_nothrow);
     if (ep) co_return failed("the fetch failed unexpectedly");
     co_return result;

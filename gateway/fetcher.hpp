@@ -1,7 +1,8 @@
 // HTTP fetches the gateway makes for itself — a missing intermediate from an AIA caIssuers
 // URL, an OCSP responder's answer — on one thread of their own, never a worker's. Plain HTTP
-// only (what AIA and OCSP use), bounded in size and time, and the same destination rules as
-// the proxy's own requests (no private addresses unless proxy.allow_private_destinations).
+// only (what AIA and OCSP use), bounded in size and time, connected the way the proxy's own
+// requests are: the hosts file, the destination rules (no private addresses unless
+// proxy.allow_private_destinations) and the parent proxies (upstream.parents).
 #pragma once
 
 #include <chrono>
@@ -12,10 +13,11 @@
 
 namespace vigil::gateway {
 
+struct Gateway;
+
 struct FetchLimits {
-    std::chrono::milliseconds timeout{5000};  // the whole fetch: resolve, connect, request, response
+    std::chrono::milliseconds timeout{5000};  // the whole fetch: connect (directly or through a parent), request, response
     size_t max_body = 64 * 1024;
-    bool allow_private = false;
 };
 
 struct FetchResult {
@@ -26,7 +28,8 @@ struct FetchResult {
 
 class Fetcher {
 public:
-    explicit Fetcher(FetchLimits limits);
+    // `gw` outlives the fetcher (its connector, hosts file, parents and counters are used).
+    Fetcher(Gateway& gw, FetchLimits limits);
     ~Fetcher();  // abandons fetches in flight (their callers get an error) and joins the thread
     Fetcher(const Fetcher&) = delete;
     Fetcher& operator=(const Fetcher&) = delete;

@@ -206,7 +206,7 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file, revocation).release());
     tls::use_intermediate_pool(gw->origin_ctx->native_handle(), &gw->intermediates);
     if (cfg.aia_fetch || cfg.revocation == "ocsp")
-        gw->fetcher = std::make_unique<Fetcher>(FetchLimits{cfg.fetch, 64 * 1024, cfg.allow_private_destinations});
+        gw->fetcher = std::make_unique<Fetcher>(*gw, FetchLimits{cfg.fetch, 64 * 1024});
     gw->parents.configure(cfg);
     if (cfg.cache)
         gw->cache = std::make_unique<cache::Store>(

@@ -146,13 +146,14 @@ struct Gateway {
     net::thread_pool auth_pool{1};  // password verification, off the workers
     std::atomic<uint64_t> next_conn_id{1};
     // Completing and checking origin chains: failed fetches (not retried for 5 minutes), OCSP
-    // answers, and the fetcher.
+    // answers (the fetcher is the last member).
     tls::ExpiringCache<std::string> fetch_failures{4096};
     tls::ExpiringCache<tls::OcspAnswer> ocsp_answers{20000};
-    std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
     RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
     Parents parents;           // upstream.parents (empty: everything goes direct)
     std::unique_ptr<cache::Store> cache;  // null when cache.enabled is false
+    // Last, so it goes first: a fetch still in flight uses the parents, counters and hosts.
+    std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
 };
 
 // A session's handle in its worker's registry, so shutdown can close idle keep-alive

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BLOCK, Origin, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
+from harness import BLOCK, Origin, ParentProxy, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
 from origin_pki import leaf, intermediate, ca_chain, cross_signed, CaDb, LoopbackHttp, stapling_origin, s_server
 
 W = {}
@@ -409,6 +409,50 @@ class FetchingTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertRegex(rows[0]["origin_cert"], r"^ok \(revocation unknown: the OCSP responder http://127\.0\.0\.1:\d+/ocsp "
                                                  r"could not be asked: connecting to 127\.0\.0\.1 failed")
+
+    def test_aia_and_ocsp_fetches_go_through_the_parent_proxy(self):
+        # The fetch host is a name only the parent can reach (Vigil's hosts file has *.test and
+        # nothing resolves .invalid): a fetch that went direct would fail.
+        pki = W["pki"]
+        d = os.path.join(W["dir"], "fetching-parent")
+        os.makedirs(d)
+        inter, inter_key = intermediate(pki, "parent-inter")
+        served = LoopbackHttp({"/inter.der": der(inter)}, self.db)
+        parent = ParentProxy("egress")
+        base = "http://fetch.invalid:%d" % served.port
+        origins = {
+            "viaaia.test": Origin("viaaia", *leaf(pki, "viaaia", "DNS:viaaia.test", ca=(inter, inter_key),
+                                                  ext_lines=["authorityInfoAccess=caIssuers;URI:%s/inter.der" % base])),
+            "viarevoked.test": Origin("viarevoked", *self.db.issue(
+                "viarevoked.test", ["authorityInfoAccess=OCSP;URI:%s/ocsp" % base], revoke=True)),
+        }
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 *.test\n")
+        v = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
+            "--set", "proxy.allow_private_destinations=true",
+            "--set", "proxy.allowed_connect_ports=[%s]" % ",".join(str(o.port) for o in origins.values()),
+            "--set", 'upstream.parents=[{ address = "127.0.0.1:%d", name = "egress" }]' % parent.port,
+            "--set", 'tls.revocation="ocsp"', "--set", "timeouts.fetch=3"])
+        try:
+            def get(host):
+                return curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                            "https://%s:%d/hello" % (host, origins[host].port))
+            code, status, headers, body, err = get("viaaia.test")
+            self.assertEqual((code, status, body), (0, 200, b"hello from viaaia"), err + headers)
+            code, status, headers, body, err = get("viarevoked.test")
+            self.assertEqual((code, status), (0, 502), err)
+            self.assertIn("X-Vigil-Reason: revoked", headers)
+        finally:
+            rc, counters = v.stop()
+            for o in origins.values():
+                o.close()
+            served.close()
+            parent.kill()
+        self.assertEqual(rc, 0)
+        self.assertIn("GET %s/inter.der" % base, parent.targets)
+        self.assertIn("POST %s/ocsp" % base, parent.targets)
+        self.assertEqual((served.hits.get("/inter.der"), served.hits.get("/ocsp")), (1, 1))
 
 
 if __name__ == "__main__":
