@@ -18,8 +18,11 @@
 namespace vigil::gateway {
 namespace {
 
-PageInfo unreachable(Gateway& gw, int status, std::string code, std::string reason, const Authority& a) {
-    bump(status == 504 ? gw.counters.upstream_timeout : gw.counters.upstream_unreachable);
+// `counted`: false for a parent proxy that failed (parent_down and parent_failovers count
+// those; the request may still get through another parent, or direct).
+PageInfo unreachable(Gateway& gw, int status, std::string code, std::string reason, const Authority& a,
+                     bool counted = true) {
+    if (counted) bump(status == 504 ? gw.counters.upstream_timeout : gw.counters.upstream_unreachable);
     return {status, "The site could not be reached", std::move(reason), a.host_port(), std::move(code)};
 }
 
@@ -60,11 +63,11 @@ net::awaitable<std::optional<PageInfo>> resolve(Gateway& gw, const Authority& a,
         auto res = co_await (resolver.async_resolve(a.host, service, use_nothrow) ||
                              timer.async_wait(use_nothrow));
         if (res.index() == 1)
-            co_return unreachable(gw, 504, "dns_timeout", "looking up the name " + a.host + " timed out", a);
+            co_return unreachable(gw, 504, "dns_timeout", "looking up the name " + a.host + " timed out", a, !parent);
         auto [ec, results] = std::get<0>(res);
         if (ec)
             co_return unreachable(gw, 502, "dns_failure",
-                                  "the name " + a.host + " could not be resolved (" + ec.message() + ")", a);
+                                  "the name " + a.host + " could not be resolved (" + ec.message() + ")", a, !parent);
         for (const auto& r : results) eps.push_back(r.endpoint());
     }
     std::erase_if(eps, [&](const tcp::endpoint& ep) { return is_own_listener(gw, ep); });
@@ -94,10 +97,11 @@ net::awaitable<std::optional<PageInfo>> connect_to(Gateway& gw, const Authority&
         out.reset();
         const std::string what = parent ? "the parent proxy" : "the origin server";
         if (ec == beast::error::timeout)
-            co_return unreachable(gw, 504, "connect_timeout", "connecting to " + what + " timed out", origin);
+            co_return unreachable(gw, 504, "connect_timeout", "connecting to " + what + " timed out", origin, !parent);
         if (ec == net::error::connection_refused)
-            co_return unreachable(gw, 502, "connection_refused", what + " refused the connection", origin);
-        co_return unreachable(gw, 502, "connect_failed", "connecting to " + what + " failed: " + ec.message(), origin);
+            co_return unreachable(gw, 502, "connection_refused", what + " refused the connection", origin, !parent);
+        co_return unreachable(gw, 502, "connect_failed", "connecting to " + what + " failed: " + ec.message(), origin,
+                              !parent);
     }
     out->socket().set_option(tcp::no_delay(true), ec);
     log_debug("connected to " + origin.host_port() + " at " + ep.address().to_string(), cid);
@@ -195,6 +199,7 @@ net::awaitable<std::optional<PageInfo>> connect_tcp(Gateway& gw, const Authority
         log_warn("no parent proxy reachable (" + last_error + "); going direct (upstream.direct_fallback)", cid);
         co_return co_await connect_to(gw, origin, out, cid, false);
     }
+    bump(gw.counters.upstream_unreachable);  // once for the request, not per parent tried
     co_return PageInfo{502, "No parent proxy available",
                        "none of the parent proxies could be reached (last: " + last_error + ")", origin.host_port(),
                        "parent_unavailable"};

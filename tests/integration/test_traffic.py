@@ -353,6 +353,8 @@ class Parents(unittest.TestCase):
         self.assertTrue(all(after), "%d of %d failed" % (after.count(False), len(after)))
         self.assertGreater(W["f2"].counts["http"], len(after) - 1)
         self.assertEqual(W["failover"].metric("parent_down"), 1)
+        # f1's failures (and failed health checks) are parent failures, not unreachable origins.
+        self.assertEqual(W["failover"].metric("upstream_unreachable"), 0)
 
     def test_least_connections_avoids_the_parent_holding_a_tunnel(self):
         # A spliced (bypassed) tunnel stays open through one parent...
@@ -407,6 +409,11 @@ class Parents(unittest.TestCase):
         self.assertIn(b"none of the parent proxies could be reached", body)
         status, h, body = get("/hello", proxy="fallback")  # upstream.direct_fallback = true
         self.assertEqual((status, body), (200, b"hello from plain"))
+        # One request failed, once, whatever the health checks of the dead parent meanwhile met;
+        # the one that went direct did not fail.
+        self.assertEqual(W["no_parent"].metric("upstream_unreachable"), 1)
+        self.assertEqual(W["fallback"].metric("upstream_unreachable"), 0)
+        self.assertGreaterEqual(W["no_parent"].metric("parent_failovers"), 1)
 
 
 class Config(unittest.TestCase):
