@@ -3,8 +3,6 @@
 
 #include <pthread.h>
 
-#include <algorithm>
-#include <cctype>
 #include <optional>
 #include <thread>
 
@@ -19,7 +17,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "gateway/net_util.hpp"
+#include "gateway/framing.hpp"
 #include "gateway/state.hpp"
 #include "gateway/upstream.hpp"
 
@@ -36,47 +34,15 @@ struct Fetcher::Impl {
 
 namespace {
 
-struct Target {
-    std::string host, port = "80", path = "/";
-};
-
-// http://host[:port][/path]; nullopt for anything else.
-std::optional<Target> parse_http_url(const std::string& url) {
-    if (url.rfind("http://", 0) != 0) return std::nullopt;
-    const std::string rest = url.substr(7);
-    const auto slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    Target t;
-    if (slash != std::string::npos) t.path = rest.substr(slash);
-    if (authority.find('@') != std::string::npos) return std::nullopt;
-    if (!authority.empty() && authority[0] == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string::npos) return std::nullopt;
-        t.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return std::nullopt;
-            t.port = authority.substr(close + 2);
-        }
-    } else {
-        const auto colon = authority.rfind(':');
-        t.host = authority.substr(0, colon);
-        if (colon != std::string::npos) t.port = authority.substr(colon + 1);
-    }
-    // A name of letters, digits, dots and hyphens (lower-cased), or an address: the host goes
-    // into a request line when a parent proxy is asked.
-    std::transform(t.host.begin(), t.host.end(), t.host.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    boost::system::error_code literal_ec;
-    net::ip::make_address(t.host, literal_ec);
-    if (literal_ec && t.host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
-        return std::nullopt;
-    if (t.host.empty() || t.port.empty() || t.port.size() > 5 ||
-        t.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(t.port) == 0 ||
-        std::stoi(t.port) > 65535)
-        return std::nullopt;
-    for (char c : t.path)
+// http://host[:port][/path], parsed as the proxy parses absolute-form requests (the host
+// normalised: lower case, a DNS name or an address); nullopt for anything else, and for a path
+// with spaces or control bytes (it goes into a request line).
+std::optional<AbsoluteUrl> parse_http_url(const std::string& url) {
+    auto u = parse_absolute_url(url);
+    if (!u || u->scheme != "http") return std::nullopt;
+    for (char c : u->target)
         if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
-    return t;
+    return u;
 }
 
 FetchResult failed(std::string why) { return {false, {}, std::move(why)}; }
@@ -90,22 +56,25 @@ net::awaitable<FetchResult> run_fetch(Gateway& gw, FetchLimits limits, std::stri
     // The proxy's own connector: the hosts file, the destination rules (private addresses,
     // the gateway itself) and upstream.parents with their fail-over and direct_fallback, so
     // a network whose only way out is the parent proxy still completes chains and asks OCSP.
-    const Authority origin{target->host, static_cast<uint16_t>(std::stoi(target->port))};
+    const Authority& origin = target->authority;
     std::optional<beast::tcp_stream> connected;
     Route route;
     route.http = true;
     net::steady_timer timer(co_await net::this_coro::executor, deadline);
     auto outcome = co_await (connect_tcp(gw, origin, connected, 0, &route) || timer.async_wait(use_nothrow));
-    if (outcome.index() == 1) co_return failed("connecting to " + target->host + " timed out");
+    if (outcome.index() == 1) co_return failed("connecting to " + origin.host + " timed out");
     if (auto& refused = std::get<0>(outcome))
-        co_return failed("connecting to " + target->host + " failed (" + refused->reason + ")");
+        co_return failed("connecting to " + origin.host + " failed (" + refused->reason + ")");
     beast::tcp_stream& stream = *connected;
     stream.expires_at(deadline);
     // A parent proxy is asked in absolute-form, as the relay asks it for plain HTTP.
     beast::http::request<beast::http::string_body> req(post_body.empty() ? beast::http::verb::get
                                                                           : beast::http::verb::post,
-                                                       route.via_parent() ? url : target->path, 11);
-    req.set(beast::http::field::host, target->port == "80" ? target->host : target->host + ":" + target->port);
+                                                       route.via_parent() ? "http://" + origin.host_port() + target->target
+                                                                          : target->target,
+                                                       11);
+    const bool v6 = origin.host.find(':') != std::string::npos;  // bracketed in host_port()
+    req.set(beast::http::field::host, origin.port == 80 && !v6 ? origin.host : origin.host_port());
     req.set(beast::http::field::user_agent, "vigil");
     req.set(beast::http::field::connection, "close");
     if (!post_body.empty()) {
