@@ -369,22 +369,27 @@ std::shared_ptr<const std::string> Store::read_body(const Entry& e, std::string&
 }
 
 std::shared_ptr<const Entry> Store::find(const std::string& url, const Fields& request) {
-    std::shared_ptr<const Entry> found;
-    {
-        std::lock_guard lock(mu_);
-        auto u = by_url_.find(url);
-        if (u == by_url_.end()) return nullptr;
-        for (const auto& id : u->second) {
-            auto& slot = slots_.at(id);
-            auto want = vary_values(slot.entry->headers, request);
-            if (!want || *want != slot.entry->vary) continue;
-            lru_.splice(lru_.begin(), lru_, slot.lru);
-            found = slot.entry;
-            break;
-        }
-        if (!found || found->body) return found;
+    auto found = find_indexed(url, request);
+    return found && !found->body ? load_body(found) : found;
+}
+
+std::shared_ptr<const Entry> Store::find_indexed(const std::string& url, const Fields& request) {
+    std::lock_guard lock(mu_);
+    auto u = by_url_.find(url);
+    if (u == by_url_.end()) return nullptr;
+    for (const auto& id : u->second) {
+        auto& slot = slots_.at(id);
+        auto want = vary_values(slot.entry->headers, request);
+        if (!want || *want != slot.entry->vary) continue;
+        lru_.splice(lru_.begin(), lru_, slot.lru);
+        return slot.entry;
     }
-    // Only on disk: read outside the lock (the other workers keep using the index meanwhile).
+    return nullptr;
+}
+
+std::shared_ptr<const Entry> Store::load_body(const std::shared_ptr<const Entry>& found) {
+    const std::string& url = found->url;
+    // Read outside the lock (the other workers keep using the index meanwhile).
     std::string error;
     auto body = read_body(*found, error);
     std::lock_guard lock(mu_);

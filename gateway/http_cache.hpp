@@ -96,7 +96,14 @@ public:
     Store& operator=(const Store&) = delete;
 
     // The stored variant matching this request's Vary values, with its body; null when none.
+    // Reads the body from disk when it is not in memory: find_indexed + load_body.
     std::shared_ptr<const Entry> find(const std::string& url, const Fields& request);
+    // The same from the index alone, no disk read: the body may be null (on disk only).
+    std::shared_ptr<const Entry> find_indexed(const std::string& url, const Fields& request);
+    // `found` (from find_indexed) with its body read from disk and kept in memory; null when
+    // the file is gone or damaged (counted cache_corrupt, the entry dropped). Blocking: the
+    // gateway calls it on its disk thread, never on a worker.
+    std::shared_ptr<const Entry> load_body(const std::shared_ptr<const Entry>& found);
     // Stores (or replaces) a variant. The body must be complete and scanned clean.
     void put(Entry e);
     // Replaces `old` (if it is still stored) by `updated` with the same body: a 304's fields,

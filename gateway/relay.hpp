@@ -133,6 +133,7 @@ public:
         // a validator is revalidated; anything else goes to the origin and may be stored.
         CacheUse cu;
         if (gw_.cache && !upgrade) cu = cache_lookup(*gw_.cache, in, url, scan && !has_body && !personal_);
+        if (cu.entry && !cu.entry->body) cu.entry = co_await load_cached_body(gw_.disk_pool, *gw_.cache, cu.entry);
         if (cu.asked) tx.rec().cache = "MISS";
         if (cu.entry && cu.fresh)
             co_return co_await serve_cached(cu.entry, "HIT", *rules, subject, verdict, url, in, cu.request, version,

@@ -3,9 +3,15 @@
 // compressed for the client changes.
 #pragma once
 
+#include <pthread.h>
+
 #include <chrono>
 #include <optional>
 #include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "gateway/http_io.hpp"
 
@@ -45,7 +51,7 @@ CacheUse cache_lookup(cache::Store& store, const Request& in, const std::string&
     cu.only_if_cached = req.only_if_cached;
     const bool pragma_no_cache = !cache::has_field(cu.request, "cache-control") &&
                                  lower(cache::field(cu.request, "pragma")).find("no-cache") != std::string::npos;
-    cu.entry = store.find(url, cu.request);
+    cu.entry = store.find_indexed(url, cu.request);  // the body, if on disk only, is read later
     if (!cu.entry) return cu;
     const auto res = cache::parse_cache_control(cache::field(cu.entry->headers, "cache-control"));
     const double age = cache::current_age(*cu.entry, epoch_seconds());
@@ -63,6 +69,18 @@ CacheUse cache_lookup(cache::Store& store, const Request& in, const std::string&
     else if (!cache::has_field(cu.entry->headers, "etag") && !cache::has_field(cu.entry->headers, "last-modified"))
         cu.entry.reset();  // nothing to revalidate with: fetched again
     return cu;
+}
+
+// A stored body that is on disk only is read on the gateway's disk threads, so a worker (and
+// every connection it serves) never waits for the disk; the caller resumes on its own thread.
+// Null when the file is gone or damaged: the request then goes to the origin.
+inline net::awaitable<std::shared_ptr<const cache::Entry>> load_cached_body(net::thread_pool& pool, cache::Store& store,
+                                                                           std::shared_ptr<const cache::Entry> found) {
+    auto read = [&store, found = std::move(found)]() -> net::awaitable<std::shared_ptr<const cache::Entry>> {
+        pthread_setname_np(pthread_self(), "vigil-disk");
+        co_return store.load_body(found);
+    };
+    co_return co_await net::co_spawn(pool, std::move(read), net::use_awaitable);
 }
 
 // Revalidating: the stored response's validators replace the client's own (the client's

@@ -441,6 +441,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
     guards.clear();  // they point into the workers' io_contexts
+    // Password checks and disk reads still running finish while the io_contexts they answer to
+    // still exist (stopped: their answers are dropped with them).
+    gw->auth_pool.join();
+    gw->disk_pool.join();
     admin.reset();
     // Destroying the workers ends sessions still open past the grace period; their records are
     // submitted as they go, so the audit log is closed only after that.

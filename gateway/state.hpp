@@ -152,6 +152,7 @@ struct Gateway {
     RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
     Parents parents;           // upstream.parents (empty: everything goes direct)
     std::unique_ptr<cache::Store> cache;  // null when cache.enabled is false
+    net::thread_pool disk_pool{2};  // cache bodies read from disk, off the workers (after the cache it reads)
     // Last, so it goes first: a fetch still in flight uses the parents, counters and hosts.
     std::unique_ptr<Fetcher> fetcher;  // null when neither AIA fetching nor OCSP is on
 };

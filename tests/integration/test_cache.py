@@ -288,6 +288,37 @@ class DiskTest(unittest.TestCase):
         self.assertEqual(v2.metric("cache_corrupt"), 1)
         self.assertIn("discarded", v2.read_log())
 
+    def test_disk_read_does_not_hold_up_the_worker(self):
+        # One worker. The stored file is swapped for a FIFO, so reading it blocks until the
+        # test writes into it: a second client must be served meanwhile, and the HIT then
+        # completes with the stored body.
+        cdir = os.path.join(W["dir"], "cache-slow")
+        v = start("slow1", "--threads", "1", "--set", 'cache.dir="%s"' % cdir)
+        get("/c/slow-a?cc=max-age=600", via="slow1")
+        v.stop()
+        [entry] = glob.glob(os.path.join(cdir, "*.entry"))
+        v2 = start("slow2", "--threads", "1", "--set", 'cache.dir="%s"' % cdir)
+        with open(entry, "rb") as f:
+            stored = f.read()
+        os.remove(entry)
+        os.mkfifo(entry, 0o600)
+        hit = subprocess.Popen(["curl", "-sS", "--max-time", "30", "-x", v2.proxy, url("/c/slow-a?cc=max-age=600")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)  # the HIT is now waiting for the file
+            self.assertIsNone(hit.poll())
+            code, status, _, body, err = curl("-x", v2.proxy, url("/c/slow-other?cc=no-store"), timeout=5)
+            self.assertEqual((code, status), (0, 200), err)
+            self.assertIsNone(hit.poll())
+        finally:
+            with open(entry, "wb") as fifo:  # unblocks the reader
+                fifo.write(stored)
+            out, err = hit.communicate(timeout=30)
+        self.assertEqual(hit.returncode, 0, err)
+        self.assertIn(b"#1", out)
+        self.assertEqual(asked("/c/slow-a"), 1)  # served from the stored copy, not the origin
+        self.assertEqual(v2.metric("cache_hits"), 1)
+
     def test_unwritable_cache_directory_degrades_to_pass_through(self):
         blocker = os.path.join(W["dir"], "not-a-dir")
         with open(blocker, "w") as f:
