@@ -53,9 +53,8 @@ def wait_port(port, proc, what, timeout=30):
     raise RuntimeError("%s did not start listening on %d" % (what, port))
 
 
-def rss_kib(pid):
-    """Resident memory of a process and its children (Squid's helpers, nginx workers), KiB."""
-    total = 0
+def family(pid):
+    """A process and its children (Squid's kid and helpers, nginx's worker)."""
     pids = [pid]
     for p in os.listdir("/proc"):
         if p.isdigit():
@@ -65,7 +64,26 @@ def rss_kib(pid):
                         pids.append(int(p))
             except (OSError, ValueError, IndexError):
                 pass
-    for p in pids:
+    return pids
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process and its children, all threads, in seconds."""
+    total = 0
+    for p in family(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    """Resident memory of a process and its children (Squid's helpers, nginx workers), KiB."""
+    total = 0
+    for p in family(pid):
         try:
             with open("/proc/%d/status" % p) as f:
                 for line in f:
@@ -271,11 +289,23 @@ shutdown_lifetime 1 seconds
             cmd += ["--origin-addr", "127.0.0.1"]
         if distinct:
             cmd += ["--distinct-hosts", str(distinct)]
+        # CPU spent per request by the proxy, the origin and the load generator: the three
+        # share the machine's cores, so a proxy's cost shows here even when the cores are full.
+        watched = {"proxy": self.procs.get(target), "origin": self.procs.get("nginx")}
+        before = {k: cpu_seconds(p.pid) for k, p in watched.items() if p}
+        gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or self.args.seconds) + 120)
+        gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if not lines:
             return {"error": (out.stdout + out.stderr).strip()[-200:]}
         r = json.loads(lines[-1])
+        done = max(r.get("requests", 0), 1)
+        for k, p in watched.items():
+            if p:
+                r["cpu_us_" + k] = (cpu_seconds(p.pid) - before[k]) * 1e6 / done
+        r["cpu_us_loadgen"] = (gen_after.ru_utime + gen_after.ru_stime - gen_before.ru_utime -
+                               gen_before.ru_stime) * 1e6 / done
         print("  %-9s %-40s %s" % (target, url.split("/")[-1] + " " + mode + " x%d" % connections,
                                    out.stdout.splitlines()[0]), flush=True)
         return r
@@ -407,6 +437,14 @@ def report(results, targets, scenarios):
             print("%s p50/p99/p99.9 ms: " % s + ", ".join(
                 "%s %.2f/%.2f/%.2f" % (t, results[(s, t)]["p50_ms"], results[(s, t)]["p99_ms"], results[(s, t)]["p999_ms"])
                 for t in targets if results.get((s, t)) and "error" not in results[(s, t)]))
+    print("CPU per request, microseconds (proxy / origin / load generator):")
+    for s in scenarios:
+        if s == "idle":
+            continue
+        print("  %-10s " % s + ", ".join(
+            "%s %s/%.0f/%.0f" % (t, "%.0f" % r["cpu_us_proxy"] if "cpu_us_proxy" in r else "-", r.get("cpu_us_origin", 0),
+                                 r["cpu_us_loadgen"])
+            for t in targets for r in [results.get((s, t))] if r and "error" not in r and "cpu_us_loadgen" in r))
     errs = {k: v for k, v in results.items() if v and ("error" in v or v.get("errors"))}
     for (s, t), v in errs.items():
         print("errors in %s/%s: %s" % (s, t, v.get("error") or v.get("errors")))
