@@ -14,6 +14,7 @@ std::string Counters::to_json() const {
 
 std::string LabelledCounters::key(const Labels& labels) {
     std::string out;
+    out.reserve(96);  // one allocation for the usual label sets (it is built per transaction)
     for (const auto& [name, value] : labels) {
         out += (out.empty() ? "" : ",") + name + "=\"";
         for (char ch : value) {

@@ -166,7 +166,14 @@ HopByHop::HopByHop(const http::fields& fields) : connection_tokens_(",") {
 }
 
 bool HopByHop::connection_has(std::string_view token) const {
-    return connection_tokens_.find("," + lower(token) + ",") != std::string::npos;
+    // connection_tokens_ is ",a,b,": each token between two commas, lower-cased.
+    std::string_view rest(connection_tokens_);
+    for (size_t at = 1; at < rest.size();) {
+        const size_t end = rest.find(',', at);
+        if (iequals(rest.substr(at, end - at), token)) return true;
+        at = end + 1;
+    }
+    return false;
 }
 
 bool HopByHop::contains(std::string_view name) const {

@@ -108,7 +108,7 @@ std::optional<bool> take_continue_token(Gateway& gw, std::string& target, const 
 
 inspect::Headers header_list(const boost::beast::http::fields& fields) {
     inspect::Headers h;
-    for (const auto& f : fields) h.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    for (const auto& f : fields) h.emplace_back(f.name_string(), f.value());
     return h;
 }
 

@@ -39,6 +39,12 @@ using ShortFilter = LiteralMatcher::ShortFilter;
 
 struct Candidates {
     std::vector<uint32_t> three, four, five, seven;  // positions whose window passed that table's bitmap
+    void clear() {
+        three.clear();
+        four.clear();
+        five.clear();
+        seven.clear();
+    }
 };
 
 // The scalar sampler for one strided table, from `from` (a multiple of the stride) on.
@@ -231,7 +237,11 @@ void LiteralMatcher::find_all(std::string_view text, std::vector<int>& found) co
     if (literals_.empty()) return;
     const auto* t = reinterpret_cast<const unsigned char*>(text.data());
     const size_t n = text.size();
-    Candidates c;
+    // Scratch kept per thread: a worker scans every message's headers and body chunks, and
+    // allocating these each time was six allocations per call.
+    thread_local Candidates c;
+    thread_local std::vector<bool> seen;
+    c.clear();
     size_t from7 = 0, from5 = 0, from_short = 0;
 #if defined(__x86_64__)
     if (avx2_) {
@@ -245,7 +255,7 @@ void LiteralMatcher::find_all(std::string_view text, std::vector<int>& found) co
     if (!three_.empty() || !four_.empty())
         for (size_t p = from_short; p + 3 <= n; ++p) short_position(t, n, p, short_filter_.pairs, three_, four_, c);
 
-    std::vector<bool> seen(literals_.size(), false);
+    seen.assign(literals_.size(), false);
     auto confirm = [&](const Table& table, const std::vector<uint32_t>& positions) {
         for (uint32_t p : positions) {
             const Table::Entry* e = table.find(window(t + p, table.width));

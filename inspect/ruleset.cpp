@@ -294,6 +294,20 @@ Verdict RuleSet::policy_verdict(const Subject& s, const std::vector<std::string>
     return v;
 }
 
+namespace {
+
+// The fields as header signatures see them, "name: value\n" each, built in one allocation.
+std::string header_text(const Headers& headers) {
+    size_t size = 0;
+    for (const auto& [k, val] : headers) size += k.size() + val.size() + 3;
+    std::string text;
+    text.reserve(size);
+    for (const auto& [k, val] : headers) text.append(k).append(": ").append(val).push_back('\n');
+    return text;
+}
+
+}  // namespace
+
 Verdict RuleSet::check_connect(const Subject& s) const {
     std::vector<std::string> cats;
     if (auto c = host_category(s.host); !c.empty()) cats.push_back(c);
@@ -313,26 +327,26 @@ Verdict RuleSet::check_request(const Subject& s, const Headers& headers) const {
     if (url_match == SetMatch::error) v.merge(matcher_error_verdict(opts_.error_block));
     if (v.bypass) return v;
     match_signatures(Target::url, s.url, v);
-    std::string text;
-    for (const auto& [k, val] : headers) text += k + ": " + val + "\n";
-    match_signatures(Target::request_header, text, v);
+    match_signatures(Target::request_header, header_text(headers), v);
     return v;
 }
 
 Verdict RuleSet::check_response_headers(const Subject&, const Headers& headers) const {
     Verdict v;
-    std::string text;
-    for (const auto& [k, val] : headers) text += k + ": " + val + "\n";
-    match_signatures(Target::response_header, text, v);
+    match_signatures(Target::response_header, header_text(headers), v);
     return v;
 }
 
 void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v) const {
     const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
     if (g.sigs.empty()) return;
-    std::vector<int> hits;
+    // Scratch kept per thread (headers and every body chunk come through here): cleared, not
+    // allocated, per call.
+    thread_local std::vector<int> hits, set_hits, atoms, potentials;
+    hits.clear();
+    potentials.clear();
     if (g.unfiltered) {
-        std::vector<int> set_hits;
+        set_hits.clear();
         if (match_set(*g.unfiltered, text, &set_hits) == SetMatch::error) {
             // RE2::Set says "no match" when its DFA runs out of memory; that is never a pass.
             v.merge(matcher_error_verdict(opts_.error_block));
@@ -340,7 +354,6 @@ void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v)
         }
         for (int i : set_hits) hits.push_back(g.unfiltered_ids[static_cast<size_t>(i)]);
     }
-    std::vector<int> atoms, potentials;
     g.atoms->find_all(text, atoms);
     if (!atoms.empty()) g.filter->AllPotentials(atoms, &potentials);
     const re2::StringPiece input(text.data(), text.size());

@@ -35,7 +35,8 @@ struct Subject {
     std::string client_ip;
 };
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+// Header fields as views into the message being checked (valid for the call).
+using Headers = std::vector<std::pair<std::string_view, std::string_view>>;
 
 enum class Target { url = 0, request_header, response_header, request_body, response_body };
 

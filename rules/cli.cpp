@@ -180,13 +180,14 @@ void print_list(const RuleData& d, const std::string& kind, bool as_json) {
     }
 }
 
+// Views into `raw`, which must outlive the result.
 inspect::Headers parse_headers(const std::vector<std::string>& raw) {
     inspect::Headers h;
-    for (const auto& r : raw) {
+    for (const std::string_view r : raw) {
         auto colon = r.find(':');
-        if (colon == std::string::npos) usage_error("headers are given as 'Name: value'");
-        std::string v = r.substr(colon + 1);
-        while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+        if (colon == std::string_view::npos) usage_error("headers are given as 'Name: value'");
+        std::string_view v = r.substr(colon + 1);
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
         h.emplace_back(r.substr(0, colon), v);
     }
     return h;
@@ -212,7 +213,7 @@ int cmd_test(RuleDb& db, const Args& a) {
     auto body_verdict = [&](inspect::Target t, const std::string& file, const inspect::Headers& hdrs) {
         std::string enc;
         for (const auto& [k, val] : hdrs)
-            if (strcasecmp(k.c_str(), "content-encoding") == 0) enc = val;
+            if (strcasecmp(std::string(k).c_str(), "content-encoding") == 0) enc = val;
         auto scanner = rs->scan_body(t, enc);
         std::string body = read_file(file);
         for (size_t off = 0; off < body.size(); off += 16384)  // in chunks, as the gateway sees it
@@ -220,7 +221,8 @@ int cmd_test(RuleDb& db, const Args& a) {
         return scanner->verdict();
     };
     if (!v.bypass && v.action != inspect::Action::block) {
-        auto req_headers = parse_headers(a.all("--request-header"));
+        const auto raw_req_headers = a.all("--request-header");
+        auto req_headers = parse_headers(raw_req_headers);
         auto steps = [&]() {
             inspect::Verdict r = rs->check_request(s, req_headers);
             v.merge(r);
@@ -231,7 +233,8 @@ int cmd_test(RuleDb& db, const Args& a) {
                 stage = "request body";
                 if (v.action == inspect::Action::block) return;
             }
-            auto resp_headers = parse_headers(a.all("--response-header"));
+            const auto raw_resp_headers = a.all("--response-header");
+            auto resp_headers = parse_headers(raw_resp_headers);
             v.merge(rs->check_response_headers(s, resp_headers));
             stage = "response";
             if (v.action == inspect::Action::block) return;
