@@ -1,6 +1,9 @@
 // Workers (one io_context and one SO_REUSEPORT acceptor per thread), signals and shutdown.
 #include "gateway/server.hpp"
 
+#include <sched.h>
+
+#include <charconv>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -193,6 +196,32 @@ std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& coun
     return m;
 }
 
+// The CPUs this process may use, for proxy.threads = 0: its affinity mask (taskset, a
+// container's cpuset), further capped by a cgroup v2 CPU quota on its cgroup or an ancestor
+// (cpu.max "200000 100000" = 2, rounded up). The machine's CPU count alone would start a
+// worker per host CPU in a container given two of them, and the workers would only take turns.
+unsigned usable_cpus() {
+    unsigned n = std::max(1u, std::thread::hardware_concurrency());
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+    std::ifstream self("/proc/self/cgroup");
+    std::string line, dir;
+    while (std::getline(self, line))
+        if (line.rfind("0::", 0) == 0) dir = line.substr(3);  // cgroup v2: "0::/system.slice/vigil.service"
+    for (bool last = dir.empty(); !last;) {
+        last = dir.empty() || dir == "/";
+        std::ifstream max_file("/sys/fs/cgroup" + (last ? std::string() : dir) + "/cpu.max");
+        std::string quota;
+        long long period = 0, q = 0;
+        if (max_file >> quota >> period && quota != "max" && period > 0 &&
+            std::from_chars(quota.data(), quota.data() + quota.size(), q).ec == std::errc() && q > 0)
+            n = std::min<unsigned>(n, static_cast<unsigned>(std::max<long long>(1, (q + period - 1) / period)));
+        dir = dir.substr(0, dir.rfind('/'));
+    }
+    return n;
+}
+
 std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr) {
     auto gw = std::make_unique<Gateway>();
     net::post(gw->auth_pool, [] { pthread_setname_np(pthread_self(), "vigil-auth"); });
@@ -333,7 +362,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                                    std::to_string(rules->version()));
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
-    unsigned n = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned n = cfg.threads ? cfg.threads : usable_cpus();
     // Signals are caught from here on: a SIGTERM that arrives while starting (before anyone
     // could have seen the ready file) still means a graceful stop, not death by signal.
     net::io_context main_ioc;

@@ -16,6 +16,16 @@ from harness import (Origin, Pki, Recorder, Vigil, VIGIL, VIGIL_CA, connect_tunn
 W = {}
 
 
+def thread_names(v):
+    """The names of the gateway's threads, as top -H and perf show them."""
+    names = []
+    task = "/proc/%d/task" % v.proc.pid
+    for tid in os.listdir(task):
+        with open(os.path.join(task, tid, "comm")) as f:
+            names.append(f.read().strip())
+    return names
+
+
 def setUpModule():
     d = W["dir"] = make_workdir()
     W["ca"] = os.path.join(d, "ca")
@@ -186,11 +196,7 @@ class SeparateInstanceTest(unittest.TestCase):
         audit = os.path.join(W["dir"], "names-audit.db")
         v = Vigil(W["dir"], W["ca"], extra_args=["--audit", audit])
         try:
-            names = []
-            task = "/proc/%d/task" % v.proc.pid
-            for tid in os.listdir(task):
-                with open(os.path.join(task, tid, "comm")) as f:
-                    names.append(f.read().strip())
+            names = thread_names(v)
         finally:
             rc, counters = v.stop()
         self.assertEqual(rc, 0)
@@ -199,6 +205,27 @@ class SeparateInstanceTest(unittest.TestCase):
         for name in ("vigil", "vigil-w0", "vigil-w1", "vigil-audit", "vigil-checkpt", "vigil-rules", "vigil-auth"):
             self.assertIn(name, names)
         self.assertNotIn("vigil-w2", names)
+
+    def test_one_worker_per_cpu_the_process_may_use(self):
+        # proxy.threads = 0 counts the CPUs in the affinity mask (taskset, a container's
+        # cpuset), not the machine's: started on one CPU of several, one worker.
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("needs a machine with two CPUs")
+        os.sched_setaffinity(0, {cpus[0]})  # inherited by the gateway started here
+        try:
+            v = Vigil(W["dir"], W["ca"], hosts=W["hosts"],
+                      extra_args=["--threads", "0", "--set", "proxy.allow_private_destinations=true"])
+        finally:
+            os.sched_setaffinity(0, cpus)
+        try:
+            names = thread_names(v)
+            code, status, _, _, err = curl("-x", v.proxy, plain_url("/hello"))
+        finally:
+            v.stop()
+        self.assertIn("vigil-w0", names)
+        self.assertNotIn("vigil-w1", names)
+        self.assertEqual((code, status), (0, 200), err)
 
     def test_group_readable_key_is_refused(self):
         import shutil
