@@ -4,7 +4,7 @@ scenarios, the same load generator (vigil_loadgen), one run, one table. Not a te
 `make bench-compare` (it installs nginx, squid-openssl and mitmproxy if they are missing).
 
     tests/bench/compare.py [--bin build/bin] [--seconds 10] [--targets direct,vigil,squid,mitmproxy]
-                           [--scenarios keepalive,newconn,bulk1m,bulk16m,plain,first,idle] [--idle 10000]
+                           [--scenarios keepalive,newconn,bulk1m,bulk16m,plain,first,idle] [--idle 10000] [--pin]
 
 Every server listens on 127.0.0.1 only and is started and stopped here, by PID. The origin is
 nginx with an RSA-2048 certificate (TLS and plain ports; files of 1 KiB, 64 KiB, 1 MiB, 16 MiB).
@@ -128,10 +128,19 @@ class Bench:
             with open(self.path("www", name), "wb") as f:
                 f.write(os.urandom(size))
 
+    def pinned(self, name):
+        """With --pin: the origin and the load generator on the first CPU, each proxy on the
+        others, so a proxy's figures are its own cores' work, not a share of the endpoints'."""
+        if not self.args.pin:
+            return {}
+        cpus = sorted(os.sched_getaffinity(0))
+        mine = {cpus[0]} if name in ("nginx", "loadgen") else set(cpus[1:])
+        return {"preexec_fn": lambda: os.sched_setaffinity(0, mine)}
+
     def start(self, name, cmd, port, **kw):
         self.specs[name] = (cmd, port, kw)
         log = open(self.path(name + ".log"), "a")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw, **self.pinned(name))
         self.procs[name] = proc
         wait_port(port, proc, name)
         return proc
@@ -294,7 +303,8 @@ shutdown_lifetime 1 seconds
         watched = {"proxy": self.procs.get(target), "origin": self.procs.get("nginx")}
         before = {k: cpu_seconds(p.pid) for k, p in watched.items() if p}
         gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or self.args.seconds) + 120)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or self.args.seconds) + 120,
+                             **self.pinned("loadgen"))
         gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if not lines:
@@ -369,9 +379,13 @@ def main():
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--vigil-cache", action="store_true",
                     help="leave Vigil's HTTP cache on (its hits are then measured, not proxying)")
+    ap.add_argument("--pin", action="store_true",
+                    help="origin and load generator on the first CPU, the proxy on the others")
     ap.add_argument("--vigil-set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more configuration setting for Vigil (repeatable), e.g. proxy.threads=1")
     args = ap.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        ap.error("--pin needs at least two CPUs")
     targets = args.targets.split(",")
     scenarios = args.scenarios.split(",")
     b = Bench(args)
