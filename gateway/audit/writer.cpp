@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,7 +22,11 @@ namespace vigil::audit {
 namespace {
 
 constexpr size_t kBatch = 32768;
-constexpr auto kGather = std::chrono::milliseconds(50);
+// Short, so a commit is a short burst: at 10,000 records/s one commit is ~1 ms of the
+// writer's CPU, which the workers sharing its core feel less in their tail latency than the
+// ~6 ms commits that 50 ms of gathering made (keep-alive p99 5.8-6.0 ms instead of 7.3-7.4);
+// each commit's fixed cost (~180 us: a WAL frame per touched page) made a record ~1 us dearer.
+constexpr auto kGather = std::chrono::milliseconds(10);
 constexpr size_t kGatherEnough = 4096;
 
 
@@ -90,6 +96,11 @@ Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
         store_->defer_checkpoints();
         ckpt_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "vigil-checkpt");
+            // Copying the WAL into the database is on no one's critical path (it only keeps the
+            // WAL short) and comes in bursts of tens of milliseconds: at nice 10 it yields to
+            // the workers and the writer while they have work, and still gets ~10% of a busy
+            // core, several times what it needs.
+            (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
             run_checkpoints();
         });
     }

@@ -16,13 +16,17 @@ from harness import (Origin, Pki, Recorder, Vigil, VIGIL, VIGIL_CA, connect_tunn
 W = {}
 
 
-def thread_names(v):
-    """The names of the gateway's threads, as top -H and perf show them."""
+def thread_names(v, with_nice=False):
+    """The names of the gateway's threads, as top -H and perf show them (with their nice
+    values: field 19 of /proc/PID/task/TID/stat)."""
     names = []
     task = "/proc/%d/task" % v.proc.pid
     for tid in os.listdir(task):
         with open(os.path.join(task, tid, "comm")) as f:
-            names.append(f.read().strip())
+            name = f.read().strip()
+        with open(os.path.join(task, tid, "stat")) as f:
+            nice = int(f.read().rsplit(")", 1)[1].split()[16])
+        names.append((name, nice) if with_nice else name)
     return names
 
 
@@ -196,10 +200,14 @@ class SeparateInstanceTest(unittest.TestCase):
         audit = os.path.join(W["dir"], "names-audit.db")
         v = Vigil(W["dir"], W["ca"], extra_args=["--audit", audit])
         try:
-            names = thread_names(v)
+            niceness = dict(thread_names(v, with_nice=True))
+            names = list(niceness)
         finally:
             rc, counters = v.stop()
         self.assertEqual(rc, 0)
+        # The WAL checkpointer yields to the workers; they and the writer run at nice 0.
+        self.assertEqual(niceness["vigil-checkpt"], 10)
+        self.assertEqual((niceness["vigil-w0"], niceness["vigil-audit"]), (0, 0))
         # top -H, perf and gdb tell the two workers (--threads 2), the audit writer, its
         # checkpointer, the rule reloader and the password pool apart; main keeps the name.
         for name in ("vigil", "vigil-w0", "vigil-w1", "vigil-audit", "vigil-checkpt", "vigil-rules", "vigil-auth"):
