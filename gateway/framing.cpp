@@ -159,14 +159,14 @@ HopByHop::HopByHop(const http::fields& fields) : connection_tokens_(",") {
         while (!v.empty()) {
             auto comma = v.find(',');
             auto tok = trim(v.substr(0, comma));
-            if (!tok.empty()) connection_tokens_ += lower(tok) + ",";
+            if (!tok.empty()) connection_tokens_.append(tok).push_back(',');
             v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
         }
     }
 }
 
 bool HopByHop::connection_has(std::string_view token) const {
-    // connection_tokens_ is ",a,b,": each token between two commas, lower-cased.
+    // connection_tokens_ is ",a,b,": each token between two commas, as the fields spelled it.
     std::string_view rest(connection_tokens_);
     for (size_t at = 1; at < rest.size();) {
         const size_t end = rest.find(',', at);

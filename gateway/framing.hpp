@@ -52,7 +52,7 @@ public:
     bool connection_has(std::string_view token) const;  // e.g. "upgrade"
 
 private:
-    std::string connection_tokens_;  // ",tok1,tok2," lower case
+    std::string connection_tokens_;  // ",tok1,tok2," as sent (compared ignoring case)
 };
 
 // The Host field for a request to `a` (IPv6 in brackets; the port unless it is the scheme's default).

@@ -209,15 +209,17 @@ unsigned usable_cpus() {
     std::string line, dir;
     while (std::getline(self, line))
         if (line.rfind("0::", 0) == 0) dir = line.substr(3);  // cgroup v2: "0::/system.slice/vigil.service"
-    for (bool last = dir.empty(); !last;) {
-        last = dir.empty() || dir == "/";
-        std::ifstream max_file("/sys/fs/cgroup" + (last ? std::string() : dir) + "/cpu.max");
+    // The quota may sit on the process's cgroup or on any parent, up to the root.
+    for (;;) {
+        std::ifstream max_file("/sys/fs/cgroup" + dir + "/cpu.max");
         std::string quota;
         long long period = 0, q = 0;
         if (max_file >> quota >> period && quota != "max" && period > 0 &&
             std::from_chars(quota.data(), quota.data() + quota.size(), q).ec == std::errc() && q > 0)
             n = std::min<unsigned>(n, static_cast<unsigned>(std::max<long long>(1, (q + period - 1) / period)));
-        dir = dir.substr(0, dir.rfind('/'));
+        if (dir.empty() || dir == "/") break;
+        const size_t slash = dir.rfind('/');
+        dir.resize(slash == std::string::npos ? 0 : slash);
     }
     return n;
 }

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -100,7 +99,7 @@ Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
             // WAL short) and comes in bursts of tens of milliseconds: at nice 10 it yields to
             // the workers and the writer while they have work, and still gets ~10% of a busy
             // core, several times what it needs.
-            (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+            (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);  // this thread only
             run_checkpoints();
         });
     }

@@ -16,18 +16,17 @@ from harness import (Origin, Pki, Recorder, Vigil, VIGIL, VIGIL_CA, connect_tunn
 W = {}
 
 
-def thread_names(v, with_nice=False):
-    """The names of the gateway's threads, as top -H and perf show them (with their nice
-    values: field 19 of /proc/PID/task/TID/stat)."""
-    names = []
+def thread_niceness(v):
+    """The gateway's threads by name, as top -H and perf show them, with their nice values
+    (field 19 of /proc/PID/task/TID/stat)."""
+    threads = {}
     task = "/proc/%d/task" % v.proc.pid
     for tid in os.listdir(task):
         with open(os.path.join(task, tid, "comm")) as f:
             name = f.read().strip()
         with open(os.path.join(task, tid, "stat")) as f:
-            nice = int(f.read().rsplit(")", 1)[1].split()[16])
-        names.append((name, nice) if with_nice else name)
-    return names
+            threads[name] = int(f.read().rsplit(")", 1)[1].split()[16])
+    return threads
 
 
 def setUpModule():
@@ -200,7 +199,7 @@ class SeparateInstanceTest(unittest.TestCase):
         audit = os.path.join(W["dir"], "names-audit.db")
         v = Vigil(W["dir"], W["ca"], extra_args=["--audit", audit])
         try:
-            niceness = dict(thread_names(v, with_nice=True))
+            niceness = thread_niceness(v)
             names = list(niceness)
         finally:
             rc, counters = v.stop()
@@ -227,7 +226,7 @@ class SeparateInstanceTest(unittest.TestCase):
         finally:
             os.sched_setaffinity(0, cpus)
         try:
-            names = thread_names(v)
+            names = list(thread_niceness(v))
             code, status, _, _, err = curl("-x", v.proxy, plain_url("/hello"))
         finally:
             v.stop()
