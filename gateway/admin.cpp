@@ -3,6 +3,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 
 #include "gateway/log.hpp"
@@ -26,6 +27,10 @@ std::string metrics_text(Gateway& gw) {
     auto rules = gw.rules.load();
     metric("ruleset_version", "gauge", "Version of the ruleset in force", double(rules->version()));
     metric("ruleset_signatures", "gauge", "Enabled signatures in the ruleset in force", double(rules->signature_count()));
+    metric("ruleset_reload_failed", "gauge", "1 while the newest rule database could not be loaded (the previous ruleset serves)",
+           gw.rules_health.failing ? 1 : 0);
+    metric("ruleset_last_success_seconds", "gauge", "Unix time a ruleset was last loaded",
+           double(gw.rules_health.last_success_ms.load() / 1000));
     auto cache = gw.tls.load()->certs->stats();
     metric("cert_cache_entries", "gauge", "Minted certificates cached", double(cache.entries));
     metric("cert_cache_bytes", "gauge", "Bytes held by the certificate cache", double(cache.bytes));
@@ -47,6 +52,10 @@ std::string metrics_text(Gateway& gw) {
         metric("audit_records_dropped_total", "counter", "Audit records dropped", double(gw.audit->dropped()));
         metric("audit_write_failures_total", "counter", "Failed audit writes", double(gw.audit->failures()));
         metric("audit_healthy", "gauge", "1 while audit writes succeed", gw.audit->healthy() ? 1 : 0);
+        metric("audit_wal_bytes", "gauge", "Bytes of the audit log's write-ahead file (bounded; docs/audit.md)",
+               double(gw.audit->wal_bytes()));
+        metric("audit_wal_resets_total", "counter", "Times the audit writer paused until the WAL was copied back",
+               double(gw.audit->wal_resets()));
     }
     return out;
 }
@@ -72,6 +81,12 @@ http::response<http::string_body> route(Gateway& gw, const http::request<http::s
         res.set(http::field::content_type, "text/plain");
         res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
         res.body() = why.empty() ? "ready\n" : "not ready: " + why + "\n";
+        // Still ready (the previous ruleset serves), but stale: said where a person looks.
+        if (gw.rules_health.failing) {
+            std::lock_guard lock(gw.rules_health.mu);
+            res.body() += "warning: the rule database could not be loaded, ruleset version " +
+                          std::to_string(gw.rules.load()->version()) + " is still in force: " + gw.rules_health.error + "\n";
+        }
     } else if (path == "/metrics") {
         res.set(http::field::content_type, "text/plain; version=0.0.4");
         res.body() = metrics_text(gw);
@@ -110,8 +125,13 @@ net::awaitable<void> admin_session(tcp::socket socket, Gateway& gw) {
 net::awaitable<void> admin_accept_loop(Gateway& gw, tcp::acceptor& acceptor) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
-        if (gw.stopping || ec == net::error::operation_aborted) co_return;
-        if (ec) continue;
+        if (ec == net::error::operation_aborted) co_return;
+        if (ec) {
+            // Out of descriptors: the proxy's accept loops say so; here only do not spin.
+            net::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(100));
+            co_await t.async_wait(use_nothrow);
+            continue;
+        }
         error_code rec;
         auto remote = socket.remote_endpoint(rec);
         if (rec || !any_contains(gw.cfg.admin_allow, remote.address())) continue;  // closed at once

@@ -156,8 +156,11 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
 
     // What follows must be a TLS handshake record (0x16). Anything else is another protocol
     // inside the tunnel: refused by default, or relayed blind with tls.non_tls = "tunnel".
+    // One deadline for the whole client handshake, ClientHello included: a client sending it a
+    // byte at a time cannot stretch it.
+    const auto handshake_deadline = std::chrono::steady_clock::now() + gw.cfg.handshake;
     if (buf.size() == 0) {
-        stream.expires_after(gw.cfg.handshake);
+        stream.expires_at(handshake_deadline);
         auto [rec, rn] = co_await stream.async_read_some(buf.prepare(16 * 1024), use_nothrow);
         if (rec) co_return;
         buf.commit(rn);
@@ -188,7 +191,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         co_return;
     }
     tls::expect_sni(ssl, origin->host);
-    lowest(client).expires_after(gw.cfg.handshake);
+    lowest(client).expires_at(handshake_deadline);
     auto [hec, used] = co_await client.async_handshake(net::ssl::stream_base::server, buf.data(), use_nothrow);
     if (hec) {
         tx->rec().kind = "refused";
@@ -269,16 +272,17 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
         track.idle = buf.size() == 0;
-        auto head = co_await read_request_head(client, buf, gw, first ? gw.cfg.header_read : gw.cfg.idle);
+        auto head = co_await read_request_head(client, buf, gw, first ? HeadDeadline::fresh(gw.cfg.header_read)
+                                                                     : HeadDeadline::kept_alive(gw.cfg.idle, gw.cfg.header_read));
         track.idle = false;
-        if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
+        if (head.status == HeadRead::closed || head.status == HeadRead::idle) break;
         if (head.status == HeadRead::rejected) {
-            bump(gw.counters.bad_request);
+            if (head.rejection.status != 408) bump(gw.counters.bad_request);
             TxAudit bad(gw, base);
             bad.rec().host = origin->host;
             bad.rec().port = origin->port;
-            PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, origin->host_port(),
-                          "bad_request", cid};
+            PageInfo info{head.rejection.status, rejection_title(head.rejection.status), head.rejection.reason, origin->host_port(),
+                          rejection_code(head.rejection.status), cid};
             co_await write_page(client, gw, info, 11, &bad);
             break;
         }

@@ -107,13 +107,15 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
         scope.track().idle = buf.size() == 0;
-        auto head = co_await read_request_head(stream, buf, gw, first ? gw.cfg.header_read : gw.cfg.idle);
+        auto head = co_await read_request_head(stream, buf, gw, first ? HeadDeadline::fresh(gw.cfg.header_read)
+                                                                     : HeadDeadline::kept_alive(gw.cfg.idle, gw.cfg.header_read));
         scope.track().idle = false;
-        if (head.status == HeadRead::closed || head.status == HeadRead::timeout) break;
+        if (head.status == HeadRead::closed || head.status == HeadRead::idle) break;
         if (head.status == HeadRead::rejected) {
-            bump(gw.counters.bad_request);
+            if (head.rejection.status != 408) bump(gw.counters.bad_request);
             TxAudit tx(gw, base);
-            PageInfo info{head.rejection.status, "Bad request", head.rejection.reason, "", "bad_request", cid};
+            PageInfo info{head.rejection.status, rejection_title(head.rejection.status), head.rejection.reason, "",
+                          rejection_code(head.rejection.status), cid};
             co_await write_page(stream, gw, info, 11, &tx);
             break;
         }

@@ -87,6 +87,8 @@ struct Config {
     bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
     std::string audit_url_mode = "full";
     size_t audit_queue_limit = 65536;
+    uint64_t audit_wal_limit = 32ull << 20;  // bytes of write-ahead log before the writer waits for a checkpoint
+    bool audit_sync = false;                 // audit.sync = true: fsync every commit (smaller crash window)
     // [auth]
     bool auth_required = false;
     std::vector<Cidr> auth_exempt_clients;

@@ -29,19 +29,42 @@ beast::tcp_stream& lowest(Stream& s) {
 }
 
 struct HeadRead {
-    enum Status { ok, closed, timeout, rejected } status = closed;
+    // idle: nothing arrived within the wait (closed quietly, as after keep-alive). A head that
+    // started but missed its deadline is `rejected` with 408.
+    enum Status { ok, closed, idle, rejected } status = closed;
     std::unique_ptr<RequestParser> parser;
     Rejection rejection;
+};
+
+// When a request head must be complete. `first_byte` bounds the wait for its first byte (the
+// connection's whole header_read for a new connection; timeouts.idle between kept-alive
+// requests); from the first byte on, the whole head must arrive within `head` — a deadline,
+// not a per-read idle timer, so a client trickling one byte at a time cannot hold the
+// connection open (slowloris).
+struct HeadDeadline {
+    std::chrono::steady_clock::time_point first_byte;
+    std::chrono::seconds head;
+    // A new connection: one deadline from now for everything (the first byte included).
+    static HeadDeadline fresh(std::chrono::seconds header_read) {
+        return {std::chrono::steady_clock::now() + header_read, std::chrono::seconds(0)};
+    }
+    // A kept-alive connection: idle for its next request, then header_read for the head.
+    static HeadDeadline kept_alive(std::chrono::seconds idle, std::chrono::seconds header_read) {
+        return {std::chrono::steady_clock::now() + idle, header_read};
+    }
 };
 
 // Reads one request head into `buf` (which may already hold bytes), checks the raw bytes and
 // the framing, and parses it. The body, if any, is left for the relay to stream.
 template <class Stream>
-net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, Gateway& gw,
-                                           std::chrono::seconds timeout) {
+net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, Gateway& gw, HeadDeadline when) {
     HeadRead out;
     const size_t limit = gw.cfg.max_header_bytes;
     size_t head_len = 0;
+    // The deadline in force: till the first byte, then (kept-alive) header_read from it.
+    auto deadline = when.first_byte;
+    bool started = buf.size() > 0;
+    if (started && when.head.count() > 0) deadline = std::chrono::steady_clock::now() + when.head;
     for (size_t scanned = 0;;) {
         std::string_view data(static_cast<const char*>(buf.data().data()), buf.size());
         // RFC 9112 2.2: ignore empty lines before a request line.
@@ -64,13 +87,21 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
             bump(gw.counters.header_too_large);
             co_return out;
         }
-        lowest(s).expires_after(timeout);
+        lowest(s).expires_at(deadline);
         auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), 16384)),
                                                   use_nothrow);
         if (ec) {
-            out.status = ec == beast::error::timeout ? HeadRead::timeout : HeadRead::closed;
+            out.status = ec != beast::error::timeout ? HeadRead::closed : started ? HeadRead::rejected : HeadRead::idle;
+            if (out.status == HeadRead::rejected) {
+                bump(gw.counters.header_timeout);
+                const auto secs = when.head.count() > 0 ? when.head.count() : gw.cfg.header_read.count();
+                out.rejection = {408, "the request head did not arrive within " + std::to_string(secs) +
+                                          " seconds (timeouts.header_read)"};
+            }
             co_return out;
         }
+        if (!started && when.head.count() > 0) deadline = std::chrono::steady_clock::now() + when.head;
+        started = true;
         buf.commit(n);
         bump(gw.counters.bytes_in, n);
     }
@@ -106,6 +137,13 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
     out.status = HeadRead::ok;
     co_return out;
 }
+
+// The page title for a refused head.
+inline const char* rejection_title(int status) {
+    return status == 408 ? "Request timeout" : status == 431 ? "Request header too large" : "Bad request";
+}
+
+inline const char* rejection_code(int status) { return status == 408 ? "header_timeout" : "bad_request"; }
 
 // GCC 12 destroys some temporaries inside a co_await expression twice (GCC PR 99576/100611): pass
 // named objects to coroutines, never braced temporaries such as `write_page(s, gw, {...})`.
@@ -183,9 +221,13 @@ inline net::awaitable<void> pace(Throttle* t, Throttle::Direction d, size_t n, G
     co_await timer.async_wait(use_nothrow);
 }
 
-// read: the sender went away; malformed: its body broke HTTP framing (e.g. a bad chunk size),
-// and `*_before_head` means nothing had been forwarded yet.
-enum class RelayError { none, read, malformed_before_head, malformed, write, blocked_before_head, blocked_after_head };
+// read: the sender went away (BodyOptions::read_error says how); malformed: its body broke HTTP
+// framing (e.g. a bad chunk size); `*_before_head` means nothing had been forwarded yet;
+// transform: compressing what is forwarded failed.
+enum class RelayError {
+    none, read_before_head, read, malformed_before_head, malformed, write, transform, blocked_before_head,
+    blocked_after_head
+};
 
 // A copy of a body as it was read, for the cache: up to `limit` bytes, then given up.
 // `complete` runs once the whole body has been read and scanned, before its last bytes are
@@ -214,6 +256,7 @@ struct BodyOptions {
     Throttle* throttle = nullptr;             // the client's bandwidth limits
     Compressor* compress = nullptr;           // compresses what is forwarded (responses)
     BodyCapture* capture = nullptr;           // keeps what was read (responses to be cached)
+    error_code* read_error = nullptr;         // why reading the body ended early (RelayError::read*)
 };
 
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
@@ -256,6 +299,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                 std::tie(ec, n) = co_await in.async_read_some(net::buffer(into, cap), use_nothrow);
             }
             *left -= n;
+            if (ec && n == 0 && o.read_error) *o.read_error = ec;
             if (o.throttle) co_await pace(o.throttle, direction, n, gw);
             co_return std::pair<int, size_t>{ec && n == 0 ? 1 : 0, n};  // closed before the end: like Beast's partial_message
         }
@@ -272,6 +316,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                                 ec != http::error::end_of_stream && ec != http::error::partial_message)
                                    ? 2
                                    : 1;
+        if (status == 1 && o.read_error) *o.read_error = ec;
         const size_t got = cap - p.get().body().size;
         if (o.throttle) co_await pace(o.throttle, direction, got, gw);  // no coroutine frame when unlimited
         co_return std::pair<int, size_t>{status, got};
@@ -302,7 +347,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     while (o.hold > 0 && !done() && held.size() < o.hold) {
         auto [status, got] = co_await read_some(chunk->data(), chunk->size());
         if (status == 2) co_return RelayError::malformed_before_head;
-        if (status) co_return RelayError::read;
+        if (status) co_return RelayError::read_before_head;
         held.append(chunk->data(), got);
         if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
         if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
@@ -311,7 +356,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     captured();
     forward(held.data(), held.size());
     for (bool first = true; first || !sr.is_done(); first = false) {
-        if (compress_failed) co_return RelayError::write;  // the client gets a cut-off body, never a wrong one
+        if (compress_failed) co_return RelayError::transform;  // the client gets a cut-off body, never a wrong one
         if (!first) {
             if (!done()) {
                 auto [status, got] = co_await read_some(chunk->data(), chunk->size());

@@ -197,7 +197,11 @@ public:
             BodyOptions upload{req_scan.get(), gw_.cfg.hold_bytes, &tx.rec().bytes_from_client, throttle_};
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, upload);
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
-            if (sent == RelayError::read) co_return false;  // the client went away mid-request
+            if (sent == RelayError::read || sent == RelayError::read_before_head) {
+                tx.abort_transfer(gw_.stopping ? "shutdown" : "client_gone",
+                                  "the client's connection ended during its request body");
+                co_return false;
+            }
             if (sent == RelayError::malformed_before_head || sent == RelayError::malformed) {
                 drop_upstream();
                 bump(gw_.counters.bad_request);
@@ -334,9 +338,12 @@ public:
             }
         };
         // Responses are held only when scanned: unscanned downloads stream at once.
+        error_code cut;
         BodyOptions download{res_scan.get(), res_scan ? gw_.cfg.hold_bytes : 0, &tx.rec().bytes_to_client, throttle_,
-                             compressor.get(), to_store ? &capture : nullptr};
+                             compressor.get(), to_store ? &capture : nullptr, &cut};
+        tx.body_started();
         auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
+        tx.body_done();
         if (compressor && relayed == RelayError::none) count_compressed(gw_.counters, *compressor);
         if (res_scan) tx.rec().scan_result = res_scan->scan_result();
         if (relayed != RelayError::none || !upstream_keep_alive) drop_upstream();
@@ -366,23 +373,56 @@ public:
         }
         note_verdict(gw_, verdict, url, cid_);
         tx.verdict(verdict);
-        if (relayed == RelayError::malformed_before_head) {
-            bump(gw_.counters.upstream_bad_response);
-            PageInfo info{502, "The site sent an invalid response", "the origin's response body is not valid HTTP/1.1 framing",
-                          url, "upstream_bad_response"};
-            co_await page(info, version);
-            co_return false;
-        }
-        if (relayed != RelayError::none) {
-            log_info("transfer from " + origin.host_port() + " aborted: " +
-                         (relayed == RelayError::write ? "client connection failed" : "origin connection failed or sent bad framing"),
-                     cid_);
-            co_return false;
-        }
-        co_return client_keep_alive;
+        if (relayed == RelayError::none) co_return client_keep_alive;
+        co_await transfer_failed(relayed, cut, tx, url, version);
+        co_return false;
     }
 
 private:
+    // A response body that did not arrive or could not be delivered whole. Nothing sent to the
+    // client yet (the head was still held): a 502 page. Either way the record says `aborted`
+    // with the reason and the bytes the client actually got.
+    net::awaitable<void> transfer_failed(RelayError relayed, const error_code& cut, TxAudit& tx, const std::string& url,
+                                         unsigned version) {
+        const bool before_head = relayed == RelayError::read_before_head || relayed == RelayError::malformed_before_head;
+        std::string code, detail;
+        if (relayed == RelayError::malformed_before_head || relayed == RelayError::malformed) {
+            bump(gw_.counters.upstream_bad_response);
+            code = "origin_bad_framing";
+            detail = "the origin's response body is not valid HTTP/1.1 framing";
+        } else if (relayed == RelayError::write) {
+            code = gw_.stopping ? "shutdown" : "client_gone";
+            detail = "the client's connection failed during the response";
+        } else if (relayed == RelayError::transform) {
+            code = "compress_failed";
+            detail = "compressing the response failed";
+        } else if (gw_.stopping && (cut == net::error::operation_aborted || cut == net::error::bad_descriptor)) {
+            code = "shutdown";
+            detail = "the transfer was cut at the end of the shutdown grace period";
+        } else if (cut == beast::error::timeout) {
+            bump(gw_.counters.upstream_timeout);
+            code = "origin_timeout";
+            detail = "the origin stopped sending the response body (timeouts.io)";
+        } else if (cut == net::error::connection_reset || cut == net::error::broken_pipe) {
+            bump(gw_.counters.upstream_bad_response);
+            code = "origin_reset";
+            detail = "the origin reset the connection during the response body";
+        } else {
+            bump(gw_.counters.upstream_bad_response);
+            code = "origin_short_body";
+            detail = "the origin closed the connection before the end of the response body" +
+                     (cut ? " (" + cut.message() + ")" : std::string());
+        }
+        log_info("transfer of " + url + " aborted after " + std::to_string(tx.rec().bytes_to_client) +
+                     " bytes to the client: " + code + ": " + detail,
+                 cid_);
+        if (before_head && code != "client_gone" && code != "shutdown") {
+            PageInfo info{code == "origin_timeout" ? 504 : 502, "The site sent an incomplete response", detail, url, code};
+            co_await page(info, version);
+        }
+        tx.abort_transfer(code, detail);
+    }
+
     // Answers from a stored response (HIT or REVALIDATED). The response-header rules run for
     // this user; the body rules run again when the ruleset changed since the body was scanned.
     template <class Request>

@@ -5,6 +5,8 @@
 
 #include <charconv>
 #include <csignal>
+#include <openssl/evp.h>
+#include <ctime>
 #include <fstream>
 #include <thread>
 
@@ -54,6 +56,22 @@ tcp::endpoint parse_listen(const std::string& listen) {
 }
 
 // System events (start, stop, ruleset swaps) go to the audit log like transactions.
+int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string iso_time(int64_t ms) {
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[48];
+    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+    return out;
+}
+
 void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {
     if (!gw.audit) return;
     audit::Record r;
@@ -74,11 +92,33 @@ inspect::InspectOptions inspect_options(const Config& cfg) {
     return o;
 }
 
-// Identifies a rule database state: its version and the file itself (a replaced file counts).
+// SHA-256 of a file's bytes ("" when it cannot be read): a change that keeps the size and the
+// modification time (a block rewritten in place, a copy with its times preserved) still shows.
+std::string file_digest(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return "";
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+    std::vector<char> chunk(1 << 16);
+    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+        EVP_DigestUpdate(ctx.get(), chunk.data(), static_cast<size_t>(in.gcount()));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx.get(), md, &len);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) out += {hex[md[i] >> 4], hex[md[i] & 15]};
+    return out;
+}
+
+// Identifies a rule database state: its version, the file itself (a replaced file counts) and
+// its bytes and those of its WAL (rule databases are a few MiB: hashing them every poll
+// costs milliseconds off the workers).
 std::string rules_stamp(const Config& cfg, int64_t version) {
     struct stat st {};
     ::stat(cfg.rules_path.c_str(), &st);
-    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev);
+    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev) + ":" +
+           file_digest(cfg.rules_path) + ":" + file_digest(cfg.rules_path + "-wal");
 }
 
 std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
@@ -132,22 +172,38 @@ private:
         }
     }
     void check(bool forced) {
+        // The bytes first: a corrupted file may not even open, and must still count as a change.
+        const std::string bytes = file_digest(gw_.cfg.rules_path) + ":" + file_digest(gw_.cfg.rules_path + "-wal");
+        if (bytes == bytes_ && !forced) return;
         try {
             auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
             std::string stamp = rules_stamp(gw_.cfg, db->version());
-            if (stamp == stamp_ && !forced) return;
+            if (stamp == stamp_ && !forced) {
+                bytes_ = bytes;
+                return;
+            }
             auto data = db->load();
             auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
             int64_t old = gw_.rules.load()->version();
             gw_.rules.store(fresh);
             stamp_ = rules_stamp(gw_.cfg, data.version);
+            bytes_ = bytes;
+            gw_.rules_health.failing = false;
+            gw_.rules_health.last_success_ms = epoch_ms();
             bump(gw_.counters.ruleset_reloads);
             audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
             log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
                      std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
                      " host entries)");
         } catch (const std::exception& e) {
+            // Said once per state of the file, not at every poll; SIGHUP says it again.
+            bytes_ = bytes;
             bump(gw_.counters.ruleset_reload_failed);
+            gw_.rules_health.failing = true;
+            {
+                std::lock_guard lock(gw_.rules_health.mu);
+                gw_.rules_health.error = e.what();
+            }
             log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
             audit_event(gw_, "ruleset-failed", e.what());
         }
@@ -172,6 +228,7 @@ private:
 
     Gateway& gw_;
     std::string stamp_;
+    std::string bytes_;  // the files' digests at the last look
     std::thread thread_;
     std::mutex mu_;
     std::condition_variable cv_;
@@ -252,6 +309,8 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
         ao.overflow_drop = cfg.audit_overflow_drop;
         ao.url_mode = cfg.audit_url_mode;
         ao.queue_limit = cfg.audit_queue_limit;
+        ao.wal_limit = cfg.audit_wal_limit;
+        ao.sync = cfg.audit_sync;
         gw->audit = std::make_unique<audit::Writer>(ao);
     }
     unsigned char key[32];
@@ -275,16 +334,30 @@ net::awaitable<void> parent_health_loop(Gateway& gw) {
 }
 
 net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
+    std::chrono::milliseconds backoff(50);
+    std::chrono::steady_clock::time_point last_said{};
+    uint64_t failures = 0;
     for (;;) {
         auto [ec, socket] = co_await w.acceptor->async_accept(use_nothrow);
         if (gw.stopping || ec == net::error::operation_aborted) co_return;
         if (ec) {
-            // Out of descriptors and the like: say so and back off instead of spinning.
-            log_error("accept failed: " + ec.message());
-            net::steady_timer t(w.ioc, std::chrono::milliseconds(100));
+            // Out of descriptors and the like: count it, say so at most every 10 s (with how
+            // many since), and back off (50 ms, doubling to 1 s) instead of spinning.
+            bump(gw.counters.accept_failed);
+            ++failures;
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_said >= std::chrono::seconds(10)) {
+                log_error("accept failed: " + ec.message() + " (" + std::to_string(failures) +
+                          " times since the last report; counter accept_failed)");
+                last_said = now;
+                failures = 0;
+            }
+            net::steady_timer t(w.ioc, backoff);
             co_await t.async_wait(use_nothrow);
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1));
             continue;
         }
+        backoff = std::chrono::milliseconds(50);
         net::co_spawn(w.ioc, client_session(std::move(socket), gw, w), [](std::exception_ptr e) {
             if (!e) return;
             try {
@@ -293,6 +366,17 @@ net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
                 log_error(std::string("session ended by an unexpected error: ") + ex.what());
             }
         });
+    }
+}
+
+// Idle pooled origin connections are closed after their idle time even when no one gives the
+// pool another (the only other moment it looks): a quiet gateway holds no origin sockets.
+net::awaitable<void> pool_sweep_loop(Gateway& gw) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!gw.stopping) {
+        timer.expires_after(std::chrono::seconds(1));
+        co_await timer.async_wait(use_nothrow);
+        if (UpstreamPool* pool = UpstreamPool::current()) pool->prune();
     }
 }
 
@@ -359,9 +443,20 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
                  " host entries");
     if (!gw->audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
+    if (gw->audit && gw->audit->previous_run().unclean) {
+        // Said first, so the gap is on record before anything else: the previous process was
+        // killed or crashed, and the records it still held in memory were lost.
+        const auto& prev = gw->audit->previous_run();
+        const std::string gap = "the previous run (started " + iso_time(prev.started_ms) + ") did not stop cleanly; " +
+                                "records may be missing between " + iso_time(prev.last_ms) + " and " +
+                                iso_time(epoch_ms()) + " (its last record and this start)";
+        log_warn("audit: " + gap);
+        audit_event(*gw, "unclean-stop", gap);
+    }
     audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()) +
                                    " (SHA-256 " + gw->tls.load()->issuer_fingerprint + "); ruleset version " +
                                    std::to_string(rules->version()));
+    gw->rules_health.last_success_ms = epoch_ms();
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     const unsigned n = cfg.threads ? cfg.threads : usable_cpus();
@@ -395,7 +490,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         gw->listen_endpoints.push_back(aep);
         net::co_spawn(workers[0]->ioc, admin_accept_loop(*gw, *admin), net::detached);
     }
-    for (auto& w : workers) net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
+    for (auto& w : workers) {
+        net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
+        net::co_spawn(w->ioc, pool_sweep_loop(*gw), net::detached);
+    }
     if (!gw->parents.empty()) net::co_spawn(workers[0]->ioc, parent_health_loop(*gw), net::detached);
 
     std::vector<std::thread> threads;
@@ -449,10 +547,8 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
         gw->stopping = true;
         hup.cancel();
-        if (admin) net::post(workers[0]->ioc, [&admin] {
-            error_code ignored;
-            admin->close(ignored);
-        });
+        // The admin listener stays up until the process exits: /readyz answers 503 meanwhile,
+        // so a balancer sees the drain instead of a refused connection.
         deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
         signals.async_wait([&](error_code e2, int) {
             if (!e2) deadline = std::chrono::steady_clock::now();  // a second signal: stop now

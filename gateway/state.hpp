@@ -136,6 +136,14 @@ struct Gateway {
     std::vector<tcp::endpoint> listen_endpoints;
     // The ruleset in force: an immutable snapshot, swapped whole by the reloader.
     Snapshot<const inspect::RuleSet> rules;
+    // The reloader's last word: whether the newest attempt failed (the old ruleset serving), when
+    // a ruleset was last loaded, and why the failing one was refused.
+    struct RulesHealth {
+        std::atomic<bool> failing{false};
+        std::atomic<int64_t> last_success_ms{0};
+        std::mutex mu;
+        std::string error;  // under mu
+    } rules_health;
     WarnAllowances warned;
     std::unique_ptr<audit::Writer> audit;  // null when no audit sink is configured
     std::string warn_key;  // HMAC key for continue links, random per process

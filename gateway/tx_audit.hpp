@@ -20,6 +20,13 @@ public:
     }
     ~TxAudit() {
         if (cancelled_) return;
+        if (body_in_flight_) {
+            // The coroutine ended mid-body without saying how: the grace period after SIGTERM
+            // ran out (the workers were destroyed) or an unexpected error ended the session.
+            abort_transfer(gw_.stopping ? "shutdown" : "interrupted",
+                           gw_.stopping ? "the transfer was cut at the end of the shutdown grace period"
+                                        : "the session ended during the transfer");
+        }
         if (rec_.action.empty()) rec_.action = rec_.status >= 500 ? "error" : "allow";
         gw_.labelled.add("decisions_total", {{"kind", rec_.kind}, {"action", rec_.action}, {"category", rec_.category}});
         // Rejections carry a bare code; "ok (...)" and "<codes> (accepted by ...)" were let through.
@@ -51,6 +58,21 @@ public:
         }
     }
 
+    // A body is being relayed: until body_done(), a record that ends now is an aborted transfer.
+    void body_started() { body_in_flight_ = true; }
+    void body_done() { body_in_flight_ = false; }
+
+    // The transfer did not complete: action `aborted`, the reason code first (origin_reset,
+    // origin_short_body, origin_timeout, client_gone, shutdown, ...); bytes_to_client says what
+    // the client got. Counted once per transaction.
+    void abort_transfer(const std::string& code, const std::string& detail) {
+        body_in_flight_ = false;
+        rec_.action = "aborted";
+        rec_.reason = code + ": " + detail;
+        bump(gw_.counters.aborted_transfers);
+        gw_.labelled.add("aborted_transfers_total", {{"reason", code}});
+    }
+
     // Vigil answered with one of its pages.
     void page(const PageInfo& p) {
         rec_.status = p.status;
@@ -68,6 +90,7 @@ private:
     audit::Record rec_;
     std::chrono::steady_clock::time_point start_;
     bool cancelled_ = false;
+    bool body_in_flight_ = false;
 };
 
 }  // namespace vigil::gateway

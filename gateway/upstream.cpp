@@ -246,6 +246,11 @@ void UpstreamPool::give(const std::string& key, TlsStream stream, std::shared_pt
     idle_.push_back(Idle{key, now, std::move(stream), std::move(lease)});
 }
 
+void UpstreamPool::prune() {
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle_.empty() && now - idle_.front().since > kMaxIdle) idle_.pop_front();
+}
+
 bool warnable_certificate_problem(const Gateway& gw, const PageInfo& failure) {
     const auto& warn = gw.cfg.origin_error_warn;
     return failure.status == 502 && std::find(warn.begin(), warn.end(), failure.code) != warn.end();

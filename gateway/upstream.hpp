@@ -62,6 +62,9 @@ public:
     // A connection to `key`, with its parent lease (if it went through a parent) into `lease`.
     std::optional<TlsStream> take(const std::string& key, std::shared_ptr<ParentLease>& lease);
     void give(const std::string& key, TlsStream stream, std::shared_ptr<ParentLease> lease);
+    // Closes the connections idle longer than kMaxIdle (the worker calls it every second).
+    void prune();
+    size_t size() const { return idle_.size(); }
     // The pool of the calling worker thread, or null (other threads, e.g. at shutdown).
     static UpstreamPool*& current();
 

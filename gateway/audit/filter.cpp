@@ -45,8 +45,8 @@ int64_t parse_time(const std::string& flag, const std::string& v, int64_t now_ms
 }
 
 Where build_filters(const std::map<std::string, std::string>& o, int64_t now_ms) {
-    static const std::set<std::string> actions = {"allow", "block", "warn", "monitor", "bypass", "refuse", "error",
-                                                  "start", "stop", "ruleset", "ruleset-failed"};
+    static const std::set<std::string> actions = {"allow", "block", "warn", "monitor", "bypass", "refuse", "error", "aborted",
+                                                  "start", "stop", "unclean-stop", "ruleset", "ruleset-failed"};
     static const std::set<std::string> kinds = {"transaction", "refused", "splice", "system", "checkpoint"};
     auto has = [&](const std::string& k) { return o.count(k) > 0; };
     Where w;
@@ -66,7 +66,7 @@ Where build_filters(const std::map<std::string, std::string>& o, int64_t now_ms)
     if (has("--action")) {
         if (!actions.count(get(o, "--action")))
             throw FilterError("--action: unknown action \"" + get(o, "--action") +
-                              "\" (allow, block, warn, monitor, bypass, refuse, error)");
+                              "\" (allow, block, warn, monitor, bypass, refuse, error, aborted)");
         w.add("action = ?", get(o, "--action"));
     }
     if (has("--kind")) {

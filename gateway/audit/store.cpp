@@ -193,6 +193,37 @@ Store::~Store() {
     sqlite3_close(db_);
 }
 
+Store::PreviousRun Store::previous_run() const {
+    // Both through the action index: a crash after millions of rows costs no scan.
+    auto newest = [&](const char* action) -> int64_t {
+        Stmt q(db_, "SELECT max(id) FROM records WHERE action = ? AND kind = 'system'");
+        sqlite3_bind_text(q.st, 1, action, -1, SQLITE_STATIC);
+        return sqlite3_step(q.st) == SQLITE_ROW ? sqlite3_column_int64(q.st, 0) : 0;
+    };
+    PreviousRun out;
+    const int64_t start = newest("start"), stop = newest("stop");
+    if (start == 0 || stop > start) return out;
+    out.unclean = true;
+    Stmt began(db_, "SELECT ts_ms FROM records WHERE id = ?");
+    sqlite3_bind_int64(began.st, 1, start);
+    if (sqlite3_step(began.st) == SQLITE_ROW) out.started_ms = sqlite3_column_int64(began.st, 0);
+    Stmt last(db_, "SELECT ts_ms FROM records ORDER BY id DESC LIMIT 1");
+    if (sqlite3_step(last.st) == SQLITE_ROW) out.last_ms = sqlite3_column_int64(last.st, 0);
+    return out;
+}
+
+std::vector<std::pair<int64_t, std::string>> Store::unclean_stops() const {
+    std::vector<std::pair<int64_t, std::string>> out;
+    Stmt q(db_, "SELECT ts_ms, reason FROM records WHERE action = 'unclean-stop' AND kind = 'system' ORDER BY id");
+    while (sqlite3_step(q.st) == SQLITE_ROW) out.emplace_back(sqlite3_column_int64(q.st, 0), q.text(1));
+    return out;
+}
+
+void Store::durability(uint64_t wal_limit, bool sync) {
+    exec(("PRAGMA journal_size_limit = " + std::to_string(wal_limit)).c_str());
+    exec(sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
 void Store::defer_checkpoints() {
     // Replaces SQLite's own hook, which is what checkpoints at wal_autocheckpoint frames.
     sqlite3_wal_hook(
@@ -204,10 +235,23 @@ void Store::defer_checkpoints() {
         this);
 }
 
-void Store::checkpoint() {
+bool Store::checkpoint() {
     int log = 0, copied = 0;
     const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) throw AuditError(std::string("audit checkpoint: ") + sqlite3_errmsg(db_));
+    return rc == SQLITE_OK && copied == log;
+}
+
+bool Store::truncate_wal() {
+    // No waiting here: a reader (vigil-audit, the console) keeps its snapshot, and the writer
+    // tries again at its next idle moment.
+    sqlite3_busy_timeout(db_, 0);
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied);
+    sqlite3_busy_timeout(db_, 5000);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) throw AuditError(std::string("audit checkpoint: ") + sqlite3_errmsg(db_));
+    if (rc == SQLITE_OK) wal_frames_ = 0;
+    return rc == SQLITE_OK;
 }
 
 void Store::exec(const char* sql) const {

@@ -9,6 +9,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gateway/audit/record.hpp"
 
@@ -46,8 +48,26 @@ public:
     // instead, so another connection can copy the WAL into the database meanwhile.
     void defer_checkpoints();
     int wal_frames() const { return wal_frames_; }
+    // The writer's settings: the WAL file is cut back to `wal_limit` bytes when it restarts;
+    // `sync` makes every commit durable against power loss too (synchronous = FULL).
+    void durability(uint64_t wal_limit, bool sync);
     // Copies committed WAL frames into the database without waiting for anyone (PASSIVE).
-    void checkpoint();
+    // True when every frame was copied (the next commit then starts the WAL from its start).
+    bool checkpoint();
+    // Copies every frame and truncates the WAL file to zero bytes; gives up at once (false)
+    // when a reader still uses the WAL. For idle moments: it takes the write lock.
+    bool truncate_wal();
+
+    // How the gateway's previous run ended, from its own system rows: a `start` with no `stop`
+    // after it means it did not stop cleanly (killed, crashed, power lost), and records it had
+    // queued may be missing after `last_ms`, the newest record there is.
+    struct PreviousRun {
+        bool unclean = false;
+        int64_t started_ms = 0, last_ms = 0;
+    };
+    PreviousRun previous_run() const;
+    // The `unclean-stop` rows: (time, reason), oldest first.
+    std::vector<std::pair<int64_t, std::string>> unclean_stops() const;
 
     struct VerifyResult {
         bool ok = true;

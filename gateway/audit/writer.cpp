@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -91,8 +92,11 @@ std::string shape_url(const std::string& url, const std::string& mode, size_t ma
 Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
     if (!opts_.path.empty()) {
         store_ = Store::open(opts_.path, Store::Mode::create);
+        previous_run_ = store_->previous_run();
         checkpointer_ = Store::open(opts_.path, Store::Mode::read_write);
         store_->defer_checkpoints();
+        store_->durability(opts_.wal_limit, opts_.sync);
+        checkpoint_frames_ = std::max<int>(16, static_cast<int>(opts_.wal_limit / 2 / (4096 + 24)));
         ckpt_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "vigil-checkpt");
             // Copying the WAL into the database is on no one's critical path (it only keeps the
@@ -171,6 +175,7 @@ void Writer::run_checkpoints() {
         ckpt_wanted_ = false;
         lock.unlock();
         try {
+            std::lock_guard run(ckpt_run_mu_);
             checkpointer_->checkpoint();
         } catch (const std::exception& e) {
             // Not a lost record: the rows are committed in the WAL; it only grows until a
@@ -182,6 +187,40 @@ void Writer::run_checkpoints() {
     }
 }
 
+// The WAL only starts again from its beginning at a commit that finds every frame copied into
+// the database; PASSIVE checkpoints running beside a writer that commits every few ms never
+// catch up with it, and the WAL grew by the writer's whole rate (13 MB/s, 1.2 GB in four
+// minutes). So at the bound the writer stops committing until one checkpoint has copied
+// everything: records wait in the queue meanwhile (back-pressure only if that fills).
+void Writer::bound_wal() {
+    try {
+        std::lock_guard run(ckpt_run_mu_);  // waits for a checkpointer pass under way
+        if (store_->checkpoint()) ++wal_resets_;
+        // else a reader holds an old snapshot: tried again after the next commit
+    } catch (const std::exception& e) {
+        ++failures_;
+        log_line(e.what());
+    }
+}
+
+void Writer::truncate_when_idle() {
+    if (!store_ || store_->wal_frames() == 0) return;
+    if (std::chrono::steady_clock::now() - last_write_ < opts_.idle_truncate) return;
+    try {
+        std::lock_guard run(ckpt_run_mu_);
+        store_->truncate_wal();  // false: a reader is in the WAL; the next idle tick tries again
+    } catch (const std::exception& e) {
+        ++failures_;
+        log_line(e.what());
+    }
+}
+
+uint64_t Writer::wal_bytes() const {
+    if (opts_.path.empty()) return 0;
+    struct stat st {};
+    return ::stat((opts_.path + "-wal").c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
 void Writer::run() {
     std::vector<Record> batch;
     for (;;) {
@@ -189,6 +228,11 @@ void Writer::run() {
             std::unique_lock lock(mu_);
             has_work_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_ || !queue_.empty(); });
             if (queue_.empty() && stopping_) return;
+            if (queue_.empty()) {
+                lock.unlock();
+                truncate_when_idle();
+                continue;
+            }
             // A trickle of records is gathered for up to kGather before it is written: every
             // commit rewrites the index pages it touched, so one commit of a few thousand
             // records costs little more than one of a few. Shutdown does not wait.
@@ -212,12 +256,14 @@ void Writer::write_batch(std::vector<Record>& batch) {
                 // again at every commit would only repeat the copying and its fsyncs.
                 const int frames = store_->wal_frames();
                 if (frames < ckpt_asked_at_) ckpt_asked_at_ = 0;  // the WAL was restarted
-                if (frames >= ckpt_asked_at_ + opts_.checkpoint_frames) {
+                if (frames >= ckpt_asked_at_ + checkpoint_frames_) {
                     ckpt_asked_at_ = frames;
                     std::lock_guard lock(ckpt_mu_);
                     ckpt_wanted_ = true;
                     ckpt_cv_.notify_one();
                 }
+                if (frames >= 2 * checkpoint_frames_) bound_wal();
+                last_write_ = std::chrono::steady_clock::now();
             }
             break;
         } catch (const std::exception& e) {

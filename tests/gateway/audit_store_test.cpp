@@ -160,7 +160,7 @@ TEST_F(AuditStore, WritersFieldViewHashesLikeTheStoredValues) {
 TEST_F(AuditStore, CheckpointerCopiesTheWalWhileTheWriterRuns) {
     WriterOptions o;
     o.path = path;
-    o.checkpoint_frames = 64;  // 256 KiB
+    o.wal_limit = 1 << 20;  // the checkpointer starts at 512 KiB
     Writer w(o);
     const auto records = sample(20000);
     for (const auto& r : records) w.submit(r);
