@@ -81,9 +81,23 @@ std::string tls_params(SSL* ssl) {
 
 }  // namespace
 
-net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
-                                     std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
-                                     audit::Record base) {
+namespace {
+
+// A bumped tunnel: the client's TLS connection, established, and what the CONNECT decided.
+struct BumpedTunnel {
+    TlsStream client;
+    Authority origin;
+    inspect::Verdict verdict;  // the host-only decision (a block is shown inside TLS)
+    std::string site_url;
+    std::shared_ptr<TlsMaterial> material;  // kept for this connection's life
+};
+
+// The CONNECT phase up to a bumped TLS connection: refusals, splices, non-TLS tunnels and failed
+// handshakes end here, with the CONNECT's own record. Its frame is gone once the tunnel serves
+// requests (bumped_requests), so an idle bumped connection does not carry it.
+net::awaitable<std::optional<BumpedTunnel>> open_tunnel(beast::tcp_stream& stream, beast::flat_buffer& buf,
+                                                        std::unique_ptr<RequestParser> connect, Gateway& gw,
+                                                        SessionTrack& track, audit::Record& base) {
     bump(gw.counters.connect);
     const uint64_t cid = base.conn_id;
     const unsigned version = connect->get().version();
@@ -103,7 +117,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         PageInfo info{400, "Bad request", "CONNECT needs a host:port target",
                       std::string(connect->get().target().substr(0, 200)), "bad_connect"};
         co_await write_page(stream, gw, info, version, tx.get());
-        co_return;
+        co_return std::nullopt;
     }
     if (!any_contains(gw.cfg.allowed_connect_ports, origin->port)) {
         bump(gw.counters.connect_denied);
@@ -112,13 +126,13 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
                           " are not allowed by this gateway (proxy.allowed_connect_ports)",
                       origin->host_port(), "port_not_allowed"};
         co_await write_page(stream, gw, info, version, tx.get());
-        co_return;
+        co_return std::nullopt;
     }
     if (!connect->is_done()) {  // a CONNECT with a body is not something a real client sends
         bump(gw.counters.bad_request);
         PageInfo info{400, "Bad request", "CONNECT with a body", origin->host_port(), "bad_connect"};
         co_await write_page(stream, gw, info, version, tx.get());
-        co_return;
+        co_return std::nullopt;
     }
 
     // The host-only decision, before anything is decrypted.
@@ -131,7 +145,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         tx->rec().tls_mode = "splice";
         tx->verdict(verdict);
         co_await splice(stream, buf, *origin, gw, *tx, version, track.throttle);
-        co_return;
+        co_return std::nullopt;
     }
 
     std::shared_ptr<TlsMaterial> material = gw.tls.load();  // kept for this connection's life
@@ -145,14 +159,14 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         PageInfo info{500, "Internal error", "the gateway could not create a certificate", origin->host_port(),
                       "mint_failed"};
         co_await write_page(stream, gw, info, version, tx.get());
-        co_return;
+        co_return std::nullopt;
     }
 
     static const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
     stream.expires_after(gw.cfg.io);
     auto [wec, wn] = co_await net::async_write(stream, net::buffer(established), use_nothrow);
     bump(gw.counters.bytes_out, wn);
-    if (wec) co_return;
+    if (wec) co_return std::nullopt;
 
     // What follows must be a TLS handshake record (0x16). Anything else is another protocol
     // inside the tunnel: refused by default, or relayed blind with tls.non_tls = "tunnel".
@@ -162,7 +176,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     if (buf.size() == 0) {
         stream.expires_at(handshake_deadline);
         auto [rec, rn] = co_await stream.async_read_some(buf.prepare(16 * 1024), use_nothrow);
-        if (rec) co_return;
+        if (rec) co_return std::nullopt;
         buf.commit(rn);
         bump(gw.counters.bytes_in, rn);
     }
@@ -180,7 +194,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
             tx->rec().reason = "non_tls: the client sent something other than TLS after CONNECT";
             log_info("non-TLS bytes after CONNECT " + origin->host_port() + "; closed (tls.non_tls = reject)", cid);
         }
-        co_return;
+        co_return std::nullopt;
     }
 
     TlsStream client(std::move(stream), *gw.client_ctx);
@@ -188,7 +202,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     SSL* ssl = client.native_handle();
     if (SSL_use_cert_and_key(ssl, cert->leaf.get(), material->minter->leaf_key(), material->chain.get(), 1) != 1) {
         log_error("cannot install the minted certificate: " + tls::last_openssl_error(), cid);
-        co_return;
+        co_return std::nullopt;
     }
     tls::expect_sni(ssl, origin->host);
     lowest(client).expires_at(handshake_deadline);
@@ -208,7 +222,7 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
             log_info("client TLS handshake for " + origin->host_port() + " failed: " + hec.message(), cid);
             tx->rec().reason = "client_tls_failed: " + hec.message();
         }
-        co_return;
+        co_return std::nullopt;
     }
     buf.consume(used);
     bump(gw.counters.bumped);
@@ -217,6 +231,45 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
     base.tls_mode = "bump";
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) base.sni = sni;
     base.client_tls = tls_params(ssl);
+    co_return BumpedTunnel{std::move(client), *origin, std::move(verdict), site_url, std::move(material)};
+}
+
+// Pages answered inside the tunnel, each with its own record. Coroutines of their own: the
+// record (a kilobyte) lives in their short frames, not in the tunnel's, which lasts as long as
+// the connection, idle or not.
+net::awaitable<void> refused_head(TlsStream& client, Gateway& gw, const audit::Record& base, const Authority& origin,
+                                  const Rejection& rejection) {
+    TxAudit tx(gw, base);
+    tx.rec().host = origin.host;
+    tx.rec().port = origin.port;
+    PageInfo info{rejection.status, rejection_title(rejection.status), rejection.reason, origin.host_port(),
+                  rejection_code(rejection.status), base.conn_id};
+    co_await write_page(client, gw, info, 11, &tx);
+}
+
+net::awaitable<void> refused_request(TlsStream& client, Gateway& gw, const audit::Record& base, const Authority& origin,
+                                     const http::request<http::buffer_body>& req, const PageInfo& page,
+                                     const inspect::Verdict* verdict) {
+    TxAudit tx(gw, base);
+    tx.rec().method = std::string(req.method_string());
+    tx.rec().scheme = "https";
+    tx.rec().host = origin.host;
+    tx.rec().port = origin.port;
+    tx.rec().url = full_url("https", origin, std::string(req.target()));
+    if (verdict) tx.verdict(*verdict);
+    co_await write_page(client, gw, page, req.version(), &tx);
+}
+
+// The bumped request loop: connects to the origin (or shows why not, inside TLS), then relays
+// each request of the tunnel as its own transaction.
+net::awaitable<void> bumped_requests(BumpedTunnel& tunnel, beast::flat_buffer& buf, Gateway& gw, SessionTrack& track,
+                                     audit::Record& base) {
+    TlsStream& client = tunnel.client;
+    const Authority* origin = &tunnel.origin;
+    const inspect::Verdict& verdict = tunnel.verdict;
+    const std::string& site_url = tunnel.site_url;
+    const uint64_t cid = base.conn_id;
+    const std::string client_ip = base.client_ip;
 
     auto connect_origin = [&gw, cid, client_ip](const Authority& a, std::optional<TlsStream>& up, Route& route) {
         return connect_tls(gw, a, up, cid, client_ip, nullptr, &route);
@@ -269,21 +322,32 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         co_await connect_and_adopt();
     }
 
+    // The origin connection may serve the next client connection of this worker — only when its
+    // chain verified cleanly (nothing an exception, pin or "continue" accepted) and nothing the
+    // origin sent waits inside TLS for the next client to read as its own.
+    auto pool_upstream = [&](std::optional<TlsStream> idle, std::string key, std::shared_ptr<ParentLease> lease) {
+        UpstreamPool* pool = UpstreamPool::current();
+        if (!idle || !pool || gw.stopping) return;
+        SSL* up = idle->native_handle();
+        if (tls::accepted_problems(up).empty() && !SSL_has_pending(up) && BIO_ctrl_pending(SSL_get_rbio(up)) == 0)
+            pool->give(key, std::move(*idle), std::move(lease));
+    };
+    auto park = [&] {
+        std::string key;
+        std::shared_ptr<ParentLease> lease;
+        auto idle = relay.park(key, lease);
+        pool_upstream(std::move(idle), std::move(key), std::move(lease));
+        client.release_idle_buffers();
+    };
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
         track.idle = buf.size() == 0;
-        auto head = co_await read_request_head(client, buf, gw, first ? HeadDeadline::fresh(gw.cfg.header_read)
-                                                                     : HeadDeadline::kept_alive(gw.cfg.idle, gw.cfg.header_read));
+        auto head = co_await next_request_head(client, buf, gw, first, park);
         track.idle = false;
         if (head.status == HeadRead::closed || head.status == HeadRead::idle) break;
         if (head.status == HeadRead::rejected) {
             if (head.rejection.status != 408) bump(gw.counters.bad_request);
-            TxAudit bad(gw, base);
-            bad.rec().host = origin->host;
-            bad.rec().port = origin->port;
-            PageInfo info{head.rejection.status, rejection_title(head.rejection.status), head.rejection.reason, origin->host_port(),
-                          rejection_code(head.rejection.status), cid};
-            co_await write_page(client, gw, info, 11, &bad);
+            co_await refused_head(client, gw, base, *origin, head.rejection);
             break;
         }
         bump(gw.counters.requests);
@@ -306,33 +370,30 @@ net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffe
         if (refused) {
             refused->conn_id = cid;
             if (!origin_failure) bump(gw.counters.bad_request);
-            TxAudit rtx(gw, base);
-            rtx.rec().method = std::string(head.parser->get().method_string());
-            rtx.rec().scheme = "https";
-            rtx.rec().host = origin->host;
-            rtx.rec().port = origin->port;
-            rtx.rec().url = full_url("https", *origin, std::string(head.parser->get().target()));
-            if (verdict.action == inspect::Action::block) rtx.verdict(verdict);
-            co_await write_page(client, gw, *refused, head.parser->get().version(), &rtx);
+            co_await refused_request(client, gw, base, *origin, head.parser->get(), *refused,
+                                     verdict.action == inspect::Action::block ? &verdict : nullptr);
             break;
         }
         if (!co_await relay.transaction(*head.parser, *origin, target, true)) break;
     }
-    // The origin connection may serve the next client connection of this worker — only when its
-    // chain verified cleanly (nothing an exception, pin or "continue" accepted).
-    if (UpstreamPool* pool = UpstreamPool::current(); pool && !gw.stopping) {
+    {
         std::string key;
         std::shared_ptr<ParentLease> lease;
-        if (auto idle = relay.release_idle_upstream(key, lease)) {
-            // Nothing the origin sent may wait inside TLS for the next client to read as its own.
-            SSL* up = idle->native_handle();
-            if (tls::accepted_problems(up).empty() && !SSL_has_pending(up) && BIO_ctrl_pending(SSL_get_rbio(up)) == 0)
-                pool->give(key, std::move(*idle), std::move(lease));
-        }
+        auto idle = relay.release_idle_upstream(key, lease);
+        pool_upstream(std::move(idle), std::move(key), std::move(lease));
     }
     // close_notify, so clients can tell a finished connection from a truncated one.
     lowest(client).expires_after(std::chrono::seconds(2));
     co_await client.async_shutdown(use_nothrow);
+}
+
+}  // namespace
+
+net::awaitable<void> connect_session(beast::tcp_stream& stream, beast::flat_buffer& buf,
+                                     std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
+                                     audit::Record& base) {
+    auto tunnel = co_await open_tunnel(stream, buf, std::move(connect), gw, track, base);
+    if (tunnel) co_await bumped_requests(*tunnel, buf, gw, track, base);
 }
 
 }  // namespace vigil::gateway

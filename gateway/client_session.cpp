@@ -47,46 +47,14 @@ std::optional<PageInfo> check_plain_target(Gateway& gw, const http::request<http
 // A request whose body was not read cannot be followed by another on the same connection.
 bool req_done(const RequestParser& p) { return p.is_done(); }
 
-}  // namespace
-
-net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& worker) {
-    const uint64_t cid = gw.next_conn_id.fetch_add(1, std::memory_order_relaxed);
-    error_code ec;
-    auto remote = socket.remote_endpoint(ec);
-    if (ec) co_return;
-    bump(gw.counters.accepted);
-    audit::Record base;
-    base.conn_id = cid;
-    base.client_ip = remote.address().to_string();
-    base.client_port = remote.port();
-    base.tls_mode = "plain";
-    if (!any_contains(gw.cfg.allow_clients, remote.address())) {
-        bump(gw.counters.refused_client);
-        log_warn("client " + remote.address().to_string() + " is not in proxy.allow_clients; closed", cid);
-        base.kind = "refused";
-        TxAudit refused(gw, base);
-        refused.rec().action = "refuse";
-        refused.rec().reason = "client address not in proxy.allow_clients";
-        co_return;
-    }
-    // Connection limits: a client (or all of them) past its share is closed at once, so a flood
-    // of slow connections cannot starve everyone else.
-    const std::string client_key = remote.address().to_string();
-    if (static_cast<size_t>(gw.active_sessions.load()) >= gw.cfg.max_connections ||
-        !gw.per_client.acquire(client_key, gw.cfg.max_connections_per_client)) {
-        bump(gw.counters.refused_limit);
-        log_debug("connection limit reached for " + client_key + "; closed", cid);
-        co_return;
-    }
-    struct Release {
-        Gateway& gw;
-        const std::string& key;
-        ~Release() { gw.per_client.release(key); }
-    } release{gw, client_key};
-    socket.set_option(tcp::no_delay(true), ec);
-    beast::tcp_stream stream(std::move(socket));
-    SessionScope scope(gw, worker, &stream);
-    beast::flat_buffer buf;
+// The plain-HTTP request loop of one client connection. Returns the head of a CONNECT when one
+// arrives (the caller then hands the connection to the CONNECT phase, after this frame, with
+// its relay and buffers, is gone: an idle bumped connection does not carry it), or null when
+// the connection is done.
+net::awaitable<std::unique_ptr<RequestParser>> plain_requests(beast::tcp_stream& stream, beast::flat_buffer& buf,
+                                                              Gateway& gw, SessionTrack& track, audit::Record& base,
+                                                              const tcp::endpoint& remote, Throttle& throttle) {
+    const uint64_t cid = base.conn_id;
     HttpRelay<beast::tcp_stream, beast::tcp_stream> relay(
         gw, stream, buf, cid, remote.address().to_string(),
         [&gw, cid](const Authority& a, std::optional<beast::tcp_stream>& up, Route& route) {
@@ -94,22 +62,22 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
             return connect_tcp(gw, a, up, cid, &route);
         });
     relay.audit_base() = base;
-    // Bandwidth limits: bound to the client's address now and to its groups once it signs in.
-    Throttle throttle;
+    // Bandwidth limits: bound to the client's address now and to its groups once it signs in
+    // (the throttle belongs to the connection: a CONNECT's tunnel keeps using it).
     const bool rate_limits = gw.cfg.client_rate > 0 || !gw.cfg.group_rates.empty();
     if (rate_limits) {
         throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, {});
         relay.set_throttle(&throttle);
-        scope.track().throttle = &throttle;
+        track.throttle = &throttle;
     }
-    log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);
 
     for (bool first = true;; first = false) {
         if (gw.stopping && !first && buf.size() == 0) break;
-        scope.track().idle = buf.size() == 0;
-        auto head = co_await read_request_head(stream, buf, gw, first ? HeadDeadline::fresh(gw.cfg.header_read)
-                                                                     : HeadDeadline::kept_alive(gw.cfg.idle, gw.cfg.header_read));
-        scope.track().idle = false;
+        track.idle = buf.size() == 0;
+        // Parked, a plain connection keeps its origin connection (there is no pool for plain
+        // ones); its read buffer goes.
+        auto head = co_await next_request_head(stream, buf, gw, first, [] {});
+        track.idle = false;
         if (head.status == HeadRead::closed || head.status == HeadRead::idle) break;
         if (head.status == HeadRead::rejected) {
             if (head.rejection.status != 408) bump(gw.counters.bad_request);
@@ -138,10 +106,7 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         relay.audit_base().user = base.user;
         relay.audit_base().group = base.group;
         if (rate_limits) throttle.bind(gw.rate_buckets, gw.cfg, base.client_ip, who.identity->groups);
-        if (req.method() == http::verb::connect) {
-            co_await connect_session(std::move(stream), std::move(buf), std::move(head.parser), gw, scope.track(), base);
-            co_return;
-        }
+        if (req.method() == http::verb::connect) co_return std::move(head.parser);
         if (auto onboarding = parse_absolute_url(req.target());
             onboarding && onboarding->scheme == "http" && !gw.cfg.onboarding_host.empty() &&
             onboarding->authority.host == gw.cfg.onboarding_host) {
@@ -174,6 +139,62 @@ net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& wor
         }
         bump(gw.counters.plain);
         if (!co_await relay.transaction(*head.parser, url->authority, url->target, false)) break;
+    }
+    co_return nullptr;
+}
+
+// Not in the session's frame (which lasts as long as the connection): the record is a kilobyte.
+void record_refused_client(Gateway& gw, audit::Record base) {
+    base.kind = "refused";
+    TxAudit refused(gw, base);
+    refused.rec().action = "refuse";
+    refused.rec().reason = "client address not in proxy.allow_clients";
+}
+
+}  // namespace
+
+// The accept phase: client ACL and connection limits, then plain requests until a CONNECT hands
+// the connection over to the CONNECT phase. Kept small: this frame lives as long as the client.
+net::awaitable<void> client_session(tcp::socket socket, Gateway& gw, Worker& worker) {
+    const uint64_t cid = gw.next_conn_id.fetch_add(1, std::memory_order_relaxed);
+    error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) co_return;
+    bump(gw.counters.accepted);
+    audit::Record base;
+    base.conn_id = cid;
+    base.client_ip = remote.address().to_string();
+    base.client_port = remote.port();
+    base.tls_mode = "plain";
+    if (!any_contains(gw.cfg.allow_clients, remote.address())) {
+        bump(gw.counters.refused_client);
+        log_warn("client " + remote.address().to_string() + " is not in proxy.allow_clients; closed", cid);
+        record_refused_client(gw, base);
+        co_return;
+    }
+    // Connection limits: a client (or all of them) past its share is closed at once, so a flood
+    // of slow connections cannot starve everyone else.
+    const std::string client_key = remote.address().to_string();
+    if (static_cast<size_t>(gw.active_sessions.load()) >= gw.cfg.max_connections ||
+        !gw.per_client.acquire(client_key, gw.cfg.max_connections_per_client)) {
+        bump(gw.counters.refused_limit);
+        log_debug("connection limit reached for " + client_key + "; closed", cid);
+        co_return;
+    }
+    struct Release {
+        Gateway& gw;
+        const std::string& key;
+        ~Release() { gw.per_client.release(key); }
+    } release{gw, client_key};
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(socket));
+    SessionScope scope(gw, worker, &stream);
+    beast::flat_buffer buf;
+    log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);
+    Throttle throttle;
+    if (auto connect = co_await plain_requests(stream, buf, gw, scope.track(), base, remote, throttle)) {
+        co_await connect_session(stream, buf, std::move(connect), gw, scope.track(), base);
+        co_return;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }

@@ -31,7 +31,9 @@ beast::tcp_stream& lowest(Stream& s) {
 struct HeadRead {
     // idle: nothing arrived within the wait (closed quietly, as after keep-alive). A head that
     // started but missed its deadline is `rejected` with 408.
-    enum Status { ok, closed, idle, rejected } status = closed;
+    // parked: nothing arrived by HeadDeadline::park; the caller lets go of what an idle
+    // connection need not hold, then waits on.
+    enum Status { ok, closed, idle, parked, rejected } status = closed;
     std::unique_ptr<RequestParser> parser;
     Rejection rejection;
 };
@@ -44,13 +46,14 @@ struct HeadRead {
 struct HeadDeadline {
     std::chrono::steady_clock::time_point first_byte;
     std::chrono::seconds head;
+    std::optional<std::chrono::steady_clock::time_point> park;  // before first_byte: return `parked` then
     // A new connection: one deadline from now for everything (the first byte included).
     static HeadDeadline fresh(std::chrono::seconds header_read) {
-        return {std::chrono::steady_clock::now() + header_read, std::chrono::seconds(0)};
+        return {std::chrono::steady_clock::now() + header_read, std::chrono::seconds(0), std::nullopt};
     }
     // A kept-alive connection: idle for its next request, then header_read for the head.
     static HeadDeadline kept_alive(std::chrono::seconds idle, std::chrono::seconds header_read) {
-        return {std::chrono::steady_clock::now() + idle, header_read};
+        return {std::chrono::steady_clock::now() + idle, header_read, std::nullopt};
     }
 };
 
@@ -87,9 +90,48 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
             bump(gw.counters.header_too_large);
             co_return out;
         }
-        lowest(s).expires_at(deadline);
-        auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), 16384)),
+        // Waiting for a first byte, the stream's own timer closes a silent connection. Once a head
+        // has started, the stream's timer would close the socket before a 408 could be written:
+        // a separate timer cancels the read instead (only for heads that take more than one read).
+        // The timer's handler may already be queued when the read completes (or the session is
+        // destroyed): it acts only while `armed`, which the read's end or the scope's end clears.
+        struct Guard {
+            struct State {
+                bool armed = true, fired = false;
+            };
+            std::shared_ptr<State> state = std::make_shared<State>();
+            std::optional<net::steady_timer> timer;
+            ~Guard() {
+                state->armed = false;
+                if (timer) timer->cancel();
+            }
+        } guard;
+        const bool parking = !started && when.park && *when.park < deadline;
+        if (started || parking) {
+            guard.timer.emplace(co_await net::this_coro::executor, parking ? *when.park : deadline);
+            guard.timer->async_wait([st = guard.state, &sock = lowest(s).socket()](error_code e) {
+                if (e || !st->armed) return;
+                st->fired = true;
+                sock.cancel();
+            });
+            lowest(s).expires_at(deadline + std::chrono::seconds(5));  // a backstop only
+        } else {
+            lowest(s).expires_at(deadline);
+        }
+        // 4 KiB at first (a browser's head is 0.5-2 KiB), more only for a head that needs it: an
+        // idle connection's buffer is small, and so is what it leaves in the heap once freed.
+        // A parked connection (its buffer let go) waits with 512 bytes.
+        const size_t want = buf.capacity() == 0 ? 512 : data.size() < 4096 ? 4096 - data.size() : 16384;
+        auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), want)),
                                                   use_nothrow);
+        guard.state->armed = false;
+        // The timer may fire just after the read completed with bytes: those count, not the timer.
+        const bool fired = guard.state->fired && ec == net::error::operation_aborted;
+        if (fired && parking) {
+            out.status = HeadRead::parked;
+            co_return out;
+        }
+        if (fired) ec = beast::error::timeout;
         if (ec) {
             out.status = ec != beast::error::timeout ? HeadRead::closed : started ? HeadRead::rejected : HeadRead::idle;
             if (out.status == HeadRead::rejected) {
@@ -136,6 +178,29 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
     }
     out.status = HeadRead::ok;
     co_return out;
+}
+
+// A kept-alive connection quiet this long is parked (see next_request_head).
+inline constexpr std::chrono::seconds kParkAfter{1};
+
+// The next request head on a client connection: the first under header_read, later ones under
+// timeouts.idle then header_read. A kept-alive connection still quiet after kParkAfter is
+// parked first: `on_park` lets go of its origin connection and buffers (an idle browser
+// connection then costs a few KiB, not two TLS connections' worth), and the wait goes on.
+template <class Stream, class OnPark>
+net::awaitable<HeadRead> next_request_head(Stream& s, beast::flat_buffer& buf, Gateway& gw, bool first, OnPark on_park) {
+    if (first) co_return co_await read_request_head(s, buf, gw, HeadDeadline::fresh(gw.cfg.header_read));
+    auto when = HeadDeadline::kept_alive(gw.cfg.idle, gw.cfg.header_read);
+    if (buf.size() == 0) {  // nothing pipelined
+        auto parking = when;
+        parking.park = std::chrono::steady_clock::now() + kParkAfter;
+        auto head = co_await read_request_head(s, buf, gw, parking);
+        if (head.status != HeadRead::parked) co_return head;
+        bump(gw.counters.parked);
+        buf.shrink_to_fit();
+        on_park();
+    }
+    co_return co_await read_request_head(s, buf, gw, when);
 }
 
 // The page title for a refused head.
@@ -436,9 +501,10 @@ net::awaitable<void> pump(From& from, To& to, Gateway& gw, std::atomic<uint64_t>
     }
 }
 
-// The CONNECT phase: takes over the client stream, the bytes already read and the CONNECT head.
-net::awaitable<void> connect_session(beast::tcp_stream stream, beast::flat_buffer buf,
+// The CONNECT phase: takes over the client stream (moved from), the bytes already read and the
+// CONNECT head; `base` is the connection's audit fields (it adds the TLS ones).
+net::awaitable<void> connect_session(beast::tcp_stream& stream, beast::flat_buffer& buf,
                                      std::unique_ptr<RequestParser> connect, Gateway& gw, SessionTrack& track,
-                                     audit::Record base);
+                                     audit::Record& base);
 
 }  // namespace vigil::gateway

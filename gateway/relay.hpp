@@ -47,6 +47,14 @@ public:
         return out;
     }
 
+    // The client connection went quiet (parked): the origin connection is handed over like at
+    // the session's end (or kept, when it may not be), and the read buffer is let go.
+    std::optional<Upstream> park(std::string& key, std::shared_ptr<ParentLease>& lease) {
+        auto out = release_idle_upstream(key, lease);
+        if (ubuf_.size() == 0) ubuf_.shrink_to_fit();
+        return out;
+    }
+
     // A compressor when the response is worth compressing for this client (docs/traffic.md):
     // it accepts gzip or br, the origin sent a compressible type uncompressed, whole (no
     // range), at least compress.min_bytes (or of unknown length), and allows transformation.

@@ -1,6 +1,7 @@
 // Workers (one io_context and one SO_REUSEPORT acceptor per thread), signals and shutdown.
 #include "gateway/server.hpp"
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <charconv>
@@ -179,7 +180,8 @@ private:
             auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
             std::string stamp = rules_stamp(gw_.cfg, db->version());
             if (stamp == stamp_ && !forced) {
-                bytes_ = bytes;
+                bytes_ = bytes;  // back to what is in force (a broken file put right again)
+                gw_.rules_health.failing = false;
                 return;
             }
             auto data = db->load();
@@ -371,12 +373,34 @@ net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
 
 // Idle pooled origin connections are closed after their idle time even when no one gives the
 // pool another (the only other moment it looks): a quiet gateway holds no origin sockets.
-net::awaitable<void> pool_sweep_loop(Gateway& gw) {
+// The first worker also gives memory back: glibc keeps what closed or parked connections freed,
+// scattered between live ones (16 -> 233 MB over three rounds of 2,000 idle connections).
+// malloc_trim returns the free pages when the open connections fell to under half of their
+// peak (by at least 256; at most every 2 s), or 256 connections were parked (at most every
+// 10 s): it holds each malloc arena's lock while it walks it, milliseconds on a large heap.
+net::awaitable<void> pool_sweep_loop(Gateway& gw, bool trims) {
     net::steady_timer timer(co_await net::this_coro::executor);
+    int peak = 0;
+    uint64_t parked_at_trim = 0;
+    auto last_trim = std::chrono::steady_clock::now();
     while (!gw.stopping) {
         timer.expires_after(std::chrono::seconds(1));
         co_await timer.async_wait(use_nothrow);
         if (UpstreamPool* pool = UpstreamPool::current()) pool->prune();
+        if (!trims) continue;
+        const int open = gw.active_sessions.load();
+        const uint64_t parked = gw.counters.parked.load();
+        peak = std::max(peak, open);
+        const bool fell = peak - open >= 256 && open < peak / 2;
+        const auto now = std::chrono::steady_clock::now();
+        const auto since = now - last_trim;
+        if ((fell && since >= std::chrono::seconds(2)) ||
+            (parked - parked_at_trim >= 256 && since >= std::chrono::seconds(10))) {
+            ::malloc_trim(0);
+            peak = open;
+            parked_at_trim = parked;
+            last_trim = now;
+        }
     }
 }
 
@@ -492,7 +516,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     for (auto& w : workers) {
         net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
-        net::co_spawn(w->ioc, pool_sweep_loop(*gw), net::detached);
+        net::co_spawn(w->ioc, pool_sweep_loop(*gw, w == workers.front()), net::detached);
     }
     if (!gw->parents.empty()) net::co_spawn(workers[0]->ioc, parent_health_loop(*gw), net::detached);
 

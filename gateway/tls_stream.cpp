@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 #include <stdexcept>
 #include <utility>
 
@@ -19,6 +20,28 @@ namespace tls_io {
 namespace {
 
 constexpr std::size_t kInBuffer = 17 * 1024;  // one TLS record and its header
+
+// Read buffers come from a small per-thread free list: an idle (parked) connection gives its
+// buffer back, and the next connection takes it, instead of 17 KiB blocks being freed to the
+// heap between long-lived small objects (frames, SSL objects), where they stayed resident.
+std::vector<std::unique_ptr<char[]>>& free_in_buffers() {
+    thread_local std::vector<std::unique_ptr<char[]>> free;
+    return free;
+}
+
+std::unique_ptr<char[]> take_in_buffer() {
+    auto& free = free_in_buffers();
+    if (free.empty()) return std::unique_ptr<char[]>(new char[kInBuffer]);  // not zeroed
+    auto b = std::move(free.back());
+    free.pop_back();
+    return b;
+}
+
+void give_in_buffer(std::unique_ptr<char[]> b, std::size_t cap) {
+    constexpr std::size_t kKeep = 64;
+    auto& free = free_in_buffers();
+    if (b && cap == kInBuffer && free.size() < kKeep) free.push_back(std::move(b));
+}
 
 // What one SSL call wrote, sent with one send() right after the call. Per thread: every
 // stream of a worker runs on that worker's thread, and the buffer is empty between calls.
@@ -94,7 +117,10 @@ Core::Core(beast::tcp_stream&& s, SSL_CTX* ctx) : tcp(std::move(s)) {
     SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
-Core::~Core() { SSL_free(ssl); }
+Core::~Core() {
+    SSL_free(ssl);
+    give_in_buffer(std::move(in), in_cap);
+}
 
 void Core::output(const char* data, std::size_t size) {
     // Behind bytes still waiting for the socket, or staged for one send after the call.
@@ -150,9 +176,27 @@ bool Core::begin_flush() {
     return true;
 }
 
+void Core::received(std::size_t n) {
+    if (reading_lean) {
+        reading_lean = lean = false;
+        in = take_in_buffer();
+        in_cap = kInBuffer;
+        std::memcpy(in.get(), lean_buf, n);
+        in_begin = 0;
+        in_end = n;
+        return;
+    }
+    in_end += n;
+}
+
 net::mutable_buffer Core::in_space() {
+    if (!in && lean) {
+        reading_lean = true;
+        return net::buffer(lean_buf, sizeof lean_buf);
+    }
+    reading_lean = false;
     if (!in) {
-        in.reset(new char[kInBuffer]);  // not zeroed: an idle connection's untouched pages stay unmapped
+        in = take_in_buffer();
         in_cap = kInBuffer;
     }
     if (in_begin == in_end) {
@@ -168,7 +212,8 @@ net::mutable_buffer Core::in_space() {
 void Core::feed(const void* data, std::size_t size) {
     const std::size_t cap = std::max(kInBuffer, size);
     if (in_cap < cap) {
-        in.reset(new char[cap]);
+        give_in_buffer(std::move(in), in_cap);
+        in = cap == kInBuffer ? take_in_buffer() : std::unique_ptr<char[]>(new char[cap]);
         in_cap = cap;
     }
     std::memcpy(in.get(), data, size);
@@ -261,6 +306,18 @@ Want Core::shutdown(error_code& ec) {
 }
 
 }  // namespace tls_io
+
+void TlsStream::release_idle_buffers() {
+    auto& c = *core_;
+    if (c.in && c.in_begin == c.in_end) {
+        tls_io::give_in_buffer(std::move(c.in), c.in_cap);
+        c.in.reset();
+        c.in_cap = c.in_begin = c.in_end = 0;
+        c.lean = true;
+    }
+    if (c.out.empty()) std::string().swap(c.out);
+    if (c.flushing.empty()) std::string().swap(c.flushing);
+}
 
 bool TlsStream::idle_usable() {
     tls_io::Core& c = *core_;

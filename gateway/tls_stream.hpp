@@ -59,7 +59,7 @@ struct Core {
     bool begin_flush();
     // Where a wait reads to, and how many bytes it read.
     net::mutable_buffer in_space();
-    void received(std::size_t n) { in_end += n; }
+    void received(std::size_t n);
     void feed(const void* data, std::size_t size);  // bytes read before the handshake
 
     // Called by the BIO.
@@ -69,6 +69,10 @@ struct Core {
     beast::tcp_stream tcp;
     SSL* ssl = nullptr;
     std::unique_ptr<char[]> in;  // read while waiting, not yet taken by OpenSSL
+    // Parked (release_idle_buffers): the wait reads into this small array, and `in` is taken
+    // again only when bytes arrive, so an idle connection's wait holds no 17 KiB buffer.
+    bool lean = false, reading_lean = false;
+    char lean_buf[128];
     std::size_t in_cap = 0, in_begin = 0, in_end = 0;
     std::string out;       // written by OpenSSL, not yet taken by the socket
     std::string flushing;  // in a socket write now
@@ -181,6 +185,10 @@ public:
     // handshake are processed, not mistaken for stray bytes. Application data, a partial record,
     // a close or an error mean it cannot.
     bool idle_usable();
+
+    // Frees the read buffer while nothing waits in it (an idle connection); the next read
+    // allocates it again. OpenSSL's own buffers are freed when idle (SSL_MODE_RELEASE_BUFFERS).
+    void release_idle_buffers();
 
     template <class Buffers, class Token>
     auto async_read_some(const Buffers& buffers, Token&& token) {

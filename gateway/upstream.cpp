@@ -243,6 +243,7 @@ std::optional<TlsStream> UpstreamPool::take(const std::string& key, std::shared_
 void UpstreamPool::give(const std::string& key, TlsStream stream, std::shared_ptr<ParentLease> lease) {
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty() && (idle_.size() >= kMax || now - idle_.front().since > kMaxIdle)) idle_.pop_front();
+    stream.release_idle_buffers();
     idle_.push_back(Idle{key, now, std::move(stream), std::move(lease)});
 }
 

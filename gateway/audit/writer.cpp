@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -97,6 +98,9 @@ Writer::Writer(WriterOptions opts) : opts_(std::move(opts)) {
         store_->defer_checkpoints();
         store_->durability(opts_.wal_limit, opts_.sync);
         checkpoint_frames_ = std::max<int>(16, static_cast<int>(opts_.wal_limit / 2 / (4096 + 24)));
+        // A record costs about 0.5-1 KiB of WAL (its row and five index entries): one batch
+        // stays within the bound, so the WAL peaks below twice audit.wal_limit.
+        max_batch_ = std::clamp<size_t>(static_cast<size_t>(opts_.wal_limit / 1024), 256, kBatch);
         ckpt_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "vigil-checkpt");
             // Copying the WAL into the database is on no one's critical path (it only keeps the
@@ -238,7 +242,7 @@ void Writer::run() {
             // records costs little more than one of a few. Shutdown does not wait.
             has_work_.wait_for(lock, kGather, [this] { return stopping_ || queue_.size() >= kGatherEnough; });
             // Records stay counted in the queue until written, so a failing disk back-pressures.
-            size_t n = std::min(queue_.size(), kBatch);
+            size_t n = std::min(queue_.size(), max_batch_);
             batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
         }
         if (batch.empty()) continue;

@@ -86,6 +86,7 @@ private:
     std::condition_variable ckpt_cv_;
     bool ckpt_wanted_ = false, ckpt_stop_ = false;
     int checkpoint_frames_ = 4096;  // half the WAL bound, in WAL frames
+    size_t max_batch_ = 32768;      // records per transaction, from the WAL bound
     int ckpt_asked_at_ = 0;  // WAL frames when the checkpointer was last asked (writer thread only)
     std::thread ckpt_thread_;
 };

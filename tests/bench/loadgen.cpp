@@ -3,7 +3,7 @@
 //
 //   vigil_loadgen --url https://host:port/path [--proxy 127.0.0.1:3128] [--cafile root.pem]
 //                 [--mode keepalive|newconn] [--connections 32] [--seconds 10] [--threads 2]
-//                 [--distinct-hosts N] [--origin-addr ADDR] [--resume on|off]
+//                 [--distinct-hosts N] [--origin-addr ADDR] [--resume on|off] [--rate N]
 //
 // HTTPS goes through CONNECT, then TLS with SNI, verified against --cafile; plain HTTP uses the
 // absolute form through the proxy. keepalive: each connection sends requests one after another
@@ -15,6 +15,8 @@
 // browsers do; off: a full handshake for every connection.
 // --origin-addr ADDR: without --proxy, connect to ADDR (SNI, Host and verification still use
 // the URL's host), for measuring the origin directly under a test name.
+// --rate N: at most N requests/s in all (each connection paced at N/connections), for tests
+// that need a steady, known load rather than the most the machine can do.
 // Prints requests/s, MB/s, latency p50/p99/p99.9 (ms) and errors, then one JSON line.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -44,6 +46,7 @@ namespace {
 struct Options {
     std::string url, proxy, cafile, mode = "keepalive";
     int connections = 32, seconds = 10, threads = 2;
+    double rate = 0;  // --rate: requests/s in all; 0 = as fast as possible
     long distinct_hosts = 0;
     bool resume = true;       // --resume off: a full TLS handshake for every connection
     std::string origin_addr;  // without a proxy: connect here instead of resolving the URL's host
@@ -130,6 +133,17 @@ private:
 
     template <class Stream>
     net::awaitable<bool> exchange(Stream& s, beast::flat_buffer& buf, const std::string& target, bool keep_alive) {
+        if (o_.rate > 0) {
+            const auto interval = std::chrono::duration_cast<Clock::duration>(
+                std::chrono::duration<double>(o_.connections / o_.rate));
+            const auto now = Clock::now();
+            if (next_ == Clock::time_point{} || next_ < now - interval) next_ = now;  // no catching up after a stall
+            if (next_ > now) {
+                net::steady_timer pause(io_, next_);
+                co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+            }
+            next_ += interval;
+        }
         http::request<http::empty_body> req{http::verb::get, target, 11};
         req.set(http::field::host, (host_.empty() ? o_.host : host_) + ":" + o_.port);
         req.set(http::field::user_agent, "vigil-loadgen");
@@ -234,6 +248,7 @@ private:
     net::ssl::context& tls_;
     const Options& o_;
     Clock::time_point deadline_;
+    Clock::time_point next_{};  // --rate: when this connection's next request is due
     std::string host_;
     std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session_{nullptr, SSL_SESSION_free};
     std::string session_host_;
@@ -267,6 +282,7 @@ int main(int argc, char** argv) {
         else if (a == "--distinct-hosts") o.distinct_hosts = std::stol(v);
         else if (a == "--origin-addr") o.origin_addr = v;
         else if (a == "--resume") o.resume = v != "off";
+        else if (a == "--rate") o.rate = std::stod(v);
         else usage("unknown option " + a);
     }
     if (o.url.empty()) usage("--url is required");

@@ -179,5 +179,56 @@ TEST_F(AuditStore, CheckpointerCopiesTheWalWhileTheWriterRuns) {
     expect_rollups_match(*s);
 }
 
+TEST_F(AuditStore, WalStaysBoundedWhileTheWriterIsFlooded) {
+    // Records as fast as a thread can submit them: the checkpointer alone never catches up
+    // with a writer committing every few ms, so the bound's pause must do it.
+    WriterOptions o;
+    o.path = path;
+    o.wal_limit = 1 << 20;
+    o.idle_truncate = std::chrono::milliseconds(300);
+    Writer w(o);
+    const auto records = sample(2000);
+    uintmax_t peak = 0;
+    const std::string wal = path + "-wal";
+    for (int round = 0; round < 100; ++round) {
+        for (const auto& r : records) w.submit(r);
+        std::error_code ec;
+        peak = std::max(peak, std::filesystem::file_size(wal, ec) * !ec);
+    }
+    for (int i = 0; i < 1000 && w.written() < 200000u; ++i) usleep(10'000);
+    ASSERT_EQ(w.written(), 200000u);
+    EXPECT_GT(w.wal_resets(), 0u);
+    EXPECT_LT(peak, 3u << 20) << "the WAL grew to " << peak << " bytes";
+    // Idle: truncated to nothing.
+    for (int i = 0; i < 300 && w.wal_bytes() > 0; ++i) usleep(10'000);
+    EXPECT_EQ(w.wal_bytes(), 0u);
+    w.close();
+    auto s = Store::open(path, Store::Mode::read_only);
+    EXPECT_EQ(s->verify().rows, 200000);
+}
+
+TEST_F(AuditStore, PreviousRunIsUncleanWithoutAStop) {
+    auto event = [](const std::string& action) {
+        Record r;
+        r.kind = "system";
+        r.action = action;
+        r.ts_ms = 1000;
+        return r;
+    };
+    {
+        auto s = Store::open(path, Store::Mode::create);
+        EXPECT_FALSE(s->previous_run().unclean);  // a new log: nothing ran before
+        s->append({event("start"), event("stop"), event("start")});
+        auto later = sample(3);
+        for (auto& r : later) r.ts_ms = 5000;
+        s->append(later);
+        const auto prev = s->previous_run();
+        EXPECT_TRUE(prev.unclean);
+        EXPECT_EQ(prev.last_ms, 5000);
+        s->append({event("stop")});
+        EXPECT_FALSE(s->previous_run().unclean);
+    }
+}
+
 }  // namespace
 }  // namespace vigil::audit

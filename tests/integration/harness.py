@@ -264,7 +264,7 @@ class Vigil:
 
     instances = 0
 
-    def __init__(self, workdir, ca_dir, extra_args=(), hosts=None, extra_ca=None, expect_start=True):
+    def __init__(self, workdir, ca_dir, extra_args=(), hosts=None, extra_ca=None, expect_start=True, wrapper=()):
         self.workdir = workdir
         Vigil.instances += 1
         n = Vigil.instances
@@ -279,7 +279,8 @@ class Vigil:
             args += ["--extra-ca", extra_ca]
         args += list(extra_args)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        # `wrapper`: a command that runs vigil, e.g. prlimit with its limits.
+        self.proc = subprocess.Popen(list(wrapper) + args, stdout=self.log, stderr=subprocess.STDOUT)
         if not expect_start:
             return
         deadline = time.time() + 15

@@ -5,6 +5,9 @@ a response, a body cut short of its Content-Length, a close after answering)."""
 
 import base64
 import hashlib
+import io
+import os
+import struct
 import http.server
 import json
 import socket
@@ -129,6 +132,33 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write((BLOCK * (m // len(BLOCK) + 1))[:m])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if path.startswith("/reset/"):  # /reset/N/M: Content-Length N, M bytes sent, then a TCP reset
+            n, m = int(path.split("/")[2]), int(path.split("/")[3])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write((BLOCK * (m // len(BLOCK) + 1))[:m])
+            self.wfile.flush()
+            time.sleep(0.2)  # the bytes reach the proxy before the reset does
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())
+            self.close_connection = True
+            self.wfile = io.BytesIO()  # what the handler still writes goes nowhere
+            return
+        if path.startswith("/slowbytes/"):  # /slowbytes/N/S: N bytes spread over S seconds, in 10 pieces
+            n, secs = int(path.split("/")[2]), float(path.split("/")[3])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            piece = n // 10
+            for i in range(10):
+                self.wfile.write((BLOCK * (piece // len(BLOCK) + 2))[:piece if i < 9 else n - 9 * piece])
+                self.wfile.flush()
+                time.sleep(secs / 10)
             return
         if path.startswith("/bytes/"):
             n = int(path.split("/")[2])
@@ -285,6 +315,12 @@ class Origin:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                import sys
+                if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, OSError)):
+                    return  # a client (the proxy) going away mid-answer is part of these tests
+                super().handle_error(request, client_address)
 
             def get_request(self):
                 sock, addr = super().get_request()
