@@ -297,9 +297,10 @@ class PlainTest(unittest.TestCase):
             self.assertEqual((code, status), (18, 200), err)
             self.assertEqual(len(body), m)
             self.assertEqual(body, (BLOCK * (m // len(BLOCK) + 1))[:m])
-        # Under hold_bytes nothing was sent yet: the client gets no response rather than a short one.
+        # Under hold_bytes nothing was sent yet: the client gets a 502 page rather than a short body.
         code, status, headers, body, err = curl("-x", proxy(), plain_url("/cut/5000/1000"))
-        self.assertNotEqual(code, 0)
+        self.assertEqual((code, status), (0, 502), err)
+        self.assertIn("x-vigil-reason: origin_short_body", headers.lower())
         self.assertNotEqual(body[:1000], BLOCK[:1000])
         # The gateway goes on serving.
         code, status, headers, body, err = curl("-x", proxy(), plain_url("/hello"))
