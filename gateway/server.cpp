@@ -57,21 +57,8 @@ tcp::endpoint parse_listen(const std::string& listen) {
 }
 
 // System events (start, stop, ruleset swaps) go to the audit log like transactions.
-int64_t epoch_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string iso_time(int64_t ms) {
-    std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[48];
-    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-    return out;
-}
+using audit::epoch_ms;
+using audit::iso_time;
 
 void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {
     if (!gw.audit) return;

@@ -75,21 +75,9 @@ int64_t time_arg(const std::string& flag, const std::string& v) {
     }
 }
 
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+int64_t now_ms() { return epoch_ms(); }
 
-std::string iso(int64_t ms) {
-    std::time_t s = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&s, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[48];
-    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-    return out;
-}
+std::string iso(int64_t ms) { return iso_time(ms); }
 
 struct Query {
     sqlite3_stmt* st = nullptr;

@@ -4,6 +4,9 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 
 #include <nlohmann/json.hpp>
 
@@ -142,6 +145,22 @@ std::string to_json(int64_t id, const Record& r) {
         else j[c] = vals[i];
     }
     return j.dump();
+}
+
+int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string iso_time(int64_t ms) {
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[48];
+    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+    return out;
 }
 
 }  // namespace vigil::audit

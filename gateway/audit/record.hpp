@@ -67,4 +67,8 @@ inline const std::string kGenesisHash(64, '0');
 
 std::string to_json(int64_t id, const Record& r);
 
+// Milliseconds since the epoch now, and as ISO 8601 UTC with milliseconds (2026-12-03T04:12:09.311Z).
+int64_t epoch_ms();
+std::string iso_time(int64_t ms);
+
 }  // namespace vigil::audit

@@ -62,13 +62,7 @@ int connect_syslog(const std::string& spec, bool& tcp) {
 std::string rfc5424(const Record& r) {
     char host[256] = "vigil";
     gethostname(host, sizeof host - 1);
-    std::time_t secs = static_cast<std::time_t>(r.ts_ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char ts[40];
-    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    char stamp[64];
-    std::snprintf(stamp, sizeof stamp, "%s.%03dZ", ts, static_cast<int>(r.ts_ms % 1000));
+    const std::string stamp = iso_time(r.ts_ms);
     // facility local0 (16), severity notice (5) for blocks, informational (6) otherwise
     int pri = 16 * 8 + (r.action == "block" ? 5 : 6);
     return "<" + std::to_string(pri) + ">1 " + stamp + " " + host + " vigil " + std::to_string(::getpid()) + " " +

@@ -123,7 +123,9 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + (BLOCK * (n // len(BLOCK) + 1))[:n] +
                              b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!")
             return
-        if path.startswith("/cut/"):  # /cut/N/M: Content-Length N, M bytes sent, then the connection closed
+        if path.startswith(("/cut/", "/reset/")):
+            # /cut/N/M: Content-Length N, M bytes sent, then the connection closed;
+            # /reset/N/M: the same, then a TCP reset instead of a close.
             n, m = int(path.split("/")[2]), int(path.split("/")[3])
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
@@ -132,21 +134,12 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write((BLOCK * (m // len(BLOCK) + 1))[:m])
             self.wfile.flush()
             self.close_connection = True
-            return
-        if path.startswith("/reset/"):  # /reset/N/M: Content-Length N, M bytes sent, then a TCP reset
-            n, m = int(path.split("/")[2]), int(path.split("/")[3])
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(n))
-            self.end_headers()
-            self.wfile.write((BLOCK * (m // len(BLOCK) + 1))[:m])
-            self.wfile.flush()
-            time.sleep(0.2)  # the bytes reach the proxy before the reset does
-            # SO_LINGER 0: close() sends RST instead of FIN.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            os.close(self.connection.detach())
-            self.close_connection = True
-            self.wfile = io.BytesIO()  # what the handler still writes goes nowhere
+            if path.startswith("/reset/"):
+                time.sleep(0.2)  # the bytes reach the proxy before the reset does
+                # SO_LINGER 0: close() sends RST instead of FIN.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                os.close(self.connection.detach())
+                self.wfile = io.BytesIO()  # what the handler still writes goes nowhere
             return
         if path.startswith("/slowbytes/"):  # /slowbytes/N/S: N bytes spread over S seconds, in 10 pieces
             n, secs = int(path.split("/")[2]), float(path.split("/")[3])
