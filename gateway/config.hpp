@@ -63,6 +63,8 @@ struct Config {
     std::string stats_file;
     // [timeouts]
     std::chrono::seconds header_read{30};
+    std::chrono::seconds body_stall{10};  // a request body must bring body_stall_bytes in every such window
+    size_t body_stall_bytes = 1024;
     std::chrono::seconds idle{60};
     std::chrono::seconds connect{10};
     std::chrono::seconds handshake{10};

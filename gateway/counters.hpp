@@ -13,7 +13,7 @@ namespace vigil::gateway {
 
 #define VIGIL_COUNTERS(X)                                                                        \
     X(accepted) X(accept_failed) X(refused_client) X(requests) X(plain) X(connect) X(bumped) X(connect_denied)     \
-    X(private_denied) X(loop_denied) X(bad_request) X(header_too_large) X(header_timeout) X(sni_mismatch)           \
+    X(private_denied) X(loop_denied) X(bad_request) X(header_too_large) X(header_timeout) X(body_timeout) X(sni_mismatch)           \
     X(client_tls_failed) X(upstream_cert_error) X(upstream_unreachable) X(upstream_tls_failed)    \
     X(upstream_bad_response) X(upstream_timeout) X(upgrades) X(bytes_in) X(bytes_out)             \
     X(certs_minted) X(shutdown_closed_idle) X(parked) X(blocked) X(warned) X(monitored) X(spliced)          \

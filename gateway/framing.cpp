@@ -117,7 +117,49 @@ std::optional<Rejection> check_raw_head(std::string_view head) {
     return std::nullopt;
 }
 
+std::optional<Rejection> check_partial_head(std::string_view data, size_t from) {
+    for (size_t i = from > 0 ? from - 1 : 0; i < data.size(); ++i) {
+        if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) return Rejection{400, "bare LF in the request head"};
+        if (data[i] == '\r' && i + 1 < data.size() && data[i + 1] != '\n')
+            return Rejection{400, "bare CR in the request head"};
+    }
+    const auto line_end = data.find("\r\n");
+    if (line_end == std::string_view::npos || line_end + 2 <= from) return std::nullopt;  // checked before
+    const std::string_view line = data.substr(0, line_end);
+    const auto sp1 = line.find(' '), sp2 = line.rfind(' ');
+    if (sp1 == std::string_view::npos || sp1 == sp2 || sp1 == 0 || sp2 == sp1 + 1 || line.find(' ', sp1 + 1) != sp2)
+        return Rejection{400, "malformed request line (METHOD target HTTP/1.1 expected)"};
+    const std::string_view version = line.substr(sp2 + 1);
+    if (version != "HTTP/1.1" && version != "HTTP/1.0")
+        return Rejection{400, "unsupported HTTP version \"" + std::string(version.substr(0, 16)) + "\" (HTTP/1.1 and 1.0 only)"};
+    return std::nullopt;
+}
+
+std::string field_list(const http::fields& fields, http::field name) {
+    std::string out;
+    for (auto [it, end] = fields.equal_range(name); it != end; ++it) {
+        const auto v = trim(it->value());
+        if (v.empty()) continue;
+        if (!out.empty()) out += ", ";
+        out.append(v);
+    }
+    return out;
+}
+
 namespace {
+
+// Header names that differ from a framing or hop-by-hop header only by `_` for `-` (and case):
+// some origin stacks (CGI/WSGI environments, some frameworks) fold `_` into `-`, which would
+// make `Transfer_Encoding: chunked` a second framing header there. Refused, never forwarded.
+std::optional<std::string> framing_look_alike(std::string_view name) {
+    if (name.find('_') == std::string_view::npos) return std::nullopt;
+    std::string folded = lower(name);
+    std::replace(folded.begin(), folded.end(), '_', '-');
+    for (const char* real : {"transfer-encoding", "content-length", "host", "connection", "proxy-connection",
+                             "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"})
+        if (folded == real) return "header \"" + std::string(name.substr(0, 64)) + "\" looks like " + real;
+    return std::nullopt;
+}
 
 std::optional<std::string> check_framing(const http::fields& fields) {
     size_t cl_count = 0, te_count = 0;
@@ -147,6 +189,8 @@ std::optional<Rejection> check_request_fields(const http::fields& fields, size_t
     size_t n = std::distance(fields.begin(), fields.end());
     if (n > max_fields) return Rejection{431, "too many header fields (" + std::to_string(n) + ")"};
     if (auto why = check_framing(fields)) return Rejection{400, *why};
+    for (const auto& f : fields)
+        if (auto why = framing_look_alike(f.name_string())) return Rejection{400, *why};
     return std::nullopt;
 }
 

@@ -36,6 +36,18 @@ std::optional<AbsoluteUrl> parse_absolute_url(std::string_view text);
 // obs-fold, bare CR or LF, NUL and control bytes, CR/LF smuggled in %-encoding of the target.
 std::optional<Rejection> check_raw_head(std::string_view head);
 
+// What the bytes of a head received so far already show to be malformed, before the head is
+// complete: a bare CR or LF (a request written with LF or CR line ends, or LF CR), or a
+// request line that is complete and cannot be one (not `METHOD SP target SP HTTP/1.0|1.1`,
+// e.g. HTTP/0.9's `GET /` or `HTTP/5.6`). Such a head can never complete by Vigil's rules:
+// it is answered at once instead of waiting for timeouts.header_read.
+// `from`: bytes before it were checked already (a trickled head is not rescanned each read).
+std::optional<Rejection> check_partial_head(std::string_view data, size_t from = 0);
+
+// All field lines named `name`, as the one comma-separated list they form (RFC 9110 5.3):
+// two `Content-Encoding: gzip` lines are "gzip, gzip", never just the first.
+std::string field_list(const boost::beast::http::fields& fields, boost::beast::http::field name);
+
 // Checks the parsed fields: one Content-Length of digits only, Transfer-Encoding exactly
 // "chunked" and never beside Content-Length, Connection not naming framing headers, field count.
 std::optional<Rejection> check_request_fields(const boost::beast::http::fields& fields, size_t max_fields);

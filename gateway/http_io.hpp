@@ -28,6 +28,49 @@ beast::tcp_stream& lowest(Stream& s) {
     return beast::get_lowest_layer(s);
 }
 
+// A deadline that cancels a socket's pending operations and leaves it open — unlike the
+// stream's own timer, which closes the socket — for deadlines after which Vigil still answers
+// (408). The timer's handler may already be queued when the operation completes (or the
+// session is destroyed): it acts only while armed, which fired() and the destructor end.
+class CancelAt {
+public:
+    CancelAt() = default;
+    CancelAt(const CancelAt&) = delete;
+    CancelAt& operator=(const CancelAt&) = delete;
+    ~CancelAt() { disarm(); }
+
+    template <class Executor>
+    void arm(Executor ex, std::chrono::steady_clock::time_point when, tcp::socket& sock) {
+        disarm();
+        state_ = std::make_shared<State>();
+        timer_.emplace(ex, when);
+        timer_->async_wait([st = state_, &sock](error_code e) {
+            if (e || !st->armed) return;
+            st->fired = true;
+            sock.cancel();
+        });
+    }
+    // After the operation: whether it ended because the deadline passed. A timer that fired just
+    // after the operation completed with bytes does not count: the bytes do.
+    bool fired(const error_code& op_result) {
+        const bool f = state_ && state_->fired && op_result == net::error::operation_aborted;
+        disarm();
+        return f;
+    }
+
+private:
+    struct State {
+        bool armed = true, fired = false;
+    };
+    void disarm() {
+        if (!state_) return;
+        state_->armed = false;
+        if (timer_) timer_->cancel();
+    }
+    std::shared_ptr<State> state_;
+    std::optional<net::steady_timer> timer_;
+};
+
 struct HeadRead {
     // idle: nothing arrived within the wait (closed quietly, as after keep-alive). A head that
     // started but missed its deadline is `rejected` with 408.
@@ -83,6 +126,13 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
             head_len = end + 4;
             break;
         }
+        // A head that can never complete (bare LF or CR, an impossible request line) is
+        // answered now, not when header_read runs out.
+        if (auto bad = check_partial_head(data, scanned)) {
+            out.status = HeadRead::rejected;
+            out.rejection = *bad;
+            co_return out;
+        }
         scanned = data.size();
         if (data.size() >= limit) {
             out.status = HeadRead::rejected;
@@ -93,27 +143,10 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
         // Waiting for a first byte, the stream's own timer closes a silent connection. Once a head
         // has started, the stream's timer would close the socket before a 408 could be written:
         // a separate timer cancels the read instead (only for heads that take more than one read).
-        // The timer's handler may already be queued when the read completes (or the session is
-        // destroyed): it acts only while `armed`, which the read's end or the scope's end clears.
-        struct Guard {
-            struct State {
-                bool armed = true, fired = false;
-            };
-            std::shared_ptr<State> state = std::make_shared<State>();
-            std::optional<net::steady_timer> timer;
-            ~Guard() {
-                state->armed = false;
-                if (timer) timer->cancel();
-            }
-        } guard;
         const bool parking = !started && when.park && *when.park < deadline;
+        CancelAt guard;
         if (started || parking) {
-            guard.timer.emplace(co_await net::this_coro::executor, parking ? *when.park : deadline);
-            guard.timer->async_wait([st = guard.state, &sock = lowest(s).socket()](error_code e) {
-                if (e || !st->armed) return;
-                st->fired = true;
-                sock.cancel();
-            });
+            guard.arm(co_await net::this_coro::executor, parking ? *when.park : deadline, lowest(s).socket());
             lowest(s).expires_at(deadline + std::chrono::seconds(5));  // a backstop only
         } else {
             lowest(s).expires_at(deadline);
@@ -124,9 +157,7 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
         const size_t want = buf.capacity() == 0 ? 512 : data.size() < 4096 ? 4096 - data.size() : 16384;
         auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), want)),
                                                   use_nothrow);
-        guard.state->armed = false;
-        // The timer may fire just after the read completed with bytes: those count, not the timer.
-        const bool fired = guard.state->fired && ec == net::error::operation_aborted;
+        const bool fired = guard.fired(ec);
         if (fired && parking) {
             out.status = HeadRead::parked;
             co_return out;
@@ -291,7 +322,24 @@ inline net::awaitable<void> pace(Throttle* t, Throttle::Direction d, size_t n, G
 // transform: compressing what is forwarded failed.
 enum class RelayError {
     none, read_before_head, read, malformed_before_head, malformed, write, transform, blocked_before_head,
-    blocked_after_head
+    blocked_after_head, stalled_before_head, stalled
+};
+
+// A minimum rate for a request body: at least `min_bytes` in every `window` (timeouts.body_stall,
+// limits.body_stall_bytes); a body that falls below it is answered 408 (`stalled`), instead of
+// holding the connection and an origin connection until timeouts.io.
+struct BodyStall {
+    std::chrono::seconds window;
+    size_t min_bytes;
+    std::chrono::steady_clock::time_point window_end{};
+    size_t in_window = 0;
+    void start() { window_end = std::chrono::steady_clock::now() + window; }
+    void add(size_t n) {
+        in_window += n;
+        if (in_window < min_bytes) return;
+        in_window = 0;
+        start();
+    }
 };
 
 // A copy of a body as it was read, for the cache: up to `limit` bytes, then given up.
@@ -322,6 +370,7 @@ struct BodyOptions {
     Compressor* compress = nullptr;           // compresses what is forwarded (responses)
     BodyCapture* capture = nullptr;           // keeps what was read (responses to be cached)
     error_code* read_error = nullptr;         // why reading the body ended early (RelayError::read*)
+    BodyStall* stall = nullptr;               // request bodies: the minimum rate
 };
 
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
@@ -370,8 +419,11 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         }
         p.get().body().data = into;
         p.get().body().size = cap;
+        CancelAt stalled;
+        if (o.stall) stalled.arm(co_await net::this_coro::executor, o.stall->window_end, lowest(in).socket());
         lowest(in).expires_after(gw.cfg.io);
         auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
+        if (o.stall && stalled.fired(ec)) co_return std::pair<int, size_t>{3, 0};
         if (isRequest) {
             bump(client_side, n);
             if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
@@ -383,6 +435,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
                                    : 1;
         if (status == 1 && o.read_error) *o.read_error = ec;
         const size_t got = cap - p.get().body().size;
+        if (o.stall) o.stall->add(got);
         if (o.throttle) co_await pace(o.throttle, direction, got, gw);  // no coroutine frame when unlimited
         co_return std::pair<int, size_t>{status, got};
     };
@@ -412,6 +465,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     while (o.hold > 0 && !done() && held.size() < o.hold) {
         auto [status, got] = co_await read_some(chunk->data(), chunk->size());
         if (status == 2) co_return RelayError::malformed_before_head;
+        if (status == 3) co_return RelayError::stalled_before_head;
         if (status) co_return RelayError::read_before_head;
         held.append(chunk->data(), got);
         if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
@@ -426,6 +480,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
             if (!done()) {
                 auto [status, got] = co_await read_some(chunk->data(), chunk->size());
                 if (status == 2) co_return RelayError::malformed;
+                if (status == 3) co_return RelayError::stalled;
                 if (status) co_return RelayError::read;
                 if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
                     co_return RelayError::blocked_after_head;

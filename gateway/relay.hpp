@@ -66,10 +66,12 @@ public:
         if (length && *length < c.compress_min_bytes) return nullptr;
         if (res.result_int() == 206 || res.count(http::field::content_range) || req.count(http::field::range))
             return nullptr;
-        if (auto ce = res[http::field::content_encoding]; !ce.empty() && !beast::iequals(ce, "identity")) return nullptr;
+        // List-valued fields are read as all their field lines together (RFC 9110 5.3).
+        if (auto ce = field_list(res.base(), http::field::content_encoding); !ce.empty() && !beast::iequals(ce, "identity"))
+            return nullptr;
         if (!compressible_type(res[http::field::content_type])) return nullptr;
-        if (has_no_transform(res[http::field::cache_control])) return nullptr;
-        auto coding = accepted_coding(req[http::field::accept_encoding]);
+        if (has_no_transform(field_list(res.base(), http::field::cache_control))) return nullptr;
+        auto coding = accepted_coding(field_list(req.base(), http::field::accept_encoding));
         return coding ? Compressor::make(*coding) : nullptr;
     }
 
@@ -166,7 +168,7 @@ public:
         out.set(http::field::host, host_header(origin, default_port_is_443));
         if (connection_bound_auth(in[http::field::authorization])) personal_ = true;
         if (upgrade) {
-            out.set(http::field::upgrade, in[http::field::upgrade]);
+            out.set(http::field::upgrade, field_list(in.base(), http::field::upgrade));
             out.set(http::field::connection, "upgrade");
         }
         if (auto len = req_parser.content_length()) out.content_length(*len);
@@ -198,12 +200,29 @@ public:
                 if (ec) co_return false;
             }
             std::unique_ptr<inspect::BodyScanner> req_scan;
-            if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body, in[http::field::content_encoding]);
+            if (scan && has_body) req_scan = rules->scan_body(inspect::Target::request_body,
+                                                                 field_list(in.base(), http::field::content_encoding));
             // Request bodies are always held up to hold_bytes, so a framing error there reaches no origin.
             // A parent proxy takes the request in absolute-form; an origin in origin-form.
             out.target(route_.via_parent() ? full_url(scheme, origin, target) : target);
+            BodyStall stall{gw_.cfg.body_stall, gw_.cfg.body_stall_bytes};
+            stall.start();
             BodyOptions upload{req_scan.get(), gw_.cfg.hold_bytes, &tx.rec().bytes_from_client, throttle_};
+            upload.stall = &stall;
             auto sent = co_await relay_body(client_, cbuf_, req_parser, *upstream_, out, gw_, upload);
+            if (sent == RelayError::stalled || sent == RelayError::stalled_before_head) {
+                // Too slow to be a real upload (or a body that can never complete): the origin
+                // got nothing, or an incomplete request on a connection now closed.
+                drop_upstream();
+                bump(gw_.counters.body_timeout);
+                PageInfo info{408, "Request timeout",
+                              "the request body arrived slower than " + std::to_string(gw_.cfg.body_stall_bytes) +
+                                  " bytes in " + std::to_string(gw_.cfg.body_stall.count()) +
+                                  " seconds (timeouts.body_stall)",
+                              url, "body_timeout"};
+                co_await page(info, version);
+                co_return false;
+            }
             if (req_scan) tx.rec().scan_result = req_scan->scan_result();
             if (sent == RelayError::read || sent == RelayError::read_before_head) {
                 tx.abort_transfer(gw_.stopping ? "shutdown" : "client_gone",
@@ -327,7 +346,8 @@ public:
                 co_await page(info, version);
                 co_return false;
             }
-            if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body, head[http::field::content_encoding]);
+            if (!bodyless) res_scan = rules->scan_body(inspect::Target::response_body,
+                                                        field_list(head.base(), http::field::content_encoding));
         }
         // Stored once the whole body is read and scanned clean (a bodiless response has nothing to
         // scan), before its last bytes go to the client.
@@ -457,7 +477,7 @@ private:
         }
         std::string scan_result = "clean";
         if (e->ruleset != rules.version()) {
-            auto scanner = rules.scan_body(inspect::Target::response_body, res[http::field::content_encoding]);
+            auto scanner = rules.scan_body(inspect::Target::response_body, field_list(res.base(), http::field::content_encoding));
             scanner->feed(*e->body);
             bump(gw_.counters.cache_rescanned);
             scan_result = scanner->scan_result();

@@ -166,8 +166,16 @@ inline void compressed_head(http::response<http::buffer_body>& res, const Compre
     res.set(http::field::content_encoding, coding_name(c.coding()));
     if (auto etag = res[http::field::etag]; !etag.empty() && etag.rfind("W/", 0) != 0)
         res.set(http::field::etag, "W/" + std::string(etag));
-    if (auto vary = res[http::field::vary]; vary.empty()) res.set(http::field::vary, "Accept-Encoding");
-    else if (vary != "*") res.set(http::field::vary, std::string(vary) + ", Accept-Encoding");
+    // Every Vary line counts (RFC 9110 5.3); they become one.
+    const std::string vary = field_list(res.base(), http::field::vary);
+    bool star = false;
+    for (auto v = std::string_view(vary); !v.empty();) {
+        const auto comma = v.find(',');
+        star = star || trim(v.substr(0, comma)) == "*";
+        v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    }
+    if (vary.empty()) res.set(http::field::vary, "Accept-Encoding");
+    else if (!star) res.set(http::field::vary, vary + ", Accept-Encoding");
 }
 
 }  // namespace vigil::gateway

@@ -90,6 +90,14 @@ DecodeChain::DecodeChain(std::string_view header, DecodeLimits limits) : limits_
             cur += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         }
     }
+    // More codings than any real response uses is an evasion (or a decompression bomb in
+    // layers): unscannable, like an unknown coding.
+    constexpr size_t kMaxCodings = 4;
+    if (std::count_if(codings.begin(), codings.end(), [](const std::string& c) { return c != "identity"; }) >
+        static_cast<long>(kMaxCodings)) {
+        supported_ = false;
+        return;
+    }
     // Codings are listed in the order they were applied, so they are undone in reverse.
     std::reverse(codings.begin(), codings.end());
     for (const auto& c : codings) {

@@ -148,5 +148,52 @@ TEST(Framing, ConnectionBoundAuthentication) {
     EXPECT_FALSE(connection_bound_auth(""));
 }
 
+TEST(Framing, PartialHeadsThatCanNeverCompleteAreRefusedEarly) {
+    // Still incomplete and well-formed so far: wait for more.
+    EXPECT_FALSE(check_partial_head("GET http://a.test/ HTTP/1.1\r\nHost: a"));
+    EXPECT_FALSE(check_partial_head("GET http://a.test/ HTTP/1.1\r"));  // CR at the end: LF may follow
+    EXPECT_FALSE(check_partial_head("GE"));
+    EXPECT_FALSE(check_partial_head("GET / HTTP/1.0\r\n"));
+    // Bare LF, bare CR, LF CR: never a valid head.
+    EXPECT_TRUE(check_partial_head("GET / HTTP/1.1\nHost: a\n"));
+    EXPECT_TRUE(check_partial_head("GET / HTTP/1.1\rHost: a"));
+    EXPECT_TRUE(check_partial_head("GET / HTTP/1.1\n\rHost"));
+    EXPECT_TRUE(check_partial_head("\n"));
+    // A complete request line that cannot be one.
+    EXPECT_TRUE(check_partial_head("GET / HTTP/5.6\r\nHost: a\r\n"));
+    EXPECT_TRUE(check_partial_head("GET /\r\n"));  // HTTP/0.9
+    EXPECT_TRUE(check_partial_head("GET\r\n"));
+    EXPECT_TRUE(check_partial_head("GET  / HTTP/1.1\r\n"));
+    // Incremental: what was checked is not checked again, but a CR at the old end still is.
+    EXPECT_TRUE(check_partial_head("GET / HTTP/1.1\rX", 15));
+    EXPECT_FALSE(check_partial_head("GET / HTTP/1.1\r\nHost: a", 20));
+}
+
+TEST(Framing, ListFieldsJoinEveryFieldLine) {
+    http::fields f;
+    f.insert(http::field::content_encoding, "gzip");
+    f.insert(http::field::content_type, "text/plain");
+    f.insert(http::field::content_encoding, " gzip ");
+    f.insert(http::field::content_encoding, "");
+    EXPECT_EQ(field_list(f, http::field::content_encoding), "gzip, gzip");
+    EXPECT_EQ(field_list(f, http::field::vary), "");
+}
+
+TEST(Framing, LookAlikesOfFramingHeadersAreRefused) {
+    for (const char* name : {"Transfer_Encoding", "transfer_encoding", "Content_Length", "Proxy_Connection",
+                             "Connection_", "Keep_Alive"}) {
+        http::fields f;
+        f.insert(name, "x");
+        if (std::string(name) == "Connection_") {
+            EXPECT_FALSE(check_request_fields(f, 100)) << name;  // not a look-alike: a different name
+        } else {
+            EXPECT_TRUE(check_request_fields(f, 100)) << name;
+        }
+    }
+    http::fields ok;
+    ok.insert("X_Custom_Header", "x");
+    EXPECT_FALSE(check_request_fields(ok, 100));
+}
+
 }  // namespace
 }  // namespace vigil::gateway

@@ -194,6 +194,12 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             return self._send(200, gzip.compress(b"x" * 5000 + EICAR), extra=[("Content-Encoding", "gzip")])
         if path == "/eicar-br":
             return self._send(200, brotli_compress(b"y" * 5000 + EICAR), extra=[("Content-Encoding", "br")])
+        if path == "/eicar-gzip-twice":  # gzip applied twice, said in two field lines: "gzip, gzip"
+            import gzip
+            return self._send(200, gzip.compress(gzip.compress(b"w" * 4000 + EICAR)),
+                              extra=[("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")])
+        if path == "/eicar-five-codings":  # more codings than any real response: unscannable
+            return self._send(200, b"v" * 100 + EICAR, extra=[("Content-Encoding", "identity, gzip, gzip, gzip, br, gzip")])
         if path == "/eicar-gzip-br":
             import gzip
             return self._send(200, brotli_compress(gzip.compress(b"z" * 3000 + EICAR)),

@@ -93,6 +93,19 @@ class SignatureTest(unittest.TestCase):
                 self.assertBlockedBy(curl("-x", proxy(), plain(path)), "eicar-download")
                 self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop(path)), "eicar-download")
 
+    def test_eicar_with_codings_in_several_field_lines(self):
+        # Two Content-Encoding lines form one list (RFC 9110 5.3): the body is gzip twice, and
+        # reading only the first line left it undecoded and the EICAR string unseen.
+        self.assertBlockedBy(curl("-x", proxy(), plain("/eicar-gzip-twice")), "eicar-download")
+        self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop("/eicar-gzip-twice")), "eicar-download")
+
+    def test_excessive_coding_list_is_unscanned(self):
+        # Five codings: unscannable, so it is not scanned clean (inspect.oversize decides; allow by default).
+        before = W["vigil"].metric("unscanned")
+        code, status, headers, body, err = curl("-x", proxy(), plain("/eicar-five-codings"))
+        self.assertEqual(status, 200)
+        self.assertEqual(W["vigil"].metric("unscanned"), before + 1)
+
     def test_eicar_split_across_chunks(self):
         self.assertBlockedBy(curl("-x", proxy(), plain("/eicar-split")), "eicar-download")
         self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop("/eicar-split")), "eicar-download")
