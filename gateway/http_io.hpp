@@ -207,6 +207,13 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
         out.rejection = *bad;
         co_return out;
     }
+    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (Beast would
+    // parse the body as chunked, and it would go on as an HTTP/1.1 chunked request).
+    if (out.parser->get().version() < 11 && out.parser->get().count(http::field::transfer_encoding)) {
+        out.status = HeadRead::rejected;
+        out.rejection = {400, "Transfer-Encoding in an HTTP/1.0 request"};
+        co_return out;
+    }
     out.status = HeadRead::ok;
     co_return out;
 }

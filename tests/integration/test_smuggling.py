@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (Pki, Recorder, Vigil, VIGIL_CA, connect_tunnel, make_workdir, read_all, remove_workdir,
+from harness import (Origin, Pki, Recorder, Vigil, VIGIL_CA, connect_tunnel, make_workdir, read_all, remove_workdir,
                      run)
 
 W = {}
@@ -153,7 +153,32 @@ def never_complete_cases():
     ]
 
 
-CORPUS = te_cases() + cl_cases() + chunk_cases() + head_cases() + never_complete_cases()
+def obfuscation_cases():
+    """Transfer-Encoding spelled with odd bytes in its name or value, chunk extensions and
+    trailers with quotes and odd bytes, HTTP/1.0 with Transfer-Encoding, overlong inputs."""
+    te = "POST {T} HTTP/1.1\r\nHost: {H}\r\n%s\r\n\r\n0\r\n\r\n"
+    chunked = "POST {T} HTTP/1.1\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return [te % h for h in (
+        "Transfer-Encoding: chun\x00ked", "Transfer-Encoding: chunked\x0c", "Transfer-Encoding: \x85chunked",
+        "Transfer-Encoding: chunk\xe9d", "Transfer-\x7fEncoding: chunked", "Transfer-Encoding\x0b: chunked",
+        "Transfer-Encoding: 'chunked'", "TRANSFER-ENCODING: chunked\r\nContent-Length: 3",
+        "Transfer-Encoding: chunked;q=0.5", "Transfer-Encoding: \"chunked\", chunked")] + [
+        "POST {T} HTTP/1.0\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST {T} HTTP/1.0\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        chunked + "4;a=\"b\r\nc\"\r\nabcd\r\n0\r\n\r\n",
+        chunked + "4;\x7f\r\nabcd\r\n0\r\n\r\n",
+        chunked + "4;a=b;c\x01\r\nabcd\r\n0\r\n\r\n",
+        chunked + "4;a=\"b\r\nabcd\r\n0\r\n\r\n",
+        chunked + "4;a=b\nabcd\r\n0\r\n\r\n",
+        chunked + "4\r\nabcd\r\n0\r\nX: a\x00b\r\n\r\n",
+        chunked + "4\r\nabcd\r\n0\r\nX: a\n\r\n",
+        "GET {T} HTTP/1.1\r\nHost: {H}\r\nX: " + "a" * (1 << 20) + "\r\n\r\n",
+        "GET {T} HTTP/1.1\r\nHost: {H}\r\n" + "".join("X-%d: y\r\n" % i for i in range(10000)) + "\r\n",
+        "GET {T}" + "a" * 70000 + " HTTP/1.1\r\nHost: {H}\r\n\r\n",
+    ]
+
+
+CORPUS = te_cases() + cl_cases() + chunk_cases() + head_cases() + never_complete_cases() + obfuscation_cases()
 # Every case must be answered (a 4xx/501 status line) or closed within this bound: well under
 # timeouts.header_read (30 s) and timeouts.io (120 s), above this gateway's body_stall (2 s).
 # Silence until a timeout is a failure, not a refusal.
@@ -167,19 +192,22 @@ def setUpModule():
     pki = W["pki"] = Pki(d)
     W["plain"] = Recorder()
     W["tls"] = TlsRecorder(*pki.leaf("rec", "rec.test"))
+    W["ok"] = Origin("ok")  # answers: for the controls that must pass
     hosts = W["hosts"] = os.path.join(d, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test rec.test\n")
     W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
         "--set", "timeouts.body_stall=2",
         "--set", "proxy.allow_private_destinations=true",
-        "--set", "proxy.allowed_connect_ports=[%d,%d]" % (W["tls"].port, W["plain"].port)])
+        "--set", "proxy.allowed_connect_ports=[%d,%d]" % (W["tls"].port, W["plain"].port),
+        "--set", "proxy.allowed_http_ports=[%d,%d]" % (W["plain"].port, W["ok"].port)])
 
 
 def tearDownModule():
     W["vigil"].stop()
     W["plain"].close()
     W["tls"].close()
+    W["ok"].close()
     remove_workdir(W["dir"])
 
 
@@ -250,6 +278,45 @@ class SmugglingTest(unittest.TestCase):
                 self.assertTrue(refused(answer), answer[0][:200])
         time.sleep(0.3)
         self.assertEqual(W["tls"].received, b"")  # TLS handshakes happened; no request byte arrived
+
+
+class ControlsTest(unittest.TestCase):
+    """Well-formed requests near the refused shapes must pass; a pipelined tail after a request
+    that ends the connection must never reach the origin."""
+
+    def exchange(self, raw, bound=BOUND):
+        host = "ok.test:%d" % W["ok"].port
+        req = raw.replace("{T}", "http://" + host).replace("{H}", host)
+        s = socket.create_connection(("127.0.0.1", W["vigil"].port))
+        s.sendall(req.encode("latin-1"))
+        out = read_all(s, timeout=2)
+        s.close()
+        return out
+
+    def test_well_formed_controls_pass(self):
+        chunked = "POST {T}/post HTTP/1.1\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        for raw in (chunked + "4;name=value\r\nabcd\r\n0\r\n\r\n",
+                    chunked + "4;a=\"quoted; ok\"\r\nabcd\r\n0\r\n\r\n",
+                    chunked + "4\r\nabcd\r\n0\r\nX-Trailer: fine\r\n\r\n",
+                    "POST {T}/post HTTP/1.1\r\nHost: {H}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+                    "POST {T}/post HTTP/1.1\r\nHost: {H}\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+                    "GET {T}/hello HTTP/1.0\r\nHost: {H}\r\n\r\n",
+                    "GET {T}/hello HTTP/1.1\r\nHost: {H}\r\nX_Custom_Name: underscores are fine\r\nConnection: close\r\n\r\n"):
+            with self.subTest(req=raw[:90]):
+                out = self.exchange(raw)
+                self.assertTrue(out.startswith(b"HTTP/1.1 200") or out.startswith(b"HTTP/1.0 200"), out[:200])
+                if "/post" in raw:
+                    self.assertIn(b'"length": 4', out)
+
+    def test_pipelined_tail_after_close_is_not_processed(self):
+        for first in ("GET {T}/hello?first HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n",
+                      "GET {T}/hello?first HTTP/1.0\r\nHost: {H}\r\n\r\n"):
+            with self.subTest(first=first[:60]):
+                before = W["ok"].stats["requests"]
+                out = self.exchange(first + "GET {T}/hello?tail HTTP/1.1\r\nHost: {H}\r\n\r\n")
+                self.assertEqual(out.count(b"hello from ok"), 1, out[:300])
+                time.sleep(0.2)
+                self.assertEqual(W["ok"].stats["requests"], before + 1)  # the tail never reached it
 
 
 class HostileTlsTest(unittest.TestCase):
