@@ -207,6 +207,22 @@ TEST_F(AuditStore, WalStaysBoundedWhileTheWriterIsFlooded) {
     EXPECT_EQ(s->verify().rows, 200000);
 }
 
+TEST_F(AuditStore, DurabilitySettingsReachSqlite) {
+    auto s = Store::open(path, Store::Mode::create);
+    auto pragma = [&](const char* sql) {
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(s->db(), sql, -1, &st, nullptr);
+        int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_finalize(st);
+        return v;
+    };
+    s->durability(8 << 20, true);
+    EXPECT_EQ(pragma("PRAGMA synchronous"), 2);  // FULL: every commit fsynced (audit.sync = true)
+    EXPECT_EQ(pragma("PRAGMA journal_size_limit"), 8 << 20);
+    s->durability(32 << 20, false);
+    EXPECT_EQ(pragma("PRAGMA synchronous"), 1);  // NORMAL
+}
+
 TEST_F(AuditStore, PreviousRunIsUncleanWithoutAStop) {
     auto event = [](const std::string& action) {
         Record r;
