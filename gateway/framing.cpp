@@ -135,6 +135,11 @@ std::optional<Rejection> check_partial_head(std::string_view data, size_t from) 
     return std::nullopt;
 }
 
+bool first_chunk_line_bad(std::string_view body_start) {
+    const auto lf = body_start.find('\n');
+    return lf != std::string_view::npos && (lf == 0 || body_start[lf - 1] != '\r');
+}
+
 std::string field_list(const http::fields& fields, http::field name) {
     std::string out;
     for (auto [it, end] = fields.equal_range(name); it != end; ++it) {

@@ -44,6 +44,10 @@ std::optional<Rejection> check_raw_head(std::string_view head);
 // `from`: bytes before it were checked already (a trickled head is not rescanned each read).
 std::optional<Rejection> check_partial_head(std::string_view data, size_t from = 0);
 
+// Whether the start of a chunked body (the bytes that came with the head) has a chunk-size
+// line ending in a bare LF: Beast waits for a CRLF that never comes; Vigil refuses at once.
+bool first_chunk_line_bad(std::string_view body_start);
+
 // All field lines named `name`, as the one comma-separated list they form (RFC 9110 5.3):
 // two `Content-Encoding: gzip` lines are "gzip, gzip", never just the first.
 std::string field_list(const boost::beast::http::fields& fields, boost::beast::http::field name);

@@ -131,6 +131,14 @@ public:
         HopByHop hop(in.base());
         const bool upgrade = hop.connection_has("upgrade") && in.count(http::field::upgrade) > 0;
         const bool has_body = !req_parser.is_done();
+        if (has_body && req_parser.chunked() &&
+            first_chunk_line_bad({static_cast<const char*>(cbuf_.data().data()), cbuf_.size()})) {
+            bump(gw_.counters.bad_request);
+            PageInfo info{400, "Bad request", "a chunk-size line ends in a bare LF (HTTP/1.1 needs CRLF)", url,
+                          "bad_request"};
+            co_await page(info, version);
+            co_return false;
+        }
         auto expect = in[http::field::expect];
         if (!expect.empty() && !iequals(expect, "100-continue")) {
             PageInfo info{417, "Unsupported expectation", "Vigil only supports \"Expect: 100-continue\"",

@@ -169,6 +169,15 @@ TEST(Framing, PartialHeadsThatCanNeverCompleteAreRefusedEarly) {
     EXPECT_FALSE(check_partial_head("GET / HTTP/1.1\r\nHost: a", 20));
 }
 
+TEST(Framing, FirstChunkLineWithABareLfIsBad) {
+    EXPECT_TRUE(first_chunk_line_bad("4\nabcd\n0\n\n"));
+    EXPECT_TRUE(first_chunk_line_bad("\n"));
+    EXPECT_TRUE(first_chunk_line_bad("4;a=b\nabcd\r\n"));
+    EXPECT_FALSE(first_chunk_line_bad("4\r\nab\ncd\r\n0\r\n\r\n"));  // a LF inside chunk data is data
+    EXPECT_FALSE(first_chunk_line_bad("4"));                         // not there yet
+    EXPECT_FALSE(first_chunk_line_bad(""));
+}
+
 TEST(Framing, ListFieldsJoinEveryFieldLine) {
     http::fields f;
     f.insert(http::field::content_encoding, "gzip");
