@@ -140,6 +140,21 @@ bool first_chunk_line_bad(std::string_view body_start) {
     return lf != std::string_view::npos && (lf == 0 || body_start[lf - 1] != '\r');
 }
 
+std::string decodable_codings(std::string_view accept_encoding) {
+    std::string out;
+    for (auto v = accept_encoding; !v.empty();) {
+        const auto comma = v.find(',');
+        const auto item = trim(v.substr(0, comma));
+        v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+        const auto coding = lower(trim(item.substr(0, item.find(';'))));
+        if (coding != "gzip" && coding != "x-gzip" && coding != "deflate" && coding != "br" && coding != "identity")
+            continue;
+        if (!out.empty()) out += ", ";
+        out.append(item);
+    }
+    return out;
+}
+
 std::string field_list(const http::fields& fields, http::field name) {
     std::string out;
     for (auto [it, end] = fields.equal_range(name); it != end; ++it) {

@@ -48,6 +48,10 @@ std::optional<Rejection> check_partial_head(std::string_view data, size_t from =
 // line ending in a bare LF: Beast waits for a CRLF that never comes; Vigil refuses at once.
 bool first_chunk_line_bad(std::string_view body_start);
 
+// An Accept-Encoding list with only the codings Vigil can decode for scanning (gzip, x-gzip,
+// deflate, br, identity; their parameters kept); "" when none is left (then: identity).
+std::string decodable_codings(std::string_view accept_encoding);
+
 // All field lines named `name`, as the one comma-separated list they form (RFC 9110 5.3):
 // two `Content-Encoding: gzip` lines are "gzip, gzip", never just the first.
 std::string field_list(const boost::beast::http::fields& fields, boost::beast::http::field name);

@@ -169,9 +169,17 @@ public:
         out.target(target);
         out.version(11);
         for (const auto& f : in) {
-            if (hop.contains(f.name_string()) || f.name() == http::field::host || f.name() == http::field::expect)
+            if (hop.contains(f.name_string()) || f.name() == http::field::host || f.name() == http::field::expect ||
+                (scan && f.name() == http::field::accept_encoding))
                 continue;
             out.insert(f.name_string(), f.value());
+        }
+        // What is scanned must be decodable: the origin is offered only the codings Vigil
+        // decodes (a browser's zstd is not passed on), so another coding in a response is
+        // the origin's choice and inspect.on_error's case.
+        if (scan) {
+            if (auto ae = decodable_codings(field_list(in.base(), http::field::accept_encoding)); !ae.empty())
+                out.set(http::field::accept_encoding, ae);
         }
         out.set(http::field::host, host_header(origin, default_port_is_443));
         if (connection_bound_auth(in[http::field::authorization])) personal_ = true;
@@ -381,7 +389,11 @@ public:
         auto relayed = co_await relay_body(*upstream_, ubuf_, *rp, client_, res, gw_, download);
         tx.body_done();
         if (compressor && relayed == RelayError::none) count_compressed(gw_.counters, *compressor);
-        if (res_scan) tx.rec().scan_result = res_scan->scan_result();
+        if (res_scan) {
+            tx.rec().scan_result = res_scan->scan_result();
+            // Counted whatever came of it (blocked under inspect.oversize/on_error, or let through).
+            if (res_scan->scan_result().rfind("unscanned", 0) == 0) bump(gw_.counters.unscanned);
+        }
         if (relayed != RelayError::none || !upstream_keep_alive) drop_upstream();
         if (relayed == RelayError::blocked_before_head) {
             bump(gw_.counters.blocked);
@@ -404,7 +416,6 @@ public:
         }
         if (res_scan) {
             verdict.merge(res_scan->verdict());
-            if (res_scan->scan_result().rfind("unscanned", 0) == 0) bump(gw_.counters.unscanned);
             if (res_scan->scan_result() == "error") bump(gw_.counters.scan_errors);
         }
         note_verdict(gw_, verdict, url, cid_);

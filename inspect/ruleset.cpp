@@ -391,7 +391,17 @@ std::unique_ptr<BodyScanner> RuleSet::scan_body(Target target, std::string_view 
 
 BodyScanner::BodyScanner(std::shared_ptr<const RuleSet> rules, Target target, std::string_view encoding)
     : rules_(std::move(rules)), target_(target), decoder_(encoding, rules_->options().decode) {
-    if (!decoder_.supported()) stop_unscanned("unscanned-encoding", "the body's Content-Encoding cannot be decoded");
+    if (decoder_.supported()) return;
+    // A coding Vigil cannot decode (unknown, or more than a few): the content cannot be
+    // inspected, which is inspect.on_error's case, as a failing matcher is. Vigil asks origins
+    // only for codings it decodes, so an origin that sends another one chose to.
+    stopped_ = true;
+    result_ = "unscanned-encoding";
+    Verdict v = matcher_error_verdict(rules_->options().error_block);
+    v.rule = "unscannable-encoding";
+    v.reason = "the body's Content-Encoding (" + std::string(encoding.substr(0, 64)) +
+               ") cannot be decoded for inspection";
+    verdict_.merge(v);
 }
 
 BodyScanner::~BodyScanner() = default;

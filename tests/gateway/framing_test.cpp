@@ -178,6 +178,14 @@ TEST(Framing, FirstChunkLineWithABareLfIsBad) {
     EXPECT_FALSE(first_chunk_line_bad(""));
 }
 
+TEST(Framing, OriginsAreOfferedOnlyDecodableCodings) {
+    EXPECT_EQ(decodable_codings("gzip, deflate, br, zstd"), "gzip, deflate, br");
+    EXPECT_EQ(decodable_codings("zstd;q=1.0, br;q=0.9, *;q=0.1"), "br;q=0.9");
+    EXPECT_EQ(decodable_codings("zstd"), "");
+    EXPECT_EQ(decodable_codings(""), "");
+    EXPECT_EQ(decodable_codings(" GZIP ,identity"), "GZIP, identity");
+}
+
 TEST(Framing, ListFieldsJoinEveryFieldLine) {
     http::fields f;
     f.insert(http::field::content_encoding, "gzip");

@@ -200,6 +200,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                               extra=[("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")])
         if path == "/eicar-five-codings":  # more codings than any real response: unscannable
             return self._send(200, b"v" * 100 + EICAR, extra=[("Content-Encoding", "identity, gzip, gzip, gzip, br, gzip")])
+        if path == "/zstd":  # a coding Vigil does not decode (and never asked for)
+            return self._send(200, b"(zstd frame)" + EICAR, extra=[("Content-Encoding", "zstd")])
         if path == "/eicar-gzip-br":
             import gzip
             return self._send(200, brotli_compress(gzip.compress(b"z" * 3000 + EICAR)),

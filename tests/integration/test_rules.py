@@ -99,12 +99,21 @@ class SignatureTest(unittest.TestCase):
         self.assertBlockedBy(curl("-x", proxy(), plain("/eicar-gzip-twice")), "eicar-download")
         self.assertBlockedBy(curl("-x", proxy(), "--cacert", root(), shop("/eicar-gzip-twice")), "eicar-download")
 
-    def test_excessive_coding_list_is_unscanned(self):
-        # Five codings: unscannable, so it is not scanned clean (inspect.oversize decides; allow by default).
-        before = W["vigil"].metric("unscanned")
-        code, status, headers, body, err = curl("-x", proxy(), plain("/eicar-five-codings"))
-        self.assertEqual(status, 200)
-        self.assertEqual(W["vigil"].metric("unscanned"), before + 1)
+    def test_excessive_or_unknown_coding_list_follows_on_error(self):
+        # Five codings, or one Vigil cannot decode: the body cannot be inspected, which is
+        # inspect.on_error's case (block by default), counted as unscanned.
+        for path in ("/eicar-five-codings", "/zstd"):
+            with self.subTest(path=path):
+                before = W["vigil"].metric("unscanned")
+                code, status, headers, body, err = curl("-x", proxy(), plain(path))
+                self.assertEqual(status, 403)
+                self.assertIn(b"unscannable-encoding", body)
+                self.assertEqual(W["vigil"].metric("unscanned"), before + 1)
+
+    def test_origins_are_offered_only_codings_vigil_decodes(self):
+        code, status, headers, body, err = curl("-x", proxy(), "-H", "Accept-Encoding: zstd, br, gzip;q=0.5",
+                                                plain("/headers"))
+        self.assertEqual(json.loads(body)["accept-encoding"], "br, gzip;q=0.5")
 
     def test_eicar_split_across_chunks(self):
         self.assertBlockedBy(curl("-x", proxy(), plain("/eicar-split")), "eicar-download")
