@@ -140,6 +140,12 @@ bool first_chunk_line_bad(std::string_view body_start) {
     return lf != std::string_view::npos && (lf == 0 || body_start[lf - 1] != '\r');
 }
 
+bool has_bare_lf(std::string_view bytes) {
+    for (auto lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1))
+        if (lf == 0 || bytes[lf - 1] != '\r') return true;
+    return false;
+}
+
 std::string decodable_codings(std::string_view accept_encoding) {
     std::string out;
     for (auto v = accept_encoding; !v.empty();) {

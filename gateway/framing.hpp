@@ -47,6 +47,8 @@ std::optional<Rejection> check_partial_head(std::string_view data, size_t from =
 // Whether the start of a chunked body (the bytes that came with the head) has a chunk-size
 // line ending in a bare LF: Beast waits for a CRLF that never comes; Vigil refuses at once.
 bool first_chunk_line_bad(std::string_view body_start);
+// Whether the bytes hold a LF not preceded by CR (framing lines need CRLF).
+bool has_bare_lf(std::string_view bytes);
 
 // An Accept-Encoding list with only the codings Vigil can decode for scanning (gzip, x-gzip,
 // deflate, br, identity; their parameters kept); "" when none is left (then: identity).

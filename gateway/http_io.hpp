@@ -429,12 +429,21 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
         CancelAt stalled;
         if (o.stall) stalled.arm(co_await net::this_coro::executor, o.stall->window_end, lowest(in).socket());
         lowest(in).expires_after(gw.cfg.io);
-        auto [ec, n] = co_await http::async_read(in, in_buf, p, use_nothrow);
+        // A chunked request body is read one socket read at a time, so that what Beast leaves
+        // unparsed can be looked at: unless the body buffer is full, that is a partial chunk
+        // line, CRLF or trailer, where a bare LF means framing Beast would wait on for ever
+        // (it looks for a CRLF) — refused now instead.
+        const bool chunked_request = isRequest && p.chunked();
+        auto [ec, n] = chunked_request ? co_await http::async_read_some(in, in_buf, p, use_nothrow)
+                                       : co_await http::async_read(in, in_buf, p, use_nothrow);
         if (o.stall && stalled.fired(ec)) co_return std::pair<int, size_t>{3, 0};
         if (isRequest) {
             bump(client_side, n);
             if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
         }
+        if (chunked_request && !ec && !p.is_done() &&
+            has_bare_lf({static_cast<const char*>(in_buf.data().data()), in_buf.size()}))
+            co_return std::pair<int, size_t>{2, 0};
         if (ec == http::error::need_buffer) ec = {};
         int status = !ec ? 0 : (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                                 ec != http::error::end_of_stream && ec != http::error::partial_message)

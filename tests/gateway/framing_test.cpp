@@ -186,6 +186,14 @@ TEST(Framing, OriginsAreOfferedOnlyDecodableCodings) {
     EXPECT_EQ(decodable_codings(" GZIP ,identity"), "GZIP, identity");
 }
 
+TEST(Framing, BareLfAnywhere) {
+    EXPECT_TRUE(has_bare_lf("0\r\nX: a\n"));
+    EXPECT_TRUE(has_bare_lf("\n"));
+    EXPECT_FALSE(has_bare_lf("4\r\nabcd\r\n"));
+    EXPECT_FALSE(has_bare_lf("4\r"));
+    EXPECT_FALSE(has_bare_lf(""));
+}
+
 TEST(Framing, ListFieldsJoinEveryFieldLine) {
     http::fields f;
     f.insert(http::field::content_encoding, "gzip");

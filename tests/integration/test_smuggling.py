@@ -172,6 +172,8 @@ def obfuscation_cases():
         chunked + "4;a=b\nabcd\r\n0\r\n\r\n",
         chunked + "4\r\nabcd\r\n0\r\nX: a\x00b\r\n\r\n",
         chunked + "4\r\nabcd\r\n0\r\nX: a\n\r\n",
+        chunked + "4\r\nabcd\r\n5\nabcde\r\n0\r\n\r\n",   # a later chunk line with a bare LF
+        chunked + "4\r\nabcd\n0\r\n\r\n",                    # bare LF after chunk data
         "GET {T} HTTP/1.1\r\nHost: {H}\r\nX: " + "a" * (1 << 20) + "\r\n\r\n",
         "GET {T} HTTP/1.1\r\nHost: {H}\r\n" + "".join("X-%d: y\r\n" % i for i in range(10000)) + "\r\n",
         "GET {T}" + "a" * 70000 + " HTTP/1.1\r\nHost: {H}\r\n\r\n",
