@@ -7,6 +7,14 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     namespace http = boost::beast::http;
     std::string_view head(reinterpret_cast<const char*>(data), size);
+    // As the head arrives: every prefix, checked incrementally as read_request_head does.
+    for (size_t cut = 0, from = 0; cut <= size; cut += 1 + cut / 3) {
+        if (vigil::gateway::check_partial_head(head.substr(0, cut), from)) break;
+        from = cut;
+    }
+    (void)vigil::gateway::has_bare_lf(head);
+    (void)vigil::gateway::first_chunk_line_bad(head);
+    (void)vigil::gateway::decodable_codings(head);
     if (vigil::gateway::check_raw_head(head)) return 0;
     http::request_parser<http::buffer_body> p;
     p.header_limit(64 * 1024);
@@ -22,5 +30,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vigil::gateway::parse_authority(p.get()[http::field::host], uint16_t(80));
     vigil::gateway::HopByHop hop(p.get().base());
     for (const auto& f : p.get()) (void)hop.contains(f.name_string());
+    (void)vigil::gateway::field_list(p.get().base(), http::field::content_encoding);
     return 0;
 }
