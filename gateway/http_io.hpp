@@ -90,13 +90,14 @@ struct HeadDeadline {
     std::chrono::steady_clock::time_point first_byte;
     std::chrono::seconds head;
     std::optional<std::chrono::steady_clock::time_point> park;  // before first_byte: return `parked` then
+    bool lean = false;  // parked: wait with a small buffer
     // A new connection: one deadline from now for everything (the first byte included).
     static HeadDeadline fresh(std::chrono::seconds header_read) {
-        return {std::chrono::steady_clock::now() + header_read, std::chrono::seconds(0), std::nullopt};
+        return {std::chrono::steady_clock::now() + header_read, std::chrono::seconds(0), std::nullopt, false};
     }
     // A kept-alive connection: idle for its next request, then header_read for the head.
     static HeadDeadline kept_alive(std::chrono::seconds idle, std::chrono::seconds header_read) {
-        return {std::chrono::steady_clock::now() + idle, header_read, std::nullopt};
+        return {std::chrono::steady_clock::now() + idle, header_read, std::nullopt, false};
     }
 };
 
@@ -154,7 +155,7 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, G
         // 4 KiB at first (a browser's head is 0.5-2 KiB), more only for a head that needs it: an
         // idle connection's buffer is small, and so is what it leaves in the heap once freed.
         // A parked connection (its buffer let go) waits with 512 bytes.
-        const size_t want = buf.capacity() == 0 ? 512 : data.size() < 4096 ? 4096 - data.size() : 16384;
+        const size_t want = when.lean && buf.capacity() == 0 ? 512 : data.size() < 4096 ? 4096 - data.size() : 16384;
         auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), want)),
                                                   use_nothrow);
         const bool fired = guard.fired(ec);
@@ -237,6 +238,7 @@ net::awaitable<HeadRead> next_request_head(Stream& s, beast::flat_buffer& buf, G
         bump(gw.counters.parked);
         buf.shrink_to_fit();
         on_park();
+        when.lean = true;
     }
     co_return co_await read_request_head(s, buf, gw, when);
 }
