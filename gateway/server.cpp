@@ -403,6 +403,25 @@ void open_acceptor(Worker& w, tcp::endpoint ep) {
     w.acceptor->listen(net::socket_base::max_listen_connections);
 }
 
+// SO_REUSEPORT lets any process of the same user share a port, and the kernel then splits the
+// connections between them: a second gateway (perhaps with another configuration) started on
+// an address one already serves would silently take part of its traffic. So before the
+// workers bind with it, one plain bind (SO_REUSEADDR only, which TIME_WAIT leftovers do not
+// stop) proves no one else listens there. Port 0 picks a free port and cannot collide.
+void ensure_address_free(const tcp::endpoint& ep) {
+    if (ep.port() == 0) return;
+    net::io_context probe_ctx;
+    tcp::acceptor probe(probe_ctx);
+    error_code ec;
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec == net::error::address_in_use)
+        throw std::runtime_error("cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                                 ": another process (another vigil?) already listens there; one gateway per "
+                                 "address (stop the other, or choose another proxy.listen)");
+}
+
 void write_ready_file(const std::string& path, const tcp::endpoint& ep, unsigned short admin_port) {
     std::string tmp = path + ".tmp";
     {
@@ -478,6 +497,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     net::signal_set hup(main_ioc, SIGHUP);
 
     std::vector<std::unique_ptr<Worker>> workers;
+    ensure_address_free(ep);
     for (unsigned i = 0; i < n; ++i) {
         workers.push_back(std::make_unique<Worker>());
         open_acceptor(*workers.back(), ep);

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (Origin, Pki, Recorder, Vigil, VIGIL, VIGIL_CA, connect_tunnel, curl, make_workdir,
+from harness import (free_port, Origin, Pki, Recorder, Vigil, VIGIL, VIGIL_CA, connect_tunnel, curl, make_workdir,
                      remove_workdir, run)
 
 W = {}
@@ -58,6 +58,19 @@ def plain_url(path):
 
 class SeparateInstanceTest(unittest.TestCase):
     """Settings that need their own gateway process."""
+
+    def test_second_gateway_on_the_same_address_refuses_to_start(self):
+        # SO_REUSEPORT would let it share the port and take part of the traffic silently.
+        port = free_port()
+        first = Vigil(W["dir"], W["ca"], extra_args=["--listen", "127.0.0.1:%d" % port])
+        try:
+            second = Vigil(W["dir"], W["ca"], extra_args=["--listen", "127.0.0.1:%d" % port], expect_start=False)
+            self.assertNotEqual(second.proc.wait(timeout=15), 0)
+            self.assertIn("already listens there", second.read_log())
+            self.assertEqual(first.port, port)
+            self.assertIsNone(first.proc.poll())  # the first one serves on, alone
+        finally:
+            self.assertEqual(first.stop()[0], 0)
 
     def test_client_outside_allow_clients_is_refused(self):
         v = Vigil(W["dir"], W["ca"], extra_args=["--set", 'proxy.allow_clients=["10.0.0.0/8"]'])
