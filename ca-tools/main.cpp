@@ -5,6 +5,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
+#include <unistd.h>
+#include <charconv>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -29,7 +32,8 @@ commands:
   init --dir DIR [--org NAME] [--cn NAME] [--key ec-p256|ec-p384|rsa-3072|rsa-4096]
        [--root-days N] [--issuing-days N] [--no-issuing] [--root-key-passphrase-file F] [--force]
         A root CA and an issuing CA signed by it (the gateway uses only the issuing key).
-        Keys are 0600, DIR 0700. With --root-key-passphrase-file the root key is stored
+        Keys are 0600, DIR 0700. --root-key-passphrase-file takes a file, - (stdin), env:NAME
+        or fd:N. With --root-key-passphrase-file the root key is stored
         encrypted (PKCS#8, AES-256) so it can live offline. Refuses to overwrite without --force.
   csr --dir DIR --out FILE [--org NAME] [--cn NAME] [--key TYPE]
         Enterprise path: a new issuing key (issuing-pending.key) and a CSR for your PKI to sign.
@@ -82,14 +86,41 @@ KeyType key_type(const Args& a) {
     return *t;
 }
 
+// --root-key-passphrase-file SOURCE: a file path, `-` (the first line of standard input),
+// `env:NAME` (an environment variable) or `fd:N` (the first line read from an open file
+// descriptor, e.g. a pipe from a secrets manager). The passphrase never appears in argv.
 std::string read_passphrase(const Args& a) {
     if (!a.has("--root-key-passphrase-file")) return "";
-    std::ifstream in(a.get("--root-key-passphrase-file"));
-    if (!in) throw TlsError(a.get("--root-key-passphrase-file") + ": cannot read the passphrase file");
+    const std::string src = a.get("--root-key-passphrase-file");
     std::string line;
-    std::getline(in, line);
+    auto first_line = [&](std::istream& in) {
+        std::getline(in, line);
+        return static_cast<bool>(in) || !line.empty();
+    };
+    if (src == "-") {
+        if (!first_line(std::cin)) throw TlsError("--root-key-passphrase-file -: nothing on standard input");
+    } else if (src.rfind("env:", 0) == 0) {
+        const char* v = std::getenv(src.substr(4).c_str());
+        if (!v) throw TlsError(src + ": the environment variable " + src.substr(4) + " is not set");
+        line = v;
+    } else if (src.rfind("fd:", 0) == 0) {
+        int fd = -1;
+        auto [p, err] = std::from_chars(src.data() + 3, src.data() + src.size(), fd);
+        if (err != std::errc() || p != src.data() + src.size() || fd < 0)
+            throw TlsError(src + ": expected fd:N with N an open file descriptor");
+        std::string bytes;
+        char c;
+        ssize_t n;
+        while ((n = ::read(fd, &c, 1)) == 1 && c != '\n') bytes.push_back(c);
+        if (n < 0) throw TlsError(src + ": cannot read file descriptor " + std::to_string(fd));
+        line = bytes;
+    } else {
+        std::ifstream in(src);
+        if (!in) throw TlsError(src + ": cannot read the passphrase file");
+        first_line(in);
+    }
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty()) throw TlsError(a.get("--root-key-passphrase-file") + ": empty passphrase");
+    if (line.empty()) throw TlsError(src + ": empty passphrase");
     return line;
 }
 

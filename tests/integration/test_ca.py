@@ -54,6 +54,29 @@ def presented_chain(v, cafile):
 
 
 class InitTest(unittest.TestCase):
+    def test_passphrase_from_stdin_environment_and_descriptor(self):
+        # The passphrase may come from standard input, an environment variable or an open file
+        # descriptor as well as a file ("-" used to fail with "cannot read the passphrase file").
+        d = path("enc-sources")
+        p = subprocess.run([VIGIL_CA, "init", "--dir", d, "--root-key-passphrase-file", "-"],
+                           input="from stdin 123\n", capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        run(["openssl", "pkey", "-in", os.path.join(d, "root.key"), "-passin", "pass:from stdin 123", "-noout"])
+        env = dict(os.environ, VIGIL_ROOT_PASS="from stdin 123")
+        p = subprocess.run([VIGIL_CA, "rotate", "--dir", d, "--root-key-passphrase-file", "env:VIGIL_ROOT_PASS"],
+                           capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r, w = os.pipe()
+        os.write(w, b"from stdin 123\n")
+        os.close(w)
+        p = subprocess.run([VIGIL_CA, "rotate", "--dir", d, "--root-key-passphrase-file", "fd:%d" % r],
+                           capture_output=True, text=True, pass_fds=(r,))
+        os.close(r)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = ca("rotate", "--dir", d, "--root-key-passphrase-file", "env:VIGIL_NO_SUCH_VAR", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("VIGIL_NO_SUCH_VAR is not set", p.stderr)
+
     def test_encrypted_root_key_and_rotate(self):
         d = path("enc")
         pw = path("pass.txt")
