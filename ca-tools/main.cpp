@@ -229,24 +229,41 @@ int cmd_install_issuing(const Args& a) {
     std::time_t now = std::time(nullptr);
     if (not_after(cert.get()) <= now || not_before(cert.get()) > now)
         throw TlsError(a.get("--cert") + ": the certificate is not valid now");
-    // The root: the chain's self-signed end if given, else the root.pem already here.
+    // The root: the chain's self-signed end when --chain is given (it must have one), else the
+    // root.pem already here.
     X509Ptr root;
     std::vector<X509*> intermediates;
     for (auto& c : chain) {
         if (X509_check_issued(c.get(), c.get()) == X509_V_OK) root = x509_ref(c.get());
         else intermediates.push_back(c.get());
     }
+    if (a.has("--chain") && !root)
+        throw TlsError(a.get("--chain") + ": the chain does not end in a self-signed root certificate; give the "
+                       "intermediates and the root your clients trust");
     if (!root && fs::exists(dir / "root.pem")) root = read_cert_file(dir / "root.pem");
     if (!root) throw TlsError("no root: give --chain with the root certificate, or put root.pem in " + dir.string());
     std::string err = verify_chain(cert.get(), intermediates, {root.get()});
     if (!err.empty()) throw TlsError(a.get("--cert") + ": does not chain to the root: " + err);
     std::string pem = cert_to_pem(cert.get());
     for (X509* i : intermediates) pem += cert_to_pem(i);
+    // root.pem becomes the chain's root: it is what clients must trust and what `kit` deploys.
+    // A root of this folder's own (vigil-ca init) that is replaced keeps its files aside.
+    std::string replaced;
+    if (fs::exists(dir / "root.pem")) {
+        X509Ptr old_root = read_cert_file(dir / "root.pem");
+        if (X509_cmp(old_root.get(), root.get()) != 0) {
+            const std::string stamp = std::to_string(std::time(nullptr));
+            fs::rename(dir / "root.pem", dir / ("root.pem.replaced-" + stamp));
+            if (fs::exists(dir / "root.key")) fs::rename(dir / "root.key", dir / ("root.key.replaced-" + stamp));
+            replaced = " The previous root " + subject_text(old_root.get()) + " was moved aside (root.pem.replaced-" +
+                       stamp + "): deploy the new root to clients (vigil-ca kit).";
+        }
+    }
     write_file_atomic(dir / "issuing.pem", pem, 0644);
     if (key_path == pending) fs::rename(pending, dir / "issuing.key");
     if (!fs::exists(dir / "root.pem")) write_file_atomic(dir / "root.pem", cert_to_pem(root.get()), 0644);
     std::cout << "Installed issuing CA " << subject_text(cert.get()) << " under " << subject_text(root.get()) << " ("
-              << intermediates.size() << " intermediate(s)). Send the gateway SIGHUP to use it.\n";
+              << intermediates.size() << " intermediate(s)). Send the gateway SIGHUP to use it." << replaced << "\n";
     return 0;
 }
 
@@ -312,7 +329,7 @@ int cmd_show(const Args& a) {
     }
     if (a.has("--json")) {
         std::cout << out.dump(2) << "\n";
-        return 0;
+        return out.contains("chain_verifies") && !out["chain_verifies"].get<bool>() ? 3 : 0;
     }
     auto print = [](const char* label, const nlohmann::json& c) {
         std::cout << label << "\n  subject:     " << c["subject"].get<std::string>()
@@ -331,6 +348,11 @@ int cmd_show(const Args& a) {
     for (const char* which : {"root", "issuing"}) {
         if (out.contains(which) && out[which]["expires_soon"].get<bool>())
             std::cerr << "vigil-ca: warning: the " << which << " CA expires within 30 days\n";
+    }
+    if (out.contains("chain_verifies") && !out["chain_verifies"].get<bool>()) {
+        std::cerr << "vigil-ca: " << dir.string() << ": the issuing CA does not verify up to root.pem; the gateway "
+                  << "refuses this folder\n";
+        return 3;
     }
     return 0;
 }
@@ -354,6 +376,10 @@ int cmd_kit(const Args& a) {
     fs::path dir = need_dir(a);
     if (!a.has("--out")) usage_error("kit needs --out KITDIR");
     X509Ptr root = read_cert_file(dir / "root.pem");
+    // A kit deploys this root to every machine: never one the issuing CA does not chain to.
+    if (std::string err = check_ca_dir_chain(dir); !err.empty())
+        throw TlsError(dir.string() + ": the issuing CA does not verify up to root.pem (" + err +
+                       "); no kit written: it would deploy a root the gateway's certificates do not chain to");
     vigil::catools::write_kit(root.get(), a.get("--out"));
     std::cout << "Wrote the deployment kit to " << a.get("--out") << " (see its README.md); root SHA-256 "
               << fingerprint(root.get(), EVP_sha256()) << "\n";

@@ -321,6 +321,16 @@ void check_key_permissions(const std::filesystem::path& path) {
     }
 }
 
+std::string check_ca_dir_chain(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    if (!fs::exists(dir / "issuing.pem")) return "";
+    X509Ptr root = read_cert_file(dir / "root.pem");
+    auto chain = read_certs_file(dir / "issuing.pem");
+    std::vector<X509*> inter;
+    for (size_t i = 1; i < chain.size(); ++i) inter.push_back(chain[i].get());
+    return verify_chain(chain.front().get(), inter, {root.get()});
+}
+
 CaMaterial load_ca_dir(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     if (!fs::is_directory(dir))
@@ -348,6 +358,12 @@ CaMaterial load_ca_dir(const std::filesystem::path& dir) {
     std::time_t now = std::time(nullptr);
     if (not_after(ca.issuer.get()) <= now) throw TlsError("issuing CA certificate has expired; rotate it with vigil-ca");
     if (not_after(ca.root.get()) <= now) throw TlsError("root CA certificate has expired");
+    // Clients trust root.pem: an issuing CA that does not chain to it would mint certificates
+    // no client accepts (and vigil-ca kit would deploy the wrong root).
+    if (std::string err = check_ca_dir_chain(dir); !err.empty())
+        throw TlsError((dir / "issuing.pem").string() + ": the issuing CA does not verify up to " +
+                       (dir / "root.pem").string() + ": " + err +
+                       " (install the issuing CA with vigil-ca install-issuing --chain ROOT-AND-INTERMEDIATES)");
     return ca;
 }
 

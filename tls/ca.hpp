@@ -60,6 +60,11 @@ X509ReqPtr make_issuing_csr(EVP_PKEY* key, const std::string& org, const std::st
 std::string csr_to_pem(X509_REQ* req);
 // Verifies `cert` against `trusted` roots with the intermediates in `chain`; "" when it verifies.
 std::string verify_chain(X509* cert, const std::vector<X509*>& chain, const std::vector<X509*>& trusted);
+
+// "" when the CA folder's issuing.pem (issuing CA + intermediates) verifies up to its root.pem
+// (or there is no issuing.pem), else why not. The folder is only usable when it does: the
+// root is what vigil-ca kit deploys to every client.
+std::string check_ca_dir_chain(const std::filesystem::path& dir);
 std::string cert_to_pem(X509* cert);
 std::string key_to_pem(EVP_PKEY* key);
 // Writes via a temporary file and rename, so a crash never leaves a half-written file.

@@ -13,7 +13,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run
+from harness import Origin, Pki, Vigil, VIGIL, VIGIL_CA, curl, make_workdir, remove_workdir, run
 
 W = {}
 
@@ -236,6 +236,54 @@ class EnterpriseTest(unittest.TestCase):
             self.assertIn(" 2 s:CN = Ent Intermediate", out)
         finally:
             v.stop()
+
+
+    def test_install_into_an_init_folder_takes_the_enterprise_root(self):
+        # A folder made by `vigil-ca init` has a root of its own; installing an enterprise-signed
+        # issuing CA used to keep it, so show said "DOES NOT VERIFY", --check-config said OK and
+        # kit packaged the wrong root for every machine.
+        d = path("ent-init")
+        ca("init", "--dir", d, "--org", "Local")
+        old_root = open(os.path.join(d, "root.pem")).read()
+        csr = path("ent-init.csr")
+        ca("csr", "--dir", d, "--out", csr, "--org", "Ent2")
+        pki = W["pki"]
+        ext = path("pki", "ca2.ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        signed = path("ent-init-issuing.pem")
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
+             "-out", signed, "-days", "30", "-extfile", ext])
+        # A chain without its self-signed root is refused: which root would clients trust?
+        no_root = path("no-root.pem")
+        with open(no_root, "w") as f:
+            f.write(open(signed).read())
+        p = ca("install-issuing", "--dir", d, "--cert", signed, "--chain", no_root, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("does not end in a self-signed root", p.stderr)
+        p = ca("install-issuing", "--dir", d, "--cert", signed, "--chain", pki.ca_pem)
+        self.assertIn("moved aside", p.stdout)
+        self.assertEqual(open(os.path.join(d, "root.pem")).read(), open(pki.ca_pem).read())
+        self.assertTrue(any(n.startswith("root.pem.replaced-") for n in os.listdir(d)))
+        self.assertFalse(os.path.exists(os.path.join(d, "root.key")))  # the old root's key went with it
+        self.assertNotEqual(open(os.path.join(d, "root.pem")).read(), old_root)
+        self.assertEqual(ca("show", "--dir", d).returncode, 0)
+        p = subprocess.run([VIGIL, "--check-config", "--ca-dir", d], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # A folder whose root.pem is not the issuing CA's root is refused everywhere.
+        with open(os.path.join(d, "root.pem"), "w") as f:
+            f.write(old_root)
+        p = ca("show", "--dir", d, check=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("DOES NOT VERIFY", p.stdout)
+        p = ca("kit", "--dir", d, "--out", path("ent-init-kit"), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("does not verify up to root.pem", p.stderr)
+        self.assertFalse(os.path.exists(path("ent-init-kit")))
+        p = subprocess.run([VIGIL, "--check-config", "--ca-dir", d], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("does not verify up to", p.stderr)
 
 
 class RotateTest(unittest.TestCase):
