@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 #include <strings.h>
@@ -38,8 +40,10 @@ commands:
   add signature NAME --target T --pattern RE2 [--action block|warn|monitor]
         [--severity low|medium|high|critical] [--validator luhn|ssn] [--description D]
         T: url, request_header, response_header, request_body, response_body
-  add policy NAME --action A [--priority N] [--user U] [--group G] [--client CIDR] [--category C]
-        A: allow, block, warn, monitor, bypass_inspection; lower priority is evaluated first
+  add policy NAME --action A [--priority N] [--user U] [--group G] [--client CIDR] [--category C] [--all]
+        A: allow, block, warn, monitor, bypass_inspection; lower priority is evaluated first.
+        With no condition a policy applies to everyone: that needs --all. Every command
+        refuses an option it does not take (exit 2, nothing changed).
   remove KIND KEY | enable KIND KEY | disable KIND KEY
   list [--kind K] [--json]
   test --url URL [--method M] [--request-header 'K: V']... [--request-body FILE]
@@ -117,6 +121,10 @@ int cmd_add(RuleDb& db, const Args& a) {
             break;
         case Kind::policy: {
             if (!a.has("--action")) usage_error("add policy needs --action");
+            // A policy with no condition applies to every request of every user: say so.
+            if (!a.has("--user") && !a.has("--group") && !a.has("--client") && !a.has("--category") && !a.has("--all"))
+                usage_error("add policy " + key + " has no condition (--user, --group, --client, --category) and would "
+                            "apply to everyone; give --all if that is meant");
             int prio = 100;
             try {
                 prio = std::stoi(a.get("--priority", "100"));
@@ -413,11 +421,70 @@ int run(const Args& a) {
     usage_error("unknown command " + cmd);
 }
 
+// The options each command takes (--db and --actor go with every one). An option not listed
+// is an error (exit 2, nothing changed): a typo such as --categroy once turned a policy for one
+// category into a policy for everything.
+const std::set<std::string>& options_for(const Args& a) {
+    static const std::map<std::string, std::set<std::string>> table = {
+        {"init", {}},
+        {"import", {"--format", "--category"}},
+        {"export", {"--out"}},
+        {"add category", {"--description"}},
+        {"add host", {"--category"}},
+        {"add url", {"--category", "--description"}},
+        {"add signature", {"--target", "--pattern", "--action", "--severity", "--validator", "--description"}},
+        {"add policy", {"--action", "--priority", "--user", "--group", "--client", "--category", "--all"}},
+        {"remove", {}},
+        {"enable", {}},
+        {"disable", {}},
+        {"list", {"--kind", "--json"}},
+        {"test", {"--url", "--method", "--request-header", "--request-body", "--response-header", "--response-body",
+                  "--user", "--group", "--client", "--json"}},
+        {"user", {"--password-file", "--group", "--json"}},
+        {"group", {"--json"}},
+        {"history", {"--limit", "--json"}},
+        {"stats", {"--json"}},
+    };
+    static const std::set<std::string> none;
+    std::string key = a.positional[0];
+    if (key == "add" && a.positional.size() >= 2) key += " " + a.positional[1];
+    auto it = table.find(key);
+    return it == table.end() ? none : it->second;
+}
+
+// Levenshtein distance, for "did you mean".
+size_t edit_distance(const std::string& x, const std::string& y) {
+    std::vector<size_t> row(y.size() + 1);
+    for (size_t j = 0; j <= y.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= x.size(); ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= y.size(); ++j) {
+            const size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (x[i - 1] == y[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[y.size()];
+}
+
+void check_options(const Args& a) {
+    const auto& allowed = options_for(a);
+    for (const auto& [name, value] : a.opts) {
+        if (name == "--db" || name == "--actor" || allowed.count(name)) continue;
+        std::string near;
+        for (const auto& o : allowed)
+            if (edit_distance(name, o) <= 2) near = o;
+        std::string cmd = a.positional[0] + (a.positional[0] == "add" && a.positional.size() >= 2 ? " " + a.positional[1] : "");
+        usage_error("unknown option " + name + " for " + cmd + (near.empty() ? "" : "; did you mean " + near + "?"));
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     Args a;
-    static const std::set<std::string> flags = {"--json"};
+    static const std::set<std::string> flags = {"--json", "--all"};
     for (int i = 1; i < argc; ++i) {
         std::string s = argv[i];
         if (s == "--help" || s == "-h") {
@@ -440,6 +507,7 @@ int main(int argc, char** argv) {
         }
     }
     if (a.positional.empty()) usage_error("missing command");
+    check_options(a);
     try {
         return run(a);
     } catch (const RulesError& e) {

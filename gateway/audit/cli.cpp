@@ -313,6 +313,22 @@ int main(int argc, char** argv) {
     const std::string cmd = a.positional[0];
     static const std::set<std::string> known = {"query", "show", "tail", "stats", "export", "verify", "prune"};
     if (!known.count(cmd)) fail("unknown command " + cmd + " (see vigil-audit --help)", 2);
+    // An option the command does not take is an error: `query --conn C32` used to answer with
+    // every record, as if unfiltered.
+    static const std::set<std::string> filter_opts = {"--since", "--until", "--user", "--client", "--host",
+                                                      "--action", "--category", "--rule", "--status",
+                                                      "--url-contains", "--kind", "--cache"};
+    static const std::map<std::string, std::set<std::string>> extra = {
+        {"query", {"--format", "--limit"}}, {"show", {}}, {"tail", {"--limit", "-f"}},
+        {"stats", {"--by", "--top", "--exact"}}, {"export", {"--format"}}, {"verify", {}}, {"prune", {"--before"}}};
+    const bool filters_ok = cmd == "query" || cmd == "stats" || cmd == "export";
+    auto takes = [&](const std::string& o) {
+        return o == "--db" || extra.at(cmd).count(o) || (filters_ok && filter_opts.count(o));
+    };
+    for (const auto& [o, v] : a.opts)
+        if (!takes(o)) fail("unknown option " + o + " for " + cmd + " (see vigil-audit --help)", 2);
+    for (const auto& f : a.flags)
+        if (!takes(f)) fail("unknown option " + f + " for " + cmd + " (see vigil-audit --help)", 2);
     try {
         auto store = Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
         if (cmd == "query") return cmd_query(*store, a, false);

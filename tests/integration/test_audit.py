@@ -149,6 +149,18 @@ class RecordTest(unittest.TestCase):
         self.assertEqual(sorted(actions), ["start", "stop"])
 
 
+class OptionsTest(unittest.TestCase):
+    def test_unknown_options_are_refused(self):
+        # `query --conn C32` used to answer with every record, unfiltered.
+        for args in (["query", "--conn", "C32"], ["verify", "--user", "x"], ["tail", "--format", "json"],
+                     ["stats", "--by", "host", "--tpo", "3"]):
+            with self.subTest(args=args):
+                p = va(*args, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("unknown option", p.stderr)
+                self.assertEqual(p.stdout, "")
+
+
 class ChainTest(unittest.TestCase):
     def copy(self, name):
         path = os.path.join(W["dir"], name)

@@ -354,6 +354,27 @@ class RulesToolTest(unittest.TestCase):
         listing = run([RULES, "--db", other, "list", "--kind", "signature"]).stdout
         self.assertIn("secret-word  response_body block low", listing)
 
+    def test_typos_and_condition_less_policies_are_refused_and_change_nothing(self):
+        # `--categroy` once added "p1 block when always": every site blocked for everyone.
+        db = os.path.join(W["dir"], "typo.db")
+        run([RULES, "--db", db, "init"])
+        before = subprocess.run([RULES, "--db", db, "export"], capture_output=True, text=True, check=True).stdout
+        for args, expect in (
+                (["add", "policy", "p1", "--action", "block", "--categroy", "gambling"], "did you mean --category?"),
+                (["add", "policy", "p1", "--action", "block"], "give --all"),
+                (["list", "--category", "X"], "unknown option --category for list"),
+                (["add", "host", "x.test", "--category", "news", "--priority", "3"], "unknown option --priority"),
+                (["history", "--limt", "3"], "did you mean --limit?")):
+            with self.subTest(args=args):
+                p = subprocess.run([RULES, "--db", db] + args, capture_output=True, text=True)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(expect, p.stderr)
+        after = subprocess.run([RULES, "--db", db, "export"], capture_output=True, text=True, check=True).stdout
+        self.assertEqual(before, after)
+        run([RULES, "--db", db, "add", "policy", "everyone", "--action", "monitor", "--all"])
+        self.assertIn("everyone", subprocess.run([RULES, "--db", db, "list", "--kind", "policy"], capture_output=True,
+                                                 text=True, check=True).stdout)
+
     def test_not_a_rule_database(self):
         junk = os.path.join(W["dir"], "junk.db")
         with open(junk, "w") as f:
