@@ -8,6 +8,9 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <fstream>
+#include <cstring>
+#include <cerrno>
 
 #include <toml++/toml.h>
 
@@ -423,6 +426,10 @@ Config::Config()
 Config load_config(const std::string& path, const Overrides& overrides) {
     toml::table root;
     if (!path.empty()) {
+        if (std::ifstream probe(path); !probe) {
+            const int err = errno;
+            throw ConfigError("cannot open config " + path + ": " + std::strerror(err));
+        }
         try {
             root = toml::parse_file(path);
         } catch (const toml::parse_error& e) {
@@ -434,16 +441,38 @@ Config load_config(const std::string& path, const Overrides& overrides) {
         }
     }
     Config cfg;
-    // Keys in file order would be nicer, but every key is independent, so map order is fine.
+    // Every key is checked, and every error reported at once, in file order (at most 20): an
+    // administrator fixes the file in one pass, not one error per restart.
+    std::vector<std::pair<uint32_t, std::string>> errors;
+    auto check = [&](const toml::node& node, const std::function<void()>& apply) {
+        try {
+            apply();
+        } catch (const ConfigError& e) {
+            errors.emplace_back(node.source().begin.line, e.what());
+        }
+    };
     for (const auto& [section, node] : root) {
         const toml::table* tbl = node.as_table();
-        if (!tbl) Where{path, node, std::string(section.str())}.fail("expected a [section]");
+        if (!tbl) {
+            check(node, [&] { Where{path, node, std::string(section.str())}.fail("expected a [section]"); });
+            continue;
+        }
         for (const auto& [name, value] : *tbl) {
             std::string key = std::string(section.str()) + "." + std::string(name.str());
             auto it = schema().find(key);
-            if (it == schema().end()) Where{path, value, key}.fail("unknown key");
-            it->second(cfg, Where{path, value, key});
+            check(value, [&] {
+                if (it == schema().end()) Where{path, value, key}.fail("unknown key");
+                it->second(cfg, Where{path, value, key});
+            });
         }
+    }
+    if (!errors.empty()) {
+        std::stable_sort(errors.begin(), errors.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+        constexpr size_t kShown = 20;
+        std::string all;
+        for (size_t i = 0; i < errors.size() && i < kShown; ++i) all += (i ? "\n" : "") + errors[i].second;
+        if (errors.size() > kShown) all += "\n(and " + std::to_string(errors.size() - kShown) + " more)";
+        throw ConfigError(all);
     }
     for (const auto& [key, value] : overrides) {
         auto it = schema().find(key);

@@ -1,6 +1,7 @@
 // vigil: the gateway binary. Flags override the TOML file; every error is one line on stderr.
 #include <cstring>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "gateway/config.hpp"
@@ -112,7 +113,9 @@ int main(int argc, char** argv) {
         }
         return run_gateway(cfg, run);
     } catch (const ConfigError& e) {
-        std::cerr << "vigil: config: " << e.what() << "\n";
+        // One line per error (a file with several mistakes reports them all).
+        std::istringstream lines(e.what());
+        for (std::string line; std::getline(lines, line);) std::cerr << "vigil: config: " << line << "\n";
     } catch (const vigil::tls::TlsError& e) {
         std::cerr << "vigil: tls: " << e.what() << "\n";
     } catch (const std::exception& e) {

@@ -29,8 +29,9 @@ std::string error_of(const std::string& text, const Overrides& o = {}) {
         load_config(f.path, o);
     } catch (const ConfigError& e) {
         std::string msg = e.what();
-        auto pos = msg.find(f.path);
-        return pos == std::string::npos ? msg : "FILE" + msg.substr(pos + f.path.size());
+        for (auto pos = msg.find(f.path); pos != std::string::npos; pos = msg.find(f.path, pos))
+            msg.replace(pos, f.path.size(), "FILE");
+        return msg;
     }
     return "";
 }
@@ -101,6 +102,27 @@ TEST(Config, ErrorsNameFileLineAndKey) {
     EXPECT_EQ(error_of("[log]\nlevel = \"loud\"\n"), "FILE:2: log.level: expected one of debug, info, warn, error");
     EXPECT_EQ(error_of("[proxy\nx=1\n").substr(0, 7), "FILE:1:");  // TOML syntax error
     EXPECT_EQ(error_of("threads = 1\n"), "FILE:1: threads: expected a [section]");
+}
+
+TEST(Config, EveryErrorIsReportedInFileOrder) {
+    // Three mistakes: all three, by line, in one message (one fix per restart was the old way).
+    EXPECT_EQ(error_of("[proxy]\nthreads = \"many\"\nlistne = \"x\"\n\n[log]\nlevel = \"loud\"\n"),
+              "FILE:2: proxy.threads: expected an integer\n"
+              "FILE:3: proxy.listne: unknown key\n"
+              "FILE:6: log.level: expected one of debug, info, warn, error");
+    std::string many = "[proxy]\n";
+    for (int i = 0; i < 25; ++i) many += "bad" + std::to_string(i) + " = 1\n";
+    const std::string e = error_of(many);
+    EXPECT_NE(e.find("(and 5 more)"), std::string::npos) << e;
+}
+
+TEST(Config, MissingFileSaysSo) {
+    try {
+        load_config("/nonexistent/vigil.toml", {});
+        FAIL();
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), "cannot open config /nonexistent/vigil.toml: No such file or directory");
+    }
 }
 
 TEST(Config, OverrideErrorsNameTheKey) {
