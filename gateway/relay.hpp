@@ -431,43 +431,15 @@ private:
     // with the reason and the bytes the client actually got.
     net::awaitable<void> transfer_failed(RelayError relayed, const error_code& cut, TxAudit& tx, const std::string& url,
                                          unsigned version) {
-        const bool before_head = relayed == RelayError::read_before_head || relayed == RelayError::malformed_before_head;
-        std::string code, detail;
-        if (relayed == RelayError::malformed_before_head || relayed == RelayError::malformed) {
-            bump(gw_.counters.upstream_bad_response);
-            code = "origin_bad_framing";
-            detail = "the origin's response body is not valid HTTP/1.1 framing";
-        } else if (relayed == RelayError::write) {
-            code = gw_.stopping ? "shutdown" : "client_gone";
-            detail = "the client's connection failed during the response";
-        } else if (relayed == RelayError::transform) {
-            code = "compress_failed";
-            detail = "compressing the response failed";
-        } else if (gw_.stopping && (cut == net::error::operation_aborted || cut == net::error::bad_descriptor)) {
-            code = "shutdown";
-            detail = "the transfer was cut at the end of the shutdown grace period";
-        } else if (cut == beast::error::timeout) {
-            bump(gw_.counters.upstream_timeout);
-            code = "origin_timeout";
-            detail = "the origin stopped sending the response body (timeouts.io)";
-        } else if (cut == net::error::connection_reset || cut == net::error::broken_pipe) {
-            bump(gw_.counters.upstream_bad_response);
-            code = "origin_reset";
-            detail = "the origin reset the connection during the response body";
-        } else {
-            bump(gw_.counters.upstream_bad_response);
-            code = "origin_short_body";
-            detail = "the origin closed the connection before the end of the response body" +
-                     (cut ? " (" + cut.message() + ")" : std::string());
-        }
+        const TransferFailure f = classify_transfer_failure(relayed, cut, gw_.stopping, gw_.counters);
         log_info("transfer of " + url + " aborted after " + std::to_string(tx.rec().bytes_to_client) +
-                     " bytes to the client: " + code + ": " + detail,
+                     " bytes to the client: " + f.code + ": " + f.detail,
                  cid_);
-        if (before_head && code != "client_gone" && code != "shutdown") {
-            PageInfo info{code == "origin_timeout" ? 504 : 502, "The site sent an incomplete response", detail, url, code};
+        if (f.page_possible) {
+            PageInfo info{f.status, "The site sent an incomplete response", f.detail, url, f.code};
             co_await page(info, version);
         }
-        tx.abort_transfer(code, detail);
+        tx.abort_transfer(f.code, f.detail);
     }
 
     // Answers from a stored response (HIT or REVALIDATED). The response-header rules run for

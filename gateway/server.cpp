@@ -99,21 +99,25 @@ std::string file_digest(const std::string& path) {
     return out;
 }
 
+// The rule database's bytes and those of its WAL (rule databases are a few MiB: hashing them
+// every poll costs milliseconds, on the reloader's thread).
+std::string rules_bytes(const Config& cfg) {
+    return file_digest(cfg.rules_path) + ":" + file_digest(cfg.rules_path + "-wal");
+}
+
 // Identifies a rule database state: its version, the file itself (a replaced file counts) and
-// its bytes and those of its WAL (rule databases are a few MiB: hashing them every poll
-// costs milliseconds off the workers).
-std::string rules_stamp(const Config& cfg, int64_t version) {
+// its bytes (rules_bytes).
+std::string rules_stamp(const Config& cfg, int64_t version, const std::string& bytes) {
     struct stat st {};
     ::stat(cfg.rules_path.c_str(), &st);
-    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev) + ":" +
-           file_digest(cfg.rules_path) + ":" + file_digest(cfg.rules_path + "-wal");
+    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev) + ":" + bytes;
 }
 
 std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
     if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
     auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
     auto data = db->load();
-    if (stamp) *stamp = rules_stamp(cfg, data.version);
+    if (stamp) *stamp = rules_stamp(cfg, data.version, rules_bytes(cfg));
     return inspect::RuleSet::compile(data, inspect_options(cfg));
 }
 
@@ -161,11 +165,11 @@ private:
     }
     void check(bool forced) {
         // The bytes first: a corrupted file may not even open, and must still count as a change.
-        const std::string bytes = file_digest(gw_.cfg.rules_path) + ":" + file_digest(gw_.cfg.rules_path + "-wal");
+        const std::string bytes = rules_bytes(gw_.cfg);
         if (bytes == bytes_ && !forced) return;
         try {
             auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
-            std::string stamp = rules_stamp(gw_.cfg, db->version());
+            std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
             if (stamp == stamp_ && !forced) {
                 bytes_ = bytes;  // back to what is in force (a broken file put right again)
                 gw_.rules_health.failing = false;
@@ -175,7 +179,7 @@ private:
             auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
             int64_t old = gw_.rules.load()->version();
             gw_.rules.store(fresh);
-            stamp_ = rules_stamp(gw_.cfg, data.version);
+            stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
             bytes_ = bytes;
             gw_.rules_health.failing = false;
             gw_.rules_health.last_success_ms = epoch_ms();

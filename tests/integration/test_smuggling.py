@@ -237,6 +237,16 @@ def answer_within(sock, bound=BOUND):
     return out, closed
 
 
+def send_and_answer(sock, req):
+    """Sends a case and returns answer_within(). The gateway may answer (431, 400) and close while
+    a large case is still being sent: what it sent before closing is the answer."""
+    try:
+        sock.sendall(req.encode("latin-1"))
+    except (ssl.SSLError, OSError):
+        pass
+    return answer_within(sock)
+
+
 def refused(answered):
     """A 4xx answer or a 501 within the bound, or the connection closed within it; silence is not."""
     answer, closed = answered
@@ -256,8 +266,7 @@ class SmugglingTest(unittest.TestCase):
             req = raw.replace("{T}", "http://" + host + "/").replace("{H}", host)
             with self.subTest(req=req):
                 s = socket.create_connection(("127.0.0.1", W["vigil"].port))
-                s.sendall(req.encode("latin-1"))
-                answer = answer_within(s)
+                answer = send_and_answer(s, req)
                 s.close()
                 self.assertTrue(refused(answer), answer[0][:200])
         time.sleep(0.3)
@@ -274,8 +283,7 @@ class SmugglingTest(unittest.TestCase):
                 s, resp = connect_tunnel(W["vigil"].port, host)
                 self.assertTrue(resp.startswith(b"HTTP/1.1 200"))
                 t = ctx.wrap_socket(s, server_hostname="rec.test")
-                t.sendall(req.encode("latin-1"))
-                answer = answer_within(t)
+                answer = send_and_answer(t, req)
                 t.close()
                 self.assertTrue(refused(answer), answer[0][:200])
         time.sleep(0.3)
