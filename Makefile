@@ -42,7 +42,7 @@ run: build
 	@echo "Audit: build/bin/vigil-audit --db $(VAR)/audit.db tail -f"
 	@echo "The root CA to trust is $(CURDIR)/$(VAR)/ca/root.pem (vigil-ca show --dir $(VAR)/ca)."
 	@echo ""
-	exec $(BUILD)/bin/vigil --config gateway/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db --audit $(VAR)/audit.db
+	exec $(BUILD)/bin/vigil --config config/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db --audit $(VAR)/audit.db
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
@@ -63,8 +63,9 @@ test-asan: asan-configure
 	cd build-asan && VIGIL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) --timeout 900
 
 test-asan-unit: asan-configure
-	cmake --build build-asan -j$(JOBS) --target vigil_unit_tests
-	ASAN_OPTIONS=detect_leaks=1 build-asan/bin/vigil_unit_tests --gtest_brief=1
+	cmake --build build-asan -j$(JOBS) --target unit_tests
+	@for t in build-asan/bin/vigil_*_tests; do echo "$$t"; \
+		ASAN_OPTIONS=detect_leaks=1 $$t --gtest_brief=1 || exit 1; done
 
 # libFuzzer targets from the committed seed corpus, FUZZ_SECONDS each (default 60). Crashes are
 # written to tests/fuzz/crashes/; keep each as a regression seed once fixed.

@@ -4,7 +4,7 @@
 #include <sstream>
 #include <string>
 
-#include "gateway/config.hpp"
+#include "config/config.hpp"
 #include "gateway/server.hpp"
 #include "tls/ca.hpp"
 
@@ -48,6 +48,7 @@ std::string toml_string(const std::string& s) {
 
 int main(int argc, char** argv) {
     using namespace vigil::gateway;
+    using namespace vigil::config;
     std::string config_path;
     Overrides overrides;
     RunOptions run;

@@ -6,7 +6,6 @@
 
 #include <charconv>
 #include <csignal>
-#include <openssl/evp.h>
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -18,22 +17,22 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "gateway/admin.hpp"
-#include "gateway/framing.hpp"
-#include "gateway/log.hpp"
-#include "gateway/state.hpp"
-#include "gateway/upstream.hpp"
-#include "rules/db.hpp"
-#include "tls/contexts.hpp"
-
-#include <condition_variable>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
+
+#include "gateway/reloader.hpp"
+#include "gateway/wiring.hpp"
+#include "tls/ca.hpp"
 
 namespace vigil::gateway {
 namespace {
+
+using audit::epoch_ms;
+using audit::iso_time;
+using session::Services;
+using session::SessionTrack;
+using session::Worker;
+using upstream::UpstreamPool;
 
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
@@ -56,195 +55,6 @@ tcp::endpoint parse_listen(const std::string& listen) {
     return {addr, static_cast<unsigned short>(port)};
 }
 
-// System events (start, stop, ruleset swaps) go to the audit log like transactions.
-using audit::epoch_ms;
-using audit::iso_time;
-
-void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {
-    if (!gw.audit) return;
-    audit::Record r;
-    r.kind = "system";
-    r.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-    r.action = what;
-    r.reason = detail;
-    gw.audit->submit(std::move(r));
-}
-
-inspect::InspectOptions inspect_options(const Config& cfg) {
-    inspect::InspectOptions o;
-    o.re2_max_mem = cfg.re2_max_mem;
-    o.scan_limit = cfg.scan_limit;
-    o.oversize_block = cfg.oversize_block;
-    o.error_block = cfg.error_block;
-    return o;
-}
-
-// SHA-256 of a file's bytes ("" when it cannot be read): a change that keeps the size and the
-// modification time (a block rewritten in place, a copy with its times preserved) still shows.
-std::string file_digest(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return "";
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-    std::vector<char> chunk(1 << 16);
-    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
-        EVP_DigestUpdate(ctx.get(), chunk.data(), static_cast<size_t>(in.gcount()));
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx.get(), md, &len);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) out += {hex[md[i] >> 4], hex[md[i] & 15]};
-    return out;
-}
-
-// The rule database's bytes and those of its WAL (rule databases are a few MiB: hashing them
-// every poll costs milliseconds, on the reloader's thread).
-std::string rules_bytes(const Config& cfg) {
-    return file_digest(cfg.rules_path) + ":" + file_digest(cfg.rules_path + "-wal");
-}
-
-// Identifies a rule database state: its version, the file itself (a replaced file counts) and
-// its bytes (rules_bytes).
-std::string rules_stamp(const Config& cfg, int64_t version, const std::string& bytes) {
-    struct stat st {};
-    ::stat(cfg.rules_path.c_str(), &st);
-    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev) + ":" + bytes;
-}
-
-std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
-    if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
-    auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
-    auto data = db->load();
-    if (stamp) *stamp = rules_stamp(cfg, data.version, rules_bytes(cfg));
-    return inspect::RuleSet::compile(data, inspect_options(cfg));
-}
-
-std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& counters);
-
-// Watches the rule database off the workers: on a new version (poll or SIGHUP) it compiles a
-// new snapshot and swaps it in; a failure keeps the old ruleset serving.
-class RuleReloader {
-public:
-    RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
-        thread_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "vigil-rules");
-            run();
-        });
-    }
-    ~RuleReloader() {
-        {
-            std::lock_guard lock(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
-    void poke() {
-        {
-            std::lock_guard lock(mu_);
-            poked_ = true;
-        }
-        cv_.notify_all();
-    }
-
-private:
-    void run() {
-        std::unique_lock lock(mu_);
-        for (;;) {
-            cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
-            if (stop_) return;
-            bool forced = poked_;
-            poked_ = false;
-            lock.unlock();
-            if (!gw_.cfg.rules_path.empty()) check(forced);
-            if (forced) check_ca();
-            lock.lock();
-        }
-    }
-    void check(bool forced) {
-        // The bytes first: a corrupted file may not even open, and must still count as a change.
-        const std::string bytes = rules_bytes(gw_.cfg);
-        if (bytes == bytes_ && !forced) return;
-        try {
-            auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
-            std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
-            if (stamp == stamp_ && !forced) {
-                bytes_ = bytes;  // back to what is in force (a broken file put right again)
-                gw_.rules_health.failing = false;
-                return;
-            }
-            auto data = db->load();
-            auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
-            int64_t old = gw_.rules.load()->version();
-            gw_.rules.store(fresh);
-            stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
-            bytes_ = bytes;
-            gw_.rules_health.failing = false;
-            gw_.rules_health.last_success_ms = epoch_ms();
-            bump(gw_.counters.ruleset_reloads);
-            audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
-            log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
-                     std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
-                     " host entries)");
-        } catch (const std::exception& e) {
-            // Said once per state of the file, not at every poll; SIGHUP says it again.
-            bytes_ = bytes;
-            bump(gw_.counters.ruleset_reload_failed);
-            gw_.rules_health.failing = true;
-            {
-                std::lock_guard lock(gw_.rules_health.mu);
-                gw_.rules_health.error = e.what();
-            }
-            log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
-            audit_event(gw_, "ruleset-failed", e.what());
-        }
-    }
-
-    // SIGHUP: a rotated issuing CA (vigil-ca rotate / install-issuing) is loaded and swapped in;
-    // connections already bumped keep the certificate they have.
-    void check_ca() {
-        try {
-            auto current = gw_.tls.load();
-            auto fresh = load_tls_material(gw_.cfg, gw_.counters);
-            if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
-            gw_.tls.store(fresh);
-            log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
-                     fresh->issuer_fingerprint + ")");
-            audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
-        } catch (const std::exception& e) {
-            log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
-            audit_event(gw_, "ca-failed", e.what());
-        }
-    }
-
-    Gateway& gw_;
-    std::string stamp_;
-    std::string bytes_;  // the files' digests at the last look
-    std::thread thread_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false, poked_ = false;
-};
-
-std::shared_ptr<TlsMaterial> load_tls_material(const Config& cfg, Counters& counters) {
-    auto m = std::make_shared<TlsMaterial>();
-    m->ca = std::make_shared<const tls::CaMaterial>(tls::load_ca_dir(cfg.ca_dir));
-    m->minter = std::make_unique<tls::LeafMinter>(m->ca);
-    auto* minter = m->minter.get();
-    auto* c = &counters;
-    m->certs = std::make_unique<tls::CertCache>(
-        [minter, c](const std::string& host) {
-            bump(c->certs_minted);
-            return minter->mint(host);
-        },
-        tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
-    m->chain.reset(sk_X509_new_null());
-    for (const auto& cert : m->ca->chain) sk_X509_push(m->chain.get(), tls::x509_ref(cert.get()).release());
-    m->issuer_fingerprint = tls::fingerprint(m->ca->issuer.get(), EVP_sha256());
-    return m;
-}
 
 // The CPUs this process may use, for proxy.threads = 0: its affinity mask (taskset, a
 // container's cpuset), further capped by a cgroup v2 CPU quota on its cgroup or an ancestor
@@ -274,69 +84,31 @@ unsigned usable_cpus() {
     return n;
 }
 
-std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr) {
-    auto gw = std::make_unique<Gateway>();
-    net::post(gw->auth_pool, [] { pthread_setname_np(pthread_self(), "vigil-auth"); });
-    gw->cfg = cfg;
-    if (!cfg.hosts_file.empty()) gw->hosts = HostsFile::load(cfg.hosts_file);
-    gw->tls.store(load_tls_material(cfg, gw->counters));
-    gw->client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
-    const auto revocation = cfg.revocation == "off"      ? tls::Revocation::off
-                            : cfg.revocation == "ocsp" ? tls::Revocation::ocsp
-                                                       : tls::Revocation::staple;
-    gw->origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(cfg.extra_ca_file, revocation).release());
-    tls::use_intermediate_pool(gw->origin_ctx->native_handle(), &gw->intermediates);
-    if (cfg.aia_fetch || cfg.revocation == "ocsp")
-        gw->fetcher = std::make_unique<Fetcher>(*gw, FetchLimits{cfg.fetch, 64 * 1024});
-    gw->parents.configure(cfg);
-    if (cfg.cache)
-        gw->cache = std::make_unique<cache::Store>(
-            cache::Options{cfg.cache_dir, cfg.cache_max_bytes, cfg.cache_memory_bytes, cfg.cache_max_object_bytes},
-            gw->counters);
-    gw->rules.store(load_rules(cfg, rules_stamp_out));
-    if (!cfg.audit_path.empty() || !cfg.audit_jsonl.empty() || !cfg.audit_syslog.empty()) {
-        audit::WriterOptions ao;
-        ao.path = cfg.audit_path;
-        ao.jsonl_path = cfg.audit_jsonl;
-        ao.syslog = cfg.audit_syslog;
-        ao.overflow_drop = cfg.audit_overflow_drop;
-        ao.url_mode = cfg.audit_url_mode;
-        ao.queue_limit = cfg.audit_queue_limit;
-        ao.wal_limit = cfg.audit_wal_limit;
-        ao.sync = cfg.audit_sync;
-        gw->audit = std::make_unique<audit::Writer>(ao);
-    }
-    unsigned char key[32];
-    RAND_bytes(key, sizeof key);
-    gw->warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
-    return gw;
-}
-
 // Parent proxies are checked every upstream.health_interval: a TCP connection each; a parent
 // that accepts is up, one that does not is down until it accepts again. A failed connection
 // on behalf of a client marks a parent down at once (see connect_tcp).
-net::awaitable<void> parent_health_loop(Gateway& gw) {
+net::awaitable<void> parent_health_loop(upstream::Connector& up, const std::atomic<bool>& stopping) {
     net::steady_timer timer(co_await net::this_coro::executor);
-    while (!gw.stopping) {
+    while (!stopping) {
         // Side by side: a parent that swallows connection attempts (timeouts.connect) does not
         // delay the others' checks.
-        for (const auto& p : gw.parents.all()) net::co_spawn(timer.get_executor(), check_parent(gw, *p), net::detached);
-        timer.expires_after(gw.cfg.parent_health_interval);
+        for (const auto& p : up.parents.all()) net::co_spawn(timer.get_executor(), check_parent(up, *p), net::detached);
+        timer.expires_after(up.cfg.parent_health_interval);
         co_await timer.async_wait(use_nothrow);
     }
 }
 
-net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
+net::awaitable<void> accept_loop(Services& sv, Worker& w) {
     std::chrono::milliseconds backoff(50);
     std::chrono::steady_clock::time_point last_said{};
     uint64_t failures = 0;
     for (;;) {
         auto [ec, socket] = co_await w.acceptor->async_accept(use_nothrow);
-        if (gw.stopping || ec == net::error::operation_aborted) co_return;
+        if (sv.life.stopping || ec == net::error::operation_aborted) co_return;
         if (ec) {
             // Out of descriptors and the like: count it, say so at most every 10 s (with how
             // many since), and back off (50 ms, doubling to 1 s) instead of spinning.
-            bump(gw.counters.accept_failed);
+            count(sv.counters.accept_failed);
             ++failures;
             const auto now = std::chrono::steady_clock::now();
             if (now - last_said >= std::chrono::seconds(10)) {
@@ -351,7 +123,7 @@ net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
             continue;
         }
         backoff = std::chrono::milliseconds(50);
-        net::co_spawn(w.ioc, client_session(std::move(socket), gw, w), [](std::exception_ptr e) {
+        net::co_spawn(w.ioc, session::client_session(std::move(socket), sv, w), [](std::exception_ptr e) {
             if (!e) return;
             try {
                 std::rethrow_exception(e);
@@ -369,18 +141,18 @@ net::awaitable<void> accept_loop(Gateway& gw, Worker& w) {
 // malloc_trim returns the free pages when the open connections fell to under half of their
 // peak (by at least 256; at most every 2 s), or 256 connections were parked (at most every
 // 10 s): it holds each malloc arena's lock while it walks it, milliseconds on a large heap.
-net::awaitable<void> pool_sweep_loop(Gateway& gw, bool trims) {
+net::awaitable<void> pool_sweep_loop(Services& sv, bool trims) {
     net::steady_timer timer(co_await net::this_coro::executor);
     int peak = 0;
     uint64_t parked_at_trim = 0;
     auto last_trim = std::chrono::steady_clock::now();
-    while (!gw.stopping) {
+    while (!sv.life.stopping) {
         timer.expires_after(std::chrono::seconds(1));
         co_await timer.async_wait(use_nothrow);
         if (UpstreamPool* pool = UpstreamPool::current()) pool->prune();
         if (!trims) continue;
-        const int open = gw.active_sessions.load();
-        const uint64_t parked = gw.counters.parked.load();
+        const int open = sv.life.active_sessions.load();
+        const uint64_t parked = sv.counters.parked.load();
         peak = std::max(peak, open);
         const bool fell = peak - open >= 256 && open < peak / 2;
         const auto now = std::chrono::steady_clock::now();
@@ -437,13 +209,13 @@ void write_ready_file(const std::string& path, const tcp::endpoint& ep, unsigned
     std::rename(tmp.c_str(), path.c_str());
 }
 
-void close_idle_sessions(Gateway& gw, Worker& w) {
+void close_idle_sessions(Counters& counters, Worker& w) {
     error_code ec;
     if (w.acceptor) w.acceptor->close(ec);
     for (SessionTrack* s : w.sessions) {
         if (!s->idle) continue;
         s->stream->socket().close(ec);
-        bump(gw.counters.shutdown_closed_idle);
+        count(counters.shutdown_closed_idle);
     }
 }
 
@@ -469,7 +241,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     set_log_level(cfg.log_level);
     std::string stamp;
     std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);
-    auto rules = gw->rules.load();
+    auto rules = gw->policy.rules.load();
     if (cfg.rules_path.empty())
         log_warn("no rule database configured (rules.path): every request is allowed and nothing is scanned");
     else
@@ -487,8 +259,8 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         log_warn("audit: " + gap);
         audit_event(*gw, "unclean-stop", gap);
     }
-    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()) +
-                                   " (SHA-256 " + gw->tls.load()->issuer_fingerprint + "); ruleset version " +
+    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->certs.material.load()->ca->issuer.get()) +
+                                   " (SHA-256 " + gw->certs.material.load()->issuer_fingerprint + "); ruleset version " +
                                    std::to_string(rules->version()));
     gw->rules_health.last_success_ms = epoch_ms();
     RuleReloader reloader(*gw, stamp);
@@ -500,6 +272,8 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     net::signal_set signals(main_ioc, SIGINT, SIGTERM);
     net::signal_set hup(main_ioc, SIGHUP);
 
+    Services services = gw->services();
+    admin::Sources admin_sources = gw->admin_sources();
     std::vector<std::unique_ptr<Worker>> workers;
     ensure_address_free(ep);
     for (unsigned i = 0; i < n; ++i) {
@@ -507,7 +281,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         open_acceptor(*workers.back(), ep);
         if (i == 0) ep = workers[0]->acceptor->local_endpoint();  // port 0: the others share the chosen port
     }
-    gw->listen_endpoints = {ep};
+    gw->upstream.listen_endpoints = {ep};
     // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
     std::unique_ptr<tcp::acceptor> admin;
     if (!cfg.admin_listen.empty()) {
@@ -522,14 +296,15 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         aep = admin->local_endpoint();
         if (aep.port() == ep.port() && aep.address() == ep.address())
             throw ConfigError("admin.listen must differ from proxy.listen");
-        gw->listen_endpoints.push_back(aep);
-        net::co_spawn(workers[0]->ioc, admin_accept_loop(*gw, *admin), net::detached);
+        gw->upstream.listen_endpoints.push_back(aep);
+        net::co_spawn(workers[0]->ioc, admin::admin_accept_loop(admin_sources, *admin), net::detached);
     }
     for (auto& w : workers) {
-        net::co_spawn(w->ioc, accept_loop(*gw, *w), net::detached);
-        net::co_spawn(w->ioc, pool_sweep_loop(*gw, w == workers.front()), net::detached);
+        net::co_spawn(w->ioc, accept_loop(services, *w), net::detached);
+        net::co_spawn(w->ioc, pool_sweep_loop(services, w == workers.front()), net::detached);
     }
-    if (!gw->parents.empty()) net::co_spawn(workers[0]->ioc, parent_health_loop(*gw), net::detached);
+    if (!gw->upstream.parents.empty())
+        net::co_spawn(workers[0]->ioc, parent_health_loop(gw->upstream, gw->life.stopping), net::detached);
 
     std::vector<std::thread> threads;
     std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
@@ -546,9 +321,9 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +
-             " worker threads; CA " + tls::subject_text(gw->tls.load()->ca->issuer.get()));
+             " worker threads; CA " + tls::subject_text(gw->certs.material.load()->ca->issuer.get()));
     if (admin) {
-        auto aep = gw->listen_endpoints.back();
+        auto aep = gw->upstream.listen_endpoints.back();
         log_info("admin listener on " + aep.address().to_string() + ":" + std::to_string(aep.port()) +
                  " (/healthz /readyz /metrics)");
     }
@@ -566,21 +341,21 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     net::steady_timer drain(main_ioc);
     std::chrono::steady_clock::time_point deadline;
     std::function<void()> poll = [&] {
-        if (gw->active_sessions == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (gw->life.active_sessions == 0 || std::chrono::steady_clock::now() >= deadline) {
             main_ioc.stop();
             return;
         }
         // Sessions that finished a transaction since the last look may now be idle.
-        for (auto& w : workers) net::post(w->ioc, [&gw, wp = w.get()] { close_idle_sessions(*gw, *wp); });
+        for (auto& w : workers) net::post(w->ioc, [&gw, wp = w.get()] { close_idle_sessions(gw->counters, *wp); });
         drain.expires_after(std::chrono::milliseconds(50));
         drain.async_wait([&](error_code) { poll(); });
     };
     signals.async_wait([&](error_code ec, int sig) {
         if (ec) return;
         log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing " +
-                 std::to_string(gw->active_sessions.load()) + " open connections (grace " +
+                 std::to_string(gw->life.active_sessions.load()) + " open connections (grace " +
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
-        gw->stopping = true;
+        gw->life.stopping = true;
         hup.cancel();
         // The admin listener stays up until the process exits: /readyz answers 503 meanwhile,
         // so a balancer sees the drain instead of a refused connection.
@@ -599,13 +374,13 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);
 
-    int left = gw->active_sessions.load();
+    int left = gw->life.active_sessions.load();
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
     guards.clear();  // they point into the workers' io_contexts
     // Password checks and disk reads still running finish while the io_contexts they answer to
     // still exist (stopped: their answers are dropped with them).
-    gw->auth_pool.join();
+    gw->auth.pool.join();
     gw->disk_pool.join();
     admin.reset();
     // Destroying the workers ends sessions still open past the grace period; their records are

@@ -3,9 +3,11 @@
 
 #include <string>
 
-#include "gateway/config.hpp"
+#include "config/config.hpp"
 
 namespace vigil::gateway {
+
+using config::Config;
 
 struct RunOptions {
     std::string ready_file;  // written with {"listen": "...", "pid": N} once accepting

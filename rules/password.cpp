@@ -1,6 +1,8 @@
 // PBKDF2 via OpenSSL.
 #include "rules/password.hpp"
 
+#include "core/encoding.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -12,24 +14,7 @@
 namespace vigil::rules {
 namespace {
 
-std::string hex(const unsigned char* p, size_t n) {
-    static const char* d = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < n; ++i) out += d[p[i] >> 4], out += d[p[i] & 15];
-    return out;
-}
-
-bool unhex(const std::string& s, std::vector<unsigned char>& out) {
-    if (s.size() % 2) return false;
-    out.clear();
-    for (size_t i = 0; i < s.size(); i += 2) {
-        auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-        int hi = v(s[i]), lo = v(s[i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out.push_back(static_cast<unsigned char>(hi * 16 + lo));
-    }
-    return true;
-}
+using core::hex;
 
 std::vector<unsigned char> derive(const std::string& password, const std::vector<unsigned char>& salt, int iterations) {
     std::vector<unsigned char> out(32);
@@ -59,9 +44,11 @@ bool verify_password(const std::string& password, const std::string& stored) {
     } catch (const std::exception&) {
         return false;
     }
-    std::vector<unsigned char> salt, want;
-    if (iterations < 1 || !unhex(stored.substr(p2 + 1, p3 - p2 - 1), salt) || !unhex(stored.substr(p3 + 1), want))
-        return false;
+    auto salt_bytes = core::unhex(stored.substr(p2 + 1, p3 - p2 - 1));
+    auto want_bytes = core::unhex(stored.substr(p3 + 1));
+    if (iterations < 1 || !salt_bytes || !want_bytes) return false;
+    const std::vector<unsigned char>& salt = *salt_bytes;
+    const std::vector<unsigned char>& want = *want_bytes;
     auto got = derive(password, salt, iterations);
     return got.size() == want.size() && CRYPTO_memcmp(got.data(), want.data(), got.size()) == 0;
 }

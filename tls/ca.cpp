@@ -1,5 +1,6 @@
 // CA material: generating keys, creating root and issuing certificates, loading a CA directory.
 #include "tls/ca.hpp"
+#include "core/encoding.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -371,14 +372,7 @@ std::string fingerprint(X509* cert, const EVP_MD* md) {
     unsigned char buf[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     X509_digest(cert, md, buf, &len);
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        if (i) out += ':';
-        out += hex[buf[i] >> 4];
-        out += hex[buf[i] & 15];
-    }
-    return out;
+    return core::hex_upper(buf, len, ':');
 }
 
 std::string subject_text(X509* cert) { return name_text(X509_get_subject_name(cert)); }

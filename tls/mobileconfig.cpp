@@ -1,5 +1,6 @@
 // .mobileconfig profiles for the deployment kit and the onboarding page.
 #include "tls/mobileconfig.hpp"
+#include "core/encoding.hpp"
 
 #include <openssl/evp.h>
 
@@ -8,13 +9,7 @@
 namespace vigil::tls {
 namespace {
 
-std::string base64(const std::string& in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-    out.resize(static_cast<size_t>(n));
-    return out;
-}
+using core::base64;
 
 // A UUID (version 4 layout) from bytes of the certificate's SHA-256 and a salt.
 std::string stable_uuid(X509* cert, const std::string& salt) {

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <iostream>
 
-#include "gateway/audit/record.hpp"
-#include "gateway/audit/writer.hpp"
+#include "audit/record.hpp"
+#include "audit/writer.hpp"
 
 namespace {
 

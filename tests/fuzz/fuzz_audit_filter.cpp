@@ -2,7 +2,7 @@
 // either becomes bound parameters or a FilterError, never a crash or an overflow.
 #include <sstream>
 
-#include "gateway/audit/filter.hpp"
+#include "audit/filter.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::istringstream in(std::string(reinterpret_cast<const char*>(data), size));

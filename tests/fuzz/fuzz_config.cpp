@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "gateway/config.hpp"
+#include "config/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const std::string path = "/tmp/vigil-fuzz-config-" + std::to_string(::getpid()) + ".toml";

@@ -1,8 +1,8 @@
 // Fuzz target: the request-head path — raw checks, Beast's parser, framing rules, URL and
-// authority parsing — exactly as gateway/http_io.hpp runs them on client bytes.
+// authority parsing — exactly as http/body.hpp runs them on client bytes.
 #include <boost/beast/http.hpp>
 
-#include "gateway/framing.hpp"
+#include "wire/framing.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     namespace http = boost::beast::http;

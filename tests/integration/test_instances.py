@@ -276,7 +276,7 @@ class SeparateInstanceTest(unittest.TestCase):
                 self.assertIn(expected, p.stderr)
                 self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         p = subprocess.run([VIGIL, "--check-config", "--ca-dir", W["ca"], "--config",
-                            os.path.join(os.path.dirname(__file__), "..", "..", "gateway", "vigil.example.toml")],
+                            os.path.join(os.path.dirname(__file__), "..", "..", "config", "vigil.example.toml")],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
 

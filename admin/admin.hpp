@@ -1,0 +1,50 @@
+// The admin listener: /healthz, /readyz, /metrics (Prometheus text) and the onboarding page, on
+// its own address, never on the proxy port. Read-only views of the other services.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+#include "audit/writer.hpp"
+#include "cache/freshness.hpp"
+#include "core/snapshot.hpp"
+#include "inspect/ruleset.hpp"
+#include "tls/material.hpp"
+#include "wire/context.hpp"
+
+namespace vigil::admin {
+
+using namespace vigil::core;
+using namespace vigil::io;
+using config::Config;
+
+// The rule reloader's last word: whether the newest attempt failed (the old ruleset serving),
+// when a ruleset was last loaded, and why the failing one was refused.
+struct RulesHealth {
+    std::atomic<bool> failing{false};
+    std::atomic<int64_t> last_success_ms{0};
+    std::mutex mu;
+    std::string error;  // under mu
+};
+
+// What the admin pages read; built by the gateway's wiring and outliving the listener.
+struct Sources {
+    const Config& cfg;
+    Counters& counters;
+    LabelledCounters& labelled;
+    const std::atomic<bool>& stopping;
+    const std::atomic<int>& active_sessions;
+    const Snapshot<const inspect::RuleSet>& rules;
+    RulesHealth& rules_health;
+    const Snapshot<tls::Material>& tls;
+    cache::Store* cache = nullptr;
+    audit::Writer* audit = nullptr;
+};
+
+// Prometheus text exposition of every counter and gauge.
+std::string metrics_text(Sources& src);
+
+net::awaitable<void> admin_accept_loop(Sources& src, tcp::acceptor& acceptor);
+
+}  // namespace vigil::admin

@@ -1,0 +1,368 @@
+// vigil-audit: questions to the audit log — who reached what, what was blocked and why — and
+// proof that it was not edited.
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "audit/filter.hpp"
+#include "audit/store.hpp"
+
+using namespace vigil::audit;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: vigil-audit --db FILE COMMAND [options]
+
+Reads Vigil's audit log (opened read-only, except by prune).
+
+commands:
+  query [filters] [--format table|json|csv] [--limit N]   newest first (default limit 100)
+  show ID                       one record, every field
+  tail [-f] [--limit N]         the newest records; -f follows new ones as they are written
+  stats --by host|category|user|rule|action|hour [filters] [--top N] [--exact]   counts and bytes
+  export --format jsonl|csv [filters]                     everything that matches, oldest first
+  verify                        walks the hash chain; names the first row that does not verify
+  prune --before DATE           deletes older records, leaving a checkpoint so the rest verifies
+
+filters:
+  --since T / --until T         relative (30m, 2h, 7d) or ISO-8601 (2026-11-27, 2026-11-27T10:00:00Z)
+  --user U  --client IP  --host H (H and names below it)  --action A  --category C  --rule R
+  --status N  --url-contains S  --kind transaction|refused|splice|system  --cache HIT|MISS|REVALIDATED
+)";
+
+[[noreturn]] void fail(const std::string& msg, int code = 1) {
+    std::cerr << "vigil-audit: " << msg << "\n";
+    std::exit(code);
+}
+
+struct Args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> opts;
+    std::set<std::string> flags;
+    bool has(const std::string& k) const { return opts.count(k) > 0; }
+    std::string get(const std::string& k, const std::string& def = "") const {
+        auto it = opts.find(k);
+        return it == opts.end() ? def : it->second;
+    }
+};
+
+int64_t now_ms();
+
+// Filter errors are usage errors: one line, exit 2.
+Where filters(const Args& a) {
+    try {
+        return build_filters(a.opts, now_ms());
+    } catch (const FilterError& e) {
+        fail(e.what(), 2);
+    }
+}
+
+int64_t time_arg(const std::string& flag, const std::string& v) {
+    try {
+        return parse_time(flag, v, now_ms());
+    } catch (const FilterError& e) {
+        fail(e.what(), 2);
+    }
+}
+
+int64_t now_ms() { return epoch_ms(); }
+
+std::string iso(int64_t ms) { return iso_time(ms); }
+
+struct Query {
+    sqlite3_stmt* st = nullptr;
+    Query(sqlite3* db, const std::string& sql, const std::vector<std::string>& params) {
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+            fail(std::string("query failed: ") + sqlite3_errmsg(db));
+        for (size_t i = 0; i < params.size(); ++i)
+            sqlite3_bind_text(st, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
+    }
+    ~Query() { sqlite3_finalize(st); }
+    bool next() {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) return true;
+        if (rc != SQLITE_DONE) fail(std::string("query failed: ") + sqlite3_errmsg(sqlite3_db_handle(st)));
+        return false;
+    }
+    std::string text(int c) const {
+        auto* p = sqlite3_column_text(st, c);
+        return p ? reinterpret_cast<const char*>(p) : "";
+    }
+};
+
+std::string select_records() {
+    std::string cols;
+    for (const auto& c : record_columns()) cols += ", " + c;
+    return "SELECT id" + cols + " FROM records";
+}
+
+Record row_record(const Query& q, int64_t& id) {
+    id = sqlite3_column_int64(q.st, 0);
+    std::vector<std::string> v;
+    for (size_t i = 0; i < record_columns().size(); ++i) v.push_back(q.text(static_cast<int>(i + 1)));
+    return record_from_values(v);
+}
+
+std::string csv_field(const std::string& s) {
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+    std::string out = "\"";
+    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+}
+
+void print_csv_header() {
+    std::cout << "id";
+    for (const auto& c : record_columns()) std::cout << "," << (c == "grp" ? "group" : c);
+    std::cout << "\n";
+}
+
+void print_csv(int64_t id, const Record& r) {
+    std::cout << id;
+    for (const auto& v : record_values(r)) std::cout << "," << csv_field(v);
+    std::cout << "\n";
+}
+
+std::string shorten(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(0, n - 1) + "…"; }
+
+void print_table_row(int64_t id, const Record& r, bool colour) {
+    const char* c = "";
+    if (colour) c = r.action == "block" ? "\033[31m" : r.action == "warn" ? "\033[33m" : r.action == "refuse" || r.action == "error" || r.action == "aborted" ? "\033[35m" : "";
+    std::string who = r.user.empty() ? r.client_ip : r.user + "@" + r.client_ip;
+    std::string what = r.kind == "system" ? r.reason : r.url.empty() ? r.host : r.url;
+    std::string why = r.rule.empty() ? r.category : r.rule + (r.category.empty() ? "" : " (" + r.category + ")");
+    std::cout << c << std::left << std::setw(8) << id << std::setw(25) << iso(r.ts_ms).substr(0, 23) << std::setw(18)
+              << shorten(who, 17) << std::setw(9) << (r.action.empty() ? "-" : r.action) << std::setw(5)
+              << (r.status ? std::to_string(r.status) : "-") << std::setw(62) << shorten(what, 60) << shorten(why, 40)
+              << (colour ? "\033[0m" : "") << "\n";
+}
+
+void print_table_header() {
+    std::cout << std::left << std::setw(8) << "ID" << std::setw(25) << "TIME (UTC)" << std::setw(18) << "CLIENT"
+              << std::setw(9) << "ACTION" << std::setw(5) << "CODE" << std::setw(62) << "URL" << "RULE (CATEGORY)\n";
+}
+
+int cmd_query(Store& s, const Args& a, bool export_all) {
+    Where w = filters(a);
+    std::string format = a.get("--format", export_all ? "" : "table");
+    if (export_all ? (format != "jsonl" && format != "csv") : (format != "table" && format != "json" && format != "csv"))
+        fail("--format must be " + std::string(export_all ? "jsonl or csv" : "table, json or csv"), 2);
+    std::string sql = select_records() + w.sql;
+    if (export_all) {
+        sql += " ORDER BY id";
+    } else {
+        std::string limit = a.get("--limit", "100");
+        if (limit.empty() || !std::all_of(limit.begin(), limit.end(), ::isdigit)) fail("--limit expects a number", 2);
+        sql += " ORDER BY id DESC LIMIT " + limit;
+    }
+    Query q(s.db(), sql, w.params);
+    bool colour = ::isatty(1);
+    if (format == "table") print_table_header();
+    if (format == "csv") print_csv_header();
+    if (format == "json") std::cout << "[";
+    bool first = true;
+    while (q.next()) {
+        int64_t id;
+        Record r = row_record(q, id);
+        if (format == "table") print_table_row(id, r, colour);
+        else if (format == "csv") print_csv(id, r);
+        else if (format == "json") std::cout << (first ? "\n" : ",\n") << to_json(id, r);
+        else std::cout << to_json(id, r) << "\n";
+        first = false;
+    }
+    if (format == "json") std::cout << (first ? "]\n" : "\n]\n");
+    return 0;
+}
+
+int cmd_show(Store& s, const Args& a) {
+    if (a.positional.size() != 2) fail("show ID", 2);
+    Query q(s.db(), select_records() + " WHERE id = CAST(? AS INTEGER)", {a.positional[1]});
+    if (!q.next()) fail("no record " + a.positional[1]);
+    int64_t id;
+    Record r = row_record(q, id);
+    auto cols = record_columns();
+    auto vals = record_values(r);
+    std::cout << std::left << std::setw(20) << "id" << id << "\n";
+    for (size_t i = 0; i < cols.size(); ++i) {
+        std::string v = cols[i] == "ts_ms" ? iso(r.ts_ms) + " (" + vals[i] + ")" : vals[i];
+        std::cout << std::setw(20) << (cols[i] == "grp" ? "group" : cols[i]) << v << "\n";
+    }
+    return 0;
+}
+
+int cmd_tail(Store& s, const Args& a) {
+    std::string limit = a.get("--limit", "20");
+    int64_t last = 0;
+    {
+        Query q(s.db(), select_records() + " WHERE id > (SELECT coalesce(max(id), 0) - CAST(? AS INTEGER) FROM records) ORDER BY id",
+                {limit});
+        print_table_header();
+        while (q.next()) {
+            Record r = row_record(q, last);
+            print_table_row(last, r, ::isatty(1));
+        }
+    }
+    std::cout.flush();
+    if (!a.flags.count("-f")) return 0;
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        Query q(s.db(), select_records() + " WHERE id > CAST(? AS INTEGER) ORDER BY id", {std::to_string(last)});
+        while (q.next()) {
+            Record r = row_record(q, last);
+            print_table_row(last, r, ::isatty(1));
+        }
+        std::cout.flush();
+    }
+}
+
+int cmd_stats(Store& s, const Args& a) {
+    static const std::map<std::string, std::string> by = {
+        {"host", "host"}, {"category", "category"}, {"user", "user"}, {"rule", "rule"}, {"action", "action"},
+        {"hour", "strftime('%Y-%m-%dT%H:00Z', ts_ms / 1000, 'unixepoch')"}};
+    auto it = by.find(a.get("--by"));
+    if (it == by.end()) fail("stats --by host|category|user|rule|action|hour", 2);
+    std::string top = a.get("--top", "20");
+    if (top.empty() || top.size() > 9 || !std::all_of(top.begin(), top.end(), ::isdigit)) fail("--top expects a number", 2);
+    Where w = filters(a);
+    std::vector<std::pair<std::string, StatRow>> rows;
+    // Time-only questions come from the hourly roll-ups (plus the rows of partial hours);
+    // any other filter, or --exact, counts the rows themselves.
+    static const std::set<std::string> row_filters = {"--user", "--client", "--host", "--action", "--kind",
+                                                      "--category", "--rule", "--status", "--url-contains",
+                                                      "--cache"};
+    const bool rollup = s.has_rollups() && !a.flags.count("--exact") &&
+                        std::none_of(row_filters.begin(), row_filters.end(), [&](const auto& f) { return a.has(f); });
+    if (rollup) {
+        const int64_t since = a.has("--since") ? time_arg("--since", a.get("--since")) : 0;
+        const int64_t until = a.has("--until") ? time_arg("--until", a.get("--until")) : std::numeric_limits<int64_t>::max() / 2;
+        try {
+            for (auto& [key, row] : s.stats(a.get("--by"), since, until)) {
+                std::string k = key;
+                if (a.get("--by") == "hour") k = iso(std::stoll(key) * 3'600'000).substr(0, 13) + ":00Z";
+                rows.emplace_back(k, row);
+            }
+        } catch (const AuditError& e) {
+            fail(e.what());
+        }
+    } else {
+        w.sql += " AND kind <> 'checkpoint' AND kind <> 'system'";
+        Query q(s.db(),
+                "SELECT " + it->second + ", count(*), sum(bytes_from_client), sum(bytes_to_client), "
+                "sum(action = 'block') FROM records" + w.sql + " GROUP BY 1",
+                w.params);
+        while (q.next())
+            rows.emplace_back(q.text(0), StatRow{sqlite3_column_int64(q.st, 1), sqlite3_column_int64(q.st, 2),
+                                                 sqlite3_column_int64(q.st, 3), sqlite3_column_int64(q.st, 4)});
+    }
+    if (a.get("--by") == "hour") std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    else
+        std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) {
+            return x.second.count != y.second.count ? x.second.count > y.second.count : x.first < y.first;
+        });
+    rows.resize(std::min(rows.size(), static_cast<size_t>(std::stoull(top))));
+    std::cout << std::left << std::setw(44) << a.get("--by") << std::right << std::setw(10) << "count" << std::setw(10)
+              << "blocked" << std::setw(14) << "bytes in" << std::setw(14) << "bytes out" << "\n";
+    for (const auto& [key, r] : rows)
+        std::cout << std::left << std::setw(44) << shorten(key.empty() ? "(none)" : key, 43) << std::right
+                  << std::setw(10) << r.count << std::setw(10) << r.blocked << std::setw(14) << r.bytes_in
+                  << std::setw(14) << r.bytes_out << "\n";
+    return 0;
+}
+
+// Crashes leave a gap that no hash can show: the records the gateway held in memory were never
+// written. Its next start records one `unclean-stop` row per crash, named here.
+void print_gaps(const Store& s, std::ostream& out) {
+    for (const auto& [ts, reason] : s.unclean_stops())
+        out << "note: at " << iso(ts) << " " << reason << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--help" || s == "-h") {
+            std::cout << kUsage;
+            return 0;
+        }
+        if (s == "--version") {
+            std::cout << "vigil-audit 0.1.0\n";
+            return 0;
+        }
+        if (s == "-f" || s == "--exact") {
+            a.flags.insert(s);
+        } else if (s.rfind("--", 0) == 0) {
+            if (i + 1 >= argc) fail(s + " needs a value", 2);
+            a.opts[s] = argv[++i];
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    if (!a.has("--db")) fail("--db FILE is required (see vigil-audit --help)", 2);
+    if (a.positional.empty()) fail("missing command (see vigil-audit --help)", 2);
+    const std::string cmd = a.positional[0];
+    static const std::set<std::string> known = {"query", "show", "tail", "stats", "export", "verify", "prune"};
+    if (!known.count(cmd)) fail("unknown command " + cmd + " (see vigil-audit --help)", 2);
+    // An option the command does not take is an error: `query --conn C32` used to answer with
+    // every record, as if unfiltered.
+    static const std::set<std::string> filter_opts = {"--since", "--until", "--user", "--client", "--host",
+                                                      "--action", "--category", "--rule", "--status",
+                                                      "--url-contains", "--kind", "--cache"};
+    static const std::map<std::string, std::set<std::string>> extra = {
+        {"query", {"--format", "--limit"}}, {"show", {}}, {"tail", {"--limit", "-f"}},
+        {"stats", {"--by", "--top", "--exact"}}, {"export", {"--format"}}, {"verify", {}}, {"prune", {"--before"}}};
+    const bool filters_ok = cmd == "query" || cmd == "stats" || cmd == "export";
+    auto takes = [&](const std::string& o) {
+        return o == "--db" || extra.at(cmd).count(o) || (filters_ok && filter_opts.count(o));
+    };
+    for (const auto& [o, v] : a.opts)
+        if (!takes(o)) fail("unknown option " + o + " for " + cmd + " (see vigil-audit --help)", 2);
+    for (const auto& f : a.flags)
+        if (!takes(f)) fail("unknown option " + f + " for " + cmd + " (see vigil-audit --help)", 2);
+    try {
+        auto store = Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
+        if (cmd == "query") return cmd_query(*store, a, false);
+        if (cmd == "export") return cmd_query(*store, a, true);
+        if (cmd == "show") return cmd_show(*store, a);
+        if (cmd == "tail") return cmd_tail(*store, a);
+        if (cmd == "stats") {
+            const int rc = cmd_stats(*store, a);
+            print_gaps(*store, std::cerr);  // stdout stays the table scripts read
+            return rc;
+        }
+        if (cmd == "verify") {
+            auto r = store->verify();
+            if (!r.ok) {
+                std::cout << "NOT VERIFIED: row " << r.bad_row << " " << r.problem << "\n";
+                return 3;
+            }
+            std::cout << "verified: " << r.rows << " rows, the hash chain is intact\n";
+            print_gaps(*store, std::cout);
+            // The roll-ups are derived, not chained: checked against the rows instead.
+            if (std::string bad = store->verify_rollups(); !bad.empty()) {
+                std::cout << "NOT VERIFIED: " << bad << " (stats --exact counts the rows)\n";
+                return 3;
+            }
+            return 0;
+        }
+        if (cmd == "prune") {
+            if (!a.has("--before")) fail("prune --before DATE", 2);
+            int64_t n = store->prune(time_arg("--before", a.get("--before")));
+            std::cout << "pruned " << n << " records; a checkpoint keeps the rest verifiable\n";
+            return 0;
+        }
+    } catch (const AuditError& e) {
+        fail(e.what());
+    }
+    return 0;
+}

@@ -1,0 +1,481 @@
+// SQLite storage of audit records with a SHA-256 hash chain.
+#include "audit/store.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace vigil::audit {
+namespace {
+
+// 1: records and meta. 2: + hourly roll-ups (built from the rows when a version 1 log is
+// opened for writing).
+constexpr int kSchemaVersion = 3;
+
+// Counts per hour for stats --by: one row per (dimension, hour, key). Derived from the
+// records in the same transaction that writes them; `verify` recomputes and compares them.
+constexpr const char* kRollupSchema =
+    "CREATE TABLE rollup(dim TEXT NOT NULL, hour INTEGER NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, blocked INTEGER NOT NULL,"
+    " PRIMARY KEY(dim, hour, key)) WITHOUT ROWID;";
+
+// The records that stats counts (not system events or prune checkpoints).
+constexpr const char* kCounted = "kind <> 'system' AND kind <> 'checkpoint'";
+
+// The roll-up rows, as the records give them, for one dimension (rollup's column order).
+std::string rollup_select(const char* dim, const std::string& where) {
+    return std::string("SELECT '") + dim + "', ts_ms / 3600000, " + dim +
+           ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
+           kCounted + where + " GROUP BY 2, 3";
+}
+
+constexpr const char* kRollupDims[] = {"host", "category", "user", "rule", "action"};
+
+struct RollupKey {
+    int dim;
+    int64_t hour;
+    std::string_view key;
+    bool operator==(const RollupKey&) const = default;
+};
+struct RollupKeyHash {
+    size_t operator()(const RollupKey& k) const {
+        return std::hash<std::string_view>()(k.key) ^ (static_cast<size_t>(k.hour) * 0x9e3779b97f4a7c15ULL) ^
+               static_cast<size_t>(k.dim);
+    }
+};
+
+std::string rebuild_rollup_sql(const std::string& where) {
+    std::string sql;
+    for (const char* dim : kRollupDims) sql += "INSERT INTO rollup " + rollup_select(dim, where) + ";";
+    return sql;
+}
+
+std::string schema_sql() {
+    std::string cols;
+    for (size_t i = 0; i < record_columns().size(); ++i)
+        cols += ", " + record_columns()[i] + (integer_column(i) ? " INTEGER NOT NULL DEFAULT 0" : " TEXT NOT NULL DEFAULT ''");
+    return "CREATE TABLE records(id INTEGER PRIMARY KEY" + cols +
+           ", prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+           "CREATE INDEX records_ts ON records(ts_ms);"
+           "CREATE INDEX records_host ON records(host);"
+           "CREATE INDEX records_user ON records(user);"
+           "CREATE INDEX records_action ON records(action);"
+           "CREATE INDEX records_rule ON records(rule);"
+           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" + std::string(kRollupSchema) +
+           "INSERT INTO meta VALUES ('schema', 'vigil-audit');"
+           "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";";
+}
+
+struct Stmt {
+    sqlite3_stmt* st = nullptr;
+    Stmt(sqlite3* db, const std::string& sql) {
+        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db));
+    }
+    ~Stmt() { sqlite3_finalize(st); }
+    std::string text(int col) const {
+        auto* p = sqlite3_column_text(st, col);
+        return p ? reinterpret_cast<const char*>(p) : "";
+    }
+};
+
+std::string columns_list() {
+    std::string out;
+    for (const auto& c : record_columns()) out += (out.empty() ? "" : ", ") + c;
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
+    sqlite3* raw = nullptr;
+    // A Store is used by one thread at a time: SQLite's own per-call mutex is not needed.
+    int flags = SQLITE_OPEN_NOMUTEX | (mode == Mode::read_only ? SQLITE_OPEN_READONLY
+                                       : mode == Mode::create  ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                                               : SQLITE_OPEN_READWRITE);
+    if (sqlite3_open_v2(path.c_str(), &raw, flags, nullptr) != SQLITE_OK) {
+        std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+        sqlite3_close(raw);
+        throw AuditError(path + ": cannot open audit log: " + msg);
+    }
+    std::unique_ptr<Store> s(new Store(raw));
+    sqlite3_busy_timeout(raw, 5000);
+    int version = 0;
+    int64_t tables = 0;
+    try {
+        Stmt v(raw, "PRAGMA user_version");
+        if (sqlite3_step(v.st) == SQLITE_ROW) version = sqlite3_column_int(v.st, 0);
+        Stmt t(raw, "SELECT count(*) FROM sqlite_master");
+        if (sqlite3_step(t.st) == SQLITE_ROW) tables = sqlite3_column_int64(t.st, 0);
+    } catch (const AuditError&) {
+        throw AuditError(path + ": not a SQLite database");
+    }
+    if (version == 0) {
+        if (tables != 0) throw AuditError(path + ": not a Vigil audit log");
+        if (mode != Mode::create) throw AuditError(path + ": not a Vigil audit log (empty database)");
+        ::chmod(path.c_str(), 0600);  // browsing history: readable by its owner only
+        s->exec("PRAGMA journal_mode = WAL");
+        s->exec("BEGIN");
+        s->exec(schema_sql().c_str());
+        s->exec("COMMIT");
+        version = kSchemaVersion;
+    }
+    // What the file is comes before which version it is.
+    try {
+        Stmt m(raw, "SELECT value FROM meta WHERE key = 'schema'");
+        if (sqlite3_step(m.st) != SQLITE_ROW || m.text(0) != "vigil-audit")
+            throw AuditError(path + ": not a Vigil audit log");
+    } catch (const AuditError&) {
+        throw AuditError(path + ": not a Vigil audit log");
+    }
+    if (version > kSchemaVersion)
+        throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
+    if (version == 1 && mode != Mode::read_only) {
+        // Migration: build the roll-ups from the rows already there, in one transaction.
+        s->exec("BEGIN IMMEDIATE");
+        try {
+            s->exec((std::string(kRollupSchema) + rebuild_rollup_sql("") + "PRAGMA user_version = 2;").c_str());
+            s->exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+        version = 2;
+    }
+    if (version <= 2) {
+        // Schema 3 added the cache column (empty in older rows, which keep their hashes). The
+        // writer's open adds it; an older log opened for review reads as if it were there.
+        bool has_column = false;
+        {
+            Stmt has(raw, "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'cache'");
+            has_column = sqlite3_step(has.st) == SQLITE_ROW && sqlite3_column_int(has.st, 0) > 0;
+        }
+        if (mode == Mode::read_only) {
+            if (!has_column) s->exec("CREATE TEMP VIEW records AS SELECT *, '' AS cache FROM main.records");
+        } else {
+            s->exec("BEGIN IMMEDIATE");
+            try {
+                s->exec(((has_column ? "" : "ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';") +
+                         std::string("PRAGMA user_version = 3;")).c_str());
+                s->exec("COMMIT");
+            } catch (...) {
+                sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+                throw;
+            }
+            version = 3;
+        }
+    }
+    s->has_rollup_ = version >= 2;
+    // Review reads whole days of rows: memory-mapped pages cost no read() per page.
+    s->exec("PRAGMA mmap_size = 4294967296");
+    if (mode != Mode::read_only) {
+        // WAL + NORMAL: a commit is durable against process crashes without an fsync per batch;
+        // a larger page cache keeps the five indexes' hot pages in memory while appending.
+        s->exec("PRAGMA synchronous = NORMAL");
+        s->exec("PRAGMA cache_size = -65536");
+        s->exec("PRAGMA wal_autocheckpoint = 8192");
+    }
+    Stmt last(raw, "SELECT hash FROM records ORDER BY id DESC LIMIT 1");
+    s->last_hash_ = sqlite3_step(last.st) == SQLITE_ROW ? last.text(0) : kGenesisHash;
+    return s;
+}
+
+Store::~Store() {
+    sqlite3_finalize(insert_);
+    sqlite3_finalize(upsert_);
+    sqlite3_close(db_);
+}
+
+Store::PreviousRun Store::previous_run() const {
+    // Both through the action index: a crash after millions of rows costs no scan.
+    auto newest = [&](const char* action) -> int64_t {
+        Stmt q(db_, "SELECT max(id) FROM records WHERE action = ? AND kind = 'system'");
+        sqlite3_bind_text(q.st, 1, action, -1, SQLITE_STATIC);
+        return sqlite3_step(q.st) == SQLITE_ROW ? sqlite3_column_int64(q.st, 0) : 0;
+    };
+    PreviousRun out;
+    const int64_t start = newest("start"), stop = newest("stop");
+    if (start == 0 || stop > start) return out;
+    out.unclean = true;
+    Stmt began(db_, "SELECT ts_ms FROM records WHERE id = ?");
+    sqlite3_bind_int64(began.st, 1, start);
+    if (sqlite3_step(began.st) == SQLITE_ROW) out.started_ms = sqlite3_column_int64(began.st, 0);
+    Stmt last(db_, "SELECT ts_ms FROM records ORDER BY id DESC LIMIT 1");
+    if (sqlite3_step(last.st) == SQLITE_ROW) out.last_ms = sqlite3_column_int64(last.st, 0);
+    return out;
+}
+
+std::vector<std::pair<int64_t, std::string>> Store::unclean_stops() const {
+    std::vector<std::pair<int64_t, std::string>> out;
+    Stmt q(db_, "SELECT ts_ms, reason FROM records WHERE action = 'unclean-stop' AND kind = 'system' ORDER BY id");
+    while (sqlite3_step(q.st) == SQLITE_ROW) out.emplace_back(sqlite3_column_int64(q.st, 0), q.text(1));
+    return out;
+}
+
+void Store::durability(uint64_t wal_limit, bool sync) {
+    exec(("PRAGMA journal_size_limit = " + std::to_string(wal_limit)).c_str());
+    exec(sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
+void Store::defer_checkpoints() {
+    // Replaces SQLite's own hook, which is what checkpoints at wal_autocheckpoint frames.
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int frames) {
+            static_cast<Store*>(self)->wal_frames_ = frames;
+            return SQLITE_OK;
+        },
+        this);
+}
+
+bool Store::checkpoint() {
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) throw AuditError(std::string("audit checkpoint: ") + sqlite3_errmsg(db_));
+    return rc == SQLITE_OK && copied == log;
+}
+
+bool Store::truncate_wal() {
+    // No waiting here: a reader (vigil-audit, the console) keeps its snapshot, and the writer
+    // tries again at its next idle moment.
+    sqlite3_busy_timeout(db_, 0);
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied);
+    sqlite3_busy_timeout(db_, 5000);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) throw AuditError(std::string("audit checkpoint: ") + sqlite3_errmsg(db_));
+    if (rc == SQLITE_OK) wal_frames_ = 0;
+    return rc == SQLITE_OK;
+}
+
+void Store::exec(const char* sql) const {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        throw AuditError("audit database: " + msg);
+    }
+}
+
+void Store::append(const std::vector<Record>& records) {
+    if (records.empty()) return;
+    const auto& cols = record_columns();
+    if (!insert_) {
+        std::string sql = "INSERT INTO records(" + columns_list() + ", prev_hash, hash) VALUES (";
+        for (size_t i = 0; i < cols.size() + 2; ++i) sql += i ? ", ?" : "?";
+        sql += ")";
+        if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
+    }
+    if (!upsert_) {
+        const char* sql =
+            "INSERT INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dim, hour, key) DO UPDATE SET "
+            "n = n + excluded.n, bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, "
+            "blocked = blocked + excluded.blocked";
+        if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &upsert_, nullptr) != SQLITE_OK)
+            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db_));
+    }
+    // The batch's roll-up rows, summed in memory first: one upsert per (dim, hour, key). Keys
+    // point into the records, which outlive the map.
+    std::unordered_map<RollupKey, StatRow, RollupKeyHash> sums;
+    for (const auto& r : records) {
+        if (r.kind == "system" || r.kind == "checkpoint") continue;
+        const std::string* keys[] = {&r.host, &r.category, &r.user, &r.rule, &r.action};  // kRollupDims order
+        const bool blocked = r.action == "block";
+        for (int d = 0; d < 5; ++d) {
+            StatRow& row = sums[{d, r.ts_ms / 3'600'000, *keys[d]}];
+            ++row.count;
+            row.bytes_in += r.bytes_from_client;
+            row.bytes_out += r.bytes_to_client;
+            row.blocked += blocked;
+        }
+    }
+    exec("BEGIN IMMEDIATE");
+    std::string head = last_hash_, hash;
+    try {
+        for (const auto& r : records) {
+            const FieldView vals(r);
+            chain_hash(head, vals, hash);
+            // Integer columns as integers (no text conversion in SQLite); text bound in place,
+            // valid until the step below.
+            for (size_t c = 0; c < kColumnCount; ++c) {
+                const int i = static_cast<int>(c) + 1;
+                if (integer_column(c)) sqlite3_bind_int64(insert_, i, vals.number[c]);
+                else sqlite3_bind_text(insert_, i, vals.text[c].data(), static_cast<int>(vals.text[c].size()), SQLITE_STATIC);
+            }
+            const int n = static_cast<int>(kColumnCount);
+            sqlite3_bind_text(insert_, n + 1, head.data(), static_cast<int>(head.size()), SQLITE_STATIC);
+            sqlite3_bind_text(insert_, n + 2, hash.data(), static_cast<int>(hash.size()), SQLITE_STATIC);
+            const int rc = sqlite3_step(insert_);
+            sqlite3_reset(insert_);
+            if (rc != SQLITE_DONE) throw AuditError(std::string("audit insert: ") + sqlite3_errmsg(db_));
+            head.swap(hash);
+        }
+        sqlite3_clear_bindings(insert_);
+        for (const auto& [k, row] : sums) {
+            const auto& [d, hour, key] = k;
+            sqlite3_bind_text(upsert_, 1, kRollupDims[d], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(upsert_, 2, hour);
+            sqlite3_bind_text(upsert_, 3, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+            sqlite3_bind_int64(upsert_, 4, row.count);
+            sqlite3_bind_int64(upsert_, 5, row.bytes_in);
+            sqlite3_bind_int64(upsert_, 6, row.bytes_out);
+            sqlite3_bind_int64(upsert_, 7, row.blocked);
+            const int rc = sqlite3_step(upsert_);
+            sqlite3_reset(upsert_);
+            if (rc != SQLITE_DONE) throw AuditError(std::string("audit roll-up: ") + sqlite3_errmsg(db_));
+        }
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_clear_bindings(insert_);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+    last_hash_ = head;
+}
+
+namespace {
+
+void add_rows(sqlite3* db, const std::string& sql, const std::vector<int64_t>& params, std::map<std::string, StatRow>& out) {
+    Stmt st(db, sql);
+    for (size_t i = 0; i < params.size(); ++i) sqlite3_bind_int64(st.st, static_cast<int>(i + 1), params[i]);
+    int rc;
+    while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+        StatRow& r = out[st.text(0)];
+        r.count += sqlite3_column_int64(st.st, 1);
+        r.bytes_in += sqlite3_column_int64(st.st, 2);
+        r.bytes_out += sqlite3_column_int64(st.st, 3);
+        r.blocked += sqlite3_column_int64(st.st, 4);
+    }
+    if (rc != SQLITE_DONE) throw AuditError(std::string("stats: ") + sqlite3_errmsg(db));
+}
+
+}  // namespace
+
+std::map<std::string, StatRow> Store::stats(const std::string& dim, int64_t since_ms, int64_t until_ms) const {
+    static const std::set<std::string> dims = {"host", "category", "user", "rule", "action", "hour"};
+    if (!dims.count(dim)) throw AuditError("stats: unknown dimension \"" + dim + "\"");
+    const bool by_hour = dim == "hour";
+    // An hour is keyed by its number here; the caller formats it.
+    const std::string key = by_hour ? "CAST(ts_ms / 3600000 AS TEXT)" : dim;
+    const std::string raw = "SELECT " + key + ", count(*), sum(bytes_from_client), sum(bytes_to_client), "
+                            "sum(action = 'block') FROM records WHERE " + kCounted +
+                            " AND ts_ms >= ? AND ts_ms < ? GROUP BY 1";
+    std::map<std::string, StatRow> out;
+    constexpr int64_t kHour = 3'600'000;
+    // Whole hours inside [since, until) from the roll-ups; the partial hours at either end
+    // from the rows themselves.
+    const int64_t first = since_ms <= 0 ? 0 : (since_ms + kHour - 1) / kHour;  // first whole hour
+    const int64_t end = until_ms / kHour;                                       // past the last whole hour
+    if (!has_rollup_ || first >= end) {
+        add_rows(db_, raw, {since_ms, until_ms}, out);
+        return out;
+    }
+    // `dim` is one of the fixed names above, never user text; each counted record has
+    // exactly one action, so the action rows sum to the records of an hour.
+    add_rows(db_, "SELECT " + std::string(by_hour ? "CAST(hour AS TEXT)" : "key") +
+                      ", sum(n), sum(bytes_in), sum(bytes_out), sum(blocked) FROM rollup WHERE dim = '" +
+                      (by_hour ? std::string("action") : dim) + "' AND hour >= ? AND hour < ? GROUP BY 1",
+             {first, end}, out);
+    add_rows(db_, raw, {since_ms, first * kHour}, out);
+    add_rows(db_, raw, {end * kHour, until_ms}, out);
+    return out;
+}
+
+std::string Store::verify_rollups() const {
+    if (!has_rollup_) return "";
+    std::string rows;
+    for (const char* dim : kRollupDims) rows += (rows.empty() ? "" : " UNION ALL ") + rollup_select(dim, "");
+    for (const auto& [sql, what] : std::vector<std::pair<std::string, std::string>>{
+             {"SELECT * FROM rollup EXCEPT SELECT * FROM (" + rows + ") LIMIT 1", "does not match the records"},
+             {"SELECT * FROM (" + rows + ") EXCEPT SELECT * FROM rollup LIMIT 1", "is missing for records that exist"}}) {
+        Stmt st(db_, sql);
+        if (sqlite3_step(st.st) == SQLITE_ROW)
+            return "the " + st.text(0) + " roll-up for \"" + st.text(2) + "\" in hour " + st.text(1) + " " + what;
+    }
+    return "";
+}
+
+Store::VerifyResult Store::verify() const {
+    VerifyResult res;
+    Stmt st(db_, "SELECT id, " + columns_list() + ", prev_hash, hash FROM records ORDER BY id");
+    const int ncols = static_cast<int>(record_columns().size());
+    std::string expected_prev = kGenesisHash;
+    bool first = true;
+    while (sqlite3_step(st.st) == SQLITE_ROW) {
+        ++res.rows;
+        int64_t id = sqlite3_column_int64(st.st, 0);
+        std::vector<std::string> vals;
+        for (int i = 0; i < ncols; ++i) vals.push_back(st.text(1 + i));
+        std::string prev = st.text(1 + ncols), hash = st.text(2 + ncols);
+        if (vals[2] == "checkpoint") {
+            // Left by prune: the chain continues from the hash of the last pruned row.
+            if (!first) return {false, res.rows, id, "checkpoint row in the middle of the chain"};
+            expected_prev = hash;
+            first = false;
+            continue;
+        }
+        first = false;
+        if (prev != expected_prev)
+            return {false, res.rows, id, "does not follow the previous row (a row was deleted or inserted before it)"};
+        if (chain_hash(prev, vals) != hash) return {false, res.rows, id, "content does not match its hash (edited)"};
+        expected_prev = hash;
+    }
+    return res;
+}
+
+int64_t Store::prune(int64_t before_ms) {
+    exec("BEGIN IMMEDIATE");
+    try {
+        Stmt last(db_, "SELECT id, hash FROM records WHERE ts_ms < ? AND kind <> 'checkpoint' ORDER BY id DESC LIMIT 1");
+        sqlite3_bind_int64(last.st, 1, before_ms);
+        if (sqlite3_step(last.st) != SQLITE_ROW) {
+            exec("COMMIT");
+            return 0;
+        }
+        int64_t last_id = sqlite3_column_int64(last.st, 0);
+        std::string anchor = last.text(1);
+        // The hours whose roll-ups change: rebuilt from the rows that remain, below.
+        Stmt span(db_, std::string("SELECT min(ts_ms) / 3600000, max(ts_ms) / 3600000 FROM records WHERE id <= ? AND ") + kCounted);
+        sqlite3_bind_int64(span.st, 1, last_id);
+        const bool counted = sqlite3_step(span.st) == SQLITE_ROW && sqlite3_column_type(span.st, 0) != SQLITE_NULL;
+        const int64_t lo = counted ? sqlite3_column_int64(span.st, 0) : 0, hi = counted ? sqlite3_column_int64(span.st, 1) : -1;
+        Stmt del(db_, "DELETE FROM records WHERE id <= ?");
+        sqlite3_bind_int64(del.st, 1, last_id);
+        if (sqlite3_step(del.st) != SQLITE_DONE) throw AuditError(std::string("prune: ") + sqlite3_errmsg(db_));
+        int64_t n = sqlite3_changes(db_);
+        if (has_rollup_ && counted) {
+            const std::string hours = " AND ts_ms / 3600000 BETWEEN " + std::to_string(lo) + " AND " + std::to_string(hi);
+            exec(("DELETE FROM rollup WHERE hour BETWEEN " + std::to_string(lo) + " AND " + std::to_string(hi) + ";" +
+                  rebuild_rollup_sql(hours)).c_str());
+        }
+        Record cp;
+        cp.kind = "checkpoint";
+        cp.ts_ms = before_ms;
+        cp.reason = "pruned " + std::to_string(n) + " rows up to id " + std::to_string(last_id);
+        auto vals = record_values(cp);
+        std::string sql = "INSERT INTO records(id, " + columns_list() + ", prev_hash, hash) VALUES (?";
+        for (size_t i = 0; i < vals.size() + 2; ++i) sql += ", ?";
+        sql += ")";
+        Stmt ins(db_, sql);
+        sqlite3_bind_int64(ins.st, 1, last_id);  // takes the place of the last pruned row
+        int i = 2;
+        for (const auto& v : vals) sqlite3_bind_text(ins.st, i++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins.st, i++, "checkpoint", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins.st, i++, anchor.data(), static_cast<int>(anchor.size()), SQLITE_TRANSIENT);
+        if (sqlite3_step(ins.st) != SQLITE_DONE) throw AuditError(std::string("checkpoint: ") + sqlite3_errmsg(db_));
+        exec("COMMIT");
+        return n;
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+}  // namespace vigil::audit

@@ -1,0 +1,489 @@
+// TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <fstream>
+#include <cstring>
+#include <cerrno>
+
+#include <toml++/toml.h>
+
+namespace vigil::config {
+namespace {
+
+using io::lower;
+using io::parse_authority;
+using io::parse_rate;
+
+struct Where {
+    std::string file;
+    const toml::node& node;
+    std::string key;
+    [[noreturn]] void fail(const std::string& msg) const {
+        std::ostringstream out;
+        const auto& src = node.source();
+        if (src.path) out << *src.path << ":" << src.begin.line << ": ";
+        else if (!file.empty()) out << file << ": ";
+        out << key << ": " << msg;
+        throw ConfigError(out.str());
+    }
+};
+
+std::string get_string(const Where& w) {
+    if (auto v = w.node.value<std::string>()) return *v;
+    w.fail("expected a string");
+}
+
+bool get_bool(const Where& w) {
+    if (auto v = w.node.value<bool>()) return *v;
+    w.fail("expected true or false");
+}
+
+int64_t get_int(const Where& w, int64_t lo, int64_t hi) {
+    auto v = w.node.value<int64_t>();
+    if (!v) w.fail("expected an integer");
+    if (*v < lo || *v > hi) w.fail("must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return *v;
+}
+
+std::chrono::seconds get_seconds(const Where& w) { return std::chrono::seconds(get_int(w, 1, 86400)); }
+
+std::vector<std::string> get_string_list(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& el : *arr) {
+        auto s = el.value<std::string>();
+        if (!s) w.fail("expected an array of strings");
+        out.push_back(*s);
+    }
+    return out;
+}
+
+std::string error_class(const Where& w, const std::string& v) {
+    const auto& classes = origin_error_classes();
+    if (std::find(classes.begin(), classes.end(), v) == classes.end()) {
+        std::string all;
+        for (const auto& c : classes) all += (all.empty() ? "" : ", ") + c;
+        w.fail("unknown certificate error class \"" + v + "\" (" + all + ")");
+    }
+    return v;
+}
+
+// { expired = "warn", self_signed = "block", ... }
+std::vector<std::string> get_origin_errors(const Where& w) {
+    const toml::table* t = w.node.as_table();
+    if (!t) w.fail("expected a table of error class = \"block\" | \"warn\"");
+    std::vector<std::string> warn;
+    for (const auto& [name, value] : *t) {
+        const std::string cls = error_class(w, std::string(name.str()));
+        auto v = value.value<std::string>();
+        if (!v || (*v != "block" && *v != "warn")) w.fail(cls + ": expected \"block\" or \"warn\" (never allow)");
+        if (*v == "warn") warn.push_back(cls);
+    }
+    return warn;
+}
+
+// A fingerprint as vigil-ca and openssl print it, with or without colons, any case.
+std::string normalize_pin(const Where& w, const std::string& text) {
+    std::string hex;
+    for (char c : text)
+        if (c != ':') hex += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789ABCDEF") != std::string::npos)
+        w.fail("pin_sha256 must be a SHA-256 fingerprint (64 hex digits, colons allowed)");
+    std::string out;
+    for (size_t i = 0; i < hex.size(); i += 2) out += (out.empty() ? "" : ":") + hex.substr(i, 2);
+    return out;
+}
+
+// One host name or IP address as the gateway compares them (lower case, no trailing dot), or
+// nothing when the text holds anything else (wildcards, patterns, spaces).
+std::optional<std::string> exact_host(const std::string& text) {
+    std::string h = lower(text);
+    if (!h.empty() && h.back() == '.') h.pop_back();
+    if (h.empty() || h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:") != std::string::npos)
+        return std::nullopt;
+    return h;
+}
+
+// [ { host = "intranet.corp.example", allow = ["self_signed"] }, { host = "...", pin_sha256 = "..." } ]
+std::vector<OriginException> get_origin_exceptions(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of { host = ..., allow = [...] | pin_sha256 = ... }");
+    std::vector<OriginException> out;
+    for (const auto& el : *arr) {
+        const toml::table* t = el.as_table();
+        if (!t) w.fail("expected { host = ..., allow = [...] | pin_sha256 = ... }");
+        OriginException e;
+        for (const auto& [name, value] : *t) {
+            const std::string k(name.str());
+            Where at{w.file, value, w.key + "." + k};
+            if (k == "host") {
+                auto h = exact_host(get_string(at));
+                if (!h) at.fail("expected one exact host name or IP address (no wildcards or patterns)");
+                e.host = *h;
+            } else if (k == "allow") {
+                for (const auto& c : get_string_list(at)) e.allow.push_back(error_class(at, c));
+            } else if (k == "pin_sha256") {
+                e.pin_sha256 = normalize_pin(at, get_string(at));
+            } else {
+                at.fail("unknown key (host, allow, pin_sha256)");
+            }
+        }
+        if (e.host.empty()) w.fail("every exception needs a host");
+        if (e.allow.empty() && e.pin_sha256.empty()) w.fail(e.host + ": give allow = [...] or pin_sha256");
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+// [ { address = "proxy1.corp:3128", name = "dc1" }, "proxy2.corp:8080", ... ]
+std::vector<ParentConfig> get_parents(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of { address = \"host:port\", name = \"...\" }");
+    std::vector<ParentConfig> out;
+    for (const auto& el : *arr) {
+        Where at{w.file, el, w.key};
+        std::string address, name;
+        if (auto s = el.value<std::string>()) {
+            address = *s;
+        } else if (const toml::table* t = el.as_table()) {
+            for (const auto& [k, v] : *t) {
+                Where kv{w.file, v, w.key + "." + std::string(k.str())};
+                if (k.str() == "address") address = get_string(kv);
+                else if (k.str() == "name") name = get_string(kv);
+                else kv.fail("unknown key (address, name)");
+            }
+        } else {
+            at.fail("expected \"host:port\" or { address = \"host:port\", name = \"...\" }");
+        }
+        auto a = parse_authority(address, std::nullopt);
+        if (!a || a->port == 0) at.fail("\"" + address + "\" is not host:port");
+        out.push_back({name.empty() ? a->host_port() : name, a->host, a->port});
+    }
+    return out;
+}
+
+// Anchored host names: "intranet.example" (that name) or ".corp.example" (it and below).
+std::vector<std::string> get_host_list(const Where& w) {
+    std::vector<std::string> out;
+    for (const auto& h : get_string_list(w)) {
+        const bool suffix = !h.empty() && h.front() == '.';
+        auto bare = exact_host(suffix ? h.substr(1) : h);
+        if (!bare || bare->front() == '.')
+            w.fail("\"" + h + "\": expected a host name, or .suffix for a domain and every name below it (no patterns)");
+        out.push_back((suffix ? "." : "") + *bare);
+    }
+    return out;
+}
+
+// A bandwidth: bytes per second as an integer, or a string with a unit ("2MB", "10Mbit").
+int64_t get_rate(const Where& w) {
+    if (w.node.is_integer()) {
+        const int64_t v = *w.node.value<int64_t>();
+        if (v == 0 || (v >= 1024 && v <= 1'000'000'000'000)) return v;
+        w.fail("bytes per second must be 0 (off) or between 1024 and 10^12");
+    }
+    if (!w.node.is_string()) w.fail("expected bytes per second or a rate such as \"2MB\", \"512KiB\", \"10Mbit\"");
+    try {
+        return parse_rate(get_string(w));
+    } catch (const std::invalid_argument& e) {
+        w.fail(e.what());
+    }
+}
+
+// A size in bytes: an integer, or a string with a unit ("64MB", "1GiB").
+uint64_t get_size(const Where& w, uint64_t lo) {
+    int64_t v = -1;
+    if (w.node.is_integer()) {
+        v = *w.node.value<int64_t>();
+    } else if (w.node.is_string()) {
+        try {
+            v = parse_rate(get_string(w));
+        } catch (const std::invalid_argument&) {
+            v = -1;
+        }
+    }
+    if (v < 0) w.fail("expected bytes or a size such as \"64MB\", \"1GiB\"");
+    if (v < int64_t(lo) || v > 1'000'000'000'000) w.fail("must be between " + std::to_string(lo) + " bytes and 1TB");
+    return uint64_t(v);
+}
+
+// { staff = "10MB", guests = "1Mbit" }
+std::map<std::string, int64_t> get_group_rates(const Where& w) {
+    const toml::table* t = w.node.as_table();
+    if (!t) w.fail("expected a table of group = rate, e.g. { guests = \"1MB\" }");
+    std::map<std::string, int64_t> out;
+    for (const auto& [name, value] : *t) {
+        Where at{w.file, value, w.key + "." + std::string(name.str())};
+        if (name.str().empty()) at.fail("a group name cannot be empty");
+        if (const int64_t r = get_rate(at)) out[std::string(name.str())] = r;
+    }
+    return out;
+}
+
+std::vector<Cidr> get_cidrs(const Where& w) {
+    std::vector<Cidr> out;
+    for (const auto& s : get_string_list(w)) {
+        auto c = Cidr::parse(s);
+        if (!c) w.fail("not an address or CIDR: \"" + s + "\"");
+        out.push_back(*c);
+    }
+    return out;
+}
+
+std::vector<PortRange> get_ports(const Where& w) {
+    const toml::array* arr = w.node.as_array();
+    if (!arr) w.fail("expected an array of ports (443) or ranges (\"1024-65535\")");
+    std::vector<PortRange> out;
+    for (const auto& el : *arr) {
+        std::optional<PortRange> r;
+        if (auto i = el.value<int64_t>(); i && *i > 0 && *i <= 65535) r = PortRange{uint16_t(*i), uint16_t(*i)};
+        else if (auto s = el.value<std::string>()) r = PortRange::parse(*s);
+        if (!r) w.fail("expected ports 1-65535 or ranges like \"1024-65535\"");
+        out.push_back(*r);
+    }
+    return out;
+}
+
+using Setter = std::function<void(Config&, const Where&)>;
+
+const std::map<std::string, Setter>& schema() {
+    static const std::map<std::string, Setter> s = {
+        {"proxy.listen", [](Config& c, const Where& w) { c.listen = get_string(w); }},
+        {"proxy.threads", [](Config& c, const Where& w) { c.threads = unsigned(get_int(w, 0, 256)); }},
+        {"proxy.allow_clients", [](Config& c, const Where& w) { c.allow_clients = get_cidrs(w); }},
+        {"proxy.allowed_connect_ports", [](Config& c, const Where& w) { c.allowed_connect_ports = get_ports(w); }},
+        {"proxy.allowed_http_ports", [](Config& c, const Where& w) { c.allowed_http_ports = get_ports(w); }},
+        {"proxy.allow_private_destinations",
+         [](Config& c, const Where& w) { c.allow_private_destinations = get_bool(w); }},
+        {"proxy.shutdown_grace", [](Config& c, const Where& w) { c.shutdown_grace = get_seconds(w); }},
+        {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_string(w); }},
+        {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_string(w); }},
+        {"tls.non_tls",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "reject" && v != "tunnel") w.fail("expected \"reject\" or \"tunnel\"");
+             c.non_tls_tunnel = v == "tunnel";
+         }},
+        {"tls.cert_cache_entries",
+         [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
+        {"tls.cert_cache_bytes",
+         [](Config& c, const Where& w) { c.cert_cache_bytes = size_t(get_int(w, 65536, int64_t(1) << 36)); }},
+        {"tls.revocation",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "staple" && v != "off" && v != "ocsp") w.fail("expected \"off\", \"staple\" or \"ocsp\"");
+             c.revocation = v == "off" ? tls::Revocation::off : v == "ocsp" ? tls::Revocation::ocsp : tls::Revocation::staple;
+         }},
+        {"tls.ocsp_unknown",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.ocsp_unknown_blocks = v == "block";
+         }},
+        {"tls.aia_fetch", [](Config& c, const Where& w) { c.aia_fetch = get_bool(w); }},
+        {"tls.origin_errors", [](Config& c, const Where& w) { c.origin_error_warn = get_origin_errors(w); }},
+        {"tls.origin_exceptions", [](Config& c, const Where& w) { c.origin_exceptions = get_origin_exceptions(w); }},
+        {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},
+        {"log.level",
+         [](Config& c, const Where& w) {
+             c.log_level = get_string(w);
+             if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error")
+                 w.fail("expected one of debug, info, warn, error");
+         }},
+        {"log.stats_file", [](Config& c, const Where& w) { c.stats_file = get_string(w); }},
+        {"timeouts.header_read", [](Config& c, const Where& w) { c.header_read = get_seconds(w); }},
+        {"timeouts.idle", [](Config& c, const Where& w) { c.idle = get_seconds(w); }},
+        {"timeouts.body_stall", [](Config& c, const Where& w) { c.body_stall = get_seconds(w); }},
+        {"limits.body_stall_bytes",
+         [](Config& c, const Where& w) { c.body_stall_bytes = size_t(get_int(w, 1, 1 << 30)); }},
+        {"timeouts.connect", [](Config& c, const Where& w) { c.connect = get_seconds(w); }},
+        {"timeouts.handshake", [](Config& c, const Where& w) { c.handshake = get_seconds(w); }},
+        {"timeouts.io", [](Config& c, const Where& w) { c.io = get_seconds(w); }},
+        {"timeouts.tunnel_idle", [](Config& c, const Where& w) { c.tunnel_idle = get_seconds(w); }},
+        {"timeouts.fetch", [](Config& c, const Where& w) { c.fetch = get_seconds(w); }},
+        {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_string(w); }},
+        {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
+        {"inspect.hold_bytes",
+         [](Config& c, const Where& w) { c.hold_bytes = size_t(get_int(w, 0, int64_t(64) << 20)); }},
+        {"inspect.scan_limit",
+         [](Config& c, const Where& w) { c.scan_limit = size_t(get_int(w, 1024, int64_t(1) << 32)); }},
+        {"inspect.oversize",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.oversize_block = v == "block";
+         }},
+        {"inspect.on_error",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "allow" && v != "block") w.fail("expected \"allow\" or \"block\"");
+             c.error_block = v == "block";
+         }},
+        {"inspect.warn_duration", [](Config& c, const Where& w) { c.warn_duration = get_seconds(w); }},
+        {"inspect.re2_max_mem",
+         [](Config& c, const Where& w) { c.re2_max_mem = get_int(w, 1 << 20, int64_t(1) << 34); }},
+        {"audit.path", [](Config& c, const Where& w) { c.audit_path = get_string(w); }},
+        {"audit.jsonl", [](Config& c, const Where& w) { c.audit_jsonl = get_string(w); }},
+        {"audit.syslog",
+         [](Config& c, const Where& w) {
+             c.audit_syslog = get_string(w);
+             if (!c.audit_syslog.empty() && c.audit_syslog.rfind("udp://", 0) != 0 && c.audit_syslog.rfind("tcp://", 0) != 0)
+                 w.fail("expected udp://HOST:PORT or tcp://HOST:PORT");
+         }},
+        {"audit.overflow",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "block" && v != "drop") w.fail("expected \"block\" or \"drop\"");
+             c.audit_overflow_drop = v == "drop";
+         }},
+        {"audit.on_failure",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "fail-closed" && v != "fail-open") w.fail("expected \"fail-closed\" or \"fail-open\"");
+             c.audit_fail_closed = v == "fail-closed";
+         }},
+        {"audit.url_mode",
+         [](Config& c, const Where& w) {
+             c.audit_url_mode = get_string(w);
+             if (c.audit_url_mode != "full" && c.audit_url_mode != "strip-query" && c.audit_url_mode != "host-only")
+                 w.fail("expected \"full\", \"strip-query\" or \"host-only\"");
+         }},
+        {"audit.queue_limit",
+         [](Config& c, const Where& w) { c.audit_queue_limit = size_t(get_int(w, 16, 10'000'000)); }},
+        {"audit.wal_limit",
+         [](Config& c, const Where& w) { c.audit_wal_limit = uint64_t(get_int(w, 1 << 20, int64_t(1) << 34)); }},
+        {"audit.sync", [](Config& c, const Where& w) { c.audit_sync = get_bool(w); }},
+        {"auth.required", [](Config& c, const Where& w) { c.auth_required = get_bool(w); }},
+        {"auth.exempt_clients", [](Config& c, const Where& w) { c.auth_exempt_clients = get_cidrs(w); }},
+        {"auth.cache_seconds", [](Config& c, const Where& w) { c.auth_cache = get_seconds(w); }},
+        {"auth.max_failures", [](Config& c, const Where& w) { c.auth_max_failures = int(get_int(w, 1, 1000)); }},
+        {"admin.listen", [](Config& c, const Where& w) { c.admin_listen = get_string(w); }},
+        {"admin.allow", [](Config& c, const Where& w) { c.admin_allow = get_cidrs(w); }},
+        {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
+        {"limits.max_header_bytes",
+         [](Config& c, const Where& w) { c.max_header_bytes = size_t(get_int(w, 1024, 1 << 20)); }},
+        {"limits.max_connections",
+         [](Config& c, const Where& w) { c.max_connections = size_t(get_int(w, 1, 1'000'000)); }},
+        {"limits.max_connections_per_client",
+         [](Config& c, const Where& w) { c.max_connections_per_client = size_t(get_int(w, 1, 1'000'000)); }},
+        {"cache.enabled", [](Config& c, const Where& w) { c.cache = get_bool(w); }},
+        {"cache.dir", [](Config& c, const Where& w) { c.cache_dir = get_string(w); }},
+        {"cache.max_bytes", [](Config& c, const Where& w) { c.cache_max_bytes = get_size(w, 1 << 20); }},
+        {"cache.memory_bytes", [](Config& c, const Where& w) { c.cache_memory_bytes = get_size(w, 1 << 20); }},
+        {"cache.max_object_bytes", [](Config& c, const Where& w) { c.cache_max_object_bytes = get_size(w, 1024); }},
+        {"compress.enabled", [](Config& c, const Where& w) { c.compress = get_bool(w); }},
+        {"compress.https", [](Config& c, const Where& w) { c.compress_https = get_bool(w); }},
+        {"compress.min_bytes",
+         [](Config& c, const Where& w) { c.compress_min_bytes = uint64_t(get_int(w, 0, int64_t(1) << 30)); }},
+        {"upstream.parents", [](Config& c, const Where& w) { c.parents = get_parents(w); }},
+        {"upstream.selection",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "round-robin" && v != "least-connections" && v != "host-hash")
+                 w.fail("expected \"round-robin\", \"least-connections\" or \"host-hash\"");
+             c.parent_selection = v;
+         }},
+        {"upstream.health_interval", [](Config& c, const Where& w) { c.parent_health_interval = get_seconds(w); }},
+        {"upstream.direct_fallback", [](Config& c, const Where& w) { c.parent_direct_fallback = get_bool(w); }},
+        {"upstream.direct_hosts", [](Config& c, const Where& w) { c.direct_hosts = get_host_list(w); }},
+        {"upstream.parent_hosts", [](Config& c, const Where& w) { c.parent_hosts = get_host_list(w); }},
+        {"limits.client_rate", [](Config& c, const Where& w) { c.rates.client_rate = get_rate(w); }},
+        {"limits.group_rate", [](Config& c, const Where& w) { c.rates.group_rates = get_group_rates(w); }},
+        {"limits.max_headers", [](Config& c, const Where& w) { c.max_headers = size_t(get_int(w, 8, 1000)); }},
+    };
+    return s;
+}
+
+// Parses one --set value as TOML; a bare word that is not TOML is a string.
+toml::table parse_value(const std::string& key, const std::string& value) {
+    try {
+        return toml::parse("v = " + value, std::string_view("--set " + key));
+    } catch (const toml::parse_error&) {
+        toml::table t;
+        t.insert("v", value);
+        return t;
+    }
+}
+
+}  // namespace
+
+const std::vector<std::string>& origin_error_classes() {
+    static const std::vector<std::string> c = {"expired", "not_yet_valid", "hostname_mismatch", "untrusted",
+                                               "self_signed", "revoked", "weak_crypto", "malformed", "invalid"};
+    return c;
+}
+
+Config::Config()
+    : allow_clients{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")},
+      allowed_connect_ports{{443, 443}},
+      allowed_http_ports{{80, 80}, {1024, 65535}},
+      admin_allow{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")} {}
+
+Config load_config(const std::string& path, const Overrides& overrides) {
+    toml::table root;
+    if (!path.empty()) {
+        if (std::ifstream probe(path); !probe) {
+            const int err = errno;
+            throw ConfigError("cannot open config " + path + ": " + std::strerror(err));
+        }
+        try {
+            root = toml::parse_file(path);
+        } catch (const toml::parse_error& e) {
+            std::ostringstream out;
+            out << path << ":" << e.source().begin.line << ": " << e.description();
+            throw ConfigError(out.str());
+        } catch (const std::exception& e) {
+            throw ConfigError(path + ": " + e.what());
+        }
+    }
+    Config cfg;
+    // Every key is checked, and every error reported at once, in file order (at most 20): an
+    // administrator fixes the file in one pass, not one error per restart.
+    std::vector<std::pair<uint32_t, std::string>> errors;
+    auto check = [&](const toml::node& node, const std::function<void()>& apply) {
+        try {
+            apply();
+        } catch (const ConfigError& e) {
+            errors.emplace_back(node.source().begin.line, e.what());
+        }
+    };
+    for (const auto& [section, node] : root) {
+        const toml::table* tbl = node.as_table();
+        if (!tbl) {
+            check(node, [&] { Where{path, node, std::string(section.str())}.fail("expected a [section]"); });
+            continue;
+        }
+        for (const auto& [name, value] : *tbl) {
+            std::string key = std::string(section.str()) + "." + std::string(name.str());
+            auto it = schema().find(key);
+            check(value, [&] {
+                if (it == schema().end()) Where{path, value, key}.fail("unknown key");
+                it->second(cfg, Where{path, value, key});
+            });
+        }
+    }
+    if (!errors.empty()) {
+        std::stable_sort(errors.begin(), errors.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+        constexpr size_t kShown = 20;
+        std::string all;
+        for (size_t i = 0; i < errors.size() && i < kShown; ++i) all += (i ? "\n" : "") + errors[i].second;
+        if (errors.size() > kShown) all += "\n(and " + std::to_string(errors.size() - kShown) + " more)";
+        throw ConfigError(all);
+    }
+    for (const auto& [key, value] : overrides) {
+        auto it = schema().find(key);
+        toml::table t = parse_value(key, value);
+        const toml::node& node = *t.get("v");
+        if (it == schema().end()) Where{"--set", node, key}.fail("unknown key");
+        it->second(cfg, Where{"--set " + key, node, key});
+    }
+    return cfg;
+}
+
+}  // namespace vigil::config

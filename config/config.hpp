@@ -1,0 +1,144 @@
+// The gateway's configuration: one immutable struct, loaded from TOML and overridden by flags.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/address.hpp"
+#include "io/rate.hpp"
+#include "tls/contexts.hpp"
+
+namespace vigil::config {
+
+using io::Cidr;
+using io::PortRange;
+
+// One line naming the file, line and key at fault.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// The origin certificate error classes that policy can name (tls/contexts.hpp CertVerdict codes).
+const std::vector<std::string>& origin_error_classes();
+
+// tls.origin_exceptions: a known-broken internal site whose certificate problems of these
+// classes are accepted, or whose exact certificate (SHA-256 fingerprint) is.
+struct OriginException {
+    std::string host;                // exact, normalised; never a pattern
+    std::vector<std::string> allow;  // error classes
+    std::string pin_sha256;          // "AB:CD:..." upper case, or ""
+};
+
+// One parent proxy (upstream.parents).
+struct ParentConfig {
+    std::string name;  // the configured name, or host:port
+    std::string host;
+    uint16_t port = 0;
+};
+
+struct Config {
+    // [proxy]
+    std::string listen = "127.0.0.1:3128";
+    unsigned threads = 0;  // 0 = one per core
+    std::vector<Cidr> allow_clients;  // default: loopback only
+    std::vector<PortRange> allowed_connect_ports;  // default: 443
+    std::vector<PortRange> allowed_http_ports;     // default: 80, 1024-65535
+    bool allow_private_destinations = false;
+    std::chrono::seconds shutdown_grace{30};
+    // [tls]
+    std::string ca_dir = "var/ca";
+    std::string extra_ca_file;
+    bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
+    std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
+    tls::Revocation revocation = tls::Revocation::staple;  // tls.revocation = "off" | "staple" | "ocsp"
+    bool ocsp_unknown_blocks = false;                    // tls.ocsp_unknown = "allow" | "block"
+    bool aia_fetch = true;                               // tls.aia_fetch
+    std::vector<OriginException> origin_exceptions;      // tls.origin_exceptions
+    size_t cert_cache_entries = 20000;
+    size_t cert_cache_bytes = 32u << 20;
+    // [dns]
+    std::string hosts_file;
+    // [log]
+    std::string log_level = "info";
+    std::string stats_file;
+    // [timeouts]
+    std::chrono::seconds header_read{30};
+    std::chrono::seconds body_stall{10};  // a request body must bring body_stall_bytes in every such window
+    size_t body_stall_bytes = 1024;
+    std::chrono::seconds idle{60};
+    std::chrono::seconds connect{10};
+    std::chrono::seconds handshake{10};
+    std::chrono::seconds io{120};
+    std::chrono::seconds tunnel_idle{600};
+    std::chrono::seconds fetch{5};  // AIA and OCSP fetches, whole
+    // [rules]
+    std::string rules_path;                  // "" = no rules: allow everything (said at start)
+    std::chrono::seconds reload_interval{5};  // how often the database's version is checked
+    // [inspect]
+    size_t hold_bytes = 256 * 1024;          // body bytes held before forwarding, for a clean block page
+    size_t scan_limit = 32u << 20;           // decoded bytes scanned per body
+    bool oversize_block = false;             // inspect.oversize = "allow" | "block"
+    bool error_block = true;                 // inspect.on_error = "block" | "allow"
+    int64_t re2_max_mem = 256 << 20;
+    std::chrono::seconds warn_duration{3600};  // how long "Continue" on a warn page lasts
+    // [audit]
+    std::string audit_path;            // SQLite audit log; "" = none
+    std::string audit_jsonl;           // JSON-lines copy
+    std::string audit_syslog;          // udp://host:port or tcp://host:port (RFC 5424)
+    bool audit_overflow_drop = false;  // audit.overflow = "block" (back-pressure) | "drop"
+    bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
+    std::string audit_url_mode = "full";
+    size_t audit_queue_limit = 65536;
+    uint64_t audit_wal_limit = 32ull << 20;  // bytes of write-ahead log before the writer waits for a checkpoint
+    bool audit_sync = false;                 // audit.sync = true: fsync every commit (smaller crash window)
+    // [auth]
+    bool auth_required = false;
+    std::vector<Cidr> auth_exempt_clients;
+    std::chrono::seconds auth_cache{300};
+    int auth_max_failures = 5;  // per client address per minute, then 429
+    // [admin]
+    std::string admin_listen = "127.0.0.1:9090";  // "" disables the admin listener
+    std::vector<Cidr> admin_allow;                 // default: loopback only
+    // [onboarding]
+    std::string onboarding_host = "vigil.invalid";  // "" disables the page
+    // [limits]
+    size_t max_header_bytes = 64 * 1024;
+    size_t max_headers = 100;
+    size_t max_connections = 20000;            // all clients together
+    size_t max_connections_per_client = 512;   // one client address
+    // Bandwidth per client address and per group, bytes per second each way; 0 = no limit.
+    io::RateLimits rates;  // limits.client_rate, limits.group_rate
+    // Parent proxies: all traffic but direct_hosts goes through them (docs/traffic.md).
+    std::vector<ParentConfig> parents;
+    std::string parent_selection = "round-robin";  // or "least-connections", "host-hash"
+    std::chrono::seconds parent_health_interval{5};
+    bool parent_direct_fallback = false;  // all parents down: go direct instead of refusing
+    std::vector<std::string> direct_hosts;  // exact names, or ".suffix"
+    std::vector<std::string> parent_hosts;  // when set, only these go through the parents
+    // Compressing uncompressed text responses for clients that accept gzip or br.
+    bool compress = true;
+    bool compress_https = false;  // inside the bump too (off: BREACH, see docs/traffic.md)
+    uint64_t compress_min_bytes = 1024;
+    // The HTTP cache (docs/caching.md): plain and bumped responses scanned clean.
+    bool cache = true;
+    std::string cache_dir;                      // "" keeps the cache in memory only
+    uint64_t cache_max_bytes = 1ull << 30;      // on disk
+    uint64_t cache_memory_bytes = 64ull << 20;  // bodies held in memory
+    uint64_t cache_max_object_bytes = 8ull << 20;
+
+    Config();
+};
+
+// Settings given on the command line, applied over the file in order. Each is
+// ("section.key", "TOML value"); a value that is not valid TOML is taken as a string.
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// Loads `path` (empty: defaults only) and applies the overrides. Throws ConfigError.
+Config load_config(const std::string& path, const Overrides& overrides);
+
+}  // namespace vigil::config

@@ -1,0 +1,56 @@
+// A counter for every outcome, shared by all workers (relaxed atomics; read at shutdown and by tests).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vigil::core {
+
+#define VIGIL_COUNTERS(X)                                                                        \
+    X(accepted) X(accept_failed) X(refused_client) X(requests) X(plain) X(connect) X(bumped) X(connect_denied)     \
+    X(private_denied) X(loop_denied) X(bad_request) X(header_too_large) X(header_timeout) X(body_timeout) X(sni_mismatch)           \
+    X(client_tls_failed) X(upstream_cert_error) X(upstream_unreachable) X(upstream_tls_failed)    \
+    X(upstream_bad_response) X(upstream_timeout) X(upgrades) X(bytes_in) X(bytes_out)             \
+    X(certs_minted) X(shutdown_closed_idle) X(parked) X(blocked) X(warned) X(monitored) X(spliced)          \
+    X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)      \
+    X(audit_written) X(audit_dropped) X(audit_failures) X(refused_limit) X(auth_ok) X(auth_failed) X(auth_throttled) X(non_tls) \
+    X(aia_fetched) X(aia_failed) X(ocsp_queries) X(ocsp_unknown) X(origin_resumed) X(origin_reused) \
+    X(throttled) X(throttled_ms) \
+    X(compressed) X(compress_in_bytes) X(compress_out_bytes) X(parent_down) X(parent_failovers) \
+    X(cache_hits) X(cache_misses) X(cache_revalidated) X(cache_stored) X(cache_store_errors) X(cache_corrupt) \
+    X(cache_evicted) X(cache_invalidated) X(cache_rescanned)
+
+struct Counters {
+#define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};
+    VIGIL_COUNTERS(VIGIL_DECLARE)
+#undef VIGIL_DECLARE
+
+    // {"accepted": 3, ...}
+    std::string to_json() const;
+};
+
+// Counters with labels for /metrics, e.g. decisions by action and category. Label values come
+// from bounded sets (actions, the ruleset's categories, certificate error codes), so the
+// number of series stays small. One mutex: taken once per transaction, never held long.
+class LabelledCounters {
+public:
+    using Labels = std::vector<std::pair<std::string, std::string>>;
+    void add(const std::string& family, const Labels& labels, uint64_t n = 1);
+    // Prometheus text: "# HELP" (from `help`) and "# TYPE" per family, then a line per label set.
+    std::string prometheus(const std::map<std::string, std::string>& help) const;
+    uint64_t get(const std::string& family, const Labels& labels) const;
+
+private:
+    static std::string key(const Labels& labels);
+    mutable std::mutex mu_;
+    std::map<std::string, std::map<std::string, uint64_t>> families_;  // family -> {labels} -> count
+};
+
+inline void count(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+
+}  // namespace vigil::core

@@ -1,0 +1,159 @@
+// The rule reloader (gateway/reloader.hpp).
+#include "gateway/reloader.hpp"
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include <openssl/evp.h>
+
+#include "core/encoding.hpp"
+#include "rules/db.hpp"
+
+namespace vigil::gateway {
+namespace {
+
+using audit::epoch_ms;
+
+// SHA-256 of a file's bytes ("" when it cannot be read): a change that keeps the size and the
+// modification time (a block rewritten in place, a copy with its times preserved) still shows.
+std::string file_digest(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return "";
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+    std::vector<char> chunk(1 << 16);
+    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0)
+        EVP_DigestUpdate(ctx.get(), chunk.data(), static_cast<size_t>(in.gcount()));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx.get(), md, &len);
+    return core::hex(md, len);
+}
+
+// The rule database's bytes and those of its WAL (rule databases are a few MiB: hashing them
+// every poll costs milliseconds, on the reloader's thread).
+std::string rules_bytes(const Config& cfg) {
+    return file_digest(cfg.rules_path) + ":" + file_digest(cfg.rules_path + "-wal");
+}
+
+// Identifies a rule database state: its version, the file itself (a replaced file counts) and
+// its bytes (rules_bytes).
+std::string rules_stamp(const Config& cfg, int64_t version, const std::string& bytes) {
+    struct stat st {};
+    ::stat(cfg.rules_path.c_str(), &st);
+    return std::to_string(version) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_dev) + ":" + bytes;
+}
+
+}  // namespace
+
+inspect::InspectOptions inspect_options(const Config& cfg) {
+    inspect::InspectOptions o;
+    o.re2_max_mem = cfg.re2_max_mem;
+    o.scan_limit = cfg.scan_limit;
+    o.oversize_block = cfg.oversize_block;
+    o.error_block = cfg.error_block;
+    return o;
+}
+
+std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
+    if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
+    auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
+    auto data = db->load();
+    if (stamp) *stamp = rules_stamp(cfg, data.version, rules_bytes(cfg));
+    return inspect::RuleSet::compile(data, inspect_options(cfg));
+}
+
+RuleReloader::RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
+        thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "vigil-rules");
+            run();
+        });
+    }
+RuleReloader::~RuleReloader() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+void RuleReloader::poke() {
+        {
+            std::lock_guard lock(mu_);
+            poked_ = true;
+        }
+        cv_.notify_all();
+    }
+
+void RuleReloader::run() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
+            if (stop_) return;
+            bool forced = poked_;
+            poked_ = false;
+            lock.unlock();
+            if (!gw_.cfg.rules_path.empty()) check(forced);
+            if (forced) check_ca();
+            lock.lock();
+        }
+    }
+void RuleReloader::check(bool forced) {
+        // The bytes first: a corrupted file may not even open, and must still count as a change.
+        const std::string bytes = rules_bytes(gw_.cfg);
+        if (bytes == bytes_ && !forced) return;
+        try {
+            auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
+            std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
+            if (stamp == stamp_ && !forced) {
+                bytes_ = bytes;  // back to what is in force (a broken file put right again)
+                gw_.rules_health.failing = false;
+                return;
+            }
+            auto data = db->load();
+            auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
+            int64_t old = gw_.policy.rules.load()->version();
+            gw_.policy.rules.store(fresh);
+            stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
+            bytes_ = bytes;
+            gw_.rules_health.failing = false;
+            gw_.rules_health.last_success_ms = epoch_ms();
+            count(gw_.counters.ruleset_reloads);
+            audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
+            log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
+                     std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
+                     " host entries)");
+        } catch (const std::exception& e) {
+            // Said once per state of the file, not at every poll; SIGHUP says it again.
+            bytes_ = bytes;
+            count(gw_.counters.ruleset_reload_failed);
+            gw_.rules_health.failing = true;
+            {
+                std::lock_guard lock(gw_.rules_health.mu);
+                gw_.rules_health.error = e.what();
+            }
+            log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
+            audit_event(gw_, "ruleset-failed", e.what());
+        }
+    }
+
+    // SIGHUP: a rotated issuing CA (vigil-ca rotate / install-issuing) is loaded and swapped in;
+    // connections already bumped keep the certificate they have.
+void RuleReloader::check_ca() {
+        try {
+            auto current = gw_.certs.material.load();
+            auto fresh = load_tls_material(gw_.cfg, gw_.counters);
+            if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
+            gw_.certs.material.store(fresh);
+            log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
+                     fresh->issuer_fingerprint + ")");
+            audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
+        } catch (const std::exception& e) {
+            log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
+            audit_event(gw_, "ca-failed", e.what());
+        }
+    }
+
+}  // namespace vigil::gateway

@@ -1,0 +1,42 @@
+// The rule reloader: watches the rule database off the workers (poll every
+// rules.reload_interval, or SIGHUP) and swaps in a newly compiled ruleset; a failure keeps the
+// old one serving. SIGHUP also reloads a rotated issuing CA.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "gateway/wiring.hpp"
+
+namespace vigil::gateway {
+
+inspect::InspectOptions inspect_options(const Config& cfg);
+
+// The ruleset in rules.path (an empty one when none is configured); `stamp`: the database's
+// state, for the reloader to compare with.
+std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp);
+
+class RuleReloader {
+public:
+    RuleReloader(Gateway& gw, std::string stamp);
+    ~RuleReloader();
+    void poke();  // SIGHUP: look now, and reload even an unchanged database and CA
+
+private:
+    void run();
+    void check(bool forced);
+    void check_ca();
+
+    Gateway& gw_;
+    std::string stamp_;
+    std::string bytes_;  // the files' digests at the last look
+    std::thread thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false, poked_ = false;
+};
+
+}  // namespace vigil::gateway

@@ -1,0 +1,102 @@
+// One client connection's connection to its origin: made (or taken from the worker's pool) on
+// demand, kept alive between requests to the same origin, dropped on any error, and handed to
+// the pool when the client connection ends or goes quiet — if it is clean.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "upstream/connector.hpp"
+
+namespace vigil::upstream {
+
+template <class Stream>
+class OriginConnection {
+public:
+    // Opens a connection into the slot, or says why it could not.
+    using Connect =
+        std::function<net::awaitable<std::optional<Failure>>(const Authority&, std::optional<Stream>&, Route&)>;
+
+    explicit OriginConnection(Connect connect) : connect_(std::move(connect)) {}
+
+    // Starts with a connection made earlier (the bump connects before the first request).
+    void adopt(std::optional<Stream> s, const Authority& origin, Route route) {
+        stream_ = std::move(s);
+        route_ = std::move(route);
+        key_ = origin.host_port();
+    }
+
+    // Whether the connection can carry another request: open, the origin has not closed it and
+    // sent nothing past the last response, neither read already (into the buffer, e.g. with a
+    // short body's head) nor waiting in the stream or on the socket. Such bytes would
+    // otherwise be taken as the answer to the next request.
+    bool clean() {
+        if (!stream_ || buf_.size() != 0) return false;
+        if constexpr (has_deadline<Stream>) return idle_stream_usable(*stream_);
+        return true;  // Beast's test stream: nothing arrives unasked
+    }
+    bool reusable_for(const Authority& origin) { return key_ == origin.host_port() && clean(); }
+
+    // A connection to `origin`: the kept one when it may carry this request, else a new one
+    // (the old one closed). `reused` says which; a failure when none could be made.
+    net::awaitable<std::optional<Failure>> open(const Authority& origin, bool& reused) {
+        reused = reusable_for(origin);
+        if (reused) co_return std::nullopt;
+        drop();
+        buf_.clear();
+        auto failure = co_await connect_(origin, stream_, route_);
+        if (!failure) key_ = origin.host_port();
+        co_return failure;
+    }
+
+    // Closes the connection (and ends its count at a parent proxy).
+    void drop() {
+        stream_.reset();
+        route_.lease.reset();
+    }
+
+    // After the last transaction: the connection, when it is idle and clean and carries no
+    // connection-bound authentication, for another client.
+    std::optional<Stream> release_idle(std::string& key, std::shared_ptr<ParentLease>& lease) {
+        if (personal_ || !clean()) return std::nullopt;
+        key = key_;
+        lease = route_.lease;
+        std::optional<Stream> out(std::move(*stream_));
+        drop();
+        return out;
+    }
+
+    // The client connection went quiet (parked): the connection is handed over like at the
+    // session's end (or kept, when it may not be), and the read buffer is let go.
+    std::optional<Stream> park(std::string& key, std::shared_ptr<ParentLease>& lease) {
+        auto out = release_idle(key, lease);
+        if (buf_.size() == 0) buf_.shrink_to_fit();
+        return out;
+    }
+
+    Stream& stream() { return *stream_; }
+    beast::flat_buffer& buffer() { return buf_; }  // bytes read from the origin, not yet relayed
+    const Route& route() const { return route_; }
+    // Connection-bound authentication (NTLM, Negotiate) seen: never handed to another client.
+    void mark_personal() { personal_ = true; }
+    bool personal() const { return personal_; }
+
+private:
+    Connect connect_;
+    std::optional<Stream> stream_;
+    std::string key_;  // host:port the connection goes to
+    Route route_;      // how it was connected
+    beast::flat_buffer buf_;
+    bool personal_ = false;
+};
+
+// Gives a bumped tunnel's idle origin connection to the worker's pool — only when its chain
+// verified cleanly (nothing an exception, pin or "continue" accepted) and nothing the origin
+// sent waits inside TLS for the next client to read as its own.
+void pool_idle(std::optional<TlsStream> idle, std::string key, std::shared_ptr<ParentLease> lease, bool stopping);
+
+}  // namespace vigil::upstream
