@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/ssl/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
 #include <boost/asio/steady_timer.hpp>

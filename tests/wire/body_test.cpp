@@ -24,9 +24,10 @@ T run(net::io_context& ioc, net::awaitable<T> op) {
         if (e) std::rethrow_exception(e);
         out = std::move(v);
     });
-    ioc.run();
+    ioc.run_for(std::chrono::seconds(10));  // a stuck operation fails the test instead of hanging it
     ioc.restart();
     EXPECT_TRUE(out.has_value()) << "the operation did not finish: it waited for input that never comes";
+    if (!out) return T{};
     return std::move(*out);
 }
 
@@ -131,9 +132,15 @@ TEST_F(Wire, ChunkedUploadIsReframedIntact) {
     auto u = upload(*this, "POST http://o.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
                     3, {});
     EXPECT_EQ(u.result, RelayError::none);
-    EXPECT_NE(u.origin_got.find("hello"), std::string::npos);
-    EXPECT_NE(u.origin_got.find(" world"), std::string::npos);
-    EXPECT_NE(u.origin_got.find("\r\n0\r\n\r\n"), std::string::npos);
+    // Re-chunked as it was read (3 bytes at a time here): what counts is the body it carries.
+    http::request_parser<http::string_body> parsed;
+    parsed.eager(true);
+    error_code ec;
+    for (size_t at = 0; !ec && !parsed.is_done() && at < u.origin_got.size();)
+        at += parsed.put(net::buffer(u.origin_got.data() + at, u.origin_got.size() - at), ec);
+    ASSERT_FALSE(ec) << ec.message() << "\n" << u.origin_got;
+    ASSERT_TRUE(parsed.is_done()) << u.origin_got;
+    EXPECT_EQ(parsed.get().body(), "hello world");
 }
 
 TEST_F(Wire, MatchWithinHeldBytesSendsNothing) {
@@ -212,7 +219,9 @@ TEST(FailureTable, EveryCodeHasAStatusTitleAndName) {
         const FailureKind& k = kind(static_cast<Fail>(i));
         EXPECT_GE(k.status, 400);
         EXPECT_NE(std::string(k.title), "");
-        if (static_cast<Fail>(i) != Fail::origin_certificate) EXPECT_NE(std::string(k.code), "");
+        if (static_cast<Fail>(i) != Fail::origin_certificate) {
+            EXPECT_NE(std::string(k.code), "");
+        }
     }
     Counters c;
     Failure f = fail(c, Fail::origin_certificate, "the origin's certificate has expired", "a.test:443");
