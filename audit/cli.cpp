@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/sqlite.hpp"
 #include "audit/filter.hpp"
 #include "audit/store.hpp"
 
@@ -79,25 +80,15 @@ int64_t now_ms() { return epoch_ms(); }
 
 std::string iso(int64_t ms) { return iso_time(ms); }
 
-struct Query {
-    sqlite3_stmt* st = nullptr;
-    Query(sqlite3* db, const std::string& sql, const std::vector<std::string>& params) {
-        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
-            fail(std::string("query failed: ") + sqlite3_errmsg(db));
-        for (size_t i = 0; i < params.size(); ++i)
-            sqlite3_bind_text(st, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
+[[noreturn]] void query_failed(const std::string& message) { fail("query failed: " + message); }
+
+// A review query: every parameter bound as text (SQL casts what it compares as numbers).
+struct Query : vigil::core::sql::Statement {
+    Query(sqlite3* db, const std::string& sql, const std::vector<std::string>& params)
+        : Statement(db, sql, query_failed) {
+        for (size_t i = 0; i < params.size(); ++i) bind(static_cast<int>(i + 1), params[i]);
     }
-    ~Query() { sqlite3_finalize(st); }
-    bool next() {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) return true;
-        if (rc != SQLITE_DONE) fail(std::string("query failed: ") + sqlite3_errmsg(sqlite3_db_handle(st)));
-        return false;
-    }
-    std::string text(int c) const {
-        auto* p = sqlite3_column_text(st, c);
-        return p ? reinterpret_cast<const char*>(p) : "";
-    }
+    bool next() { return step(); }
 };
 
 std::string select_records() {
@@ -107,7 +98,7 @@ std::string select_records() {
 }
 
 Record row_record(const Query& q, int64_t& id) {
-    id = sqlite3_column_int64(q.st, 0);
+    id = q.integer(0);
     std::vector<std::string> v;
     for (size_t i = 0; i < record_columns().size(); ++i) v.push_back(q.text(static_cast<int>(i + 1)));
     return record_from_values(v);
@@ -260,8 +251,8 @@ int cmd_stats(Store& s, const Args& a) {
                 "sum(action = 'block') FROM records" + w.sql + " GROUP BY 1",
                 w.params);
         while (q.next())
-            rows.emplace_back(q.text(0), StatRow{sqlite3_column_int64(q.st, 1), sqlite3_column_int64(q.st, 2),
-                                                 sqlite3_column_int64(q.st, 3), sqlite3_column_int64(q.st, 4)});
+            rows.emplace_back(q.text(0), StatRow{q.integer(1), q.integer(2),
+                                                 q.integer(3), q.integer(4)});
     }
     if (a.get("--by") == "hour") std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
     else

@@ -1,6 +1,8 @@
 // SQLite storage of audit records with a SHA-256 hash chain.
 #include "audit/store.hpp"
 
+#include "core/sqlite.hpp"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -73,17 +75,11 @@ std::string schema_sql() {
            "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";";
 }
 
-struct Stmt {
-    sqlite3_stmt* st = nullptr;
-    Stmt(sqlite3* db, const std::string& sql) {
-        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
-            throw AuditError(std::string("audit database: ") + sqlite3_errmsg(db));
-    }
-    ~Stmt() { sqlite3_finalize(st); }
-    std::string text(int col) const {
-        auto* p = sqlite3_column_text(st, col);
-        return p ? reinterpret_cast<const char*>(p) : "";
-    }
+[[noreturn]] void database_error(const std::string& message) { throw AuditError("audit database: " + message); }
+
+// A statement whose errors are AuditErrors.
+struct Stmt : core::sql::Statement {
+    Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, database_error) {}
 };
 
 std::string columns_list() {
@@ -111,9 +107,9 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     int64_t tables = 0;
     try {
         Stmt v(raw, "PRAGMA user_version");
-        if (sqlite3_step(v.st) == SQLITE_ROW) version = sqlite3_column_int(v.st, 0);
+        if (v.step()) version = v.integer(0);
         Stmt t(raw, "SELECT count(*) FROM sqlite_master");
-        if (sqlite3_step(t.st) == SQLITE_ROW) tables = sqlite3_column_int64(t.st, 0);
+        if (t.step()) tables = t.integer(0);
     } catch (const AuditError&) {
         throw AuditError(path + ": not a SQLite database");
     }
@@ -130,7 +126,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     // What the file is comes before which version it is.
     try {
         Stmt m(raw, "SELECT value FROM meta WHERE key = 'schema'");
-        if (sqlite3_step(m.st) != SQLITE_ROW || m.text(0) != "vigil-audit")
+        if (!m.step() || m.text(0) != "vigil-audit")
             throw AuditError(path + ": not a Vigil audit log");
     } catch (const AuditError&) {
         throw AuditError(path + ": not a Vigil audit log");
@@ -155,7 +151,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         bool has_column = false;
         {
             Stmt has(raw, "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'cache'");
-            has_column = sqlite3_step(has.st) == SQLITE_ROW && sqlite3_column_int(has.st, 0) > 0;
+            has_column = has.step() && has.integer(0) > 0;
         }
         if (mode == Mode::read_only) {
             if (!has_column) s->exec("CREATE TEMP VIEW records AS SELECT *, '' AS cache FROM main.records");
@@ -183,7 +179,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         s->exec("PRAGMA wal_autocheckpoint = 8192");
     }
     Stmt last(raw, "SELECT hash FROM records ORDER BY id DESC LIMIT 1");
-    s->last_hash_ = sqlite3_step(last.st) == SQLITE_ROW ? last.text(0) : kGenesisHash;
+    s->last_hash_ = last.step() ? last.text(0) : kGenesisHash;
     return s;
 }
 
@@ -197,25 +193,25 @@ Store::PreviousRun Store::previous_run() const {
     // Both through the action index: a crash after millions of rows costs no scan.
     auto newest = [&](const char* action) -> int64_t {
         Stmt q(db_, "SELECT max(id) FROM records WHERE action = ? AND kind = 'system'");
-        sqlite3_bind_text(q.st, 1, action, -1, SQLITE_STATIC);
-        return sqlite3_step(q.st) == SQLITE_ROW ? sqlite3_column_int64(q.st, 0) : 0;
+        q.bind(1, std::string_view(action));
+        return q.step() ? q.integer(0) : 0;
     };
     PreviousRun out;
     const int64_t start = newest("start"), stop = newest("stop");
     if (start == 0 || stop > start) return out;
     out.unclean = true;
     Stmt began(db_, "SELECT ts_ms FROM records WHERE id = ?");
-    sqlite3_bind_int64(began.st, 1, start);
-    if (sqlite3_step(began.st) == SQLITE_ROW) out.started_ms = sqlite3_column_int64(began.st, 0);
+    began.bind(1, start);
+    if (began.step()) out.started_ms = began.integer(0);
     Stmt last(db_, "SELECT ts_ms FROM records ORDER BY id DESC LIMIT 1");
-    if (sqlite3_step(last.st) == SQLITE_ROW) out.last_ms = sqlite3_column_int64(last.st, 0);
+    if (last.step()) out.last_ms = last.integer(0);
     return out;
 }
 
 std::vector<std::pair<int64_t, std::string>> Store::unclean_stops() const {
     std::vector<std::pair<int64_t, std::string>> out;
     Stmt q(db_, "SELECT ts_ms, reason FROM records WHERE action = 'unclean-stop' AND kind = 'system' ORDER BY id");
-    while (sqlite3_step(q.st) == SQLITE_ROW) out.emplace_back(sqlite3_column_int64(q.st, 0), q.text(1));
+    while (q.step()) out.emplace_back(q.integer(0), q.text(1));
     return out;
 }
 
@@ -254,14 +250,7 @@ bool Store::truncate_wal() {
     return rc == SQLITE_OK;
 }
 
-void Store::exec(const char* sql) const {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : sqlite3_errmsg(db_);
-        sqlite3_free(err);
-        throw AuditError("audit database: " + msg);
-    }
-}
+void Store::exec(const char* sql) const { core::sql::exec(db_, sql, database_error); }
 
 void Store::append(const std::vector<Record>& records) {
     if (records.empty()) return;
@@ -344,16 +333,14 @@ namespace {
 
 void add_rows(sqlite3* db, const std::string& sql, const std::vector<int64_t>& params, std::map<std::string, StatRow>& out) {
     Stmt st(db, sql);
-    for (size_t i = 0; i < params.size(); ++i) sqlite3_bind_int64(st.st, static_cast<int>(i + 1), params[i]);
-    int rc;
-    while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+    for (size_t i = 0; i < params.size(); ++i) st.bind(static_cast<int>(i + 1), params[i]);
+    while (st.step()) {
         StatRow& r = out[st.text(0)];
-        r.count += sqlite3_column_int64(st.st, 1);
-        r.bytes_in += sqlite3_column_int64(st.st, 2);
-        r.bytes_out += sqlite3_column_int64(st.st, 3);
-        r.blocked += sqlite3_column_int64(st.st, 4);
+        r.count += st.integer(1);
+        r.bytes_in += st.integer(2);
+        r.bytes_out += st.integer(3);
+        r.blocked += st.integer(4);
     }
-    if (rc != SQLITE_DONE) throw AuditError(std::string("stats: ") + sqlite3_errmsg(db));
 }
 
 }  // namespace
@@ -396,7 +383,7 @@ std::string Store::verify_rollups() const {
              {"SELECT * FROM rollup EXCEPT SELECT * FROM (" + rows + ") LIMIT 1", "does not match the records"},
              {"SELECT * FROM (" + rows + ") EXCEPT SELECT * FROM rollup LIMIT 1", "is missing for records that exist"}}) {
         Stmt st(db_, sql);
-        if (sqlite3_step(st.st) == SQLITE_ROW)
+        if (st.step())
             return "the " + st.text(0) + " roll-up for \"" + st.text(2) + "\" in hour " + st.text(1) + " " + what;
     }
     return "";
@@ -408,9 +395,9 @@ Store::VerifyResult Store::verify() const {
     const int ncols = static_cast<int>(record_columns().size());
     std::string expected_prev = kGenesisHash;
     bool first = true;
-    while (sqlite3_step(st.st) == SQLITE_ROW) {
+    while (st.step()) {
         ++res.rows;
-        int64_t id = sqlite3_column_int64(st.st, 0);
+        int64_t id = st.integer(0);
         std::vector<std::string> vals;
         for (int i = 0; i < ncols; ++i) vals.push_back(st.text(1 + i));
         std::string prev = st.text(1 + ncols), hash = st.text(2 + ncols);
@@ -434,21 +421,21 @@ int64_t Store::prune(int64_t before_ms) {
     exec("BEGIN IMMEDIATE");
     try {
         Stmt last(db_, "SELECT id, hash FROM records WHERE ts_ms < ? AND kind <> 'checkpoint' ORDER BY id DESC LIMIT 1");
-        sqlite3_bind_int64(last.st, 1, before_ms);
-        if (sqlite3_step(last.st) != SQLITE_ROW) {
+        last.bind(1, before_ms);
+        if (!last.step()) {
             exec("COMMIT");
             return 0;
         }
-        int64_t last_id = sqlite3_column_int64(last.st, 0);
+        int64_t last_id = last.integer(0);
         std::string anchor = last.text(1);
         // The hours whose roll-ups change: rebuilt from the rows that remain, below.
         Stmt span(db_, std::string("SELECT min(ts_ms) / 3600000, max(ts_ms) / 3600000 FROM records WHERE id <= ? AND ") + kCounted);
-        sqlite3_bind_int64(span.st, 1, last_id);
-        const bool counted = sqlite3_step(span.st) == SQLITE_ROW && sqlite3_column_type(span.st, 0) != SQLITE_NULL;
-        const int64_t lo = counted ? sqlite3_column_int64(span.st, 0) : 0, hi = counted ? sqlite3_column_int64(span.st, 1) : -1;
+        span.bind(1, last_id);
+        const bool counted = span.step() && !span.is_null(0);
+        const int64_t lo = counted ? span.integer(0) : 0, hi = counted ? span.integer(1) : -1;
         Stmt del(db_, "DELETE FROM records WHERE id <= ?");
-        sqlite3_bind_int64(del.st, 1, last_id);
-        if (sqlite3_step(del.st) != SQLITE_DONE) throw AuditError(std::string("prune: ") + sqlite3_errmsg(db_));
+        del.bind(1, last_id);
+        del.step();
         int64_t n = sqlite3_changes(db_);
         if (has_rollup_ && counted) {
             const std::string hours = " AND ts_ms / 3600000 BETWEEN " + std::to_string(lo) + " AND " + std::to_string(hi);
@@ -464,12 +451,12 @@ int64_t Store::prune(int64_t before_ms) {
         for (size_t i = 0; i < vals.size() + 2; ++i) sql += ", ?";
         sql += ")";
         Stmt ins(db_, sql);
-        sqlite3_bind_int64(ins.st, 1, last_id);  // takes the place of the last pruned row
+        ins.bind(1, last_id);  // takes the place of the last pruned row
         int i = 2;
-        for (const auto& v : vals) sqlite3_bind_text(ins.st, i++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        sqlite3_bind_text(ins.st, i++, "checkpoint", -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins.st, i++, anchor.data(), static_cast<int>(anchor.size()), SQLITE_TRANSIENT);
-        if (sqlite3_step(ins.st) != SQLITE_DONE) throw AuditError(std::string("checkpoint: ") + sqlite3_errmsg(db_));
+        for (const auto& v : vals) ins.bind(i++, v);
+        ins.bind(i++, std::string_view("checkpoint"));
+        ins.bind(i++, anchor);
+        ins.step();
         exec("COMMIT");
         return n;
     } catch (...) {

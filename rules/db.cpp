@@ -1,6 +1,8 @@
 // Rule database on SQLite: prepared statements, one transaction per change, schema version 1.
 #include "rules/db.hpp"
 
+#include "core/sqlite.hpp"
+
 #include <chrono>
 #include <ctime>
 #include <set>
@@ -56,40 +58,11 @@ CREATE TABLE changes(
 INSERT INTO meta(key, value) VALUES ('version', '0'), ('schema', 'vigil-rules');
 )sql";
 
-class Stmt {
-public:
-    Stmt(sqlite3* db, const char* sql) {
-        if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
-            throw RulesError(std::string("database error: ") + sqlite3_errmsg(db));
-    }
-    ~Stmt() { sqlite3_finalize(st_); }
-    Stmt& bind(int i, const std::string& v) {
-        sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    Stmt& bind(int i, int64_t v) {
-        sqlite3_bind_int64(st_, i, v);
-        return *this;
-    }
-    bool step() {
-        int rc = sqlite3_step(st_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        throw RulesError(std::string("database error: ") + sqlite3_errmsg(sqlite3_db_handle(st_)));
-    }
-    void run() {
-        step();
-        sqlite3_reset(st_);
-        sqlite3_clear_bindings(st_);
-    }
-    std::string text(int col) const {
-        auto* p = sqlite3_column_text(st_, col);
-        return p ? reinterpret_cast<const char*>(p) : "";
-    }
-    int64_t integer(int col) const { return sqlite3_column_int64(st_, col); }
+[[noreturn]] void database_error(const std::string& message) { throw RulesError("database error: " + message); }
 
-private:
-    sqlite3_stmt* st_ = nullptr;
+// A statement whose errors are RulesErrors.
+struct Stmt : core::sql::Statement {
+    Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, database_error) {}
 };
 
 std::string now_iso() {
@@ -104,20 +77,7 @@ std::string now_iso() {
 // Runs `fn` in one IMMEDIATE transaction; any exception rolls everything back.
 template <class Fn>
 void transaction(sqlite3* db, Fn&& fn) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : "cannot begin transaction";
-        sqlite3_free(err);
-        throw RulesError("database busy or read-only: " + msg);
-    }
-    try {
-        fn();
-        if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-            throw RulesError(std::string("commit failed: ") + sqlite3_errmsg(db));
-    } catch (...) {
-        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+    core::sql::transaction(db, "BEGIN IMMEDIATE", database_error, std::forward<Fn>(fn));
 }
 
 }  // namespace
