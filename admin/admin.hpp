@@ -7,7 +7,7 @@
 #include <string>
 
 #include "audit/writer.hpp"
-#include "cache/freshness.hpp"
+#include "cache/store.hpp"
 #include "core/snapshot.hpp"
 #include "inspect/ruleset.hpp"
 #include "tls/material.hpp"

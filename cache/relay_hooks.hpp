@@ -14,7 +14,7 @@
 
 #include <boost/beast/http.hpp>
 
-#include "cache/freshness.hpp"
+#include "cache/store.hpp"
 #include "wire/context.hpp"
 #include "wire/framing.hpp"
 

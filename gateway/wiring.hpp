@@ -10,7 +10,7 @@
 
 #include "admin/admin.hpp"
 #include "audit/writer.hpp"
-#include "cache/freshness.hpp"
+#include "cache/store.hpp"
 #include "session/services.hpp"
 #include "upstream/connector.hpp"
 

@@ -137,7 +137,7 @@ struct RuleSet::Impl {
     std::vector<CompiledPolicy> policies;
     std::vector<std::unique_ptr<CompiledSig>> sigs;
     std::array<SigGroup, 5> groups;
-    std::unordered_map<std::string, rules::User> users;
+    rules::UserStore users;  // proxy sign-in (rules/password.hpp)
 };
 
 RuleSet::~RuleSet() = default;
@@ -167,8 +167,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
         }
     }
     rs->host_count_ = data.hosts.size();
-    for (const auto& u : data.users)
-        if (u.enabled) im.users.emplace(u.name, u);
+    im.users = rules::UserStore(data.users);
 
     RE2::Options ro = re2_options(opts.re2_max_mem);
     im.urls = std::make_unique<RE2::Set>(ro, RE2::ANCHOR_BOTH);
@@ -243,15 +242,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
 size_t RuleSet::signature_count() const { return impl_->sigs.size(); }
 
 std::optional<std::vector<std::string>> RuleSet::authenticate(const std::string& user, const std::string& password) const {
-    auto it = impl_->users.find(user);
-    // An unknown user costs the same as a wrong password, so timing does not reveal names.
-    static const std::string dummy = rules::hash_password("not a real password", rules::kPasswordIterations);
-    if (it == impl_->users.end()) {
-        rules::verify_password(password, dummy);
-        return std::nullopt;
-    }
-    if (!rules::verify_password(password, it->second.password_hash)) return std::nullopt;
-    return it->second.groups;
+    return impl_->users.authenticate(user, password);
 }
 
 std::string RuleSet::host_category(std::string_view host_in) const {

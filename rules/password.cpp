@@ -53,4 +53,21 @@ bool verify_password(const std::string& password, const std::string& stored) {
     return got.size() == want.size() && CRYPTO_memcmp(got.data(), want.data(), got.size()) == 0;
 }
 
+UserStore::UserStore(const std::vector<User>& users) {
+    for (const auto& u : users)
+        if (u.enabled) users_.emplace(u.name, u);
+}
+
+std::optional<std::vector<std::string>> UserStore::authenticate(const std::string& user,
+                                                                const std::string& password) const {
+    auto it = users_.find(user);
+    static const std::string dummy = hash_password("not a real password", kPasswordIterations);
+    if (it == users_.end()) {
+        verify_password(password, dummy);
+        return std::nullopt;
+    }
+    if (!verify_password(password, it->second.password_hash)) return std::nullopt;
+    return it->second.groups;
+}
+
 }  // namespace vigil::rules

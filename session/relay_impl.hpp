@@ -7,7 +7,7 @@
 
 #include "session/policy.hpp"
 #include "session/relay.hpp"
-#include "wire/body.hpp"
+#include "wire/messages.hpp"
 
 namespace vigil::session {
 

@@ -19,7 +19,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "audit/writer.hpp"
-#include "cache/freshness.hpp"
+#include "cache/store.hpp"
 #include "core/snapshot.hpp"
 #include "inspect/ruleset.hpp"
 #include "io/rate.hpp"

@@ -6,7 +6,7 @@
 
 #include "audit/writer.hpp"
 #include "session/services.hpp"
-#include "wire/body.hpp"
+#include "wire/messages.hpp"
 #include "wire/pages.hpp"
 
 namespace vigil::session {

@@ -11,6 +11,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "upstream/connector.hpp"
+#include "upstream/pool.hpp"
 
 namespace vigil::upstream {
 
@@ -93,10 +94,5 @@ private:
     beast::flat_buffer buf_;
     bool personal_ = false;
 };
-
-// Gives a bumped tunnel's idle origin connection to the worker's pool — only when its chain
-// verified cleanly (nothing an exception, pin or "continue" accepted) and nothing the origin
-// sent waits inside TLS for the next client to read as its own.
-void pool_idle(std::optional<TlsStream> idle, std::string key, std::shared_ptr<ParentLease> lease, bool stopping);
 
 }  // namespace vigil::upstream

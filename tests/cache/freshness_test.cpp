@@ -1,5 +1,5 @@
 // The HTTP cache's rules (RFC 9111) and its store: memory, disk, corruption, failures.
-#include "cache/freshness.hpp"
+#include "cache/store.hpp"
 
 #include <gtest/gtest.h>
 

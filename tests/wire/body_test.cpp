@@ -1,6 +1,6 @@
 // Request heads and body relay on Beast's test stream: fragmentation forced with read_size,
 // held bytes, signature matches before and after the head went out, short bodies. No sockets.
-#include "wire/body.hpp"
+#include "wire/messages.hpp"
 
 #include <gtest/gtest.h>
 
