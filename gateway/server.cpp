@@ -129,6 +129,88 @@ void close_idle_sessions(Counters& counters, Worker& w) {
     }
 }
 
+void raise_descriptor_limit() {
+    // Each connection needs one or two descriptors: raise the soft limit to what is allowed.
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+}
+
+// What starts: the ruleset, the missing audit log, a previous run that did not stop cleanly.
+void announce_start(Gateway& gw) {
+    const Config& cfg = gw.cfg;
+    auto rules = gw.policy.rules.load();
+    if (cfg.rules_path.empty())
+        log_warn("no rule database configured (rules.path): every request is allowed and nothing is scanned");
+    else
+        log_info("ruleset version " + std::to_string(rules->version()) + " from " + cfg.rules_path + ": " +
+                 std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
+                 " host entries");
+    if (!gw.audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
+    if (gw.audit && gw.audit->previous_run().unclean) {
+        // Said first, so the gap is on record before anything else: the previous process was
+        // killed or crashed, and the records it still held in memory were lost.
+        const auto& prev = gw.audit->previous_run();
+        const std::string gap = "the previous run (started " + iso_time(prev.started_ms) + ") did not stop cleanly; " +
+                                "records may be missing between " + iso_time(prev.last_ms) + " and " +
+                                iso_time(epoch_ms()) + " (its last record and this start)";
+        log_warn("audit: " + gap);
+        audit_event(gw, "unclean-stop", gap);
+    }
+    auto material = gw.certs.material.load();
+    audit_event(gw, "start", "vigil started; CA " + tls::subject_text(material->ca->issuer.get()) + " (SHA-256 " +
+                                 material->issuer_fingerprint + "); ruleset version " + std::to_string(rules->version()));
+    gw.rules_health.last_success_ms = epoch_ms();
+}
+
+std::unique_ptr<tcp::acceptor> open_admin(const Config& cfg, net::io_context& ioc, const tcp::endpoint& proxy) {
+    if (cfg.admin_listen.empty()) return nullptr;
+    tcp::endpoint aep = parse_listen(cfg.admin_listen);
+    auto admin = std::make_unique<tcp::acceptor>(ioc);
+    admin->open(aep.protocol());
+    admin->set_option(tcp::acceptor::reuse_address(true));
+    error_code aec;
+    admin->bind(aep, aec);
+    if (aec) throw std::runtime_error("cannot listen on admin.listen " + cfg.admin_listen + ": " + aec.message());
+    admin->listen();
+    aep = admin->local_endpoint();
+    if (aep.port() == proxy.port() && aep.address() == proxy.address())
+        throw ConfigError("admin.listen must differ from proxy.listen");
+    return admin;
+}
+
+void run_worker(Worker* w, size_t i) {
+    // Named for top -H, perf and gdb: vigil-w0, vigil-w1, ... (15 characters at most).
+    pthread_setname_np(pthread_self(), ("vigil-w" + std::to_string(i)).substr(0, 15).c_str());
+    UpstreamPool pool;  // closed when run() returns, while the io_context still exists
+    UpstreamPool::current() = &pool;
+    w->ioc.run();
+    UpstreamPool::current() = nullptr;
+}
+
+// After the workers are gone: the stop record, the audit log closed, the cache flushed, the
+// counters said (and written to proxy.stats_file).
+void finish(Gateway& gw, int left) {
+    if (gw.audit) {
+        audit_event(gw, "stop", "vigil stopped; " + std::to_string(left) + " connections cut at the end of the grace period");
+        gw.audit->close();
+        gw.counters.audit_written = gw.audit->written();
+        gw.counters.audit_dropped = gw.audit->dropped();
+        gw.counters.audit_failures = gw.audit->failures();
+    }
+    if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
+    if (gw.cache) gw.cache->flush();  // responses stored in the last moments reach the disk
+    std::string stats = gw.counters.to_json();
+    log_info("counters " + stats);
+    if (!gw.cfg.stats_file.empty()) {
+        std::ofstream out(gw.cfg.stats_file);
+        out << stats << "\n";
+    }
+    log_info("vigil stopped");
+}
+
 }  // namespace
 
 void check_startup(const Config& cfg) {
@@ -142,37 +224,11 @@ void check_startup(const Config& cfg) {
 
 int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::signal(SIGPIPE, SIG_IGN);
-    // Each connection needs one or two descriptors: raise the soft limit to what is allowed.
-    rlimit nofile{};
-    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-        nofile.rlim_cur = nofile.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &nofile);
-    }
+    raise_descriptor_limit();
     set_log_level(cfg.log_level);
     std::string stamp;
     std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);
-    auto rules = gw->policy.rules.load();
-    if (cfg.rules_path.empty())
-        log_warn("no rule database configured (rules.path): every request is allowed and nothing is scanned");
-    else
-        log_info("ruleset version " + std::to_string(rules->version()) + " from " + cfg.rules_path + ": " +
-                 std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
-                 " host entries");
-    if (!gw->audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
-    if (gw->audit && gw->audit->previous_run().unclean) {
-        // Said first, so the gap is on record before anything else: the previous process was
-        // killed or crashed, and the records it still held in memory were lost.
-        const auto& prev = gw->audit->previous_run();
-        const std::string gap = "the previous run (started " + iso_time(prev.started_ms) + ") did not stop cleanly; " +
-                                "records may be missing between " + iso_time(prev.last_ms) + " and " +
-                                iso_time(epoch_ms()) + " (its last record and this start)";
-        log_warn("audit: " + gap);
-        audit_event(*gw, "unclean-stop", gap);
-    }
-    audit_event(*gw, "start", "vigil started; CA " + tls::subject_text(gw->certs.material.load()->ca->issuer.get()) +
-                                   " (SHA-256 " + gw->certs.material.load()->issuer_fingerprint + "); ruleset version " +
-                                   std::to_string(rules->version()));
-    gw->rules_health.last_success_ms = epoch_ms();
+    announce_start(*gw);
     RuleReloader reloader(*gw, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     const unsigned n = cfg.threads ? cfg.threads : usable_cpus();
@@ -193,20 +249,9 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     gw->upstream.listen_endpoints = {ep};
     // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
-    std::unique_ptr<tcp::acceptor> admin;
-    if (!cfg.admin_listen.empty()) {
-        tcp::endpoint aep = parse_listen(cfg.admin_listen);
-        admin = std::make_unique<tcp::acceptor>(workers[0]->ioc);
-        admin->open(aep.protocol());
-        admin->set_option(tcp::acceptor::reuse_address(true));
-        error_code aec;
-        admin->bind(aep, aec);
-        if (aec) throw std::runtime_error("cannot listen on admin.listen " + cfg.admin_listen + ": " + aec.message());
-        admin->listen();
-        aep = admin->local_endpoint();
-        if (aep.port() == ep.port() && aep.address() == ep.address())
-            throw ConfigError("admin.listen must differ from proxy.listen");
-        gw->upstream.listen_endpoints.push_back(aep);
+    std::unique_ptr<tcp::acceptor> admin = open_admin(cfg, workers[0]->ioc, ep);
+    if (admin) {
+        gw->upstream.listen_endpoints.push_back(admin->local_endpoint());
         net::co_spawn(workers[0]->ioc, admin::admin_accept_loop(admin_sources, *admin), net::detached);
     }
     for (auto& w : workers) {
@@ -220,14 +265,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
     for (auto& w : workers) {
         guards.push_back(net::make_work_guard(w->ioc));
-        threads.emplace_back([&w, i = threads.size()] {
-            // Named for top -H, perf and gdb: vigil-w0, vigil-w1, ... (15 characters at most).
-            pthread_setname_np(pthread_self(), ("vigil-w" + std::to_string(i)).substr(0, 15).c_str());
-            UpstreamPool pool;  // closed when run() returns, while the io_context still exists
-            UpstreamPool::current() = &pool;
-            w->ioc.run();
-            UpstreamPool::current() = nullptr;
-        });
+        threads.emplace_back(run_worker, w.get(), threads.size());
     }
     std::string shown = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     log_info("vigil listening on " + shown + ":" + std::to_string(ep.port()) + " with " + std::to_string(n) +
@@ -296,22 +334,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     // Destroying the workers ends sessions still open past the grace period; their records are
     // submitted as they go, so the audit log is closed only after that.
     workers.clear();
-    if (gw->audit) {
-        audit_event(*gw, "stop", "vigil stopped; " + std::to_string(left) + " connections cut at the end of the grace period");
-        gw->audit->close();
-        gw->counters.audit_written = gw->audit->written();
-        gw->counters.audit_dropped = gw->audit->dropped();
-        gw->counters.audit_failures = gw->audit->failures();
-    }
-    if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
-    if (gw->cache) gw->cache->flush();  // responses stored in the last moments reach the disk
-    std::string stats = gw->counters.to_json();
-    log_info("counters " + stats);
-    if (!cfg.stats_file.empty()) {
-        std::ofstream out(cfg.stats_file);
-        out << stats << "\n";
-    }
-    log_info("vigil stopped");
+    finish(*gw, left);
     return 0;
 }
 

@@ -56,6 +56,18 @@ net::awaitable<void> splice(beast::tcp_stream& stream, beast::flat_buffer& buf, 
     tx.rec().bytes_to_client += static_cast<int64_t>(to_client.load());
 }
 
+audit::Record connect_record(const audit::Record& base, const RequestParser& connect,
+                             const std::optional<Authority>& origin) {
+    audit::Record r = base;
+    r.method = "CONNECT";
+    r.url = std::string(connect.get().target().substr(0, 2048));
+    if (origin) {
+        r.host = origin->host;
+        r.port = origin->port;
+    }
+    return r;
+}
+
 // What the CONNECT may not do, before anything is decided: a target that is no host:port, a
 // port not allowed, a body.
 std::optional<Failure> check_connect(Services& sv, const RequestParser& connect, const std::optional<Authority>& origin) {
@@ -92,6 +104,38 @@ net::awaitable<void> not_tls(beast::tcp_stream& stream, beast::flat_buffer& buf,
     }
 }
 
+// The leaf for `host`, from the cache or minted now; null (and logged) when minting failed.
+std::shared_ptr<const tls::MintedCert> mint(TlsMaterial& material, const std::string& host, uint64_t cid) {
+    try {
+        return material.certs->get(host);
+    } catch (const std::exception& e) {
+        log_error("minting a certificate for " + host + " failed: " + e.what(), cid);
+        return nullptr;
+    }
+}
+
+// The first bytes after "200 Connection established", within the handshake's deadline.
+net::awaitable<bool> read_first_bytes(beast::tcp_stream& stream, beast::flat_buffer& buf, Counters& counters,
+                                      std::chrono::steady_clock::time_point deadline) {
+    stream.expires_at(deadline);
+    auto [ec, n] = co_await stream.async_read_some(buf.prepare(16 * 1024), use_nothrow);
+    if (ec) co_return false;
+    buf.commit(n);
+    count(counters.bytes_in, n);
+    co_return true;
+}
+
+// The minted leaf (with the issuing chain) for the client handshake, which must name `host`.
+bool install_leaf(SSL* ssl, const tls::MintedCert& cert, const TlsMaterial& material, const std::string& host,
+                  uint64_t cid) {
+    if (SSL_use_cert_and_key(ssl, cert.leaf.get(), material.minter->leaf_key(), material.chain.get(), 1) != 1) {
+        log_error("cannot install the minted certificate: " + tls::last_openssl_error(), cid);
+        return false;
+    }
+    tls::expect_sni(ssl, host);
+    return true;
+}
+
 // The client's handshake failed: the SNI named another host, or TLS itself failed.
 void handshake_failed(Services& sv, TxAudit& tx, SSL* ssl, const Authority& origin, const error_code& ec) {
     const uint64_t cid = tx.rec().conn_id;
@@ -123,14 +167,7 @@ net::awaitable<std::optional<BumpedTunnel>> open_tunnel(beast::tcp_stream& strea
     auto origin = parse_authority(connect->get().target(), std::nullopt);
     // The CONNECT's own record: refusals, splices and TLS failures end here; bumped requests
     // get one record each from the relay.
-    audit::Record connect_rec = base;
-    connect_rec.method = "CONNECT";
-    connect_rec.url = std::string(connect->get().target().substr(0, 2048));
-    if (origin) {
-        connect_rec.host = origin->host;
-        connect_rec.port = origin->port;
-    }
-    auto tx = std::make_unique<TxAudit>(sv.audit, connect_rec);
+    auto tx = std::make_unique<TxAudit>(sv.audit, connect_record(base, *connect, origin));
     if (auto refused = check_connect(sv, *connect, origin)) {
         const PageInfo page = page_for(*refused, cid);
         co_await send_page(stream, sv.wire, page, version, tx.get());
@@ -150,12 +187,7 @@ net::awaitable<std::optional<BumpedTunnel>> open_tunnel(beast::tcp_stream& strea
     }
 
     std::shared_ptr<TlsMaterial> material = sv.certs.material.load();  // kept for this connection's life
-    std::shared_ptr<const tls::MintedCert> cert;
-    try {
-        cert = material->certs->get(origin->host);
-    } catch (const std::exception& e) {
-        log_error("minting a certificate for " + origin->host + " failed: " + e.what(), cid);
-    }
+    std::shared_ptr<const tls::MintedCert> cert = mint(*material, origin->host, cid);
     if (!cert) {
         const PageInfo page =
             page_for(Failure{Fail::mint_failed, "the gateway could not create a certificate", origin->host_port()}, cid);
@@ -171,26 +203,16 @@ net::awaitable<std::optional<BumpedTunnel>> open_tunnel(beast::tcp_stream& strea
     // What follows must be a TLS handshake record (0x16). One deadline for the whole client
     // handshake, ClientHello included: a client sending it a byte at a time cannot stretch it.
     const auto handshake_deadline = std::chrono::steady_clock::now() + sv.cfg.handshake;
-    if (buf.size() == 0) {
-        stream.expires_at(handshake_deadline);
-        auto [rec, rn] = co_await stream.async_read_some(buf.prepare(16 * 1024), use_nothrow);
-        if (rec) co_return std::nullopt;
-        buf.commit(rn);
-        count(sv.counters.bytes_in, rn);
-    }
+    if (buf.size() == 0 && !co_await read_first_bytes(stream, buf, sv.counters, handshake_deadline))
+        co_return std::nullopt;
     if (static_cast<const unsigned char*>(buf.data().data())[0] != 0x16) {
         co_await not_tls(stream, buf, *origin, sv, *tx, version, track.throttle);
         co_return std::nullopt;
     }
-
     TlsStream client(std::move(stream), *sv.certs.client_ctx);
     track.stream = &lowest(client);
     SSL* ssl = client.native_handle();
-    if (SSL_use_cert_and_key(ssl, cert->leaf.get(), material->minter->leaf_key(), material->chain.get(), 1) != 1) {
-        log_error("cannot install the minted certificate: " + tls::last_openssl_error(), cid);
-        co_return std::nullopt;
-    }
-    tls::expect_sni(ssl, origin->host);
+    if (!install_leaf(ssl, *cert, *material, origin->host, cid)) co_return std::nullopt;
     lowest(client).expires_at(handshake_deadline);
     auto [hec, used] = co_await client.async_handshake(net::ssl::stream_base::server, buf.data(), use_nothrow);
     if (hec) {

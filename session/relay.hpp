@@ -63,12 +63,16 @@ private:
     net::awaitable<bool> upload_failed(Exchange& x, RelayError sent, inspect::BodyScanner* scanner);
     // The response phase: checks, rules, cache, the body to the client.
     net::awaitable<bool> respond(Exchange& x);
+    bool client_head(Exchange& x, http::response<http::buffer_body>& res);
     net::awaitable<bool> deliver(Exchange& x, http::response<http::buffer_body>& res,
                                  std::unique_ptr<Compressor> compressor);
+    void store_when_complete(Exchange& x, std::optional<cache::Entry>& to_store, BodyCapture& capture);
     net::awaitable<void> transfer_failed(RelayError relayed, const error_code& cut, TxAudit& tx,
                                          const std::string& url, unsigned version);
     // Answers from a stored response (HIT or REVALIDATED).
     net::awaitable<bool> serve_cached(Exchange& x, std::shared_ptr<const cache::Entry> e, const char* how);
+    std::shared_ptr<const cache::Entry> retag_cached(std::shared_ptr<const cache::Entry> e, bool clean,
+                                                     int64_t ruleset);
     net::awaitable<bool> write_cached_body(Exchange& x, http::response<http::buffer_body>& res,
                                            const std::string& body, std::unique_ptr<Compressor> compressor);
     // Applies a request verdict: false when the client was answered with a block or warn page.

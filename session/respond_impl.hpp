@@ -37,24 +37,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
     }
 
     http::response<http::buffer_body> res;
-    res.result(head.result_int());
-    res.reason(head.reason());
-    res.version(x.version);
-    HopByHop rhop(head.base());
-    for (const auto& f : head) {
-        if (!rhop.contains(f.name_string())) res.insert(f.name_string(), f.value());
-    }
-    const bool bodyless = x.in.method() == http::verb::head || status == 204 || status == 304;
-    if (bodyless) {
-        if (auto cl = head[http::field::content_length]; !cl.empty() && status != 204)
-            res.set(http::field::content_length, cl);
-    } else if (auto len = x.rp->content_length()) {
-        res.content_length(*len);
-    } else if (x.version == 11) {
-        res.chunked(true);  // close-delimited or chunked from the origin: chunked to the client
-    } else {
-        x.client_keep_alive = false;
-    }
+    const bool bodyless = client_head(x, res);
     std::unique_ptr<Compressor> compressor;
     if (!bodyless && x.version == 11) compressor = compress_for(x.in, head, x.https(), x.rp->content_length());
     if (compressor) compressed_head(res, *compressor);
@@ -72,6 +55,34 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
     co_return co_await deliver(x, res, std::move(compressor));
 }
 
+// The head the client gets: the origin's without hop-by-hop fields, framed for the client (a
+// close-delimited or chunked body goes to an HTTP/1.1 client chunked). Returns whether the
+// response has no body.
+template <class Client, class Upstream>
+bool HttpRelay<Client, Upstream>::client_head(Exchange& x, http::response<http::buffer_body>& res) {
+    auto& head = x.rp->get();
+    const int status = head.result_int();
+    res.result(status);
+    res.reason(head.reason());
+    res.version(x.version);
+    HopByHop rhop(head.base());
+    for (const auto& f : head) {
+        if (!rhop.contains(f.name_string())) res.insert(f.name_string(), f.value());
+    }
+    const bool bodyless = x.in.method() == http::verb::head || status == 204 || status == 304;
+    if (bodyless) {
+        if (auto cl = head[http::field::content_length]; !cl.empty() && status != 204)
+            res.set(http::field::content_length, cl);
+    } else if (auto len = x.rp->content_length()) {
+        res.content_length(*len);
+    } else if (x.version == 11) {
+        res.chunked(true);
+    } else {
+        x.client_keep_alive = false;
+    }
+    return bodyless;
+}
+
 // The response body through the filter chain (scan and hold, cache copy, compression,
 // throttle) to the client, then the transaction's verdict.
 template <class Client, class Upstream>
@@ -82,27 +93,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
     inspect::BodyScanner* res_scan = x.res_scan.get();
     std::optional<cache::Entry> to_store;
     BodyCapture capture;
-    if (x.cu.asked && x.cu.store) {
-        to_store = entry_to_store(*sv_.cache.store, x.cu, x.url, head.base(), x.rp->content_length(), x.request_time,
-                                  x.rules->version(), cid_);
-        if (to_store) capture.limit = sv_.cache.store->options().max_object_bytes;
-    }
-    // Stored once the whole body is read and scanned clean (a bodiless response has nothing to
-    // scan), before its last bytes go to the client.
-    if (to_store) capture.complete = [&] {
-        inspect::Verdict v = x.verdict;
-        if (res_scan) v.merge(res_scan->verdict());
-        if (!capture.overflow && v.action == inspect::Action::allow && (!res_scan || res_scan->scan_result() == "clean")) {
-            to_store->body_size = capture.bytes.size();
-            to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
-            sv_.cache.store->put(std::move(*to_store));
-        } else {
-            log_debug("cache: not storing " + x.url + ": " +
-                          (capture.overflow ? "larger than cache.max_object_bytes"
-                                            : "not scanned clean (" + (res_scan ? res_scan->scan_result() : "") + ")"),
-                      cid_);
-        }
-    };
+    if (x.cu.asked && x.cu.store) store_when_complete(x, to_store, capture);
     const bool upstream_keep_alive = head.keep_alive();
     // Responses are held only when scanned: unscanned downloads stream at once.
     error_code cut;
@@ -143,6 +134,34 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
     if (relayed == RelayError::none) co_return x.client_keep_alive;
     co_await transfer_failed(relayed, cut, x.tx, x.url, x.version);
     co_return false;
+}
+
+// The origin's response, when the cache may store it, is copied as it is read and stored once
+// the whole body is read and scanned clean (a bodiless response has nothing to scan), before
+// its last bytes go to the client.
+template <class Client, class Upstream>
+void HttpRelay<Client, Upstream>::store_when_complete(Exchange& x, std::optional<cache::Entry>& to_store,
+                                                      BodyCapture& capture) {
+    auto& head = x.rp->get();
+    to_store = entry_to_store(*sv_.cache.store, x.cu, x.url, head.base(), x.rp->content_length(), x.request_time,
+                              x.rules->version(), cid_);
+    if (!to_store) return;
+    capture.limit = sv_.cache.store->options().max_object_bytes;
+    capture.complete = [this, &x, &to_store, &capture] {
+        inspect::BodyScanner* res_scan = x.res_scan.get();
+        inspect::Verdict v = x.verdict;
+        if (res_scan) v.merge(res_scan->verdict());
+        if (!capture.overflow && v.action == inspect::Action::allow && (!res_scan || res_scan->scan_result() == "clean")) {
+            to_store->body_size = capture.bytes.size();
+            to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
+            sv_.cache.store->put(std::move(*to_store));
+        } else {
+            log_debug("cache: not storing " + x.url + ": " +
+                          (capture.overflow ? "larger than cache.max_object_bytes"
+                                            : "not scanned clean (" + (res_scan ? res_scan->scan_result() : "") + ")"),
+                      cid_);
+        }
+    };
 }
 
 // A response body that did not arrive or could not be delivered whole. Nothing sent to the
@@ -195,13 +214,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
             co_return co_await block(scanner->verdict(), x.url, x.version);
         }
         verdict.merge(scanner->verdict());
-        if (scan_result == "clean") {
-            cache::Entry retagged = *e;
-            retagged.ruleset = rules.version();
-            e = sv_.cache.store->replace(e, std::move(retagged));
-        } else {
-            sv_.cache.store->remove(e);  // served as the origin's answer would be, but no longer stored
-        }
+        e = retag_cached(e, scan_result == "clean", rules.version());
     }
     tx.rec().scan_result = scan_result;
     note_verdict(counters, verdict, x.url, cid_);
@@ -229,6 +242,20 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
     }
     const std::shared_ptr<const std::string> body = e->body;  // kept while it is written
     co_return co_await write_cached_body(x, res, *body, std::move(compressor));
+}
+
+// A stored response scanned again under a newer ruleset: kept under that ruleset when clean,
+// otherwise served (as the origin's answer would be) but no longer stored.
+template <class Client, class Upstream>
+std::shared_ptr<const cache::Entry> HttpRelay<Client, Upstream>::retag_cached(std::shared_ptr<const cache::Entry> e,
+                                                                              bool clean, int64_t ruleset) {
+    if (!clean) {
+        sv_.cache.store->remove(e);
+        return e;
+    }
+    cache::Entry retagged = *e;
+    retagged.ruleset = ruleset;
+    return sv_.cache.store->replace(e, std::move(retagged));
 }
 
 template <class Client, class Upstream>

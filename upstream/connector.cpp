@@ -323,6 +323,26 @@ net::awaitable<std::optional<Failure>> check_with_responder(Connector& up, const
     co_return std::nullopt;
 }
 
+// A handshake that verified: the responder is asked (tls.revocation = ocsp), and what was
+// accepted despite problems, and by whom, is said in `accepted` (for the audit record).
+net::awaitable<std::optional<Failure>> after_handshake(Connector& up, const Authority& origin, SSL* ssl,
+                                                       const std::string& who, std::string* accepted, uint64_t cid) {
+    if (SSL_session_reused(ssl)) count(up.counters.origin_resumed);
+    std::string note;
+    if (up.cfg.revocation == tls::Revocation::ocsp && up.fetcher) {
+        if (auto refused = co_await check_with_responder(up, origin, ssl, note, cid)) co_return refused;
+    }
+    std::string what;
+    for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
+    if (!note.empty()) what = what.empty() ? "ok (" + note + ")" : what + " (" + note + ")";
+    if (!what.empty() && what.rfind("ok (", 0) != 0) {
+        what += " (accepted by " + who + ")";
+        log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);
+    }
+    if (accepted) *accepted = what;
+    co_return std::nullopt;
+}
+
 }  // namespace
 
 net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authority& origin,
@@ -356,23 +376,9 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
         out->next_layer().expires_after(up.cfg.handshake);
         auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
         if (!ec) {
-            if (SSL_session_reused(ssl)) count(up.counters.origin_resumed);
-            std::string note;
-            if (up.cfg.revocation == tls::Revocation::ocsp && up.fetcher) {
-                if (auto refused = co_await check_with_responder(up, origin, ssl, note, cid)) {
-                    out.reset();
-                    co_return refused;
-                }
-            }
-            std::string what;
-            for (const auto& p : tls::accepted_problems(ssl)) what += (what.empty() ? "" : ",") + p;
-            if (!note.empty()) what = what.empty() ? "ok (" + note + ")" : what + " (" + note + ")";
-            if (!what.empty() && what.rfind("ok (", 0) != 0) {
-                what += " (accepted by " + who + ")";
-                log_warn("origin certificate of " + origin.host_port() + " has problems: " + what, cid);
-            }
-            if (accepted) *accepted = what;
-            co_return std::nullopt;
+            auto refused = co_await after_handshake(up, origin, ssl, who, accepted, cid);
+            if (refused) out.reset();
+            co_return refused;
         }
         const long verify = SSL_get_verify_result(ssl);
         const bool rejected = tls::origin_certificate_rejected(ssl);
@@ -393,10 +399,9 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
                                                               : std::string(),
                                           cid);
         }
-        if (ec == beast::error::timeout) {
+        if (ec == beast::error::timeout)
             co_return fail(up.counters, Fail::tls_timeout, "the TLS handshake with the origin server timed out",
                            origin.host_port());
-        }
         co_return fail(up.counters, Fail::tls_handshake_failed,
                        "the TLS handshake with the origin server failed: " + ec.message(), origin.host_port());
     }

@@ -140,6 +140,149 @@ struct BodyOptions {
     BodyStall* stall = nullptr;               // request bodies: the minimum rate
 };
 
+// How reading the next piece of a body ended: `closed` (the sender went away, read_error says
+// how), `malformed` (the body broke HTTP framing), `stalled` (slower than BodyStall allows).
+enum class ReadStatus { ok, closed, malformed, stalled };
+
+// Reads a message body one piece at a time into the relay's buffer, counting what it reads and
+// pacing it under the connection's bandwidth limits.
+template <class In, bool isRequest>
+class BodyReader {
+public:
+    BodyReader(In& in, beast::flat_buffer& buf, http::parser<isRequest, http::buffer_body>& p, Context cx,
+               const BodyOptions& o)
+        : in_(in), buf_(buf), p_(p), cx_(cx), o_(o) {
+        // A response body of known length is read straight into the relay buffer (after the
+        // bytes that came with the head): no copy through the read buffer and the parser, and
+        // one stream operation per read instead of Beast's three. The parser sees only the
+        // head; `left_` is what is still to come. Bytes past the body stay in `buf` or the
+        // stream (the origin connection is then not clean: OriginConnection::clean checks both).
+        if (!isRequest && !p.is_done() && !p.chunked() && p.content_length()) {
+            if (auto r = p.content_length_remaining()) left_ = *r;
+        }
+    }
+    bool done() const { return left_ ? *left_ == 0 : p_.is_done(); }
+
+    // The next piece into `into` (at most `cap` bytes): how it went and how many bytes came.
+    // Not a coroutine itself: it hands over the one that reads.
+    net::awaitable<std::pair<ReadStatus, size_t>> read(char* into, size_t cap) {
+        if (o_.throttle) cap = o_.throttle->chunk(kDirection, cap);
+        return left_ ? read_known_length(into, cap) : read_parsed(into, cap);
+    }
+
+private:
+    static constexpr auto kDirection = isRequest ? Throttle::from_client : Throttle::to_client;
+
+    net::awaitable<std::pair<ReadStatus, size_t>> read_known_length(char* into, size_t cap) {
+        cap = static_cast<size_t>(std::min<std::uint64_t>(cap, *left_));
+        std::size_t n = 0;
+        error_code ec;
+        if (buf_.size()) {  // read with the head
+            n = net::buffer_copy(net::buffer(into, cap), buf_.data());
+            buf_.consume(n);
+        } else {
+            expire_after(in_, cx_.cfg.io);
+            std::tie(ec, n) = co_await in_.async_read_some(net::buffer(into, cap), use_nothrow);
+        }
+        *left_ -= n;
+        if (ec && n == 0 && o_.read_error) *o_.read_error = ec;
+        if (o_.throttle) co_await pace(o_.throttle, kDirection, n, cx_);
+        // Closed before the end: like Beast's partial_message.
+        co_return std::pair{ec && n == 0 ? ReadStatus::closed : ReadStatus::ok, n};
+    }
+
+    net::awaitable<std::pair<ReadStatus, size_t>> read_parsed(char* into, size_t cap) {
+        p_.get().body().data = into;
+        p_.get().body().size = cap;
+        CancelAt stalled;
+        if (o_.stall) stalled.arm(co_await net::this_coro::executor, o_.stall->window_end, in_);
+        expire_after(in_, cx_.cfg.io);
+        // A chunked request body is read one socket read at a time, so that what Beast leaves
+        // unparsed can be looked at: unless the body buffer is full, that is a partial chunk
+        // line, CRLF or trailer, where a bare LF means framing Beast would wait on for ever
+        // (it looks for a CRLF) — refused now instead.
+        const bool chunked_request = isRequest && p_.chunked();
+        auto [ec, n] = chunked_request ? co_await http::async_read_some(in_, buf_, p_, use_nothrow)
+                                       : co_await http::async_read(in_, buf_, p_, use_nothrow);
+        if (o_.stall && stalled.fired(ec)) co_return std::pair{ReadStatus::stalled, size_t(0)};
+        if (isRequest) {
+            count(cx_.counters.bytes_in, n);
+            if (o_.tx_bytes) *o_.tx_bytes += static_cast<int64_t>(n);
+        }
+        if (chunked_request && !ec && !p_.is_done() &&
+            has_bare_lf({static_cast<const char*>(buf_.data().data()), buf_.size()}))
+            co_return std::pair{ReadStatus::malformed, size_t(0)};
+        if (ec == http::error::need_buffer) ec = {};
+        const bool framing = ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                             ec != http::error::end_of_stream && ec != http::error::partial_message;
+        const ReadStatus status = !ec ? ReadStatus::ok : framing ? ReadStatus::malformed : ReadStatus::closed;
+        if (status == ReadStatus::closed && o_.read_error) *o_.read_error = ec;
+        const size_t got = cap - p_.get().body().size;
+        if (o_.stall) o_.stall->add(got);
+        if (o_.throttle) co_await pace(o_.throttle, kDirection, got, cx_);  // no coroutine frame when unlimited
+        co_return std::pair{status, got};
+    }
+
+    In& in_;
+    beast::flat_buffer& buf_;
+    http::parser<isRequest, http::buffer_body>& p_;
+    Context cx_;
+    const BodyOptions& o_;
+    std::optional<std::uint64_t> left_;
+};
+
+// What the serializer writes next: the bytes as read, or compressed (the last piece ends the
+// compressed stream). A compression failure ends the transfer: a cut-off body, never a wrong one.
+template <bool isRequest>
+class BodyPieces {
+public:
+    BodyPieces(http::message<isRequest, http::buffer_body>& msg, Compressor* compress) : msg_(msg), compress_(compress) {}
+    void forward(std::string_view piece, bool last) {
+        if (compress_ && !failed_) {
+            try {
+                piece = compress_->feed(piece, last);
+            } catch (const std::exception& e) {
+                log_error(std::string("compression failed, transfer ended: ") + e.what());
+                failed_ = true;
+            }
+        }
+        msg_.body().data = piece.empty() ? nullptr : const_cast<char*>(piece.data());
+        msg_.body().size = piece.size();
+        msg_.body().more = !last;
+    }
+    // Nothing more: the serializer finishes the message (the compressor already ended its stream).
+    void end() {
+        msg_.body().data = nullptr;
+        msg_.body().size = 0;
+        msg_.body().more = false;
+    }
+    bool failed() const { return failed_; }
+
+private:
+    http::message<isRequest, http::buffer_body>& msg_;
+    Compressor* compress_;
+    bool failed_ = false;
+};
+
+inline RelayError read_failure(ReadStatus s, bool before_head) {
+    switch (s) {
+        case ReadStatus::malformed: return before_head ? RelayError::malformed_before_head : RelayError::malformed;
+        case ReadStatus::stalled: return before_head ? RelayError::stalled_before_head : RelayError::stalled;
+        default: return before_head ? RelayError::read_before_head : RelayError::read;
+    }
+}
+
+// One piece through the filters before it is forwarded: scanned (false: it matched a blocking
+// signature) and copied for the cache (whose `complete` runs once the body is whole).
+inline bool filter_piece(const BodyOptions& o, std::string_view piece, bool body_done) {
+    if (o.scanner && o.scanner->feed(piece).action == inspect::Action::block) return false;
+    if (o.capture) {
+        o.capture->add(piece);
+        if (body_done && o.capture->complete) std::exchange(o.capture->complete, nullptr)();
+    }
+    return true;
+}
+
 // Streams a message body from `in` (parsed by `p`) to `out` as `msg` (the head we re-serialised),
 // one buffer at a time: memory stays bounded whatever the body size. The first `hold` bytes are
 // held back (head included): a signature match or a framing error there leaves nothing sent.
@@ -149,134 +292,42 @@ template <class In, class Out, bool isRequest>
 net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::parser<isRequest, http::buffer_body>& p,
                                       Out& out, http::message<isRequest, http::buffer_body>& msg, Context cx,
                                       const BodyOptions& o) {
-    constexpr auto direction = isRequest ? Throttle::from_client : Throttle::to_client;
     http::serializer<isRequest, http::buffer_body> sr{msg};
+    BodyReader<In, isRequest> reader(in, in_buf, p, cx, o);
+    BodyPieces<isRequest> pieces(msg, o.compress);
     std::optional<RelayBuffer> chunk;  // only when there is a body to read (a GET has none)
     if (!p.is_done()) chunk.emplace();
-    auto& client_side = isRequest ? cx.counters.bytes_in : cx.counters.bytes_out;  // the client side of this body
-    // A response body of known length is read straight into the relay buffer (after the bytes
-    // that came with the head): no copy through the read buffer and the parser, and one stream
-    // operation per read instead of Beast's three. The parser sees only the head; `left` is
-    // what is still to come. Bytes past the body stay in `in_buf` or the stream (the connection
-    // is then not clean: HttpRelay::upstream_clean checks both).
-    std::optional<std::uint64_t> left;
-    if (!isRequest && !p.is_done() && !p.chunked() && p.content_length()) {
-        if (auto r = p.content_length_remaining()) left = *r;
-    }
-    auto done = [&] { return left ? *left == 0 : p.is_done(); };
-    // Reads the next piece of the body into `into`; returns the bytes read, or an error.
-    // Returns (0 ok | 1 closed | 2 malformed, bytes read).
-    auto read_some = [&](char* into, size_t cap) -> net::awaitable<std::pair<int, size_t>> {
-        if (o.throttle) cap = o.throttle->chunk(direction, cap);
-        if (left) {
-            cap = static_cast<size_t>(std::min<std::uint64_t>(cap, *left));
-            std::size_t n = 0;
-            error_code ec;
-            if (in_buf.size()) {  // read with the head
-                n = net::buffer_copy(net::buffer(into, cap), in_buf.data());
-                in_buf.consume(n);
-            } else {
-                expire_after(in, cx.cfg.io);
-                std::tie(ec, n) = co_await in.async_read_some(net::buffer(into, cap), use_nothrow);
-            }
-            *left -= n;
-            if (ec && n == 0 && o.read_error) *o.read_error = ec;
-            if (o.throttle) co_await pace(o.throttle, direction, n, cx);
-            co_return std::pair<int, size_t>{ec && n == 0 ? 1 : 0, n};  // closed before the end: like Beast's partial_message
-        }
-        p.get().body().data = into;
-        p.get().body().size = cap;
-        CancelAt stalled;
-        if (o.stall) stalled.arm(co_await net::this_coro::executor, o.stall->window_end, in);
-        expire_after(in, cx.cfg.io);
-        // A chunked request body is read one socket read at a time, so that what Beast leaves
-        // unparsed can be looked at: unless the body buffer is full, that is a partial chunk
-        // line, CRLF or trailer, where a bare LF means framing Beast would wait on for ever
-        // (it looks for a CRLF) — refused now instead.
-        const bool chunked_request = isRequest && p.chunked();
-        auto [ec, n] = chunked_request ? co_await http::async_read_some(in, in_buf, p, use_nothrow)
-                                       : co_await http::async_read(in, in_buf, p, use_nothrow);
-        if (o.stall && stalled.fired(ec)) co_return std::pair<int, size_t>{3, 0};
-        if (isRequest) {
-            count(client_side, n);
-            if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
-        }
-        if (chunked_request && !ec && !p.is_done() &&
-            has_bare_lf({static_cast<const char*>(in_buf.data().data()), in_buf.size()}))
-            co_return std::pair<int, size_t>{2, 0};
-        if (ec == http::error::need_buffer) ec = {};
-        int status = !ec ? 0 : (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
-                                ec != http::error::end_of_stream && ec != http::error::partial_message)
-                                   ? 2
-                                   : 1;
-        if (status == 1 && o.read_error) *o.read_error = ec;
-        const size_t got = cap - p.get().body().size;
-        if (o.stall) o.stall->add(got);
-        if (o.throttle) co_await pace(o.throttle, direction, got, cx);  // no coroutine frame when unlimited
-        co_return std::pair<int, size_t>{status, got};
-    };
-    // The next piece to write: the bytes as read, or compressed (the last piece ends the stream).
-    bool compress_failed = false;
-    auto forward = [&](const char* data, size_t size) {
-        const bool last = done();
-        std::string_view piece(data, size);
-        if (o.compress && !compress_failed) {
-            try {
-                piece = o.compress->feed(piece, last);
-            } catch (const std::exception& e) {
-                log_error(std::string("compression failed, transfer ended: ") + e.what());
-                compress_failed = true;
-            }
-        }
-        msg.body().data = piece.empty() ? nullptr : const_cast<char*>(piece.data());
-        msg.body().size = piece.size();
-        msg.body().more = !last;
-    };
-    auto captured = [&] {
-        if (o.capture && done() && o.capture->complete) std::exchange(o.capture->complete, nullptr)();
-    };
     std::string held;
     if (auto length = p.content_length_remaining(); o.hold > 0 && chunk && length)  // one allocation, no regrowth
         held.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, o.hold + RelayBuffer::size())));
-    while (o.hold > 0 && !done() && held.size() < o.hold) {
-        auto [status, got] = co_await read_some(chunk->data(), chunk->size());
-        if (status == 2) co_return RelayError::malformed_before_head;
-        if (status == 3) co_return RelayError::stalled_before_head;
-        if (status) co_return RelayError::read_before_head;
-        held.append(chunk->data(), got);
-        if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
-        if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
-            co_return RelayError::blocked_before_head;
+    while (o.hold > 0 && !reader.done() && held.size() < o.hold) {
+        auto [status, got] = co_await reader.read(chunk->data(), chunk->size());
+        if (status != ReadStatus::ok) co_return read_failure(status, true);
+        const std::string_view piece(chunk->data(), got);
+        held.append(piece);
+        if (!filter_piece(o, piece, reader.done())) co_return RelayError::blocked_before_head;
     }
-    captured();
-    forward(held.data(), held.size());
+    if (held.empty() && reader.done() && o.capture && o.capture->complete)  // an empty body is complete too
+        std::exchange(o.capture->complete, nullptr)();
+    pieces.forward(held, reader.done());
     for (bool first = true; first || !sr.is_done(); first = false) {
-        if (compress_failed) co_return RelayError::transform;  // the client gets a cut-off body, never a wrong one
-        if (!first) {
-            if (!done()) {
-                auto [status, got] = co_await read_some(chunk->data(), chunk->size());
-                if (status == 2) co_return RelayError::malformed;
-                if (status == 3) co_return RelayError::stalled;
-                if (status) co_return RelayError::read;
-                if (o.scanner && o.scanner->feed(std::string_view(chunk->data(), got)).action == inspect::Action::block)
-                    co_return RelayError::blocked_after_head;
-                if (o.capture) o.capture->add(std::string_view(chunk->data(), got));
-                captured();
-                forward(chunk->data(), got);
-            } else {
-                msg.body().data = nullptr;
-                msg.body().size = 0;
-                msg.body().more = false;
-            }
+        if (pieces.failed()) co_return RelayError::transform;
+        if (!first && reader.done()) {
+            pieces.end();
+        } else if (!first) {
+            auto [status, got] = co_await reader.read(chunk->data(), chunk->size());
+            if (status != ReadStatus::ok) co_return read_failure(status, false);
+            const std::string_view piece(chunk->data(), got);
+            if (!filter_piece(o, piece, reader.done())) co_return RelayError::blocked_after_head;
+            pieces.forward(piece, reader.done());
         }
         expire_after(out, cx.cfg.io);
         auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);
         if (!isRequest) {
-            count(client_side, n);
+            count(cx.counters.bytes_out, n);
             if (o.tx_bytes) *o.tx_bytes += static_cast<int64_t>(n);
         }
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return RelayError::write;
+        if (ec && ec != http::error::need_buffer) co_return RelayError::write;
     }
     co_return RelayError::none;
 }

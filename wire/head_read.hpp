@@ -95,46 +95,37 @@ struct HeadDeadline {
     }
 };
 
-// Reads one request head into `buf` (which may already hold bytes), checks the raw bytes and
-// the framing, and parses it. The body, if any, is left for the relay to stream.
+// What the bytes buffered so far say: a whole head (`head_len` bytes, empty lines before it
+// dropped), a head that can never complete or is too large, or read more. `scanned`: how far
+// earlier calls looked (kept between calls, so a head arriving byte by byte is not rescanned).
+struct HeadScan {
+    enum State { more, complete, rejected } state = more;
+    size_t head_len = 0;
+    Rejection rejection;
+};
+HeadScan scan_head(beast::flat_buffer& buf, size_t& scanned, size_t limit, Counters& counters);
+
+// Checks the raw bytes and the framing of a whole head and parses it (the body, if any, is
+// left in `buf` for the relay to stream).
+HeadRead parse_head(beast::flat_buffer& buf, size_t head_len, Context cx);
+
+// A read that ended before the head did: closed, quiet (idle), or a started head past its
+// deadline (408).
+HeadRead head_read_ended(const error_code& ec, bool started, const HeadDeadline& when, Context cx);
+
+// Reads one request head into `buf` (which may already hold bytes), under the deadlines of
+// `when`, and parses it.
 template <class Stream>
 net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, Context cx, HeadDeadline when) {
-    HeadRead out;
     const size_t limit = cx.cfg.max_header_bytes;
-    size_t head_len = 0;
     // The deadline in force: till the first byte, then (kept-alive) header_read from it.
     auto deadline = when.first_byte;
     bool started = buf.size() > 0;
     if (started && when.head.count() > 0) deadline = std::chrono::steady_clock::now() + when.head;
     for (size_t scanned = 0;;) {
-        std::string_view data(static_cast<const char*>(buf.data().data()), buf.size());
-        // RFC 9112 2.2: ignore empty lines before a request line.
-        size_t blank = 0;
-        while (data.substr(blank, 2) == "\r\n") blank += 2;
-        if (blank) {
-            buf.consume(blank);
-            scanned = 0;
-            continue;
-        }
-        auto end = data.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
-        if (end != std::string_view::npos) {
-            head_len = end + 4;
-            break;
-        }
-        // A head that can never complete (bare LF or CR, an impossible request line) is
-        // answered now, not when header_read runs out.
-        if (auto bad = check_partial_head(data, scanned)) {
-            out.status = HeadRead::rejected;
-            out.rejection = *bad;
-            co_return out;
-        }
-        scanned = data.size();
-        if (data.size() >= limit) {
-            out.status = HeadRead::rejected;
-            out.rejection = {431, "the request head is larger than " + std::to_string(limit) + " bytes"};
-            count(cx.counters.header_too_large);
-            co_return out;
-        }
+        const HeadScan scan = scan_head(buf, scanned, limit, cx.counters);
+        if (scan.state == HeadScan::complete) co_return parse_head(buf, scan.head_len, cx);
+        if (scan.state == HeadScan::rejected) co_return HeadRead{HeadRead::rejected, nullptr, scan.rejection};
         // Waiting for a first byte, the stream's own timer closes a silent connection. Once a head
         // has started, the stream's timer would close the socket before a 408 could be written:
         // a separate timer cancels the read instead (only for heads that take more than one read).
@@ -149,68 +140,18 @@ net::awaitable<HeadRead> read_request_head(Stream& s, beast::flat_buffer& buf, C
         // 4 KiB at first (a browser's head is 0.5-2 KiB), more only for a head that needs it: an
         // idle connection's buffer is small, and so is what it leaves in the heap once freed.
         // A parked connection (its buffer let go) waits with 512 bytes.
-        const size_t want = when.lean && buf.capacity() == 0 ? 512 : data.size() < 4096 ? 4096 - data.size() : 16384;
-        auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - data.size(), want)),
-                                                  use_nothrow);
+        const size_t have = buf.size();
+        const size_t want = when.lean && buf.capacity() == 0 ? 512 : have < 4096 ? 4096 - have : 16384;
+        auto [ec, n] = co_await s.async_read_some(buf.prepare(std::min<size_t>(limit + 4 - have, want)), use_nothrow);
         const bool fired = guard.fired(ec);
-        if (fired && parking) {
-            out.status = HeadRead::parked;
-            co_return out;
-        }
+        if (fired && parking) co_return HeadRead{HeadRead::parked};
         if (fired) ec = beast::error::timeout;
-        if (ec) {
-            out.status = ec != beast::error::timeout ? HeadRead::closed : started ? HeadRead::rejected : HeadRead::idle;
-            if (out.status == HeadRead::rejected) {
-                count(cx.counters.header_timeout);
-                const auto secs = when.head.count() > 0 ? when.head.count() : cx.cfg.header_read.count();
-                out.rejection = {408, "the request head did not arrive within " + std::to_string(secs) +
-                                          " seconds (timeouts.header_read)"};
-            }
-            co_return out;
-        }
+        if (ec) co_return head_read_ended(ec, started, when, cx);
         if (!started && when.head.count() > 0) deadline = std::chrono::steady_clock::now() + when.head;
         started = true;
         buf.commit(n);
         count(cx.counters.bytes_in, n);
     }
-    if (head_len > limit) {
-        out.status = HeadRead::rejected;
-        out.rejection = {431, "the request head is larger than " + std::to_string(limit) + " bytes"};
-        count(cx.counters.header_too_large);
-        co_return out;
-    }
-    std::string_view head(static_cast<const char*>(buf.data().data()), head_len);
-    if (auto bad = check_raw_head(head)) {
-        out.status = HeadRead::rejected;
-        out.rejection = *bad;
-        co_return out;
-    }
-    out.parser = std::make_unique<RequestParser>();
-    out.parser->header_limit(static_cast<std::uint32_t>(limit));
-    out.parser->body_limit(boost::none);  // bodies are streamed, never buffered whole
-    out.parser->eager(false);
-    error_code ec;
-    size_t used = out.parser->put(net::buffer(head.data(), head.size()), ec);
-    if (ec || !out.parser->is_header_done()) {
-        out.status = HeadRead::rejected;
-        out.rejection = {400, "malformed request: " + (ec ? ec.message() : std::string("incomplete head"))};
-        co_return out;
-    }
-    buf.consume(used);
-    if (auto bad = check_request_fields(out.parser->get().base(), cx.cfg.max_headers)) {
-        out.status = HeadRead::rejected;
-        out.rejection = *bad;
-        co_return out;
-    }
-    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (Beast would
-    // parse the body as chunked, and it would go on as an HTTP/1.1 chunked request).
-    if (out.parser->get().version() < 11 && out.parser->get().count(http::field::transfer_encoding)) {
-        out.status = HeadRead::rejected;
-        out.rejection = {400, "Transfer-Encoding in an HTTP/1.0 request"};
-        co_return out;
-    }
-    out.status = HeadRead::ok;
-    co_return out;
 }
 
 // A kept-alive connection quiet this long is parked (see next_request_head).
