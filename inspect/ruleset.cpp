@@ -387,7 +387,7 @@ BodyScanner::BodyScanner(std::shared_ptr<const RuleSet> rules, Target target, st
     // inspected, which is inspect.on_error's case, as a failing matcher is. Vigil asks origins
     // only for codings it decodes, so an origin that sends another one chose to.
     stopped_ = true;
-    result_ = "unscanned-encoding";
+    outcome_ = ScanOutcome::unscanned_encoding;
     Verdict v = matcher_error_verdict(rules_->options().error_block);
     v.rule = "unscannable-encoding";
     v.reason = "the body's Content-Encoding (" + std::string(encoding.substr(0, 64)) +
@@ -397,9 +397,20 @@ BodyScanner::BodyScanner(std::shared_ptr<const RuleSet> rules, Target target, st
 
 BodyScanner::~BodyScanner() = default;
 
-void BodyScanner::stop_unscanned(const std::string& result, const std::string& reason) {
+const char* scan_outcome_name(ScanOutcome o) {
+    switch (o) {
+        case ScanOutcome::clean: return "clean";
+        case ScanOutcome::matched: return "matched";
+        case ScanOutcome::unscanned_oversize: return "unscanned-oversize";
+        case ScanOutcome::unscanned_encoding: return "unscanned-encoding";
+        case ScanOutcome::error: return "error";
+    }
+    return "error";
+}
+
+void BodyScanner::stop_unscanned(ScanOutcome outcome, const std::string& reason) {
     stopped_ = true;
-    result_ = result;
+    outcome_ = outcome;
     if (rules_->options().oversize_block) {
         Verdict v;
         v.action = Action::block;
@@ -416,11 +427,11 @@ const Verdict& BodyScanner::feed(std::string_view wire) {
     if (!decoder_.identity()) {
         auto st = decoder_.feed(wire, decoded_);
         if (st == DecodeChain::Status::corrupt) {
-            stop_unscanned("unscanned-encoding", "the body's compressed data is corrupt");
+            stop_unscanned(ScanOutcome::unscanned_encoding, "the body's compressed data is corrupt");
             return verdict_;
         }
         if (st == DecodeChain::Status::bomb) {
-            stop_unscanned("unscanned-oversize", "the body decompresses beyond the allowed ratio or size");
+            stop_unscanned(ScanOutcome::unscanned_oversize, "the body decompresses beyond the allowed ratio or size");
             return verdict_;
         }
         fresh = decoded_;
@@ -436,12 +447,12 @@ const Verdict& BodyScanner::feed(std::string_view wire) {
     tail_.append(fresh);
     Verdict before = verdict_;
     rules_->match_signatures(target_, tail_, verdict_);
-    if (verdict_.action > before.action || verdict_.monitored.size() > before.monitored.size()) result_ = "matched";
-    if (verdict_.error) result_ = "error";
+    if (verdict_.action > before.action || verdict_.monitored.size() > before.monitored.size()) outcome_ = ScanOutcome::matched;
+    if (verdict_.error) outcome_ = ScanOutcome::error;
     const size_t overlap = rules_->options().overlap;
     if (tail_.size() > overlap) tail_.erase(0, tail_.size() - overlap);
     if (over && verdict_.action != Action::block)
-        stop_unscanned("unscanned-oversize", "the body is larger than the scan limit");
+        stop_unscanned(ScanOutcome::unscanned_oversize, "the body is larger than the scan limit");
     return verdict_;
 }
 

@@ -42,6 +42,10 @@ enum class Target { url = 0, request_header, response_header, request_body, resp
 
 class RuleSet;
 
+// How a body scan ended, for counters and decisions; scan_result() names it for the audit log.
+enum class ScanOutcome { clean, matched, unscanned_oversize, unscanned_encoding, error };
+const char* scan_outcome_name(ScanOutcome o);  // "clean", "matched", "unscanned-oversize", ...
+
 // Streams one body through the signatures of its target, chunk by chunk, keeping the last
 // `overlap` decoded bytes so a match split across chunks is still found.
 class BodyScanner {
@@ -51,12 +55,16 @@ public:
     // Feeds the next bytes as they are on the wire. Returns the verdict so far.
     const Verdict& feed(std::string_view wire_bytes);
     const Verdict& verdict() const { return verdict_; }
-    // "clean", "matched", "unscanned-oversize", "unscanned-encoding", "error"
-    const std::string& scan_result() const { return result_; }
+    ScanOutcome outcome() const { return outcome_; }
+    bool unscanned() const {
+        return outcome_ == ScanOutcome::unscanned_oversize || outcome_ == ScanOutcome::unscanned_encoding;
+    }
+    // "clean", "matched", "unscanned-oversize", "unscanned-encoding", "error" (the audit record's words)
+    std::string scan_result() const { return scan_outcome_name(outcome_); }
     size_t scanned_bytes() const { return scanned_; }
 
 private:
-    void stop_unscanned(const std::string& result, const std::string& reason);
+    void stop_unscanned(ScanOutcome outcome, const std::string& reason);
     std::shared_ptr<const RuleSet> rules_;
     Target target_;
     DecodeChain decoder_;
@@ -64,7 +72,7 @@ private:
     size_t scanned_ = 0;
     bool stopped_ = false;
     Verdict verdict_;
-    std::string result_ = "clean";
+    ScanOutcome outcome_ = ScanOutcome::clean;
 };
 
 class RuleSet : public std::enable_shared_from_this<RuleSet> {

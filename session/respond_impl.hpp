@@ -106,7 +106,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
     if (res_scan) {
         x.tx.rec().scan_result = res_scan->scan_result();
         // Counted whatever came of it (blocked under inspect.oversize/on_error, or let through).
-        if (res_scan->scan_result().rfind("unscanned", 0) == 0) count(counters.unscanned);
+        if (res_scan->unscanned()) count(counters.unscanned);
     }
     if (relayed != RelayError::none || !upstream_keep_alive) origin_.drop();
     if (relayed == RelayError::blocked_before_head) {
@@ -127,7 +127,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
     }
     if (res_scan) {
         x.verdict.merge(res_scan->verdict());
-        if (res_scan->scan_result() == "error") count(counters.scan_errors);
+        if (res_scan->outcome() == inspect::ScanOutcome::error) count(counters.scan_errors);
     }
     note_verdict(counters, x.verdict, x.url, cid_);
     x.tx.verdict(x.verdict);
@@ -151,7 +151,7 @@ void HttpRelay<Client, Upstream>::store_when_complete(Exchange& x, std::optional
         inspect::BodyScanner* res_scan = x.res_scan.get();
         inspect::Verdict v = x.verdict;
         if (res_scan) v.merge(res_scan->verdict());
-        if (!capture.overflow && v.action == inspect::Action::allow && (!res_scan || res_scan->scan_result() == "clean")) {
+        if (!capture.overflow && v.action == inspect::Action::allow && (!res_scan || res_scan->outcome() == inspect::ScanOutcome::clean)) {
             to_store->body_size = capture.bytes.size();
             to_store->body = std::make_shared<const std::string>(std::move(capture.bytes));
             sv_.cache.store->put(std::move(*to_store));
@@ -214,7 +214,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
             co_return co_await block(scanner->verdict(), x.url, x.version);
         }
         verdict.merge(scanner->verdict());
-        e = retag_cached(e, scan_result == "clean", rules.version());
+        e = retag_cached(e, scanner->outcome() == inspect::ScanOutcome::clean, rules.version());
     }
     tx.rec().scan_result = scan_result;
     note_verdict(counters, verdict, x.url, cid_);

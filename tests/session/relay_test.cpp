@@ -7,7 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
+#include "tests/support/run_awaitable.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
@@ -22,19 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 using Relay = HttpRelay<test::stream, test::stream>;
 
-template <class T>
-T run(net::io_context& ioc, net::awaitable<T> op) {
-    std::optional<T> out;
-    net::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-        if (e) std::rethrow_exception(e);
-        out = std::move(v);
-    });
-    ioc.run_for(std::chrono::seconds(10));  // a stuck operation fails the test instead of hanging it
-    ioc.restart();
-    EXPECT_TRUE(out.has_value()) << "the transaction did not finish";
-    if (!out) return T{};
-    return std::move(*out);
-}
+using test_support::run;
 
 rules::Signature signature(const std::string& target, const std::string& pattern) {
     return {"sig-" + target, target, pattern, "block", "high", "", "", true};

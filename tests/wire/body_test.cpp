@@ -4,7 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
+#include "tests/support/run_awaitable.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 
@@ -17,19 +18,7 @@ namespace test = boost::beast::test;
 using namespace std::chrono_literals;
 
 // Runs one coroutine on `ioc` to its end.
-template <class T>
-T run(net::io_context& ioc, net::awaitable<T> op) {
-    std::optional<T> out;
-    net::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-        if (e) std::rethrow_exception(e);
-        out = std::move(v);
-    });
-    ioc.run_for(std::chrono::seconds(10));  // a stuck operation fails the test instead of hanging it
-    ioc.restart();
-    EXPECT_TRUE(out.has_value()) << "the operation did not finish: it waited for input that never comes";
-    if (!out) return T{};
-    return std::move(*out);
-}
+using test_support::run;
 
 struct Wire : ::testing::Test {
     net::io_context ioc;
