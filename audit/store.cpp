@@ -1,7 +1,8 @@
-// SQLite storage of audit records with a SHA-256 hash chain.
+// SQLite storage of audit records with a SHA-256 hash chain: opening (and migrating) a log,
+// appending batches with their roll-ups, checkpoints, pruning. Review queries are in review.cpp.
 #include "audit/store.hpp"
 
-#include "core/sqlite.hpp"
+#include "audit/schema.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -17,28 +18,7 @@
 namespace vigil::audit {
 namespace {
 
-// 1: records and meta. 2: + hourly roll-ups (built from the rows when a version 1 log is
-// opened for writing).
-constexpr int kSchemaVersion = 3;
-
-// Counts per hour for stats --by: one row per (dimension, hour, key). Derived from the
-// records in the same transaction that writes them; `verify` recomputes and compares them.
-constexpr const char* kRollupSchema =
-    "CREATE TABLE rollup(dim TEXT NOT NULL, hour INTEGER NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,"
-    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, blocked INTEGER NOT NULL,"
-    " PRIMARY KEY(dim, hour, key)) WITHOUT ROWID;";
-
-// The records that stats counts (not system events or prune checkpoints).
-constexpr const char* kCounted = "kind <> 'system' AND kind <> 'checkpoint'";
-
-// The roll-up rows, as the records give them, for one dimension (rollup's column order).
-std::string rollup_select(const char* dim, const std::string& where) {
-    return std::string("SELECT '") + dim + "', ts_ms / 3600000, " + dim +
-           ", count(*), sum(bytes_from_client), sum(bytes_to_client), sum(action = 'block') FROM records WHERE " +
-           kCounted + where + " GROUP BY 2, 3";
-}
-
-constexpr const char* kRollupDims[] = {"host", "category", "user", "rule", "action"};
+using namespace schema;
 
 struct RollupKey {
     int dim;
@@ -52,41 +32,6 @@ struct RollupKeyHash {
                static_cast<size_t>(k.dim);
     }
 };
-
-std::string rebuild_rollup_sql(const std::string& where) {
-    std::string sql;
-    for (const char* dim : kRollupDims) sql += "INSERT INTO rollup " + rollup_select(dim, where) + ";";
-    return sql;
-}
-
-std::string schema_sql() {
-    std::string cols;
-    for (size_t i = 0; i < record_columns().size(); ++i)
-        cols += ", " + record_columns()[i] + (integer_column(i) ? " INTEGER NOT NULL DEFAULT 0" : " TEXT NOT NULL DEFAULT ''");
-    return "CREATE TABLE records(id INTEGER PRIMARY KEY" + cols +
-           ", prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
-           "CREATE INDEX records_ts ON records(ts_ms);"
-           "CREATE INDEX records_host ON records(host);"
-           "CREATE INDEX records_user ON records(user);"
-           "CREATE INDEX records_action ON records(action);"
-           "CREATE INDEX records_rule ON records(rule);"
-           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" + std::string(kRollupSchema) +
-           "INSERT INTO meta VALUES ('schema', 'vigil-audit');"
-           "PRAGMA user_version = " + std::to_string(kSchemaVersion) + ";";
-}
-
-[[noreturn]] void database_error(const std::string& message) { throw AuditError("audit database: " + message); }
-
-// A statement whose errors are AuditErrors.
-struct Stmt : core::sql::Statement {
-    Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, database_error) {}
-};
-
-std::string columns_list() {
-    std::string out;
-    for (const auto& c : record_columns()) out += (out.empty() ? "" : ", ") + c;
-    return out;
-}
 
 }  // namespace
 
@@ -119,9 +64,9 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         ::chmod(path.c_str(), 0600);  // browsing history: readable by its owner only
         s->exec("PRAGMA journal_mode = WAL");
         s->exec("BEGIN");
-        s->exec(schema_sql().c_str());
+        s->exec(create_sql().c_str());
         s->exec("COMMIT");
-        version = kSchemaVersion;
+        version = kVersion;
     }
     // What the file is comes before which version it is.
     try {
@@ -131,13 +76,13 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
     } catch (const AuditError&) {
         throw AuditError(path + ": not a Vigil audit log");
     }
-    if (version > kSchemaVersion)
+    if (version > kVersion)
         throw AuditError(path + ": audit log schema " + std::to_string(version) + " is newer than this program");
     if (version == 1 && mode != Mode::read_only) {
         // Migration: build the roll-ups from the rows already there, in one transaction.
         s->exec("BEGIN IMMEDIATE");
         try {
-            s->exec((std::string(kRollupSchema) + rebuild_rollup_sql("") + "PRAGMA user_version = 2;").c_str());
+            s->exec((std::string(kRollupTable) + rebuild_rollup_sql("") + "PRAGMA user_version = 2;").c_str());
             s->exec("COMMIT");
         } catch (...) {
             sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -327,94 +272,6 @@ void Store::append(const std::vector<Record>& records) {
         throw;
     }
     last_hash_ = head;
-}
-
-namespace {
-
-void add_rows(sqlite3* db, const std::string& sql, const std::vector<int64_t>& params, std::map<std::string, StatRow>& out) {
-    Stmt st(db, sql);
-    for (size_t i = 0; i < params.size(); ++i) st.bind(static_cast<int>(i + 1), params[i]);
-    while (st.step()) {
-        StatRow& r = out[st.text(0)];
-        r.count += st.integer(1);
-        r.bytes_in += st.integer(2);
-        r.bytes_out += st.integer(3);
-        r.blocked += st.integer(4);
-    }
-}
-
-}  // namespace
-
-std::map<std::string, StatRow> Store::stats(const std::string& dim, int64_t since_ms, int64_t until_ms) const {
-    static const std::set<std::string> dims = {"host", "category", "user", "rule", "action", "hour"};
-    if (!dims.count(dim)) throw AuditError("stats: unknown dimension \"" + dim + "\"");
-    const bool by_hour = dim == "hour";
-    // An hour is keyed by its number here; the caller formats it.
-    const std::string key = by_hour ? "CAST(ts_ms / 3600000 AS TEXT)" : dim;
-    const std::string raw = "SELECT " + key + ", count(*), sum(bytes_from_client), sum(bytes_to_client), "
-                            "sum(action = 'block') FROM records WHERE " + kCounted +
-                            " AND ts_ms >= ? AND ts_ms < ? GROUP BY 1";
-    std::map<std::string, StatRow> out;
-    constexpr int64_t kHour = 3'600'000;
-    // Whole hours inside [since, until) from the roll-ups; the partial hours at either end
-    // from the rows themselves.
-    const int64_t first = since_ms <= 0 ? 0 : (since_ms + kHour - 1) / kHour;  // first whole hour
-    const int64_t end = until_ms / kHour;                                       // past the last whole hour
-    if (!has_rollup_ || first >= end) {
-        add_rows(db_, raw, {since_ms, until_ms}, out);
-        return out;
-    }
-    // `dim` is one of the fixed names above, never user text; each counted record has
-    // exactly one action, so the action rows sum to the records of an hour.
-    add_rows(db_, "SELECT " + std::string(by_hour ? "CAST(hour AS TEXT)" : "key") +
-                      ", sum(n), sum(bytes_in), sum(bytes_out), sum(blocked) FROM rollup WHERE dim = '" +
-                      (by_hour ? std::string("action") : dim) + "' AND hour >= ? AND hour < ? GROUP BY 1",
-             {first, end}, out);
-    add_rows(db_, raw, {since_ms, first * kHour}, out);
-    add_rows(db_, raw, {end * kHour, until_ms}, out);
-    return out;
-}
-
-std::string Store::verify_rollups() const {
-    if (!has_rollup_) return "";
-    std::string rows;
-    for (const char* dim : kRollupDims) rows += (rows.empty() ? "" : " UNION ALL ") + rollup_select(dim, "");
-    for (const auto& [sql, what] : std::vector<std::pair<std::string, std::string>>{
-             {"SELECT * FROM rollup EXCEPT SELECT * FROM (" + rows + ") LIMIT 1", "does not match the records"},
-             {"SELECT * FROM (" + rows + ") EXCEPT SELECT * FROM rollup LIMIT 1", "is missing for records that exist"}}) {
-        Stmt st(db_, sql);
-        if (st.step())
-            return "the " + st.text(0) + " roll-up for \"" + st.text(2) + "\" in hour " + st.text(1) + " " + what;
-    }
-    return "";
-}
-
-Store::VerifyResult Store::verify() const {
-    VerifyResult res;
-    Stmt st(db_, "SELECT id, " + columns_list() + ", prev_hash, hash FROM records ORDER BY id");
-    const int ncols = static_cast<int>(record_columns().size());
-    std::string expected_prev = kGenesisHash;
-    bool first = true;
-    while (st.step()) {
-        ++res.rows;
-        int64_t id = st.integer(0);
-        std::vector<std::string> vals;
-        for (int i = 0; i < ncols; ++i) vals.push_back(st.text(1 + i));
-        std::string prev = st.text(1 + ncols), hash = st.text(2 + ncols);
-        if (vals[2] == "checkpoint") {
-            // Left by prune: the chain continues from the hash of the last pruned row.
-            if (!first) return {false, res.rows, id, "checkpoint row in the middle of the chain"};
-            expected_prev = hash;
-            first = false;
-            continue;
-        }
-        first = false;
-        if (prev != expected_prev)
-            return {false, res.rows, id, "does not follow the previous row (a row was deleted or inserted before it)"};
-        if (chain_hash(prev, vals) != hash) return {false, res.rows, id, "content does not match its hash (edited)"};
-        expected_prev = hash;
-    }
-    return res;
 }
 
 int64_t Store::prune(int64_t before_ms) {

@@ -79,7 +79,6 @@ public:
     // warn_duration) and the origin is contacted again, accepting those problems. The warning
     // for another URL leads back to that URL.
     net::awaitable<void> maybe_continue(RequestParser& parser) {
-        if (!warning_) co_return;
         const Authority& origin = tunnel_.origin;
         std::string t(parser.get().target());
         if (auto cont = take_continue_token(sv_.policy, t, base_.client_ip, upstream::cert_warning_key(origin.host));
@@ -92,6 +91,7 @@ public:
     }
 
     const std::optional<PageInfo>& refusal() const { return refusal_; }
+    bool warning() const { return warning_; }  // a certificate warning the user may continue past
 
 private:
     // The warning for `url`: its Continue link returns to that URL and accepts the problem.
@@ -148,7 +148,7 @@ net::awaitable<void> bumped_requests(BumpedTunnel& tunnel, beast::flat_buffer& b
     auto step = [&](RequestParser& parser) -> net::awaitable<Step> {
         // The origin's certificate failed (or it was unreachable), or the host is blocked: say so
         // on the first request, inside TLS, so the browser shows it.
-        co_await tunnel_origin.maybe_continue(parser);
+        if (tunnel_origin.warning()) co_await tunnel_origin.maybe_continue(parser);
         std::optional<PageInfo> refused = tunnel_origin.refusal();
         std::string target;
         if (!refused) {

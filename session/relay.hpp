@@ -29,6 +29,9 @@ using cache::invalidate_cached;
 using cache::load_cached_body;
 using cache::stored_fields;
 
+// What the response phase decided.
+enum class ResponseStep { deliver, upgrade, revalidated, refuse };
+
 template <class Client, class Upstream>
 class HttpRelay {
 public:
@@ -54,15 +57,17 @@ private:
     struct Exchange;  // one transaction's state, passed from phase to phase
 
     // The request phase: audit health, continue links, request rules, framing; false when the
-    // client was answered.
-    net::awaitable<bool> admit(Exchange& x);
+    // transaction stops (answer() then says why).
+    bool admit(Exchange& x);
+    bool enforce(Exchange& x);
+    net::awaitable<bool> answer(Exchange& x);
     void build_origin_request(Exchange& x);
     // The origin's response head for the request (connecting, reusing or retrying once, and
     // sending the body on the way); false when the client was answered instead.
     net::awaitable<bool> exchange_with_origin(Exchange& x);
     net::awaitable<bool> upload_failed(Exchange& x, RelayError sent, inspect::BodyScanner* scanner);
-    // The response phase: checks, rules, cache, the body to the client.
-    net::awaitable<bool> respond(Exchange& x);
+    // The response phase: checks, rules, cache, the client's head; then deliver() sends the body.
+    ResponseStep respond(Exchange& x, http::response<http::buffer_body>& res, std::unique_ptr<Compressor>& compressor);
     bool client_head(Exchange& x, http::response<http::buffer_body>& res);
     net::awaitable<bool> deliver(Exchange& x, http::response<http::buffer_body>& res,
                                  std::unique_ptr<Compressor> compressor);
@@ -75,8 +80,6 @@ private:
                                                      int64_t ruleset);
     net::awaitable<bool> write_cached_body(Exchange& x, http::response<http::buffer_body>& res,
                                            const std::string& body, std::unique_ptr<Compressor> compressor);
-    // Applies a request verdict: false when the client was answered with a block or warn page.
-    net::awaitable<bool> enforce(const inspect::Verdict& v, const std::string& url, unsigned version);
     net::awaitable<bool> continue_redirect(bool valid, const std::string& url, unsigned version);
     net::awaitable<bool> switch_protocols(Exchange& x);
     template <class Request, class Response>

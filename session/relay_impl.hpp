@@ -34,6 +34,8 @@ struct HttpRelay<Client, Upstream>::Exchange {
     double request_time = 0;
     std::optional<http::response_parser<http::buffer_body>> rp;  // the origin's response
     std::unique_ptr<inspect::BodyScanner> res_scan;
+    std::optional<PageInfo> refusal;  // a phase that stops the transaction: the page to answer with
+    std::optional<bool> continue_link;  // the request carried a Continue link: whether it is valid
     bool https() const { return scheme == "https"; }
 };
 
@@ -62,7 +64,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::transaction(RequestParser& par
     tx.rec().port = origin.port;
     tx.rec().url = x.url;
     tx.rec().user_agent = std::string(x.in[http::field::user_agent]).substr(0, 512);
-    if (!co_await admit(x)) co_return false;
+    if (!admit(x)) co_return co_await answer(x);
 
     // The cache (docs/caching.md): a fresh stored response is the answer; a stale one with
     // a validator is revalidated; anything else goes to the origin and may be stored.
@@ -80,46 +82,66 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::transaction(RequestParser& par
 
     build_origin_request(x);
     if (!co_await exchange_with_origin(x)) co_return false;
-    co_return co_await respond(x);
+    http::response<http::buffer_body> res;
+    std::unique_ptr<Compressor> compressor;
+    switch (respond(x, res, compressor)) {
+        case ResponseStep::deliver: co_return co_await deliver(x, res, std::move(compressor));
+        case ResponseStep::upgrade: co_return co_await switch_protocols(x);
+        case ResponseStep::revalidated: co_return co_await serve_cached(x, x.cu.entry, "REVALIDATED");
+        case ResponseStep::refuse: break;
+    }
+    co_return co_await answer(x);
 }
 
+// A phase stopped the transaction: its page, or the redirect of a Continue link.
 template <class Client, class Upstream>
-net::awaitable<bool> HttpRelay<Client, Upstream>::admit(Exchange& x) {
+net::awaitable<bool> HttpRelay<Client, Upstream>::answer(Exchange& x) {
+    if (x.continue_link) co_return co_await continue_redirect(*x.continue_link, x.url, x.version);
+    co_return co_await refuse(*x.refusal, x.version);
+}
+
+// The request phase, a decision without I/O: false (and x.refusal or x.continue_link set) when
+// the transaction stops here.
+template <class Client, class Upstream>
+bool HttpRelay<Client, Upstream>::admit(Exchange& x) {
     auto& in = x.in;
+    x.version = in.version() == 10 ? 10 : 11;
     if (sv_.audit.writer && !sv_.audit.writer->healthy() && sv_.wire.cfg.audit_fail_closed) {
-        const Failure f{Fail::audit_unavailable,
-                        "the audit log cannot be written, so no request is served (audit.on_failure = fail-closed)",
-                        x.url};
-        co_return co_await refuse(f, in.version());
+        x.refusal = page_for(Failure{Fail::audit_unavailable,
+                                     "the audit log cannot be written, so no request is served "
+                                     "(audit.on_failure = fail-closed)",
+                                     x.url});
+        return false;
     }
     if (auto cont = take_continue_token(sv_.policy, x.target, client_ip_, x.origin.host)) {
         // The user chose "Continue" on a warn page: send the browser back to the clean URL.
-        co_return co_await continue_redirect(*cont, full_url(x.scheme, x.origin, x.target), in.version());
+        x.continue_link = *cont;
+        x.url = full_url(x.scheme, x.origin, x.target);
+        return false;
     }
     x.url = full_url(x.scheme, x.origin, x.target);
     x.rules = sv_.policy.rules.load();
     x.subject = inspect::Subject{x.origin.host, x.url, base_.user, split_groups(base_.group), client_ip_};
     x.verdict = x.rules->check_request(x.subject, header_list(in.base()));
     x.tx.verdict(x.verdict);
-    if (!co_await enforce(x.verdict, x.url, in.version())) co_return false;
+    if (!enforce(x)) return false;
     x.scan = !x.verdict.bypass;
-    x.version = in.version() == 10 ? 10 : 11;
     x.client_keep_alive = in.keep_alive() && !sv_.stopping;
     HopByHop hop(in.base());
     x.upgrade = hop.connection_has("upgrade") && in.count(http::field::upgrade) > 0;
     x.has_body = !x.parser.is_done();
     if (x.has_body && x.parser.chunked() &&
         first_chunk_line_bad({static_cast<const char*>(cbuf_.data().data()), cbuf_.size()})) {
-        const Failure f = fail(sv_.wire.counters, Fail::bad_request,
-                               "a chunk-size line ends in a bare LF (HTTP/1.1 needs CRLF)", x.url);
-        co_return co_await refuse(f, x.version);
+        x.refusal = page_for(fail(sv_.wire.counters, Fail::bad_request,
+                                  "a chunk-size line ends in a bare LF (HTTP/1.1 needs CRLF)", x.url));
+        return false;
     }
     x.expect = std::string(in[http::field::expect]);
     if (!x.expect.empty() && !iequals(x.expect, "100-continue")) {
-        const Failure f{Fail::bad_expect, "Vigil only supports \"Expect: 100-continue\"", x.origin.host_port()};
-        co_return co_await refuse(f, x.version);
+        x.refusal = page_for(Failure{Fail::bad_expect, "Vigil only supports \"Expect: 100-continue\"", x.origin.host_port()});
+        return false;
     }
-    co_return true;
+    return true;
 }
 
 // The head the origin gets: origin-form target, hop-by-hop fields removed, Host from the URL,
@@ -164,8 +186,10 @@ template <class Client, class Upstream>
 net::awaitable<bool> HttpRelay<Client, Upstream>::exchange_with_origin(Exchange& x) {
     const Config& cfg = sv_.wire.cfg;
     for (int attempt = 0;; ++attempt) {
-        bool reused = false;
-        if (auto failure = co_await origin_.open(x.origin, reused)) co_return co_await refuse(*failure, x.version);
+        const bool reused = origin_.reusable_for(x.origin);
+        if (!reused) {
+            if (auto failure = co_await origin_.connect(x.origin)) co_return co_await refuse(*failure, x.version);
+        }
         if (attempt == 0 && x.has_body && iequals(x.expect, "100-continue")) {
             static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
             expire_after(client_, cfg.io);
@@ -246,21 +270,26 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::upload_failed(Exchange& x, Rel
     co_return co_await refuse(f, x.version);
 }
 
+// Applies the request verdict: false (x.refusal set) for a block or an unanswered warning.
 template <class Client, class Upstream>
-net::awaitable<bool> HttpRelay<Client, Upstream>::enforce(const inspect::Verdict& v, const std::string& url,
-                                                          unsigned version) {
-    if (v.action == inspect::Action::block) co_return co_await block(v, url, version);
+bool HttpRelay<Client, Upstream>::enforce(Exchange& x) {
+    const inspect::Verdict& v = x.verdict;
+    if (v.action == inspect::Action::block) {
+        count(sv_.wire.counters.blocked);
+        x.refusal = block_page(v, x.url, cid_);
+        return false;
+    }
     if (v.action == inspect::Action::warn) {
         count(sv_.wire.counters.warned);
-        auto host = parse_absolute_url(url);
-        std::string h = host ? host->authority.host : url;
+        auto host = parse_absolute_url(x.url);
+        std::string h = host ? host->authority.host : x.url;
         if (!sv_.policy.warned.allowed(client_ip_, h)) {
-            const PageInfo page = warn_page(sv_.policy, v, url, client_ip_, h, cid_);
-            co_return co_await refuse(page, version);
+            x.refusal = warn_page(sv_.policy, v, x.url, client_ip_, h, cid_);
+            return false;
         }
-        log_info("warned and continued: " + url + " (" + v.rule + ")", cid_);
+        log_info("warned and continued: " + x.url + " (" + v.rule + ")", cid_);
     }
-    co_return true;
+    return true;
 }
 
 template <class Client, class Upstream>

@@ -6,8 +6,12 @@
 
 namespace vigil::session {
 
+// The response phase, a decision without I/O: the origin's head checked, the cache told, the
+// client's head built (`res`, with its compressor), the response-header rules applied. Says
+// what the transaction does next (refuse: x.refusal is set).
 template <class Client, class Upstream>
-net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
+ResponseStep HttpRelay<Client, Upstream>::respond(Exchange& x, http::response<http::buffer_body>& res,
+                                                  std::unique_ptr<Compressor>& compressor) {
     auto& head = x.rp->get();
     const int status = head.result_int();
     for (auto [it, end] = head.equal_range(http::field::www_authenticate); it != end; ++it)
@@ -17,10 +21,10 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
     if (auto bad = check_response_fields(head.base())) {
         origin_.drop();
         count(sv_.wire.counters.upstream_bad_response);
-        const Failure f{Fail::upstream_bad_response, "invalid response framing: " + *bad, x.origin.host_port()};
-        co_return co_await refuse(f, x.version);
+        x.refusal = page_for(Failure{Fail::upstream_bad_response, "invalid response framing: " + *bad, x.origin.host_port()});
+        return ResponseStep::refuse;
     }
-    if (status == 101) co_return co_await switch_protocols(x);
+    if (status == 101) return ResponseStep::upgrade;
     if (x.cu.invalidate && status < 400) invalidate_cached(*sv_.cache.store, x.scheme, x.origin, x.url, head);
     if (x.cu.asked) {
         if (x.cu.entry && status == 304) {
@@ -30,15 +34,12 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
             updated.headers = cache::updated_fields(x.cu.entry->headers, stored_fields(head.base()));
             updated.request_time = x.request_time;
             updated.response_time = epoch_seconds();
-            auto entry = sv_.cache.store->replace(x.cu.entry, std::move(updated));
-            co_return co_await serve_cached(x, entry, "REVALIDATED");
+            x.cu.entry = sv_.cache.store->replace(x.cu.entry, std::move(updated));
+            return ResponseStep::revalidated;
         }
         count(sv_.wire.counters.cache_misses);
     }
-
-    http::response<http::buffer_body> res;
     const bool bodyless = client_head(x, res);
-    std::unique_ptr<Compressor> compressor;
     if (!bodyless && x.version == 11) compressor = compress_for(x.in, head, x.https(), x.rp->content_length());
     if (compressor) compressed_head(res, *compressor);
     res.keep_alive(x.client_keep_alive);
@@ -46,13 +47,15 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::respond(Exchange& x) {
         x.verdict.merge(x.rules->check_response_headers(x.subject, header_list(head.base())));
         if (x.verdict.action == inspect::Action::block) {
             origin_.drop();
-            co_return co_await block(x.verdict, x.url, x.version);
+            count(sv_.wire.counters.blocked);
+            x.refusal = block_page(x.verdict, x.url, cid_);
+            return ResponseStep::refuse;
         }
         if (!bodyless)
             x.res_scan = x.rules->scan_body(inspect::Target::response_body,
                                             field_list(head.base(), http::field::content_encoding));
     }
-    co_return co_await deliver(x, res, std::move(compressor));
+    return ResponseStep::deliver;
 }
 
 // The head the client gets: the origin's without hop-by-hop fields, framed for the client (a

@@ -42,11 +42,9 @@ public:
     }
     bool reusable_for(const Authority& origin) { return key_ == origin.host_port() && clean(); }
 
-    // A connection to `origin`: the kept one when it may carry this request, else a new one
-    // (the old one closed). `reused` says which; a failure when none could be made.
-    net::awaitable<std::optional<Failure>> open(const Authority& origin, bool& reused) {
-        reused = reusable_for(origin);
-        if (reused) co_return std::nullopt;
+    // A new connection to `origin` (the old one closed); a failure when none could be made.
+    // Callers first ask reusable_for(): a kept connection costs no coroutine.
+    net::awaitable<std::optional<Failure>> connect(const Authority& origin) {
         drop();
         buf_.clear();
         auto failure = co_await connect_(origin, stream_, route_);

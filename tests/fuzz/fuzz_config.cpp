@@ -12,15 +12,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::fwrite(data, 1, size, f);
     std::fclose(f);
     try {
-        vigil::gateway::load_config(path, {});
-    } catch (const vigil::gateway::ConfigError&) {
+        vigil::config::load_config(path, {});
+    } catch (const vigil::config::ConfigError&) {
     }
     std::string text(reinterpret_cast<const char*>(data), size);
     auto eq = text.find('=');
     if (eq != std::string::npos) {
         try {
-            vigil::gateway::load_config("", {{text.substr(0, eq), text.substr(eq + 1)}});
-        } catch (const vigil::gateway::ConfigError&) {
+            vigil::config::load_config("", {{text.substr(0, eq), text.substr(eq + 1)}});
+        } catch (const vigil::config::ConfigError&) {
         }
     }
     return 0;

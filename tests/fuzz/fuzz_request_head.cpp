@@ -9,13 +9,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view head(reinterpret_cast<const char*>(data), size);
     // As the head arrives: every prefix, checked incrementally as read_request_head does.
     for (size_t cut = 0, from = 0; cut <= size; cut += 1 + cut / 3) {
-        if (vigil::gateway::check_partial_head(head.substr(0, cut), from)) break;
+        if (vigil::wire::check_partial_head(head.substr(0, cut), from)) break;
         from = cut;
     }
-    (void)vigil::gateway::has_bare_lf(head);
-    (void)vigil::gateway::first_chunk_line_bad(head);
-    (void)vigil::gateway::decodable_codings(head);
-    if (vigil::gateway::check_raw_head(head)) return 0;
+    (void)vigil::wire::has_bare_lf(head);
+    (void)vigil::wire::first_chunk_line_bad(head);
+    (void)vigil::wire::decodable_codings(head);
+    if (vigil::wire::check_raw_head(head)) return 0;
     http::request_parser<http::buffer_body> p;
     p.header_limit(64 * 1024);
     p.body_limit(boost::none);
@@ -23,13 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     boost::system::error_code ec;
     p.put(boost::asio::buffer(data, size), ec);
     if (ec || !p.is_header_done()) return 0;
-    if (vigil::gateway::check_request_fields(p.get().base(), 100)) return 0;
+    if (vigil::wire::check_request_fields(p.get().base(), 100)) return 0;
     auto target = p.get().target();
-    vigil::gateway::parse_absolute_url(target);
-    vigil::gateway::parse_authority(target, std::nullopt);
-    vigil::gateway::parse_authority(p.get()[http::field::host], uint16_t(80));
-    vigil::gateway::HopByHop hop(p.get().base());
+    vigil::wire::parse_absolute_url(target);
+    vigil::wire::parse_authority(target, std::nullopt);
+    vigil::wire::parse_authority(p.get()[http::field::host], uint16_t(80));
+    vigil::wire::HopByHop hop(p.get().base());
     for (const auto& f : p.get()) (void)hop.contains(f.name_string());
-    (void)vigil::gateway::field_list(p.get().base(), http::field::content_encoding);
+    (void)vigil::wire::field_list(p.get().base(), http::field::content_encoding);
     return 0;
 }

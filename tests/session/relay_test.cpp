@@ -185,8 +185,7 @@ TEST_F(RelayTest, ShortResponseBodyIsAPageWhenNothingWasSentAndTheConnectionIsNo
         auto head = run(ioc, read_request_head(client, client_buf, Context{cfg, counters}, HeadDeadline::fresh(10s)));
         ASSERT_EQ(head.status, HeadRead::ok);
         // Open the origin connection first so its peer can be closed before the body is read.
-        bool reused = false;
-        ASSERT_FALSE(run(ioc, relay->origin().open(Authority{"origin.test", 80}, reused)).has_value());
+        ASSERT_FALSE(run(ioc, relay->origin().connect(Authority{"origin.test", 80})).has_value());
         origin_peers.back().close();
         keep = run(ioc, relay->transaction(*head.parser, Authority{"origin.test", 80}, "/a", false));
     }
