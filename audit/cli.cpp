@@ -4,17 +4,20 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cctype>
 #include <cstring>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/sqlite.hpp"
+#include "core/txid.hpp"
 #include "audit/filter.hpp"
 #include "audit/store.hpp"
 
@@ -28,7 +31,8 @@ Reads Vigil's audit log (opened read-only, except by prune).
 
 commands:
   query [filters] [--format table|json|csv] [--limit N]   newest first (default limit 100)
-  show ID                       one record, every field
+  show ID                       one record, every field: ID is a row number or a transaction ID
+                                (the reference on Vigil's pages)
   tail [-f] [--limit N]         the newest records; -f follows new ones as they are written
   stats --by host|category|user|rule|action|hour [filters] [--top N] [--exact]   counts and bytes
   export --format jsonl|csv [filters]                     everything that matches, oldest first
@@ -176,8 +180,24 @@ int cmd_query(Store& s, const Args& a, bool export_all) {
 
 int cmd_show(Store& s, const Args& a) {
     if (a.positional.size() != 2) fail("show ID", 2);
-    Query q(s.db(), select_records() + " WHERE id = CAST(? AS INTEGER)", {a.positional[1]});
-    if (!q.next()) fail("no record " + a.positional[1]);
+    const std::string& wanted = a.positional[1];
+    std::unique_ptr<Query> found;
+    if (auto t = vigil::core::transaction_id_time(wanted)) {
+        // A transaction ID (the reference on Vigil's pages): it carries its time, so the search
+        // goes through the time index, ten minutes either way for clocks that stepped.
+        std::string lower = wanted;
+        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        found = std::make_unique<Query>(s.db(), select_records() +
+                                                    " WHERE ts_ms BETWEEN CAST(? AS INTEGER) AND CAST(? AS INTEGER)"
+                                                    " AND txid = ?",
+                                        std::vector<std::string>{std::to_string(*t - 600000), std::to_string(*t + 600000), lower});
+        if (!found->next()) fail("no record with transaction ID " + wanted);
+    } else {
+        found = std::make_unique<Query>(s.db(), select_records() + " WHERE id = CAST(? AS INTEGER)",
+                                        std::vector<std::string>{wanted});
+        if (!found->next()) fail("no record " + wanted + " (a row number or a transaction ID)");
+    }
+    Query& q = *found;
     int64_t id;
     Record r = row_record(q, id);
     auto cols = record_columns();

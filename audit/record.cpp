@@ -18,7 +18,7 @@ const std::vector<std::string>& record_columns() {
         "ts_ms", "duration_ms", "kind", "conn_id", "client_ip", "client_port", "user", "grp", "method", "scheme",
         "host", "port", "url", "status", "bytes_from_client", "bytes_to_client", "category", "action", "rule",
         "reason", "tls_mode", "sni", "origin_cert", "client_tls", "origin_tls", "user_agent", "content_type",
-        "scan_result", "cache"};
+        "scan_result", "cache", "txid"};
     return c;
 }
 
@@ -77,6 +77,7 @@ Record record_from_values(const std::vector<std::string>& v) {
     r.content_type = v[i++];
     r.scan_result = v[i++];
     if (i < v.size()) r.cache = v[i++];
+    if (i < v.size()) r.txid = v[i++];
     return r;
 }
 
@@ -86,7 +87,7 @@ FieldView::FieldView(const Record& r) {
     const std::string* strs[] = {&r.kind, &r.client_ip, &r.user, &r.group, &r.method, &r.scheme, &r.host, &r.url,
                                  &r.category, &r.action, &r.rule, &r.reason, &r.tls_mode, &r.sni, &r.origin_cert,
                                  &r.client_tls, &r.origin_tls, &r.user_agent, &r.content_type, &r.scan_result,
-                                 &r.cache};
+                                 &r.cache, &r.txid};
     size_t next_int = 0, next_str = 0;
     for (size_t c = 0; c < kColumnCount; ++c) {
         if (integer_column(c)) {

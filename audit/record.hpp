@@ -31,6 +31,7 @@ struct Record {
     std::string user_agent, content_type;
     std::string scan_result;  // clean, matched, unscanned-oversize, unscanned-encoding, error, ""
     std::string cache;        // HIT, MISS, REVALIDATED; "" when the cache was not asked
+    std::string txid;         // the transaction ID (core/txid.hpp), on the page and in X-Vigil-Transaction
 };
 
 // Column names in storage order (after id, before prev_hash and hash).
@@ -41,7 +42,7 @@ bool integer_column(size_t i);
 std::vector<std::string> record_values(const Record& r);
 Record record_from_values(const std::vector<std::string>& values);
 
-constexpr size_t kColumnCount = 29;  // record_columns().size()
+constexpr size_t kColumnCount = 30;  // record_columns().size()
 constexpr size_t kHashedSinceV1 = 28;  // later columns are hashed only when not empty
 
 // The record's fields as text without copying them (the writer's path): text columns point

@@ -13,8 +13,8 @@
 namespace vigil::audit::schema {
 
 // 1: records and meta. 2: + hourly roll-ups (built from the rows when a version 1 log is
-// opened for writing). 3: + the cache column.
-inline constexpr int kVersion = 3;
+// opened for writing). 3: + the cache column. 4: + the transaction ID.
+inline constexpr int kVersion = 4;
 
 // Counts per hour for stats --by: one row per (dimension, hour, key). Derived from the
 // records in the same transaction that writes them; `verify` recomputes and compares them.

@@ -90,27 +90,24 @@ std::unique_ptr<Store> Store::open(const std::string& path, Mode mode) {
         }
         version = 2;
     }
-    if (version <= 2) {
-        // Schema 3 added the cache column (empty in older rows, which keep their hashes). The
-        // writer's open adds it; an older log opened for review reads as if it were there.
-        bool has_column = false;
-        {
-            Stmt has(raw, "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'cache'");
-            has_column = has.step() && has.integer(0) > 0;
+    if (version < kVersion) {
+        // Schema 3 added the cache column, 4 the transaction ID (empty in older rows, which keep
+        // their hashes: empty later columns are not hashed). The writer's open adds them; an
+        // older log opened for review reads as if they were there.
+        std::string missing_view, alter;
+        for (const char* column : {"cache", "txid"}) {
+            Stmt has(raw, std::string("SELECT count(*) FROM pragma_table_info('records') WHERE name = '") + column + "'");
+            if (has.step() && has.integer(0) > 0) continue;
+            missing_view += std::string(", '' AS ") + column;
+            alter += std::string("ALTER TABLE records ADD COLUMN ") + column + " TEXT NOT NULL DEFAULT '';";
         }
         if (mode == Mode::read_only) {
-            if (!has_column) s->exec("CREATE TEMP VIEW records AS SELECT *, '' AS cache FROM main.records");
+            if (!missing_view.empty()) s->exec(("CREATE TEMP VIEW records AS SELECT *" + missing_view + " FROM main.records").c_str());
         } else {
-            s->exec("BEGIN IMMEDIATE");
-            try {
-                s->exec(((has_column ? "" : "ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';") +
-                         std::string("PRAGMA user_version = 3;")).c_str());
-                s->exec("COMMIT");
-            } catch (...) {
-                sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
-                throw;
-            }
-            version = 3;
+            core::sql::transaction(raw, "BEGIN IMMEDIATE", database_error, [&] {
+                s->exec((alter + "PRAGMA user_version = " + std::to_string(kVersion) + ";").c_str());
+            });
+            version = kVersion;
         }
     }
     s->has_rollup_ = version >= 2;

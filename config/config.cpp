@@ -32,8 +32,8 @@ const std::map<std::string, Setter>& schema() {
         {"proxy.allow_private_destinations",
          [](Config& c, const Where& w) { c.allow_private_destinations = get_bool(w); }},
         {"proxy.shutdown_grace", [](Config& c, const Where& w) { c.shutdown_grace = get_seconds(w); }},
-        {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_string(w); }},
-        {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_string(w); }},
+        {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_path(w); }},
+        {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_path(w); }},
         {"tls.non_tls",
          [](Config& c, const Where& w) {
              auto v = get_string(w);
@@ -59,14 +59,14 @@ const std::map<std::string, Setter>& schema() {
         {"tls.aia_fetch", [](Config& c, const Where& w) { c.aia_fetch = get_bool(w); }},
         {"tls.origin_errors", [](Config& c, const Where& w) { c.origin_error_warn = get_origin_errors(w); }},
         {"tls.origin_exceptions", [](Config& c, const Where& w) { c.origin_exceptions = get_origin_exceptions(w); }},
-        {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_string(w); }},
+        {"dns.hosts_file", [](Config& c, const Where& w) { c.hosts_file = get_path(w); }},
         {"log.level",
          [](Config& c, const Where& w) {
              c.log_level = get_string(w);
              if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error")
                  w.fail("expected one of debug, info, warn, error");
          }},
-        {"log.stats_file", [](Config& c, const Where& w) { c.stats_file = get_string(w); }},
+        {"log.stats_file", [](Config& c, const Where& w) { c.stats_file = get_path(w); }},
         {"timeouts.header_read", [](Config& c, const Where& w) { c.header_read = get_seconds(w); }},
         {"timeouts.idle", [](Config& c, const Where& w) { c.idle = get_seconds(w); }},
         {"timeouts.body_stall", [](Config& c, const Where& w) { c.body_stall = get_seconds(w); }},
@@ -77,7 +77,7 @@ const std::map<std::string, Setter>& schema() {
         {"timeouts.io", [](Config& c, const Where& w) { c.io = get_seconds(w); }},
         {"timeouts.tunnel_idle", [](Config& c, const Where& w) { c.tunnel_idle = get_seconds(w); }},
         {"timeouts.fetch", [](Config& c, const Where& w) { c.fetch = get_seconds(w); }},
-        {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_string(w); }},
+        {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_path(w); }},
         {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
         {"inspect.hold_bytes",
          [](Config& c, const Where& w) { c.hold_bytes = size_t(get_int(w, 0, int64_t(64) << 20)); }},
@@ -98,8 +98,8 @@ const std::map<std::string, Setter>& schema() {
         {"inspect.warn_duration", [](Config& c, const Where& w) { c.warn_duration = get_seconds(w); }},
         {"inspect.re2_max_mem",
          [](Config& c, const Where& w) { c.re2_max_mem = get_int(w, 1 << 20, int64_t(1) << 34); }},
-        {"audit.path", [](Config& c, const Where& w) { c.audit_path = get_string(w); }},
-        {"audit.jsonl", [](Config& c, const Where& w) { c.audit_jsonl = get_string(w); }},
+        {"audit.path", [](Config& c, const Where& w) { c.audit_path = get_path(w); }},
+        {"audit.jsonl", [](Config& c, const Where& w) { c.audit_jsonl = get_path(w); }},
         {"audit.syslog",
          [](Config& c, const Where& w) {
              c.audit_syslog = get_string(w);
@@ -143,7 +143,7 @@ const std::map<std::string, Setter>& schema() {
         {"limits.max_connections_per_client",
          [](Config& c, const Where& w) { c.max_connections_per_client = size_t(get_int(w, 1, 1'000'000)); }},
         {"cache.enabled", [](Config& c, const Where& w) { c.cache = get_bool(w); }},
-        {"cache.dir", [](Config& c, const Where& w) { c.cache_dir = get_string(w); }},
+        {"cache.dir", [](Config& c, const Where& w) { c.cache_dir = get_path(w); }},
         {"cache.max_bytes", [](Config& c, const Where& w) { c.cache_max_bytes = get_size(w, 1 << 20); }},
         {"cache.memory_bytes", [](Config& c, const Where& w) { c.cache_memory_bytes = get_size(w, 1 << 20); }},
         {"cache.max_object_bytes", [](Config& c, const Where& w) { c.cache_max_object_bytes = get_size(w, 1024); }},

@@ -16,6 +16,15 @@ std::string get_string(const Where& w) {
     w.fail("expected a string");
 }
 
+std::string get_path(const Where& w) {
+    std::string v = get_string(w);
+    const bool from_file = !w.file.empty() && w.file.rfind("--set", 0) != 0;
+    if (v.empty() || v.front() == '/' || !from_file) return v;
+    const size_t slash = w.file.rfind('/');
+    if (slash == std::string::npos) return v;  // the file is in the current directory
+    return w.file.substr(0, slash + 1) + v;
+}
+
 bool get_bool(const Where& w) {
     if (auto v = w.node.value<bool>()) return *v;
     w.fail("expected true or false");

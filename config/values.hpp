@@ -31,6 +31,9 @@ struct Where {
 };
 
 std::string get_string(const Where& w);
+// A file or folder: relative to the folder of the config file that names it (a --set value:
+// relative to the current directory, as any command-line path).
+std::string get_path(const Where& w);
 bool get_bool(const Where& w);
 int64_t get_int(const Where& w, int64_t lo, int64_t hi);
 std::chrono::seconds get_seconds(const Where& w);

@@ -308,6 +308,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::continue_redirect(bool valid, 
     http::response<http::string_body> res{http::status::found, version == 10 ? 10u : 11u};
     res.set(http::field::location, url);
     res.set(http::field::cache_control, "no-store");
+    if (tx_) res.set("X-Vigil-Transaction", tx_->rec().txid);
     res.keep_alive(false);
     res.prepare_payload();
     expire_after(client_, sv_.wire.cfg.io);

@@ -83,6 +83,7 @@ bool HttpRelay<Client, Upstream>::client_head(Exchange& x, http::response<http::
     } else {
         x.client_keep_alive = false;
     }
+    res.set("X-Vigil-Transaction", x.tx.rec().txid);
     return bodyless;
 }
 
@@ -200,6 +201,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
     res.reason(e->reason);
     res.version(x.version);
     for (const auto& [n, v] : e->headers) res.insert(n, v);
+    res.set("X-Vigil-Transaction", tx.rec().txid);
     // The response-header rules run for this user; the body rules run again when the ruleset
     // changed since the body was scanned.
     verdict.merge(rules.check_response_headers(x.subject, header_list(res.base())));
@@ -314,6 +316,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::switch_protocols(Exchange& x) 
             res.insert(f.name_string(), f.value());
     }
     res.set(http::field::connection, "upgrade");
+    res.set("X-Vigil-Transaction", x.tx.rec().txid);
     expire_after(client_, sv_.wire.cfg.io);
     auto [ec, n] = co_await http::async_write(client_, res, use_nothrow);
     count(counters.bytes_out, n);

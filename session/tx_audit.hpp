@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "audit/writer.hpp"
+#include "core/txid.hpp"
 #include "session/services.hpp"
 #include "wire/messages.hpp"
 #include "wire/pages.hpp"
@@ -18,6 +19,7 @@ public:
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
         if (rec_.kind.empty()) rec_.kind = "transaction";
+        if (rec_.txid.empty()) rec_.txid = core::new_transaction_id();
     }
     ~TxAudit() {
         if (cancelled_) return;
@@ -97,6 +99,7 @@ template <class Stream>
 net::awaitable<void> send_page(Stream& s, Context cx, PageInfo info, unsigned version, TxAudit* tx) {
     if (tx) {
         if (!info.conn_id) info.conn_id = tx->rec().conn_id;
+        info.transaction = tx->rec().txid;
         tx->page(info);
     }
     const size_t n = co_await write_page(s, cx, info, version);

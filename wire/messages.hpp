@@ -23,6 +23,7 @@ net::awaitable<size_t> write_page(Stream& s, Context cx, const PageInfo& info, u
     res.set(http::field::content_type, "text/html; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
     res.set("X-Vigil-Reason", info.code);
+    if (!info.transaction.empty()) res.set("X-Vigil-Transaction", info.transaction);
     if (!info.proxy_authenticate.empty()) res.set(http::field::proxy_authenticate, info.proxy_authenticate);
     res.body() = render_page(info);
     res.keep_alive(false);

@@ -56,7 +56,12 @@ std::string render_page(const PageInfo& info) {
     if (!info.code.empty()) out += "<dt>Reason code</dt><dd><code id=\"code\">" + html_escape(info.code) + "</code></dd>";
     out += "<dt>Status</dt><dd>" + std::to_string(info.status) + "</dd>";
     out += "<dt>Time</dt><dd>" + std::string(when) + "</dd>";
-    if (info.conn_id) out += "<dt>Reference</dt><dd><code>C" + std::to_string(info.conn_id) + "</code></dd>";
+    // The reference a person quotes to IT: the transaction ID, which `vigil-audit show` finds on
+    // any gateway (the connection number only when there is no transaction record).
+    if (!info.transaction.empty())
+        out += "<dt>Reference</dt><dd><code id=\"transaction\">" + html_escape(info.transaction) + "</code></dd>";
+    else if (info.conn_id)
+        out += "<dt>Reference</dt><dd><code>C" + std::to_string(info.conn_id) + "</code></dd>";
     out += "</dl>\n";
     if (!info.continue_url.empty())
         out += "<p><a id=\"continue\" href=\"" + html_escape(info.continue_url) +

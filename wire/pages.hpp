@@ -17,6 +17,7 @@ struct PageInfo {
     std::string host;    // what the user asked for (host or URL)
     std::string code;    // stable reason code, e.g. "expired", "dns_failure"
     uint64_t conn_id = 0;
+    std::string transaction;  // the transaction ID: the page's reference, X-Vigil-Transaction
     std::string rule;      // the rule that decided, for block pages
     std::string category;
     std::string continue_url;  // warn pages: where "Continue" leads

@@ -106,13 +106,41 @@ TEST_F(AuditStore, EditedRollupFailsVerifyAndVersionOneLogsAreMigrated) {
     expect_rollups_match(*s);
 }
 
+TEST_F(AuditStore, VersionThreeLogsGainTheTransactionIdAndKeepTheirHashes) {
+    {
+        auto s = Store::open(path, Store::Mode::create);
+        s->append(sample(20));
+        ASSERT_EQ(sqlite3_exec(s->db(), "ALTER TABLE records DROP COLUMN txid; PRAGMA user_version = 3;", nullptr,
+                               nullptr, nullptr),
+                  SQLITE_OK);
+    }
+    {
+        auto ro = Store::open(path, Store::Mode::read_only);
+        auto v = ro->verify();
+        EXPECT_TRUE(v.ok) << v.problem;
+    }
+    auto s = Store::open(path, Store::Mode::read_write);
+    auto rows = sample(1);
+    rows[0].txid = "0193a8f4-6c1e-7a3b-9f41-2c5d8e9a0b17";
+    s->append(rows);
+    auto v = s->verify();
+    EXPECT_TRUE(v.ok) << v.problem;
+    EXPECT_EQ(v.rows, 21);
+    // Hashed once set: changing it breaks the chain.
+    ASSERT_EQ(sqlite3_exec(s->db(), "UPDATE records SET txid = 'x' WHERE id = 21", nullptr, nullptr, nullptr), SQLITE_OK);
+    EXPECT_FALSE(s->verify().ok);
+}
+
 TEST_F(AuditStore, VersionTwoLogsGainTheCacheColumnAndKeepTheirHashes) {
     {
         auto s = Store::open(path, Store::Mode::create);
         s->append(sample(50));
-        // Back to a version 2 log: no cache column.
-        ASSERT_EQ(sqlite3_exec(s->db(), "ALTER TABLE records DROP COLUMN cache; PRAGMA user_version = 2;", nullptr,
-                               nullptr, nullptr), SQLITE_OK);
+        // Back to a version 2 log: no cache column (nor the later transaction ID).
+        ASSERT_EQ(sqlite3_exec(s->db(),
+                               "ALTER TABLE records DROP COLUMN txid; ALTER TABLE records DROP COLUMN cache; "
+                               "PRAGMA user_version = 2;",
+                               nullptr, nullptr, nullptr),
+                  SQLITE_OK);
     }
     {
         auto ro = Store::open(path, Store::Mode::read_only);  // review of an old log: read as if the column were there

@@ -51,6 +51,30 @@ TEST(Config, DefaultsKeepPeopleOut) {
     EXPECT_EQ(c.max_headers, 100u);
 }
 
+TEST(Config, RelativePathsAreFromTheFileThatNamesThem) {
+    TomlFile f(R"([tls]
+ca_dir = "ca"
+extra_ca_file = "/etc/ssl/extra.pem"
+[rules]
+path = "../rules.db"
+[audit]
+path = "audit.db"
+jsonl = ""
+[cache]
+dir = "cache"
+)");
+    const std::string dir = f.path.substr(0, f.path.rfind('/') + 1);  // /tmp/
+    Config c = load_config(f.path, {{"dns.hosts_file", "\"hosts\""}});
+    EXPECT_EQ(c.ca_dir, dir + "ca");  // not ./ca: where vigil was started from does not matter
+    EXPECT_EQ(c.rules_path, dir + "../rules.db");
+    EXPECT_EQ(c.audit_path, dir + "audit.db");
+    EXPECT_EQ(c.cache_dir, dir + "cache");
+    EXPECT_EQ(c.extra_ca_file, "/etc/ssl/extra.pem");  // absolute stays
+    EXPECT_EQ(c.audit_jsonl, "");                      // empty stays "none"
+    EXPECT_EQ(c.hosts_file, "hosts");                  // a command-line value: from the current directory
+    EXPECT_EQ(load_config("", {}).ca_dir, "var/ca");   // the built-in default too
+}
+
 TEST(Config, ReadsFile) {
     TomlFile f(R"([proxy]
 listen = "0.0.0.0:8080"

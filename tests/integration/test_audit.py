@@ -3,6 +3,7 @@ decision, nothing lost at SIGTERM under load, a hash chain that catches edits, d
 insertions, every filter and format, tail -f, and the JSON-lines and syslog sinks."""
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -135,6 +136,34 @@ class RecordTest(unittest.TestCase):
         [e] = records("--rule", "eicar-download")
         self.assertEqual((e["action"], e["status"], e["scan_result"]), ("block", 403, "matched"))
         self.assertIn("EICAR", e["reason"])
+
+    def test_transaction_ids_on_pages_headers_and_records(self):
+        # A page: its reference is the transaction ID, also in X-Vigil-Transaction.
+        _, status, headers, body, _ = W["r_block"]
+        self.assertEqual(status, 403)
+        m = re.search(r'id="transaction">([0-9a-f-]{36})<', body.decode())
+        self.assertIsNotNone(m, body[:400])
+        txid = m.group(1)
+        self.assertRegex(txid, r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        self.assertIn("x-vigil-transaction: %s" % txid, headers.lower())
+        shown = va("show", txid).stdout
+        self.assertIn("www.bad.test", shown)
+        self.assertIn("block-malware", shown)
+        self.assertIn("txid                " + txid, shown)
+        self.assertEqual(va("show", txid.upper()).stdout, shown)  # as a person may type it
+        # A relayed response carries the ID of its record too.
+        _, status, headers, _, _ = W["r_plain"]
+        self.assertEqual(status, 200)
+        relayed = re.search(r"x-vigil-transaction: ([0-9a-f-]{36})", headers.lower()).group(1)
+        [r] = records("--host", "plain.test", "--kind", "transaction", "--status", "200")
+        self.assertEqual(r["txid"], relayed)
+        # Every record of a transaction, refusal or tunnel has its own ID.
+        ids = [r["txid"] for r in records() if r["kind"] != "system"]
+        self.assertTrue(all(ids), ids)
+        self.assertEqual(len(ids), len(set(ids)))
+        p = va("show", "0193a8f4-6c1e-7a3b-9f41-2c5d8e9a0b17", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no record with transaction ID", p.stderr)
 
     def test_refused_and_upstream_error(self):
         [r] = records("--url-contains", ":8443")

@@ -3,6 +3,7 @@ destinations, shutdown under load, slowloris, non-TLS after CONNECT, origin time
 permissions and configuration errors. The real vigil binary, real clients, local origins."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -279,6 +280,23 @@ class SeparateInstanceTest(unittest.TestCase):
                             os.path.join(os.path.dirname(__file__), "..", "..", "config", "vigil.example.toml")],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_config_paths_are_relative_to_the_config_file(self):
+        # The file names its CA folder as "ca"; vigil runs from "/": the folder next to the file is
+        # the one used (before, "./ca" from the current directory was looked for, and failed).
+        d = os.path.join(W["dir"], "etc-vigil")
+        os.makedirs(d, exist_ok=True)
+        shutil.copytree(W["ca"], os.path.join(d, "ca"), dirs_exist_ok=True)
+        conf = os.path.join(d, "vigil.toml")
+        with open(conf, "w") as f:
+            f.write('[tls]\nca_dir = "ca"\n')
+        p = subprocess.run([VIGIL, "--check-config", "--config", conf], capture_output=True, text=True, cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(conf, "w") as f:
+            f.write('[tls]\nca_dir = "missing"\n')
+        p = subprocess.run([VIGIL, "--check-config", "--config", conf], capture_output=True, text=True, cwd="/")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(os.path.join(d, "missing"), p.stderr)
 
 
 if __name__ == "__main__":
