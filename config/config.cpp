@@ -96,6 +96,7 @@ const std::map<std::string, Setter>& schema() {
              c.error_block = v == "block";
          }},
         {"inspect.warn_duration", [](Config& c, const Where& w) { c.warn_duration = get_seconds(w); }},
+        {"inspect.warn_key_file", [](Config& c, const Where& w) { c.warn_key_file = get_path(w); }},
         {"inspect.re2_max_mem",
          [](Config& c, const Where& w) { c.re2_max_mem = get_int(w, 1 << 20, int64_t(1) << 34); }},
         {"audit.path", [](Config& c, const Where& w) { c.audit_path = get_path(w); }},

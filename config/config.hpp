@@ -86,6 +86,7 @@ struct Config {
     bool error_block = true;                 // inspect.on_error = "block" | "allow"
     int64_t re2_max_mem = 256 << 20;
     std::chrono::seconds warn_duration{3600};  // how long "Continue" on a warn page lasts
+    std::string warn_key_file;  // signs Continue links and grants; "" = warn.key beside ca_dir
     // [audit]
     std::string audit_path;            // SQLite audit log; "" = none
     std::string audit_jsonl;           // JSON-lines copy

@@ -219,7 +219,7 @@ void check_startup(const Config& cfg) {
     dry.audit_path.clear();  // --check-config must not create the audit log
     dry.audit_jsonl.clear();
     dry.audit_syslog.clear();
-    build_gateway(dry);
+    build_gateway(dry, nullptr, false);
 }
 
 int run_gateway(const Config& cfg, const RunOptions& opts) {

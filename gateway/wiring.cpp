@@ -1,12 +1,20 @@
 // Building the services from the configuration (gateway/wiring.hpp).
 #include "gateway/wiring.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include <boost/asio/post.hpp>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/encoding.hpp"
 #include "gateway/reloader.hpp"
 #include "tls/contexts.hpp"
 
@@ -30,7 +38,7 @@ std::shared_ptr<session::TlsMaterial> load_tls_material(const Config& cfg, Count
     return m;
 }
 
-std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out) {
+std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out, bool create_state) {
     auto gw = std::make_unique<Gateway>(cfg);
     net::post(gw->auth.pool, [] { pthread_setname_np(pthread_self(), "vigil-auth"); });
     upstream::Connector& up = gw->upstream;
@@ -60,11 +68,52 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
         gw->audit = std::make_unique<audit::Writer>(ao);
         gw->audit_sink.writer = gw->audit.get();
     }
-    unsigned char key[32];
-    RAND_bytes(key, sizeof key);
-    gw->policy.warn_key.assign(reinterpret_cast<char*>(key), sizeof key);
+    gw->policy.warn_key = load_warn_key(cfg, create_state);
     gw->policy.warn_duration = cfg.warn_duration;
     return gw;
+}
+
+std::string warn_key_path(const Config& cfg) {
+    if (!cfg.warn_key_file.empty()) return cfg.warn_key_file;
+    std::string dir = cfg.ca_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    const size_t slash = dir.rfind('/');
+    return (slash == std::string::npos ? std::string(".") : slash == 0 ? std::string("/") : dir.substr(0, slash)) +
+           "/warn.key";
+}
+
+std::string load_warn_key(const Config& cfg, bool create) {
+    const std::string path = warn_key_path(cfg);
+    std::ifstream in(path);
+    if (!in) {
+        if (errno != ENOENT) throw ConfigError("cannot read the warn key " + path + ": " + std::strerror(errno));
+        unsigned char key[32];
+        RAND_bytes(key, sizeof key);
+        if (!create) return std::string(reinterpret_cast<char*>(key), sizeof key);  // --check-config writes nothing
+        // Created once, readable by its owner only; O_EXCL: a second gateway starting at the same
+        // moment does not overwrite the first one's key.
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST) return load_warn_key(cfg, false);
+            throw ConfigError("cannot create the warn key " + path + ": " + std::strerror(errno) +
+                              " (inspect.warn_key_file)");
+        }
+        const std::string text = core::hex(key, sizeof key) + "\n";
+        const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ::close(fd);
+        if (!ok) throw ConfigError("cannot write the warn key " + path);
+        log_info("created the warn key " + path + " (Continue links and grants are signed with it)");
+        return std::string(reinterpret_cast<char*>(key), sizeof key);
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+        throw ConfigError("the warn key " + path + " is readable or writable by others; chmod 600 it");
+    std::string text;
+    std::getline(in, text);
+    auto bytes = core::unhex(text);
+    if (!bytes || bytes->size() < 16)
+        throw ConfigError("the warn key " + path + " is not a hex key of at least 16 bytes");
+    return std::string(bytes->begin(), bytes->end());
 }
 
 void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {

@@ -56,7 +56,15 @@ struct Gateway {
 
 // Everything that can fail before serving (CA, hosts file, extra CA file, rules) throws with
 // one clear line. `rules_stamp_out`: the loaded rule database's state, for the reloader.
-std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr);
+// `create_state`: false for --check-config, which writes nothing (the warn key is made at start).
+std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_stamp_out = nullptr,
+                                       bool create_state = true);
+
+// The key that signs Continue links and grants (inspect.warn_key_file; by default warn.key
+// beside the CA folder): read, or created once (0600) when missing. A key readable by others,
+// or not hex, is refused.
+std::string warn_key_path(const Config& cfg);
+std::string load_warn_key(const Config& cfg, bool create);
 
 // The CA directory's material for minting (at start, and on SIGHUP when the CA was rotated).
 std::shared_ptr<session::TlsMaterial> load_tls_material(const Config& cfg, Counters& counters);

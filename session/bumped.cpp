@@ -81,10 +81,14 @@ public:
     net::awaitable<void> maybe_continue(RequestParser& parser) {
         const Authority& origin = tunnel_.origin;
         std::string t(parser.get().target());
-        if (auto cont = take_continue_token(sv_.policy, t, base_.client_ip, upstream::cert_warning_key(origin.host));
-            cont && *cont) {
+        const std::string key = upstream::cert_warning_key(origin.host);
+        if (auto cont = take_continue_token(sv_.policy, t, base_.client_ip, key); cont && *cont) {
             log_info("user continued past the certificate warning for " + origin.host_port(), base_.conn_id);
             parser.get().target(t);
+            relay_.set_cookie_on_next_response(grant_cookie(sv_.policy, base_.client_ip, key, true));
+            co_await connect();
+        } else if (!cont && has_grant(sv_.policy, parser.get().base(), base_.client_ip, key)) {
+            // A grant from earlier (this gateway before a restart, or another one with the key).
             co_await connect();
         }
         if (warning_) refusal_ = warning_page(full_url("https", origin, t));

@@ -23,6 +23,12 @@ std::string sign(const Policy& policy, const std::string& client, const std::str
     return hex(mac, len);
 }
 
+const char* grant_name(const std::string& key) {
+    return key.rfind("origin-certificate:", 0) == 0 ? "vigil_cert_grant" : "vigil_grant";
+}
+
+bool is_grant_name(std::string_view name) { return name == "vigil_grant" || name == "vigil_cert_grant"; }
+
 long now_seconds() {
     return static_cast<long>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -94,6 +100,56 @@ std::optional<bool> take_continue_token(Policy& policy, std::string& target, con
         return false;
     policy.warned.allow(client, host, policy.warn_duration);
     return true;
+}
+
+std::string grant_cookie(const Policy& policy, const std::string& client, const std::string& key, bool secure) {
+    const long expiry = now_seconds() + static_cast<long>(policy.warn_duration.count());
+    // "grant\n" keeps a grant's signature apart from a link's over the same client and host.
+    return std::string(grant_name(key)) + "=" + std::to_string(expiry) + "." + sign(policy, client, "grant\n" + key, expiry) +
+           "; Path=/; Max-Age=" + std::to_string(policy.warn_duration.count()) + "; HttpOnly; SameSite=Lax" +
+           (secure ? "; Secure" : "");
+}
+
+bool has_grant(Policy& policy, const boost::beast::http::fields& fields, const std::string& client,
+               const std::string& key) {
+    const std::string want_name = grant_name(key);
+    for (auto [it, end] = fields.equal_range(boost::beast::http::field::cookie); it != end; ++it) {
+        std::string_view rest = it->value();
+        while (!rest.empty()) {
+            const size_t semi = rest.find(';');
+            std::string_view pair = trim(rest.substr(0, semi));
+            rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+            const size_t eq = pair.find('=');
+            if (eq == std::string_view::npos || pair.substr(0, eq) != want_name) continue;
+            const std::string_view value = pair.substr(eq + 1);
+            const size_t dot = value.find('.');
+            if (dot == std::string_view::npos || dot == 0 || dot > 12) continue;
+            long expiry = 0;
+            for (char c : value.substr(0, dot)) {
+                if (c < '0' || c > '9') expiry = -1;
+                if (expiry >= 0) expiry = expiry * 10 + (c - '0');
+            }
+            if (expiry < now_seconds()) continue;
+            const std::string want = sign(policy, client, "grant\n" + key, expiry);
+            const std::string_view got = value.substr(dot + 1);
+            if (got.size() != want.size() || CRYPTO_memcmp(got.data(), want.data(), got.size()) != 0) continue;
+            policy.warned.allow(client, key, std::chrono::seconds(expiry - now_seconds()));
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string without_grants(std::string_view cookie) {
+    std::string out;
+    while (!cookie.empty()) {
+        const size_t semi = cookie.find(';');
+        std::string_view pair = trim(cookie.substr(0, semi));
+        cookie = semi == std::string_view::npos ? std::string_view() : cookie.substr(semi + 1);
+        if (pair.empty() || is_grant_name(pair.substr(0, pair.find('=')))) continue;
+        out += (out.empty() ? "" : "; ") + std::string(pair);
+    }
+    return out;
 }
 
 inspect::Headers header_list(const boost::beast::http::fields& fields) {

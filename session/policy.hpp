@@ -23,6 +23,18 @@ PageInfo warn_page(const Policy& policy, const inspect::Verdict& v, const std::s
 std::optional<bool> take_continue_token(Policy& policy, std::string& target, const std::string& client,
                                         const std::string& host);
 
+// Grants: what a valid Continue link gives the browser, a cookie for the host it continued to
+// (`vigil_grant`, or `vigil_cert_grant` past a certificate warning) signed with the warn key
+// (inspect.warn_key_file): good for warn_duration, on any gateway with the same key, after a
+// restart too; a new key voids them. `key`: the host, or cert_warning_key(host).
+// The Set-Cookie value for a new grant (`secure`: the site is HTTPS).
+std::string grant_cookie(const Policy& policy, const std::string& client, const std::string& key, bool secure);
+// Whether the request carries a valid grant for this client and key (then also remembered).
+bool has_grant(Policy& policy, const boost::beast::http::fields& fields, const std::string& client,
+               const std::string& key);
+// The Cookie field without Vigil's grants: they are for the gateway, never for the origin.
+std::string without_grants(std::string_view cookie);
+
 inspect::Headers header_list(const boost::beast::http::fields& fields);
 
 // "a,b" -> {"a", "b"} (the audit record keeps a user's groups comma-joined).

@@ -47,6 +47,8 @@ public:
     Origin& origin() { return origin_; }
     // The connection's bandwidth limits (may be rebound between requests as the user changes).
     void set_throttle(Throttle* t) { throttle_ = t; }
+    // A Set-Cookie value the next response to the client carries (a grant, session/policy.hpp).
+    void set_cookie_on_next_response(std::string cookie) { pending_cookie_ = std::move(cookie); }
 
     // Relays one request and its response. Returns whether the client connection may carry
     // another request (keep-alive, nothing went wrong, not shutting down).
@@ -80,7 +82,14 @@ private:
                                                      int64_t ruleset);
     net::awaitable<bool> write_cached_body(Exchange& x, http::response<http::buffer_body>& res,
                                            const std::string& body, std::unique_ptr<Compressor> compressor);
-    net::awaitable<bool> continue_redirect(bool valid, const std::string& url, unsigned version);
+    net::awaitable<bool> continue_redirect(Exchange& x);
+    // The pending Set-Cookie, if any, into a response Vigil sends or relays.
+    template <class Response>
+    void add_pending_cookie(Response& res) {
+        if (pending_cookie_.empty()) return;
+        res.insert(http::field::set_cookie, pending_cookie_);
+        pending_cookie_.clear();
+    }
     net::awaitable<bool> switch_protocols(Exchange& x);
     template <class Request, class Response>
     std::unique_ptr<Compressor> compress_for(const Request& req, const Response& res, bool https,
@@ -103,6 +112,7 @@ private:
     TxAudit* tx_ = nullptr;  // the transaction in progress, for refuse()
     Origin origin_;
     Throttle* throttle_ = nullptr;
+    std::string pending_cookie_;
 };
 
 extern template class HttpRelay<beast::tcp_stream, beast::tcp_stream>;

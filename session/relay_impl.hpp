@@ -96,7 +96,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::transaction(RequestParser& par
 // A phase stopped the transaction: its page, or the redirect of a Continue link.
 template <class Client, class Upstream>
 net::awaitable<bool> HttpRelay<Client, Upstream>::answer(Exchange& x) {
-    if (x.continue_link) co_return co_await continue_redirect(*x.continue_link, x.url, x.version);
+    if (x.continue_link) co_return co_await continue_redirect(x);
     co_return co_await refuse(*x.refusal, x.version);
 }
 
@@ -159,6 +159,11 @@ void HttpRelay<Client, Upstream>::build_origin_request(Exchange& x) {
         if (hop.contains(f.name_string()) || f.name() == http::field::host || f.name() == http::field::expect ||
             (x.scan && f.name() == http::field::accept_encoding))
             continue;
+        if (f.name() == http::field::cookie && f.value().find("vigil_") != std::string_view::npos) {
+            // Vigil's grants are for the gateway only; the rest of the field goes on.
+            if (auto rest = without_grants(f.value()); !rest.empty()) out.insert(http::field::cookie, rest);
+            continue;
+        }
         out.insert(f.name_string(), f.value());
     }
     // What is scanned must be decodable: the origin is offered only the codings Vigil decodes
@@ -283,7 +288,7 @@ bool HttpRelay<Client, Upstream>::enforce(Exchange& x) {
         count(sv_.wire.counters.warned);
         auto host = parse_absolute_url(x.url);
         std::string h = host ? host->authority.host : x.url;
-        if (!sv_.policy.warned.allowed(client_ip_, h)) {
+        if (!sv_.policy.warned.allowed(client_ip_, h) && !has_grant(sv_.policy, x.in.base(), client_ip_, h)) {
             x.refusal = warn_page(sv_.policy, v, x.url, client_ip_, h, cid_);
             return false;
         }
@@ -292,22 +297,24 @@ bool HttpRelay<Client, Upstream>::enforce(Exchange& x) {
     return true;
 }
 
+// A Continue link: a valid one sends the browser back to the clean URL with a grant for the
+// host (a cookie, so the choice holds on any gateway with the same key, after a restart too).
 template <class Client, class Upstream>
-net::awaitable<bool> HttpRelay<Client, Upstream>::continue_redirect(bool valid, const std::string& url,
-                                                                    unsigned version) {
-    if (!valid) {
-        const Failure f{Fail::bad_continue_token, "the continue link is invalid or expired; reload the page", url};
-        co_return co_await refuse(f, version);
+net::awaitable<bool> HttpRelay<Client, Upstream>::continue_redirect(Exchange& x) {
+    if (!*x.continue_link) {
+        const Failure f{Fail::bad_continue_token, "the continue link is invalid or expired; reload the page", x.url};
+        co_return co_await refuse(f, x.version);
     }
-    log_info("user chose to continue to " + url, cid_);
+    log_info("user chose to continue to " + x.url, cid_);
     if (tx_) {
         tx_->rec().status = 302;
         tx_->rec().action = "warn";
         tx_->rec().reason = "user chose to continue";
     }
-    http::response<http::string_body> res{http::status::found, version == 10 ? 10u : 11u};
-    res.set(http::field::location, url);
+    http::response<http::string_body> res{http::status::found, x.version == 10 ? 10u : 11u};
+    res.set(http::field::location, x.url);
     res.set(http::field::cache_control, "no-store");
+    res.insert(http::field::set_cookie, grant_cookie(sv_.policy, client_ip_, x.origin.host, x.https()));
     if (tx_) res.set("X-Vigil-Transaction", tx_->rec().txid);
     res.keep_alive(false);
     res.prepare_payload();

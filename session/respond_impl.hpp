@@ -84,6 +84,7 @@ bool HttpRelay<Client, Upstream>::client_head(Exchange& x, http::response<http::
         x.client_keep_alive = false;
     }
     res.set("X-Vigil-Transaction", x.tx.rec().txid);
+    add_pending_cookie(res);
     return bodyless;
 }
 
@@ -202,6 +203,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
     res.version(x.version);
     for (const auto& [n, v] : e->headers) res.insert(n, v);
     res.set("X-Vigil-Transaction", tx.rec().txid);
+    add_pending_cookie(res);
     // The response-header rules run for this user; the body rules run again when the ruleset
     // changed since the body was scanned.
     verdict.merge(rules.check_response_headers(x.subject, header_list(res.base())));

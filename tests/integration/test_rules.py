@@ -11,7 +11,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import (BIN_DIR, EICAR, Origin, Pki, Vigil, VIGIL_CA, curl, make_workdir, remove_workdir, run)
+from harness import (BIN_DIR, EICAR, Origin, Pki, Vigil, VIGIL, VIGIL_CA, curl, make_workdir, remove_workdir, run)
 
 RULES = os.path.join(BIN_DIR, "vigil-rules")
 DEFAULT = os.path.join(os.path.dirname(__file__), "..", "..", "rules", "default", "default.json")
@@ -44,6 +44,7 @@ def setUpModule():
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test warn.test\n")
     ports = ",".join(str(W[k].port) for k in ("tls", "bank", "blocked"))
+    W["hosts"] = hosts
     W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
         "--rules", W["db"], "--set", "proxy.allow_private_destinations=true",
         "--set", "proxy.allowed_connect_ports=[%s]" % ports, "--set", "rules.reload_interval=1"])
@@ -193,6 +194,54 @@ class CategoryTest(unittest.TestCase):
         code, status, headers, body, err = curl("-x", proxy(), url + "?vigil-continue=9999999999.deadbeef")
         self.assertEqual(status, 403)
         self.assertIn("X-Vigil-Reason: bad_continue_token", headers)
+
+
+class GrantTest(unittest.TestCase):
+    """Continue on a warn page gives a grant (a signed cookie) that outlives the gateway process and
+    holds on any gateway with the same warn key; before, grants lived in one process's memory."""
+
+    def gateway(self, *extra):
+        return Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
+            "--rules", W["db"], "--set", "proxy.allow_private_destinations=true"] + list(extra))
+
+    def test_grant_survives_a_restart_and_another_gateway_and_never_reaches_the_origin(self):
+        key = os.path.join(W["dir"], "warn.key")  # beside the CA folder, made by the first start
+        self.assertTrue(os.path.exists(key))
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        url = "http://warn.test:%d/headers" % W["plain"].port
+        jar = os.path.join(W["dir"], "grant-jar")
+        a = self.gateway()
+        try:
+            code, status, headers, body, err = curl("-x", a.proxy, "-c", jar, "-b", jar, url)
+            self.assertEqual(status, 403)
+            link = body.decode().split('id="continue" href="')[1].split('"')[0].replace("&amp;", "&")
+            code, status, headers, body, err = curl("-x", a.proxy, "-c", jar, "-b", jar, link)
+            self.assertEqual(status, 302)
+            self.assertRegex(headers, r"(?i)set-cookie: vigil_grant=\d+\.[0-9a-f]{64}; Path=/; Max-Age=\d+; HttpOnly")
+        finally:
+            a.stop()
+        b = self.gateway()  # a new process (or another gateway sharing the key file)
+        try:
+            code, status, headers, body, err = curl("-x", b.proxy, "-b", jar, "-H", "Cookie: site=1", url)
+            self.assertEqual(status, 200, body[:300])
+            seen = json.loads(body)
+            self.assertNotIn("vigil_grant", seen.get("cookie", ""))  # for the gateway only
+            self.assertIn("site=1", seen.get("cookie", ""))
+        finally:
+            b.stop()
+        other_key = os.path.join(W["dir"], "other.key")
+        c = self.gateway("--set", 'inspect.warn_key_file="%s"' % other_key)  # a rotated key voids grants
+        try:
+            code, status, headers, body, err = curl("-x", c.proxy, "-b", jar, url)
+            self.assertEqual(status, 403)
+            self.assertIn("X-Vigil-Reason: warn", headers)
+        finally:
+            c.stop()
+        os.chmod(other_key, 0o644)
+        p = subprocess.run([VIGIL, "--check-config", "--ca-dir", W["ca"], "--set",
+                            'inspect.warn_key_file="%s"' % other_key], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("readable or writable by others", p.stderr)
 
 
 class ReloadTest(unittest.TestCase):
