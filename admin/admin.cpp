@@ -59,9 +59,7 @@ std::string metrics_text(Sources& src) {
     return out;
 }
 
-namespace {
-
-http::response<http::string_body> route(Sources& src, const http::request<http::string_body>& req) {
+http::response<http::string_body> respond(Sources& src, const http::request<http::string_body>& req) {
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "Vigil");
     res.set(http::field::cache_control, "no-store");
@@ -102,6 +100,8 @@ http::response<http::string_body> route(Sources& src, const http::request<http::
     return res;
 }
 
+namespace {
+
 net::awaitable<void> admin_session(tcp::socket socket, Sources& src) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buf;
@@ -112,7 +112,7 @@ net::awaitable<void> admin_session(tcp::socket socket, Sources& src) {
         stream.expires_after(src.cfg.header_read);
         auto [ec, n] = co_await http::async_read(stream, buf, parser, use_nothrow);
         if (ec) co_return;
-        auto res = route(src, parser.get());
+        auto res = respond(src, parser.get());
         stream.expires_after(src.cfg.io);
         auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
         if (wec || !res.keep_alive() || src.stopping) co_return;

@@ -6,6 +6,9 @@
 #include <mutex>
 #include <string>
 
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include "audit/writer.hpp"
 #include "cache/store.hpp"
 #include "core/snapshot.hpp"
@@ -44,6 +47,10 @@ struct Sources {
 
 // Prometheus text exposition of every counter and gauge.
 std::string metrics_text(Sources& src);
+
+// The answer to one admin request (/healthz, /readyz, /metrics, the onboarding downloads); no I/O.
+boost::beast::http::response<boost::beast::http::string_body> respond(
+    Sources& src, const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 net::awaitable<void> admin_accept_loop(Sources& src, tcp::acceptor& acceptor);
 
