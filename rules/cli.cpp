@@ -30,9 +30,11 @@ Every change is one transaction, validated before it is written, and recorded in
 
 commands:
   init                                 create an empty database (idempotent)
-  import FILE [--format F] [--category NAME]
+  import FILE [--format F] [--category NAME] [--lenient]
         F: json (native), csv, hosts, domains, adblock, ut1 (a folder); the list formats
-        (hosts, domains, adblock) need --category; ut1 uses each folder's name.
+        (hosts, domains, adblock) need --category; ut1 uses each folder's name. Prints how
+        many lines were used and skipped, by reason. Strict by default: a line that cannot
+        be used refuses the whole file (nothing written); --lenient skips and counts it.
   export [--out FILE]                  native JSON (to stdout by default)
   add category NAME [--description D]
   add host PATTERN --category NAME     PATTERN: example.com | *.example.com | .example.com
@@ -354,12 +356,19 @@ int run(const Args& a) {
     auto db = RuleDb::open(path, writes ? RuleDb::Mode::read_write : RuleDb::Mode::read_only);
     if (cmd == "import") {
         if (a.positional.size() != 2) usage_error("import FILE");
-        RuleData d = parse_import(a.positional[1], {a.get("--format"), a.get("--category")});
+        ImportReport report;
+        RuleData d = parse_import(a.positional[1], {a.get("--format"), a.get("--category"), a.has("--lenient"), &report});
         if (!d.meta.count("source")) d.meta["source"] = std::filesystem::path(a.positional[1]).filename().string();
         Counts n = db->merge(d, actor(a), "import " + a.positional[1]);
         std::cout << "imported " << n.categories << " categories, " << n.hosts << " hosts, " << n.url_patterns
                   << " URL patterns, " << n.signatures << " signatures, " << n.policies << " policies (ruleset version "
                   << db->version() << ")\n";
+        if (report.used || report.skipped_total()) {
+            // What happened to every line of a list: used, or skipped and why.
+            std::cout << "lines: " << report.used << " used, " << report.skipped_total() << " skipped\n";
+            for (const auto& [reason, count] : report.skipped) std::cout << "  " << count << " skipped: " << reason << "\n";
+            for (const auto& e : report.examples) std::cout << "  e.g. " << e << "\n";
+        }
         return 0;
     }
     if (cmd == "export") {
@@ -427,7 +436,7 @@ int run(const Args& a) {
 const std::set<std::string>& options_for(const Args& a) {
     static const std::map<std::string, std::set<std::string>> table = {
         {"init", {}},
-        {"import", {"--format", "--category"}},
+        {"import", {"--format", "--category", "--lenient"}},
         {"export", {"--out"}},
         {"add category", {"--description"}},
         {"add host", {"--category"}},
@@ -484,7 +493,7 @@ void check_options(const Args& a) {
 
 int main(int argc, char** argv) {
     Args a;
-    static const std::set<std::string> flags = {"--json", "--all"};
+    static const std::set<std::string> flags = {"--json", "--all", "--lenient"};
     for (int i = 1; i < argc; ++i) {
         std::string s = argv[i];
         if (s == "--help" || s == "-h") {

@@ -2,6 +2,7 @@
 // "urls" files, URL patterns built with RE2::QuoteMeta — never a regex taken from a list.
 #include "rules/import.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -38,50 +39,77 @@ void ensure_category(RuleData& d, const std::string& name) {
     d.categories.push_back({name, ""});
 }
 
-// Each line: one entry; '#' and '!' comments. `extract` returns "" to skip a line.
+// How one import reads its lines: strict or lenient, and where it reports.
+struct Reader {
+    bool lenient = false;
+    ImportReport* report = nullptr;
+    void used() {
+        if (report) ++report->used;
+    }
+    void skipped(const std::string& file, int line, const std::string& reason, const std::string& text) {
+        if (report) report->skip(file, line, reason, text);
+    }
+};
+
+// A line of a list: the host pattern it names, or why it is skipped.
+struct Extracted {
+    std::string pattern;
+    const char* skip = nullptr;
+};
+
+// Each line: one entry; '#' and '!' comments.
 template <class Extract>
 void parse_lines(const std::string& text, const std::string& path, RuleData& d, const std::string& category,
-                 Extract extract) {
+                 Extract extract, Reader& r) {
     std::istringstream in(text);
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
         line = trim(line);
         if (line.empty() || line[0] == '#' || line[0] == '!' || line[0] == '[') continue;
-        std::string pattern = extract(line);
-        if (pattern.empty()) continue;
+        const Extracted e = extract(line);
+        if (e.skip) {
+            r.skipped(path, n, e.skip, line);
+            continue;
+        }
         try {
-            d.hosts.push_back({normalize_host_pattern(pattern), category});
-        } catch (const RulesError& e) {
-            fail_at(path, n, e.what());
+            d.hosts.push_back({normalize_host_pattern(e.pattern), category});
+            r.used();
+        } catch (const RulesError& err) {
+            if (!r.lenient) fail_at(path, n, err.what());
+            r.skipped(path, n, "not a valid host name", line);
         }
     }
 }
 
-std::string hosts_line(const std::string& line) {
+Extracted hosts_line(const std::string& line) {
     std::istringstream words(line);
     std::string addr, name;
     words >> addr >> name;
-    if (name.empty() || name == "localhost" || name.rfind("localhost.", 0) == 0 || name == "broadcasthost" ||
-        name == "0.0.0.0" || name == "local" || name.find("ip6-") == 0)
-        return "";
-    return name;  // a hosts file names exact hosts
+    if (name.empty()) return {"", "no host name after the address"};
+    if (name == "localhost" || name.rfind("localhost.", 0) == 0 || name == "broadcasthost" || name == "0.0.0.0" ||
+        name == "local" || name.find("ip6-") == 0)
+        return {"", "a local name (localhost, broadcasthost, ip6-...)"};
+    return {name};  // a hosts file names exact hosts
 }
 
-std::string domain_line(const std::string& line) {
+Extracted domain_line(const std::string& line) {
     std::string d = line.substr(0, line.find_first_of(" \t#"));
-    if (d.rfind("*.", 0) == 0 || d.front() == '.') return d;
-    return "." + d;  // a domain list means the domain and everything below it
+    if (d.rfind("*.", 0) == 0 || d.front() == '.') return {d};
+    return {"." + d};  // a domain list means the domain and everything below it
 }
 
-std::string adblock_line(const std::string& line) {
+Extracted adblock_line(const std::string& line) {
     // Only the host-blocking subset: "||example.com^" with nothing but options after it.
-    if (line.rfind("@@", 0) == 0) return "";  // exceptions are not host blocks
-    if (line.rfind("||", 0) != 0) return "";
+    if (line.rfind("@@", 0) == 0) return {"", "an Adblock exception (@@), not a host block"};
+    if (line.find("##") != std::string::npos || line.find("#@#") != std::string::npos ||
+        line.find("#?#") != std::string::npos)
+        return {"", "a cosmetic (element-hiding) rule"};
+    if (line.rfind("||", 0) != 0) return {"", "a URL or pattern rule, not a host block"};
     auto end = line.find('^');
-    if (end == std::string::npos) return "";
+    if (end == std::string::npos) return {"", "a URL or pattern rule, not a host block"};
     std::string rest = line.substr(end + 1);
-    if (!rest.empty() && rest[0] != '$') return "";
-    return "." + line.substr(2, end - 2);
+    if (!rest.empty() && rest[0] != '$') return {"", "a URL or pattern rule, not a host block"};
+    return {"." + line.substr(2, end - 2)};
 }
 
 std::vector<std::string> split_csv(const std::string& line, const std::string& path, int n) {
@@ -118,7 +146,7 @@ int whole_int(const std::string& v) {
 
 bool parse_bool(const std::string& v) { return v.empty() || v == "1" || v == "true" || v == "yes"; }
 
-RuleData parse_csv(const std::string& text, const std::string& path) {
+RuleData parse_csv(const std::string& text, const std::string& path, Reader& r) {
     std::istringstream in(text);
     std::string line;
     std::vector<std::string> header;
@@ -132,8 +160,12 @@ RuleData parse_csv(const std::string& text, const std::string& path) {
                 fail_at(path, n, "the header row needs a \"kind\" column");
             continue;
         }
-        if (cells.size() != header.size())
-            fail_at(path, n, "expected " + std::to_string(header.size()) + " fields, got " + std::to_string(cells.size()));
+        if (cells.size() != header.size()) {
+            const std::string why = "expected " + std::to_string(header.size()) + " fields, got " + std::to_string(cells.size());
+            if (!r.lenient) fail_at(path, n, why);
+            r.skipped(path, n, "a row with the wrong number of fields", line);
+            continue;
+        }
         std::map<std::string, std::string> f;
         for (size_t i = 0; i < header.size(); ++i) f[trim(header[i])] = cells[i];
         const std::string& kind = f["kind"];
@@ -153,12 +185,15 @@ RuleData parse_csv(const std::string& text, const std::string& path) {
                                       f["match_user"], f["match_group"], f["match_client_cidr"], f["match_category"],
                                       f["action"], parse_bool(f["enabled"])});
             } else {
-                fail_at(path, n, "unknown kind \"" + kind + "\" (category, host, url, signature, policy)");
+                throw RulesError("unknown kind \"" + kind + "\" (category, host, url, signature, policy)");
             }
+            r.used();
         } catch (const std::logic_error&) {  // std::stoi: not a number, or out of range
-            fail_at(path, n, "priority must be a number");
+            if (!r.lenient) fail_at(path, n, "priority must be a number");
+            r.skipped(path, n, "priority not a number", line);
         } catch (const RulesError& e) {
-            fail_at(path, n, e.what());
+            if (!r.lenient) fail_at(path, n, e.what());
+            r.skipped(path, n, "a row that is not a valid rule", line);
         }
     }
     return d;
@@ -166,30 +201,31 @@ RuleData parse_csv(const std::string& text, const std::string& path) {
 
 // A UT1 "urls" file: "example.com/path" lines -> the URL on http or https, with or without
 // www., anything after; the line is quoted, never taken as a regex.
-void ut1_urls(const std::string& text, const std::string& name, RuleData& d, const std::string& category) {
+void ut1_urls(const std::string& text, const std::string& name, RuleData& d, const std::string& category, Reader& r) {
     std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
         line = trim(line);
         if (line.empty() || line[0] == '#') continue;
         d.url_patterns.push_back({"https?://(www\\.)?" + RE2::QuoteMeta(line) + ".*", category, "imported from " + name, true});
+        r.used();
     }
 }
 
 // UT1 / squidGuard: DIR/<category>/domains and DIR/<category>/urls.
-void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_category) {
+void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_category, Reader& r) {
     if (!fs::is_directory(dir)) throw RulesError(dir + ": not a directory (UT1/squidGuard lists are folders)");
     auto import_one = [&](const fs::path& folder, const std::string& category) {
         bool any = false;
         if (fs::exists(folder / "domains")) {
             ensure_category(d, category);
             const std::string file = (folder / "domains").string();
-            parse_lines(read_file(file), file, d, category, domain_line);
+            parse_lines(read_file(file), file, d, category, domain_line, r);
             any = true;
         }
         if (fs::exists(folder / "urls")) {
             ensure_category(d, category);
-            ut1_urls(read_file((folder / "urls").string()), folder.filename().string() + "/urls", d, category);
+            ut1_urls(read_file((folder / "urls").string()), folder.filename().string() + "/urls", d, category, r);
             any = true;
         }
         return any;
@@ -211,16 +247,17 @@ void parse_ut1(const std::string& dir, RuleData& d, const std::string& only_cate
 }  // namespace
 
 RuleData parse_import_text(const std::string& text, const std::string& name, const std::string& format,
-                           const std::string& category) {
-    if (format == "json") return from_json(text);
-    if (format == "csv") return parse_csv(text, name);
+                           const std::string& category, bool lenient, ImportReport* report) {
+    Reader r{lenient, report};
+    if (format == "json") return from_json(text);  // one document: valid whole, or refused
+    if (format == "csv") return parse_csv(text, name, r);
     if (category.empty()) throw RulesError("--format " + format + " needs --category NAME");
     RuleData d;
     ensure_category(d, category);
-    if (format == "hosts") parse_lines(text, name, d, category, hosts_line);
-    else if (format == "domains") parse_lines(text, name, d, category, domain_line);
-    else if (format == "adblock") parse_lines(text, name, d, category, adblock_line);
-    else if (format == "ut1-urls") ut1_urls(text, name, d, category);
+    if (format == "hosts") parse_lines(text, name, d, category, hosts_line, r);
+    else if (format == "domains") parse_lines(text, name, d, category, domain_line, r);
+    else if (format == "adblock") parse_lines(text, name, d, category, adblock_line, r);
+    else if (format == "ut1-urls") ut1_urls(text, name, d, category, r);
     else throw RulesError("unknown format \"" + format + "\" (json, csv, hosts, domains, adblock, ut1)");
     return d;
 }
@@ -236,11 +273,24 @@ RuleData parse_import(const std::string& path, const ImportOptions& opts) {
     }
     if (format == "ut1") {
         RuleData d;
-        parse_ut1(path, d, opts.category);
+        Reader r{opts.lenient, opts.report};
+        parse_ut1(path, d, opts.category, r);
         return d;
     }
     if (format == "ut1-urls") throw RulesError("unknown format \"ut1-urls\" (json, csv, hosts, domains, adblock, ut1)");
-    return parse_import_text(read_file(path), path, format, opts.category);
+    return parse_import_text(read_file(path), path, format, opts.category, opts.lenient, opts.report);
+}
+
+void ImportReport::skip(const std::string& file, int line, const std::string& reason, const std::string& text) {
+    ++skipped[reason];
+    if (examples.size() < 5)
+        examples.push_back(file + ":" + std::to_string(line) + ": " + reason + ": " + text.substr(0, 120));
+}
+
+size_t ImportReport::skipped_total() const {
+    size_t n = 0;
+    for (const auto& [reason, count] : skipped) n += count;
+    return n;
 }
 
 }  // namespace vigil::rules

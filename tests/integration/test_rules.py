@@ -361,6 +361,29 @@ class RulesToolTest(unittest.TestCase):
         self.assertEqual(verdict("http://lottery.example/tickets/today")["action"], "block")
         self.assertEqual(verdict("http://lottery.example/other")["action"], "allow")
 
+    def test_import_counts_skipped_lines_and_lenient_mode(self):
+        # Before: skipped lines vanished without a count, and one odd line refused a whole list.
+        lst = os.path.join(W["dir"], "public-list.txt")
+        with open(lst, "w") as f:
+            f.write("[Adblock Plus 2.0]\n! a public list\n||ads.good.example^\n||track.good.example^$third-party\n"
+                    "@@||allowed.example^\nexample.com##.banner\n/banner/*\n||bad..example^\n")
+        db = os.path.join(W["dir"], "lenient.db")
+        run([RULES, "--db", db, "init"])
+        before = run([RULES, "--db", db, "export"]).stdout
+        p = subprocess.run([RULES, "--db", db, "import", lst, "--format", "adblock", "--category", "ads"],
+                           capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)  # strict by default: the bad line refuses the file
+        self.assertIn("public-list.txt:8:", p.stderr)
+        self.assertEqual(run([RULES, "--db", db, "export"]).stdout, before)  # nothing written
+        out = run([RULES, "--db", db, "import", lst, "--format", "adblock", "--category", "ads", "--lenient"]).stdout
+        self.assertIn("imported 1 categories, 2 hosts", out)
+        self.assertIn("lines: 2 used, 4 skipped", out)
+        self.assertIn("1 skipped: an Adblock exception (@@), not a host block", out)
+        self.assertIn("1 skipped: a cosmetic (element-hiding) rule", out)
+        self.assertIn("1 skipped: a URL or pattern rule, not a host block", out)
+        self.assertIn("1 skipped: not a valid host name", out)
+        self.assertIn("e.g. %s:8: not a valid host name: ||bad..example^" % lst, out)
+
     def test_csv_import_and_rule_management(self):
         other = os.path.join(W["dir"], "csv.db")
         csv = os.path.join(W["dir"], "rules.csv")
