@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <algorithm>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "inspect/ruleset.hpp"
 #include "rules/db.hpp"
+#include "rules/diff.hpp"
 #include "rules/import.hpp"
 #include "rules/password.hpp"
 
@@ -54,8 +56,14 @@ commands:
   user add NAME --password-file F [--group G]...   proxy users (password: PBKDF2-HMAC-SHA256)
   user passwd NAME --password-file F | user groups NAME [--group G]... | user remove NAME | user list
   group add NAME | group remove NAME | group list
-  history [--limit N]
+  history [--limit N] [--json]           what each write did: who, when, which rules
+  diff VERSION [VERSION]  [--json]       the rules added, removed and changed between two
+                                         versions (the second: the current one by default)
+  rollback VERSION                       a new version with the rules of VERSION (users stay);
+                                         recorded in the history. The newest 50 versions are kept.
   stats
+
+Every write prints what it changed, rule by rule, and the new ruleset version.
 
 options for every command: --actor NAME (recorded in the history; default $USER)
 )";
@@ -341,6 +349,120 @@ int cmd_group(RuleDb& db, const Args& a) {
     return 0;
 }
 
+int64_t version_arg(const std::string& text) {
+    try {
+        size_t used = 0;
+        const long long v = std::stoll(text, &used);
+        if (used == text.size() && v >= 0) return v;
+    } catch (const std::exception&) {
+    }
+    usage_error("\"" + text + "\" is not a ruleset version");
+}
+
+RuleData kept_version(const RuleDb& db, int64_t v) {
+    auto d = db.at_version(v);
+    if (!d)
+        throw RulesError("version " + std::to_string(v) + " is not kept (the newest " +
+                         std::to_string(RuleDb::kKeptVersions) + " versions written by this Vigil are)");
+    return *d;
+}
+
+void print_changes(const std::vector<RuleChange>& changes, size_t limit) {
+    size_t added = 0, removed = 0, changed = 0;
+    for (const auto& c : changes) (c.op == '+' ? added : c.op == '-' ? removed : changed)++;
+    std::cout << added << " added, " << removed << " removed, " << changed << " changed\n";
+    for (size_t i = 0; i < changes.size() && i < limit; ++i) std::cout << "  " << describe(changes[i]) << "\n";
+    if (changes.size() > limit) std::cout << "  (and " << changes.size() - limit << " more)\n";
+}
+
+// After a write: what it changed, rule by rule (the first 20), and the new version.
+void print_write(const RuleDb& db, int64_t before) {
+    const int64_t after = db.version();
+    if (after == before) return;
+    auto from = db.at_version(before), to = db.at_version(after);
+    if (!from || !to) return;  // the first write of a database made before versions were kept
+    std::cout << "ruleset version " << before << " -> " << after << ": ";
+    print_changes(diff(*from, *to), 20);
+}
+
+int cmd_diff(const RuleDb& db, const Args& a) {
+    if (a.positional.size() < 2 || a.positional.size() > 3) usage_error("diff VERSION [VERSION]");
+    const int64_t from = version_arg(a.positional[1]);
+    const int64_t to = a.positional.size() == 3 ? version_arg(a.positional[2]) : db.version();
+    const auto changes = diff(kept_version(db, from), kept_version(db, to));
+    if (a.has("--json")) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& c : changes)
+            out.push_back({{"op", std::string(1, c.op)}, {"kind", c.kind}, {"key", c.key}, {"detail", c.detail}});
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "ruleset version " << from << " -> " << to << ": ";
+    print_changes(changes, changes.size());
+    return 0;
+}
+
+int cmd_rollback(RuleDb& db, const Args& a) {
+    if (a.positional.size() != 2) usage_error("rollback VERSION");
+    const int64_t target = version_arg(a.positional[1]);
+    RuleData d = kept_version(db, target);
+    db.replace_all(d, actor(a), "rollback to version " + std::to_string(target));
+    std::cout << "rolled back to the rules of version " << target << " as version " << db.version() << "\n";
+    return 0;
+}
+
+// The history as a table: what each write did, in a line; --json for the full rows.
+int cmd_history(const RuleDb& db, const Args& a) {
+    int limit = 50;
+    try {
+        limit = std::stoi(a.get("--limit", "50"));
+    } catch (const std::exception&) {
+        usage_error("--limit must be a number");
+    }
+    const auto rows = db.history(limit);
+    if (a.has("--json")) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& c : rows) {
+            // `after` is the rules written (JSON) for most rows; kept as text when it is not JSON.
+            auto after = nlohmann::json::parse(c.after.empty() ? "null" : c.after, nullptr, false);
+            if (after.is_discarded()) after = c.after;
+            out.push_back({{"id", c.id}, {"ts", c.ts}, {"actor", c.actor}, {"operation", c.operation},
+                           {"object", c.object}, {"before", c.before}, {"after", after}});
+        }
+        std::cout << out.dump(2) << "\n";
+        return 0;
+    }
+    // What a row's "after" holds, in words: the rules of a small write, or an import's counts.
+    auto summary = [](const std::string& after) -> std::string {
+        auto j = nlohmann::json::parse(after, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) return "";
+        std::string out;
+        static const std::pair<const char*, const char*> kinds[] = {{"categories", "category"}, {"hosts", "host"},
+            {"url_patterns", "url"}, {"signatures", "signature"}, {"policies", "policy"}};
+        for (const auto& [array, kind] : kinds) {
+            if (!j.contains(array)) continue;
+            const auto& v = j[array];
+            if (v.is_number() && v.get<long long>() > 0)
+                out += (out.empty() ? "" : ", ") + std::to_string(v.get<long long>()) + " " + array;
+            if (v.is_array())
+                for (const auto& o : v)
+                    out += (out.empty() ? "" : ", ") + std::string(kind) + " " +
+                           o.value(std::string(o.contains("name") ? "name" : "pattern"), std::string());
+        }
+        return out.size() > 100 ? out.substr(0, 97) + "..." : out;
+    };
+    std::cout << std::left << std::setw(6) << "ID" << std::setw(22) << "TIME" << std::setw(14) << "ACTOR"
+              << std::setw(28) << "OPERATION" << "WHAT\n";
+    for (const auto& c : rows) {
+        std::string what = c.object == "single" || c.object == "batch" ? summary(c.after) : c.object;
+        std::cout << std::setw(6) << ("#" + std::to_string(c.id)) << std::setw(22) << c.ts << std::setw(14)
+                  << c.actor.substr(0, 13) << std::setw(28) << c.operation.substr(0, 27) << what << "\n";
+    }
+    return 0;
+}
+
+int dispatch(const Args& a, RuleDb* db);
+
 int run(const Args& a) {
     std::string path = a.get("--db");
     if (path.empty()) usage_error("--db FILE is required");
@@ -352,8 +474,18 @@ int run(const Args& a) {
         return 0;
     }
     bool writes = cmd == "import" || cmd == "add" || cmd == "remove" || cmd == "enable" || cmd == "disable" ||
+                  cmd == "rollback" ||
                   ((cmd == "user" || cmd == "group") && !(a.positional.size() >= 2 && a.positional[1] == "list"));
     auto db = RuleDb::open(path, writes ? RuleDb::Mode::read_write : RuleDb::Mode::read_only);
+    const int64_t before = db->version();
+    const int rc = dispatch(a, db.get());
+    if (writes && rc == 0) print_write(*db, before);
+    return rc;
+}
+
+int dispatch(const Args& a, RuleDb* db_ptr) {
+    const std::string& cmd = a.positional[0];
+    auto* db = db_ptr;
     if (cmd == "import") {
         if (a.positional.size() != 2) usage_error("import FILE");
         ImportReport report;
@@ -399,21 +531,9 @@ int run(const Args& a) {
     if (cmd == "test") return cmd_test(*db, a);
     if (cmd == "user") return cmd_user(*db, a);
     if (cmd == "group") return cmd_group(*db, a);
-    if (cmd == "history") {
-        int limit = 50;
-        try {
-            limit = std::stoi(a.get("--limit", "50"));
-        } catch (const std::exception&) {
-            usage_error("--limit must be a number");
-        }
-        for (const auto& c : db->history(limit)) {
-            std::string after = c.after.size() > 200 ? c.after.substr(0, 200) + "…" : c.after;
-            std::replace(after.begin(), after.end(), '\n', ' ');
-            std::cout << "#" << c.id << "  " << c.ts << "  " << c.actor << "  " << c.operation << "  " << c.object
-                      << (after.empty() ? "" : "  " + after) << "\n";
-        }
-        return 0;
-    }
+    if (cmd == "history") return cmd_history(*db, a);
+    if (cmd == "diff") return cmd_diff(*db, a);
+    if (cmd == "rollback") return cmd_rollback(*db, a);
     if (cmd == "stats") {
         Counts n = db->counts();
         RuleData d = db->load();
@@ -452,6 +572,8 @@ const std::set<std::string>& options_for(const Args& a) {
         {"user", {"--password-file", "--group", "--json"}},
         {"group", {"--json"}},
         {"history", {"--limit", "--json"}},
+        {"diff", {"--json"}},
+        {"rollback", {}},
         {"stats", {"--json"}},
     };
     static const std::set<std::string> none;

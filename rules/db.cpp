@@ -150,6 +150,8 @@ std::unique_ptr<RuleDb> RuleDb::open(const std::string& path, Mode mode) {
         });
         version = 2;
     }
+    if (mode != Mode::read_only)
+        db->exec("CREATE TABLE IF NOT EXISTS snapshots(version INTEGER PRIMARY KEY, ts TEXT NOT NULL, data TEXT NOT NULL)");
     db->schema_ = version;  // a read-only open of an older file reads what it has
     return db;
 }
@@ -171,10 +173,22 @@ int64_t RuleDb::version() const {
 }
 
 RuleData RuleDb::load() const {
-    RuleData d;
     // One read transaction, so the snapshot is consistent even while a writer commits.
     exec("BEGIN");
+    RuleData d;
     try {
+        d = read_all();
+        exec("COMMIT");
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+    return d;
+}
+
+RuleData RuleDb::read_all() const {
+    RuleData d;
+    {
         for (Stmt st(db_, "SELECT name, description FROM categories ORDER BY name"); st.step();)
             d.categories.push_back({st.text(0), st.text(1)});
         for (Stmt st(db_, "SELECT h.pattern, c.name FROM hosts h JOIN categories c ON c.id = h.category_id");
@@ -211,10 +225,6 @@ RuleData RuleDb::load() const {
             }
             for (Stmt st(db_, "SELECT name FROM groups ORDER BY name"); st.step();) d.groups.push_back(st.text(0));
         }
-        exec("COMMIT");
-    } catch (...) {
-        exec("ROLLBACK");
-        throw;
     }
     d.version = d.meta.count("version") ? std::stoll(d.meta["version"]) : 0;
     return d;
@@ -240,6 +250,7 @@ void RuleDb::bump_version(const std::string& source) {
     Stmt(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES ('updated', ?)").bind(1, now_iso()).run();
     if (!source.empty())
         Stmt(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES ('source', ?)").bind(1, source).run();
+    keep_version();
 }
 
 void RuleDb::record(const std::string& actor, const std::string& op, const std::string& object,
@@ -249,9 +260,14 @@ void RuleDb::record(const std::string& actor, const std::string& op, const std::
 }
 
 Counts RuleDb::merge(const RuleData& in, const std::string& actor, const std::string& operation) {
+    return write_rules(in, actor, operation, false);
+}
+
+Counts RuleDb::write_rules(const RuleData& in, const std::string& actor, const std::string& operation, bool replace) {
     // Validate everything first: nothing is written unless all of it is good.
     std::set<std::string> known;
-    for (Stmt st(db_, "SELECT name FROM categories"); st.step();) known.insert(st.text(0));
+    if (!replace)
+        for (Stmt st(db_, "SELECT name FROM categories"); st.step();) known.insert(st.text(0));
     for (const auto& c : in.categories) {
         if (c.name.empty()) throw RulesError("category without a name");
         known.insert(c.name);
@@ -272,6 +288,8 @@ Counts RuleDb::merge(const RuleData& in, const std::string& actor, const std::st
 
     Counts n;
     transaction(db_, [&] {
+        if (replace) exec("DELETE FROM policies; DELETE FROM signatures; DELETE FROM url_patterns; DELETE FROM hosts; "
+                          "DELETE FROM categories;");
         Stmt cat(db_, "INSERT INTO categories(name, description) VALUES (?, ?) "
                       "ON CONFLICT(name) DO UPDATE SET description = CASE WHEN excluded.description = '' "
                       "THEN description ELSE excluded.description END");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,17 @@ public:
 
     std::vector<Change> history(int limit) const;
 
+    // Every write keeps the rules of the version it makes (not the users), the newest
+    // kKeptVersions of them, for `diff` and `rollback` (rules/versions.cpp).
+    static constexpr int64_t kKeptVersions = 50;
+    std::optional<RuleData> at_version(int64_t version) const;  // nullopt: not kept
+    // Replaces every rule with `data` (a rollback): validated first, one transaction, one new version.
+    Counts replace_all(const RuleData& data, const std::string& actor, const std::string& operation);
+
 private:
+    RuleData read_all() const;  // inside the caller's transaction
+    void keep_version();        // the snapshot of the version just made, inside its transaction
+    Counts write_rules(const RuleData& in, const std::string& actor, const std::string& operation, bool replace);
     explicit RuleDb(sqlite3* db) : db_(db) {}
     void exec(const char* sql) const;
     void bump_version(const std::string& source);

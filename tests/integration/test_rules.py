@@ -361,6 +361,38 @@ class RulesToolTest(unittest.TestCase):
         self.assertEqual(verdict("http://lottery.example/tickets/today")["action"], "block")
         self.assertEqual(verdict("http://lottery.example/other")["action"], "allow")
 
+    def test_writes_show_their_diff_and_versions_can_be_diffed_and_rolled_back(self):
+        # Before: history was raw JSON cut with an ellipsis, and there was no diff or rollback.
+        db = os.path.join(W["dir"], "versions.db")
+        run([RULES, "--db", db, "init"])
+        run([RULES, "--db", db, "--actor", "alice", "import", DEFAULT])
+        v1 = 1  # the import
+        out = run([RULES, "--db", db, "--actor", "bob", "add", "policy", "p1", "--action", "block",
+                   "--category", "gambling"]).stdout
+        self.assertIn("ruleset version 1 -> 2: 1 added, 0 removed, 0 changed", out)
+        self.assertIn("+ policy p1: action block", out)
+        out = run([RULES, "--db", db, "--actor", "bob", "disable", "policy", "p1"]).stdout
+        self.assertIn("~ policy p1: enabled: true -> false", out)
+        out = run([RULES, "--db", db, "diff", str(v1), "3"]).stdout
+        self.assertIn("ruleset version 1 -> 3: 1 added, 0 removed, 0 changed", out)
+        changes = json.loads(run([RULES, "--db", db, "diff", "1", "--json"]).stdout)
+        self.assertEqual([(c["op"], c["kind"], c["key"]) for c in changes], [("+", "policy", "p1")])
+        out = run([RULES, "--db", db, "--actor", "carol", "rollback", "1"]).stdout
+        self.assertIn("rolled back to the rules of version 1 as version 4", out)
+        self.assertIn("- policy p1", out)
+        self.assertEqual(json.loads(run([RULES, "--db", db, "diff", "1", "4", "--json"]).stdout), [])
+        table = run([RULES, "--db", db, "history"]).stdout.splitlines()
+        self.assertTrue(table[0].startswith("ID"), table[0])
+        self.assertIn("carol", table[1])
+        self.assertIn("rollback to version 1", table[1])
+        self.assertNotIn("…", "\n".join(table))  # nothing cut into raw JSON
+        self.assertIn("policy p1", table[3])
+        rows = json.loads(run([RULES, "--db", db, "history", "--json"]).stdout)
+        self.assertEqual(rows[0]["actor"], "carol")
+        p = subprocess.run([RULES, "--db", db, "rollback", "999"], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("version 999 is not kept", p.stderr)
+
     def test_import_counts_skipped_lines_and_lenient_mode(self):
         # Before: skipped lines vanished without a count, and one odd line refused a whole list.
         lst = os.path.join(W["dir"], "public-list.txt")
@@ -419,8 +451,8 @@ class RulesToolTest(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('no policy "block-social"', p.stderr)
         history = run([RULES, "--db", other, "history"]).stdout.splitlines()
-        self.assertEqual(len(history), 4)  # import, disable, enable, remove
-        self.assertIn("remove", history[0])
+        self.assertEqual(len(history), 5)  # the header; import, disable, enable, remove
+        self.assertIn("remove", history[1])
         stats = run([RULES, "--db", other, "stats"]).stdout
         self.assertIn("ruleset version: 4", stats)
         listing = run([RULES, "--db", other, "list", "--kind", "signature"]).stdout
