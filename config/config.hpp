@@ -107,6 +107,13 @@ struct Config {
     std::vector<Cidr> admin_allow;                 // default: loopback only
     // [onboarding]
     std::string onboarding_host = "vigil.invalid";  // "" disables the page
+    // [pages]: how Vigil's own pages name the organisation and where they send people
+    struct Pages {
+        std::string organisation;        // "Acme IT"; "" = no name
+        std::string logo;                // the logo file's bytes as a data: URI (read at load)
+        std::string help_url;            // "Contact your IT team" links here
+        std::string request_access_url;  // block pages: {url}, {category}, {transaction} filled in
+    } pages;
     // [limits]
     size_t max_header_bytes = 64 * 1024;
     size_t max_headers = 100;

@@ -2,6 +2,10 @@
 #include "config/values.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/encoding.hpp"
 #include <cctype>
 
 namespace vigil::config {
@@ -235,6 +239,38 @@ std::vector<PortRange> get_ports(const Where& w) {
         out.push_back(*r);
     }
     return out;
+}
+
+std::string get_url(const Where& w, bool templated) {
+    std::string v = get_string(w);
+    if (v.empty()) return v;
+    if (v.rfind("https://", 0) != 0 && v.rfind("http://", 0) != 0) w.fail("expected an http:// or https:// URL");
+    for (char c : v)
+        if (static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '<' || c == '>' || c == 0x7f)
+            w.fail("the URL has a space, quote, angle bracket or control character");
+    if (!templated && v.find('{') != std::string::npos) w.fail("no {placeholders} here");
+    for (size_t at = v.find('{'); at != std::string::npos; at = v.find('{', at + 1)) {
+        const std::string name = v.substr(at, v.find('}', at) - at + 1);
+        if (name != "{url}" && name != "{category}" && name != "{transaction}")
+            w.fail("unknown placeholder " + name + " (use {url}, {category} or {transaction})");
+    }
+    return v;
+}
+
+std::string get_logo(const Where& w) {
+    const std::string path = get_path(w);
+    if (path.empty()) return "";
+    const size_t dot = path.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : lower(path.substr(dot + 1));
+    const char* type = ext == "png" ? "image/png" : ext == "jpg" || ext == "jpeg" ? "image/jpeg"
+                       : ext == "gif" ? "image/gif" : ext == "svg" ? "image/svg+xml" : nullptr;
+    if (!type) w.fail("the logo must be a .png, .jpg, .gif or .svg file");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) w.fail("cannot read " + path);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    if (bytes.str().size() > 64 * 1024) w.fail(path + " is larger than 64 KiB (pages inline it)");
+    return std::string("data:") + type + ";base64," + core::base64(bytes.str());
 }
 
 }  // namespace vigil::config

@@ -50,5 +50,9 @@ uint64_t get_size(const Where& w, uint64_t lo);
 std::map<std::string, int64_t> get_group_rates(const Where& w);
 std::vector<Cidr> get_cidrs(const Where& w);
 std::vector<PortRange> get_ports(const Where& w);
+// An http(s) URL (for links on pages); `templated`: {url}, {category}, {transaction} allowed.
+std::string get_url(const Where& w, bool templated);
+// An image file (PNG, JPEG, GIF, SVG; at most 64 KiB) as a data: URI, read now.
+std::string get_logo(const Where& w);
 
 }  // namespace vigil::config

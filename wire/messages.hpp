@@ -25,7 +25,9 @@ net::awaitable<size_t> write_page(Stream& s, Context cx, const PageInfo& info, u
     res.set("X-Vigil-Reason", info.code);
     if (!info.transaction.empty()) res.set("X-Vigil-Transaction", info.transaction);
     if (!info.proxy_authenticate.empty()) res.set(http::field::proxy_authenticate, info.proxy_authenticate);
-    res.body() = render_page(info);
+    const auto& p = cx.cfg.pages;
+    const Branding brand{p.organisation, p.logo, p.help_url, p.request_access_url};
+    res.body() = render_page(info, brand);
     res.keep_alive(false);
     res.prepare_payload();
     expire_after(s, cx.cfg.io);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace vigil::wire {
 
@@ -25,7 +26,17 @@ struct PageInfo {
     PageAction action = PageAction::error;
 };
 
-std::string render_page(const PageInfo& info);
+// How the organisation brands the pages ([pages]; all optional).
+struct Branding {
+    std::string organisation;
+    std::string logo;  // a data: URI
+    std::string help_url;
+    std::string request_access_url;  // {url}, {category}, {transaction} filled in, URL-encoded
+};
+
+std::string render_page(const PageInfo& info, const Branding& brand = {});
+// `text` percent-encoded for a URL's query (RFC 3986 unreserved characters kept).
+std::string url_encode(std::string_view text);
 std::string html_escape(const std::string& s);
 
 }  // namespace vigil::wire

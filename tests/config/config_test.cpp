@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 namespace vigil::config {
@@ -49,6 +50,37 @@ TEST(Config, DefaultsKeepPeopleOut) {
     EXPECT_FALSE(c.allow_private_destinations);
     EXPECT_EQ(c.max_header_bytes, 65536u);
     EXPECT_EQ(c.max_headers, 100u);
+}
+
+TEST(Config, PagesBrandingIsCheckedWhenLoaded) {
+    const std::string dir = "/tmp/vigil-pages-test-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/logo.png", std::ios::binary) << std::string("\x89PNG\r\n\x1a\n", 8);
+    std::ofstream(dir + "/logo.bmp") << "BM";
+    std::ofstream(dir + "/big.png", std::ios::binary) << std::string(70 * 1024, 'x');
+    TomlFile f("[pages]\norganisation = \"Acme IT\"\nlogo_file = \"" + dir + "/logo.png\"\n"
+               "help_url = \"https://help.acme.example/\"\n"
+               "request_access_url = \"https://it.acme.example/ask?u={url}&c={category}&t={transaction}\"\n");
+    Config c = load_config(f.path, {});
+    EXPECT_EQ(c.pages.organisation, "Acme IT");
+    EXPECT_EQ(c.pages.logo, "data:image/png;base64,iVBORw0KGgo=");
+    EXPECT_EQ(c.pages.help_url, "https://help.acme.example/");
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"pages.help_url", "\"javascript:alert(1)\"", "expected an http:// or https:// URL"},
+             {"pages.help_url", "\"https://x.example/{url}\"", "no {placeholders} here"},
+             {"pages.request_access_url", "\"https://x.example/?q={user}\"", "unknown placeholder {user}"},
+             {"pages.request_access_url", "\"https://x.example/a b\"", "space, quote"},
+             {"pages.logo_file", "\"" + dir + "/logo.bmp\"", "must be a .png, .jpg, .gif or .svg"},
+             {"pages.logo_file", "\"" + dir + "/big.png\"", "larger than 64 KiB"},
+             {"pages.logo_file", "\"" + dir + "/none.png\"", "cannot read"}}) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << key << " = " << value << " was accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST(Config, RelativePathsAreFromTheFileThatNamesThem) {

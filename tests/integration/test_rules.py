@@ -4,6 +4,8 @@ late matches, hot reload under load, and a bad import that changes nothing."""
 
 import json
 import os
+import re
+import urllib.parse
 import signal
 import subprocess
 import threading
@@ -242,6 +244,36 @@ class GrantTest(unittest.TestCase):
                             'inspect.warn_key_file="%s"' % other_key], capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("readable or writable by others", p.stderr)
+
+
+class PagesTest(unittest.TestCase):
+    def test_branded_block_page_with_request_access_and_plain_warning(self):
+        logo = os.path.join(W["dir"], "logo.svg")
+        with open(logo, "w") as f:
+            f.write('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
+            "--rules", W["db"], "--set", "proxy.allow_private_destinations=true",
+            "--set", 'pages.organisation="Acme <IT>"', "--set", 'pages.logo_file="%s"' % logo,
+            "--set", 'pages.help_url="https://help.acme.example/proxy"',
+            "--set", 'pages.request_access_url="https://it.acme.example/ask?site={url}&ref={transaction}"'])
+        try:
+            url = "http://x.blocked.test:%d/a?b=1" % W["plain"].port
+            code, status, headers, body, err = curl("-x", v.proxy, url)
+            page = body.decode()
+            self.assertEqual(status, 403)
+            self.assertIn('<strong id="organisation">Acme &lt;IT&gt;</strong>', page)
+            self.assertIn('src="data:image/svg+xml;base64,', page)
+            txid = re.search(r'id="transaction">([0-9a-f-]{36})<', page).group(1)
+            self.assertIn('href="https://it.acme.example/ask?site=%s&amp;ref=%s"'
+                          % (urllib.parse.quote(url, safe=""), txid), page)
+            self.assertIn('<a id="help" href="https://help.acme.example/proxy">contact Acme &lt;IT&gt;</a>', page)
+            code, status, headers, body, err = curl("-x", v.proxy, "http://warn.test:%d/hello" % W["plain"].port)
+            self.assertEqual(status, 403)
+            self.assertIn("X-Vigil-Reason: warn", headers)
+            self.assertNotIn("<dt>Status</dt>", body.decode())
+            self.assertNotIn("request-access", body.decode())
+        finally:
+            v.stop()
 
 
 class ReloadTest(unittest.TestCase):
