@@ -120,6 +120,14 @@ int acceptance_index() {
     return idx;
 }
 
+void free_leaf(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { X509_free(static_cast<X509*>(ptr)); }
+
+// The origin's leaf as the verifier saw it: kept even when the handshake then fails, for the page.
+int leaf_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_leaf);
+    return idx;
+}
+
 // A problem with the origin's certificate: accepted (and noted) when this connection's
 // acceptance covers its class; otherwise kept on the SSL for origin_verdict. Returns the
 // verify/status callback's answer: 1 to go on, 0 to end the handshake.
@@ -140,6 +148,10 @@ int accept_or_refuse(SSL* ssl, Acceptance* acc, ChainProblem problem) {
 int on_verify(int ok, X509_STORE_CTX* store) {
     auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
     if (!ssl) return 0;
+    if (!SSL_get_ex_data(ssl, leaf_index())) {
+        if (X509* leaf = X509_STORE_CTX_get0_cert(store); leaf && X509_up_ref(leaf) == 1)
+            SSL_set_ex_data(ssl, leaf_index(), leaf);
+    }
     auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));
     if (acc && !acc->allowed.pin_sha256.empty()) {
         // A pinned certificate is accepted as it is: the leaf must be exactly that one.
@@ -271,6 +283,11 @@ void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance) {
 }
 
 bool stapled_ocsp_answered(SSL* ssl) { return SSL_get_ex_data(ssl, staple_answered_index()) != nullptr; }
+
+X509* origin_leaf(SSL* ssl) {
+    if (auto* kept = static_cast<X509*>(SSL_get_ex_data(ssl, leaf_index()))) return kept;
+    return SSL_get0_peer_certificate(ssl);
+}
 
 bool accept_origin_problem(SSL* ssl, const std::string& cls) {
     auto* acc = static_cast<Acceptance*>(SSL_get_ex_data(ssl, acceptance_index()));

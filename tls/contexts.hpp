@@ -62,6 +62,9 @@ void set_origin_acceptance(SSL* ssl, OriginAcceptance acceptance);
 bool accept_origin_problem(SSL* ssl, const std::string& cls);
 // Whether a stapled OCSP response gave an answer (good or revoked) during the handshake.
 bool stapled_ocsp_answered(SSL* ssl);
+// The origin's leaf certificate, also after a handshake that its verification ended (null when
+// none arrived); owned by the SSL.
+X509* origin_leaf(SSL* ssl);
 // After a successful handshake: the classes that were wrong and accepted ("pinned" when the
 // pin decided), empty when the chain verified cleanly.
 std::vector<std::string> accepted_problems(SSL* ssl);

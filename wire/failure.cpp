@@ -49,6 +49,7 @@ PageInfo page_for(const Failure& f, uint64_t conn_id) {
     p.code = f.name();
     p.conn_id = conn_id;
     p.action = k.action;
+    p.facts = f.facts;
     return p;
 }
 

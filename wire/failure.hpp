@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/counters.hpp"
 #include "wire/pages.hpp"
@@ -85,6 +87,7 @@ struct Failure {
     std::string detail;  // plain words: "the origin's certificate has expired"
     std::string where;   // what the user asked for (host:port or URL)
     std::string subcode = {};  // origin_certificate: the certificate problem's code
+    std::vector<std::pair<std::string, std::string>> facts = {};  // shown on the page (PageInfo::facts)
     // The code the page, the audit record and the configuration (tls.origin_errors) name it by.
     std::string name() const { return subcode.empty() ? kind(code).code : subcode; }
 };

@@ -94,6 +94,8 @@ std::string render_page(const PageInfo& info, const Branding& brand) {
     if (!info.category.empty())
         out += "<dt>Category</dt><dd><code id=\"category\">" + html_escape(info.category) + "</code></dd>";
     if (!info.rule.empty()) out += "<dt>Rule</dt><dd><code id=\"rule\">" + html_escape(info.rule) + "</code></dd>";
+    for (const auto& [label, value] : info.facts)
+        out += "<dt>" + html_escape(label) + "</dt><dd>" + html_escape(value) + "</dd>";
     if (!info.code.empty()) out += "<dt>Reason code</dt><dd><code id=\"code\">" + html_escape(info.code) + "</code></dd>";
     // A status code means nothing to the person asked to decide on a warning.
     if (info.action != PageAction::warn) out += "<dt>Status</dt><dd>" + std::to_string(info.status) + "</dd>";

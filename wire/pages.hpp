@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace vigil::wire {
 
@@ -24,6 +26,7 @@ struct PageInfo {
     std::string continue_url;  // warn pages: where "Continue" leads
     std::string proxy_authenticate;  // 407 pages: the challenge
     PageAction action = PageAction::error;
+    std::vector<std::pair<std::string, std::string>> facts;  // more rows (label, value), e.g. a certificate's names
 };
 
 // How the organisation brands the pages ([pages]; all optional).

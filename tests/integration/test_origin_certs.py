@@ -182,7 +182,14 @@ class OriginCertificateTest(unittest.TestCase):
                 code, status, headers, body, err = fetch(host)
                 self.assertEqual((code, status), (0, 502), err)
                 self.assertIn("X-Vigil-Reason: " + reason_code, headers)
-                self.assertIn(words, body.decode())
+                page = body.decode()
+                self.assertIn(words, page)
+                # Who is at fault, the names the certificate is for, its dates; never OpenSSL's words.
+                self.assertIn("<dt>At fault</dt><dd>the site: its certificate, not your network", page)
+                self.assertRegex(page, r"<dt>Valid</dt><dd>\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d</dd>")
+                self.assertNotIn("SSL routines", page)
+                if host == "future.test":
+                    self.assertIn("<dt>Certificate for</dt><dd>future.test</dd>", page)
         metrics = curl("http://127.0.0.1:%d/metrics" % W["vigil"].admin_port)[3].decode()
         self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="malformed"\} ([7-9]|\d\d)')
         self.assertRegex(metrics, r'vigil_origin_cert_errors_total\{reason="weak_crypto"\} [1-9]')
