@@ -90,18 +90,25 @@ std::string load_warn_key(const Config& cfg, bool create) {
         unsigned char key[32];
         RAND_bytes(key, sizeof key);
         if (!create) return std::string(reinterpret_cast<char*>(key), sizeof key);  // --check-config writes nothing
-        // Created once, readable by its owner only; O_EXCL: a second gateway starting at the same
-        // moment does not overwrite the first one's key.
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-        if (fd < 0) {
-            if (errno == EEXIST) return load_warn_key(cfg, false);
+        // Created once, readable by its owner only, and published whole: written to a temporary
+        // file, then linked to its name, which fails if another gateway starting at the same
+        // moment published its key first (then that one is read).
+        const std::string tmp = path + ".new." + std::to_string(::getpid());
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
             throw ConfigError("cannot create the warn key " + path + ": " + std::strerror(errno) +
                               " (inspect.warn_key_file)");
-        }
         const std::string text = core::hex(key, sizeof key) + "\n";
         const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
         ::close(fd);
+        const int linked = ok ? ::link(tmp.c_str(), path.c_str()) : -1;
+        const int link_errno = errno;
+        ::unlink(tmp.c_str());
         if (!ok) throw ConfigError("cannot write the warn key " + path);
+        if (linked != 0 && link_errno == EEXIST) return load_warn_key(cfg, false);
+        if (linked != 0)
+            throw ConfigError("cannot create the warn key " + path + ": " + std::strerror(link_errno) +
+                              " (inspect.warn_key_file)");
         log_info("created the warn key " + path + " (Continue links and grants are signed with it)");
         return std::string(reinterpret_cast<char*>(key), sizeof key);
     }
