@@ -66,94 +66,97 @@ std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::strin
 }
 
 RuleReloader::RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
-        thread_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "vigil-rules");
-            run();
-        });
-    }
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "vigil-rules");
+        run();
+    });
+}
+
 RuleReloader::~RuleReloader() {
-        {
-            std::lock_guard lock(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
     }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
 void RuleReloader::poke() {
-        {
-            std::lock_guard lock(mu_);
-            poked_ = true;
-        }
-        cv_.notify_all();
+    {
+        std::lock_guard lock(mu_);
+        poked_ = true;
     }
+    cv_.notify_all();
+}
 
 void RuleReloader::run() {
-        std::unique_lock lock(mu_);
-        for (;;) {
-            cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
-            if (stop_) return;
-            bool forced = poked_;
-            poked_ = false;
-            lock.unlock();
-            if (!gw_.cfg.rules_path.empty()) check(forced);
-            if (forced) check_ca();
-            lock.lock();
-        }
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
+        if (stop_) return;
+        bool forced = poked_;
+        poked_ = false;
+        lock.unlock();
+        if (!gw_.cfg.rules_path.empty()) check(forced);
+        if (forced) check_ca();
+        lock.lock();
     }
-void RuleReloader::check(bool forced) {
-        // The bytes first: a corrupted file may not even open, and must still count as a change.
-        const std::string bytes = rules_bytes(gw_.cfg);
-        if (bytes == bytes_ && !forced) return;
-        try {
-            auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
-            std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
-            if (stamp == stamp_ && !forced) {
-                bytes_ = bytes;  // back to what is in force (a broken file put right again)
-                gw_.rules_health.failing = false;
-                return;
-            }
-            auto data = db->load();
-            auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
-            int64_t old = gw_.policy.rules.load()->version();
-            gw_.policy.rules.store(fresh);
-            stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
-            bytes_ = bytes;
-            gw_.rules_health.failing = false;
-            gw_.rules_health.last_success_ms = epoch_ms();
-            count(gw_.counters.ruleset_reloads);
-            audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
-            log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
-                     std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
-                     " host entries)");
-        } catch (const std::exception& e) {
-            // Said once per state of the file, not at every poll; SIGHUP says it again.
-            bytes_ = bytes;
-            count(gw_.counters.ruleset_reload_failed);
-            gw_.rules_health.failing = true;
-            {
-                std::lock_guard lock(gw_.rules_health.mu);
-                gw_.rules_health.error = e.what();
-            }
-            log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
-            audit_event(gw_, "ruleset-failed", e.what());
-        }
-    }
+}
 
-    // SIGHUP: a rotated issuing CA (vigil-ca rotate / install-issuing) is loaded and swapped in;
-    // connections already bumped keep the certificate they have.
-void RuleReloader::check_ca() {
-        try {
-            auto current = gw_.certs.material.load();
-            auto fresh = load_tls_material(gw_.cfg, gw_.counters);
-            if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
-            gw_.certs.material.store(fresh);
-            log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
-                     fresh->issuer_fingerprint + ")");
-            audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
-        } catch (const std::exception& e) {
-            log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
-            audit_event(gw_, "ca-failed", e.what());
+void RuleReloader::check(bool forced) {
+    // The bytes first: a corrupted file may not even open, and must still count as a change.
+    const std::string bytes = rules_bytes(gw_.cfg);
+    if (bytes == bytes_ && !forced) return;
+    try {
+        auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
+        std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
+        if (stamp == stamp_ && !forced) {
+            bytes_ = bytes;  // back to what is in force (a broken file put right again)
+            gw_.rules_health.failing = false;
+            return;
         }
+        auto data = db->load();
+        auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
+        int64_t old = gw_.policy.rules.load()->version();
+        gw_.policy.rules.store(fresh);
+        stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
+        bytes_ = bytes;
+        gw_.rules_health.failing = false;
+        gw_.rules_health.last_success_ms = epoch_ms();
+        count(gw_.counters.ruleset_reloads);
+        audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
+        log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
+                 std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
+                 " host entries)");
+    } catch (const std::exception& e) {
+        // Said once per state of the file, not at every poll; SIGHUP says it again.
+        bytes_ = bytes;
+        count(gw_.counters.ruleset_reload_failed);
+        gw_.rules_health.failing = true;
+        {
+            std::lock_guard lock(gw_.rules_health.mu);
+            gw_.rules_health.error = e.what();
+        }
+        log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
+        audit_event(gw_, "ruleset-failed", e.what());
     }
+}
+
+// SIGHUP: a rotated issuing CA (vigil-ca rotate / install-issuing) is loaded and swapped in;
+// connections already bumped keep the certificate they have.
+void RuleReloader::check_ca() {
+    try {
+        auto current = gw_.certs.material.load();
+        auto fresh = load_tls_material(gw_.cfg, gw_.counters);
+        if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
+        gw_.certs.material.store(fresh);
+        log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
+                 fresh->issuer_fingerprint + ")");
+        audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
+    } catch (const std::exception& e) {
+        log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
+        audit_event(gw_, "ca-failed", e.what());
+    }
+}
 
 }  // namespace vigil::gateway
