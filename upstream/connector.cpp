@@ -11,9 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/log.hpp"
-#include <openssl/x509v3.h>
-
 #include "tls/ca.hpp"
+#include "tls/cert_facts.hpp"
 #include "tls/contexts.hpp"
 #include "tls/revocation.hpp"
 
@@ -234,44 +233,6 @@ tls::OriginAcceptance origin_acceptance(Connector& up, bool continued, const std
 
 namespace {
 
-std::string day(const ASN1_TIME* t) {
-    std::tm tm{};
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return "?";
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-    return buf;
-}
-
-// What a person can check on a refused certificate: who is at fault, the names it is for, and
-// when it is valid (not the verifier's words: those go to the log).
-std::vector<std::pair<std::string, std::string>> certificate_facts(SSL* ssl) {
-    std::vector<std::pair<std::string, std::string>> facts{
-        {"At fault", "the site: its certificate, not your network or your computer"}};
-    X509* cert = tls::origin_leaf(ssl);
-    if (!cert) return facts;
-    std::string names;
-    int listed = 0, more = 0;
-    if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))) {
-        for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-            const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
-            if (n->type != GEN_DNS) continue;
-            if (listed == 6) {
-                ++more;
-                continue;
-            }
-            const auto* s = n->d.dNSName;
-            names += (names.empty() ? "" : ", ") + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                                                                static_cast<size_t>(ASN1_STRING_length(s)));
-            ++listed;
-        }
-        GENERAL_NAMES_free(sans);
-    }
-    if (more) names += " and " + std::to_string(more) + " more";
-    facts.emplace_back("Certificate for", names.empty() ? "(no host names)" : names);
-    facts.emplace_back("Valid", day(X509_get0_notBefore(cert)) + " to " + day(X509_get0_notAfter(cert)));
-    return facts;
-}
-
 Failure certificate_refused(Connector& up, const Authority& origin, const std::string& code, const std::string& reason,
                             const std::string& detail, uint64_t cid,
                             std::vector<std::pair<std::string, std::string>> facts = {}) {
@@ -350,7 +311,7 @@ net::awaitable<std::optional<Failure>> check_with_responder(Connector& up, const
         if (tls::accept_origin_problem(ssl, "revoked")) co_return std::nullopt;
         co_return certificate_refused(up, origin, "revoked",
                                       "the origin's certificate has been revoked (its authority's OCSP responder says so)",
-                                      "", cid, certificate_facts(ssl));
+                                      "", cid, tls::certificate_facts(tls::origin_leaf(ssl)));
     }
     if (answer->status == tls::OcspAnswer::good) co_return std::nullopt;
     count(up.counters.ocsp_unknown);
@@ -427,7 +388,7 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
         const bool rejected = tls::origin_certificate_rejected(ssl);
         auto verdict = tls::origin_verdict(ssl);
         const std::string missing = tls::missing_issuer_url(ssl);
-        auto facts = rejected ? certificate_facts(ssl) : std::vector<std::pair<std::string, std::string>>{};
+        auto facts = rejected ? tls::certificate_facts(tls::origin_leaf(ssl)) : std::vector<std::pair<std::string, std::string>>{};
         out.reset();
         if (rejected) {
             // An incomplete chain that names where its missing issuer is: fetch it, try again.

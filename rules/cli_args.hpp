@@ -1,0 +1,48 @@
+// vigil-rules' command line: the parsed arguments and the helpers every command uses
+// (cli.cpp parses; cli_versions.cpp has history, diff, rollback). Internal to the tool.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "rules/db.hpp"
+
+namespace vigil::rules::cli {
+
+struct Args {
+    std::vector<std::string> positional;
+    std::multimap<std::string, std::string> opts;
+    std::string get(const std::string& k, const std::string& def = "") const {
+        auto it = opts.find(k);
+        return it == opts.end() ? def : it->second;
+    }
+    std::vector<std::string> all(const std::string& k) const {
+        std::vector<std::string> out;
+        for (auto [a, b] = opts.equal_range(k); a != b; ++a) out.push_back(a->second);
+        return out;
+    }
+    bool has(const std::string& k) const { return opts.count(k) > 0; }
+};
+
+[[noreturn]] inline void usage_error(const std::string& msg) {
+    std::cerr << "vigil-rules: " << msg << " (see vigil-rules --help)\n";
+    std::exit(2);
+}
+
+inline std::string actor(const Args& a) {
+    if (a.has("--actor")) return a.get("--actor");
+    const char* u = std::getenv("USER");
+    return u ? u : "cli";
+}
+
+int cmd_history(const RuleDb& db, const Args& a);
+int cmd_diff(const RuleDb& db, const Args& a);
+int cmd_rollback(RuleDb& db, const Args& a);
+// After a write: what it changed, rule by rule (the first 20), and the new version.
+void print_write(const RuleDb& db, int64_t before);
+
+}  // namespace vigil::rules::cli
