@@ -11,6 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/log.hpp"
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "tls/ca.hpp"
 #include "tls/cert_facts.hpp"
 #include "tls/contexts.hpp"
@@ -327,6 +330,31 @@ net::awaitable<std::optional<Failure>> check_with_responder(Connector& up, const
     co_return std::nullopt;
 }
 
+// Why an origin's TLS handshake failed, in words a person can act on (never OpenSSL's text).
+std::string handshake_failure_words(const error_code& ec) {
+    if (ec == net::ssl::error::stream_truncated || ec == net::error::eof || ec == net::error::connection_reset)
+        return "the site's server closed the connection while the secure connection was being set up";
+    if (ec.category() == net::error::get_ssl_category()) {
+        const unsigned long e = static_cast<unsigned long>(ec.value());
+        if (ERR_GET_LIB(e) == ERR_LIB_ASN1 || ERR_GET_LIB(e) == ERR_LIB_X509)
+            return "the site sent a certificate that cannot be read (it is not a well-formed certificate)";
+        switch (ERR_GET_REASON(e)) {
+            case SSL_R_EXCESSIVE_MESSAGE_SIZE:
+                return "the site sent more certificate data than the gateway accepts (64 KiB): an oversized "
+                       "certificate or chain";
+            case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+            case SSL_R_NO_SHARED_CIPHER:
+            case SSL_R_UNSUPPORTED_PROTOCOL:
+            case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+            case SSL_R_WRONG_VERSION_NUMBER:
+                return "the site's server and the gateway could not agree on a secure connection (the site may "
+                       "require an old TLS version or cipher that is no longer considered safe)";
+            default: break;
+        }
+    }
+    return "the secure connection to the site could not be set up (the site's server did not complete it)";
+}
+
 // A handshake that verified: the responder is asked (tls.revocation = ocsp), and what was
 // accepted despite problems, and by whom, is said in `accepted` (for the audit record).
 net::awaitable<std::optional<Failure>> after_handshake(Connector& up, const Authority& origin, SSL* ssl,
@@ -409,10 +437,7 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
                            origin.host_port());
         // The page says it in words; OpenSSL's own (e.g. "sslv3 alert handshake failure") goes to the log.
         log_info("TLS handshake with " + origin.host_port() + " failed: " + ec.message(), cid);
-        co_return fail(up.counters, Fail::tls_handshake_failed,
-                       "the site's server and the gateway could not agree on a secure connection (the site may "
-                       "require an old TLS version or cipher that is no longer considered safe)",
-                       origin.host_port());
+        co_return fail(up.counters, Fail::tls_handshake_failed, handshake_failure_words(ec), origin.host_port());
     }
 }
 
