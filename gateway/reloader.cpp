@@ -65,7 +65,7 @@ std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::strin
     return inspect::RuleSet::compile(data, inspect_options(cfg));
 }
 
-RuleReloader::RuleReloader(Gateway& gw, std::string stamp) : gw_(gw), stamp_(std::move(stamp)) {
+RuleReloader::RuleReloader(ReloadTargets targets, std::string stamp) : t_(targets), stamp_(std::move(stamp)) {
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "vigil-rules");
         run();
@@ -92,12 +92,12 @@ void RuleReloader::poke() {
 void RuleReloader::run() {
     std::unique_lock lock(mu_);
     for (;;) {
-        cv_.wait_for(lock, gw_.cfg.reload_interval, [this] { return stop_ || poked_; });
+        cv_.wait_for(lock, t_.cfg.reload_interval, [this] { return stop_ || poked_; });
         if (stop_) return;
         bool forced = poked_;
         poked_ = false;
         lock.unlock();
-        if (!gw_.cfg.rules_path.empty()) check(forced);
+        if (!t_.cfg.rules_path.empty()) check(forced);
         if (forced) check_ca();
         lock.lock();
     }
@@ -105,40 +105,40 @@ void RuleReloader::run() {
 
 void RuleReloader::check(bool forced) {
     // The bytes first: a corrupted file may not even open, and must still count as a change.
-    const std::string bytes = rules_bytes(gw_.cfg);
+    const std::string bytes = rules_bytes(t_.cfg);
     if (bytes == bytes_ && !forced) return;
     try {
-        auto db = rules::RuleDb::open(gw_.cfg.rules_path, rules::RuleDb::Mode::read_only);
-        std::string stamp = rules_stamp(gw_.cfg, db->version(), bytes);
+        auto db = rules::RuleDb::open(t_.cfg.rules_path, rules::RuleDb::Mode::read_only);
+        std::string stamp = rules_stamp(t_.cfg, db->version(), bytes);
         if (stamp == stamp_ && !forced) {
             bytes_ = bytes;  // back to what is in force (a broken file put right again)
-            gw_.rules_health.failing = false;
+            t_.health.failing = false;
             return;
         }
         auto data = db->load();
-        auto fresh = inspect::RuleSet::compile(data, inspect_options(gw_.cfg));
-        int64_t old = gw_.policy.rules.load()->version();
-        gw_.policy.rules.store(fresh);
-        stamp_ = rules_stamp(gw_.cfg, data.version, bytes);
+        auto fresh = inspect::RuleSet::compile(data, inspect_options(t_.cfg));
+        int64_t old = t_.rules.load()->version();
+        t_.rules.store(fresh);
+        stamp_ = rules_stamp(t_.cfg, data.version, bytes);
         bytes_ = bytes;
-        gw_.rules_health.failing = false;
-        gw_.rules_health.last_success_ms = epoch_ms();
-        count(gw_.counters.ruleset_reloads);
-        audit_event(gw_, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
+        t_.health.failing = false;
+        t_.health.last_success_ms = epoch_ms();
+        count(t_.counters.ruleset_reloads);
+        audit_event(t_.audit, "ruleset", "ruleset version " + std::to_string(old) + " -> " + std::to_string(fresh->version()));
         log_info("ruleset " + std::to_string(old) + " -> " + std::to_string(fresh->version()) + " (" +
                  std::to_string(fresh->signature_count()) + " signatures, " + std::to_string(fresh->host_count()) +
                  " host entries)");
     } catch (const std::exception& e) {
         // Said once per state of the file, not at every poll; SIGHUP says it again.
         bytes_ = bytes;
-        count(gw_.counters.ruleset_reload_failed);
-        gw_.rules_health.failing = true;
+        count(t_.counters.ruleset_reload_failed);
+        t_.health.failing = true;
         {
-            std::lock_guard lock(gw_.rules_health.mu);
-            gw_.rules_health.error = e.what();
+            std::lock_guard lock(t_.health.mu);
+            t_.health.error = e.what();
         }
         log_error(std::string("rule reload failed, the previous ruleset stays in force: ") + e.what());
-        audit_event(gw_, "ruleset-failed", e.what());
+        audit_event(t_.audit, "ruleset-failed", e.what());
     }
 }
 
@@ -146,16 +146,16 @@ void RuleReloader::check(bool forced) {
 // connections already bumped keep the certificate they have.
 void RuleReloader::check_ca() {
     try {
-        auto current = gw_.certs.material.load();
-        auto fresh = load_tls_material(gw_.cfg, gw_.counters);
+        auto current = t_.material.load();
+        auto fresh = load_tls_material(t_.cfg, t_.counters);
         if (fresh->issuer_fingerprint == current->issuer_fingerprint) return;
-        gw_.certs.material.store(fresh);
+        t_.material.store(fresh);
         log_info("issuing CA replaced: now " + tls::subject_text(fresh->ca->issuer.get()) + " (SHA-256 " +
                  fresh->issuer_fingerprint + ")");
-        audit_event(gw_, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
+        audit_event(t_.audit, "ca", "issuing CA replaced: " + current->issuer_fingerprint + " -> " + fresh->issuer_fingerprint);
     } catch (const std::exception& e) {
         log_error(std::string("CA reload failed, the current CA stays in use: ") + e.what());
-        audit_event(gw_, "ca-failed", e.what());
+        audit_event(t_.audit, "ca-failed", e.what());
     }
 }
 

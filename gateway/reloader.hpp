@@ -19,9 +19,19 @@ inspect::InspectOptions inspect_options(const Config& cfg);
 // state, for the reloader to compare with.
 std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp);
 
+// What the reloader reads and replaces: the ruleset and CA snapshots, and where it reports.
+struct ReloadTargets {
+    const Config& cfg;
+    Counters& counters;
+    Snapshot<const inspect::RuleSet>& rules;
+    admin::RulesHealth& health;
+    Snapshot<tls::Material>& material;
+    audit::Writer* audit;  // ruleset and CA swaps are audited; null: no audit log
+};
+
 class RuleReloader {
 public:
-    RuleReloader(Gateway& gw, std::string stamp);
+    RuleReloader(ReloadTargets targets, std::string stamp);
     ~RuleReloader();
     void poke();  // SIGHUP: look now, and reload even an unchanged database and CA
 
@@ -30,7 +40,7 @@ private:
     void check(bool forced);
     void check_ca();
 
-    Gateway& gw_;
+    ReloadTargets t_;
     std::string stamp_;
     std::string bytes_;  // the files' digests at the last look
     std::thread thread_;

@@ -139,30 +139,30 @@ void raise_descriptor_limit() {
 }
 
 // What starts: the ruleset, the missing audit log, a previous run that did not stop cleanly.
-void announce_start(Gateway& gw) {
-    const Config& cfg = gw.cfg;
-    auto rules = gw.policy.rules.load();
+void announce_start(const ReloadTargets& t) {
+    const Config& cfg = t.cfg;
+    auto rules = t.rules.load();
     if (cfg.rules_path.empty())
         log_warn("no rule database configured (rules.path): every request is allowed and nothing is scanned");
     else
         log_info("ruleset version " + std::to_string(rules->version()) + " from " + cfg.rules_path + ": " +
                  std::to_string(rules->signature_count()) + " signatures, " + std::to_string(rules->host_count()) +
                  " host entries");
-    if (!gw.audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
-    if (gw.audit && gw.audit->previous_run().unclean) {
+    if (!t.audit) log_warn("no audit log configured (audit.path): decisions are not recorded");
+    if (t.audit && t.audit->previous_run().unclean) {
         // Said first, so the gap is on record before anything else: the previous process was
         // killed or crashed, and the records it still held in memory were lost.
-        const auto& prev = gw.audit->previous_run();
+        const auto& prev = t.audit->previous_run();
         const std::string gap = "the previous run (started " + iso_time(prev.started_ms) + ") did not stop cleanly; " +
                                 "records may be missing between " + iso_time(prev.last_ms) + " and " +
                                 iso_time(epoch_ms()) + " (its last record and this start)";
         log_warn("audit: " + gap);
-        audit_event(gw, "unclean-stop", gap);
+        audit_event(t.audit, "unclean-stop", gap);
     }
-    auto material = gw.certs.material.load();
-    audit_event(gw, "start", "vigil started; CA " + tls::subject_text(material->ca->issuer.get()) + " (SHA-256 " +
+    auto material = t.material.load();
+    audit_event(t.audit, "start", "vigil started; CA " + tls::subject_text(material->ca->issuer.get()) + " (SHA-256 " +
                                  material->issuer_fingerprint + "); ruleset version " + std::to_string(rules->version()));
-    gw.rules_health.last_success_ms = epoch_ms();
+    t.health.last_success_ms = epoch_ms();
 }
 
 std::unique_ptr<tcp::acceptor> open_admin(const Config& cfg, net::io_context& ioc, const tcp::endpoint& proxy) {
@@ -192,20 +192,20 @@ void run_worker(Worker* w, size_t i) {
 
 // After the workers are gone: the stop record, the audit log closed, the cache flushed, the
 // counters said (and written to proxy.stats_file).
-void finish(Gateway& gw, int left) {
-    if (gw.audit) {
-        audit_event(gw, "stop", "vigil stopped; " + std::to_string(left) + " connections cut at the end of the grace period");
-        gw.audit->close();
-        gw.counters.audit_written = gw.audit->written();
-        gw.counters.audit_dropped = gw.audit->dropped();
-        gw.counters.audit_failures = gw.audit->failures();
+void finish(audit::Writer* audit, Counters& counters, cache::Store* cache, const Config& cfg, int left) {
+    if (audit) {
+        audit_event(audit, "stop", "vigil stopped; " + std::to_string(left) + " connections cut at the end of the grace period");
+        audit->close();
+        counters.audit_written = audit->written();
+        counters.audit_dropped = audit->dropped();
+        counters.audit_failures = audit->failures();
     }
     if (left) log_warn(std::to_string(left) + " connections were still open at the end of the grace period");
-    if (gw.cache) gw.cache->flush();  // responses stored in the last moments reach the disk
-    std::string stats = gw.counters.to_json();
+    if (cache) cache->flush();  // responses stored in the last moments reach the disk
+    std::string stats = counters.to_json();
     log_info("counters " + stats);
-    if (!gw.cfg.stats_file.empty()) {
-        std::ofstream out(gw.cfg.stats_file);
+    if (!cfg.stats_file.empty()) {
+        std::ofstream out(cfg.stats_file);
         out << stats << "\n";
     }
     log_info("vigil stopped");
@@ -228,8 +228,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     set_log_level(cfg.log_level);
     std::string stamp;
     std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);
-    announce_start(*gw);
-    RuleReloader reloader(*gw, stamp);
+    const ReloadTargets targets{gw->cfg,          gw->counters,      gw->policy.rules, gw->rules_health,
+                                gw->certs.material, gw->audit.get()};
+    announce_start(targets);
+    RuleReloader reloader(targets, stamp);
     tcp::endpoint ep = parse_listen(cfg.listen);
     const unsigned n = cfg.threads ? cfg.threads : usable_cpus();
     // Signals are caught from here on: a SIGTERM that arrives while starting (before anyone
@@ -334,7 +336,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     // Destroying the workers ends sessions still open past the grace period; their records are
     // submitted as they go, so the audit log is closed only after that.
     workers.clear();
-    finish(*gw, left);
+    finish(gw->audit.get(), gw->counters, gw->cache.get(), gw->cfg, left);
     return 0;
 }
 

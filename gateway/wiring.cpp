@@ -123,15 +123,15 @@ std::string load_warn_key(const Config& cfg, bool create) {
     return std::string(bytes->begin(), bytes->end());
 }
 
-void audit_event(Gateway& gw, const std::string& what, const std::string& detail) {
-    if (!gw.audit) return;
+void audit_event(audit::Writer* audit, const std::string& what, const std::string& detail) {
+    if (!audit) return;
     audit::Record r;
     r.kind = "system";
     r.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                   .count();
     r.action = what;
     r.reason = detail;
-    gw.audit->submit(std::move(r));
+    audit->submit(std::move(r));
 }
 
 }  // namespace vigil::gateway

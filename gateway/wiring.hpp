@@ -70,6 +70,6 @@ std::string load_warn_key(const Config& cfg, bool create);
 std::shared_ptr<session::TlsMaterial> load_tls_material(const Config& cfg, Counters& counters);
 
 // A system event (start, stop, ruleset swaps) in the audit log, like a transaction.
-void audit_event(Gateway& gw, const std::string& what, const std::string& detail);
+void audit_event(audit::Writer* audit, const std::string& what, const std::string& detail);
 
 }  // namespace vigil::gateway

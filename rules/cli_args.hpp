@@ -1,5 +1,5 @@
 // vigil-rules' command line: the parsed arguments and the helpers every command uses
-// (cli.cpp parses; cli_versions.cpp has history, diff, rollback). Internal to the tool.
+// (cli.cpp parses; cli_users.cpp has user and group; cli_versions.cpp history, diff, rollback). Internal to the tool.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +39,8 @@ inline std::string actor(const Args& a) {
     return u ? u : "cli";
 }
 
+int cmd_user(RuleDb& db, const Args& a);
+int cmd_group(RuleDb& db, const Args& a);
 int cmd_history(const RuleDb& db, const Args& a);
 int cmd_diff(const RuleDb& db, const Args& a);
 int cmd_rollback(RuleDb& db, const Args& a);

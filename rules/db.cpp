@@ -2,6 +2,7 @@
 #include "rules/db.hpp"
 
 #include "core/sqlite.hpp"
+#include "rules/db_internal.hpp"
 
 #include <chrono>
 #include <ctime>
@@ -12,6 +13,8 @@
 
 namespace vigil::rules {
 namespace {
+
+using namespace db_internal;
 
 constexpr int kSchemaVersion = 2;
 
@@ -57,28 +60,6 @@ CREATE TABLE changes(
   object TEXT NOT NULL, before TEXT, after TEXT);
 INSERT INTO meta(key, value) VALUES ('version', '0'), ('schema', 'vigil-rules');
 )sql";
-
-[[noreturn]] void database_error(const std::string& message) { throw RulesError("database error: " + message); }
-
-// A statement whose errors are RulesErrors.
-struct Stmt : core::sql::Statement {
-    Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, database_error) {}
-};
-
-std::string now_iso() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-// Runs `fn` in one IMMEDIATE transaction; any exception rolls everything back.
-template <class Fn>
-void transaction(sqlite3* db, Fn&& fn) {
-    core::sql::transaction(db, "BEGIN IMMEDIATE", database_error, std::forward<Fn>(fn));
-}
 
 }  // namespace
 
@@ -383,66 +364,6 @@ void RuleDb::set_enabled(Kind kind, const std::string& key, bool enabled, const 
         if (sqlite3_changes(db_) == 0) throw RulesError(std::string("no ") + kind_name(kind) + " \"" + key + "\"");
         record(actor, enabled ? "enable" : "disable", std::string(kind_name(kind)) + ":" + key,
                enabled ? "disabled" : "enabled", enabled ? "enabled" : "disabled");
-        bump_version("");
-    });
-}
-
-void RuleDb::put_user(const User& u, bool replace_hash, const std::string& actor) {
-    transaction(db_, [&] {
-        for (const auto& g : u.groups) {
-            Stmt q(db_, "SELECT 1 FROM groups WHERE name = ?");
-            q.bind(1, g);
-            if (!q.step()) throw RulesError("user \"" + u.name + "\": unknown group \"" + g + "\" (vigil-rules group add " + g + ")");
-        }
-        Stmt exists(db_, "SELECT 1 FROM users WHERE name = ?");
-        exists.bind(1, u.name);
-        bool existed = exists.step();
-        if (!existed && u.password_hash.empty()) throw RulesError("no user \"" + u.name + "\"");
-        if (!existed || replace_hash) {
-            Stmt up(db_, "INSERT INTO users(name, password_hash, enabled) VALUES (?, ?, ?) ON CONFLICT(name) DO "
-                         "UPDATE SET password_hash = excluded.password_hash, enabled = excluded.enabled");
-            up.bind(1, u.name).bind(2, u.password_hash).bind(3, int64_t(u.enabled)).run();
-        }
-        Stmt del(db_, "DELETE FROM members WHERE user = ?");
-        del.bind(1, u.name).run();
-        Stmt add(db_, "INSERT INTO members(user, grp) VALUES (?, ?)");
-        std::string groups;
-        for (const auto& g : u.groups) {
-            add.bind(1, u.name).bind(2, g).run();
-            groups += (groups.empty() ? "" : ",") + g;
-        }
-        record(actor, existed ? (replace_hash ? "passwd" : "groups") : "add user", "user:" + u.name, "",
-               "groups=" + groups);  // never the hash
-        bump_version("");
-    });
-}
-
-void RuleDb::remove_user(const std::string& name, const std::string& actor) {
-    transaction(db_, [&] {
-        Stmt del(db_, "DELETE FROM users WHERE name = ?");
-        del.bind(1, name).run();
-        if (sqlite3_changes(db_) == 0) throw RulesError("no user \"" + name + "\"");
-        record(actor, "remove", "user:" + name, name, "");
-        bump_version("");
-    });
-}
-
-void RuleDb::put_group(const std::string& name, bool remove, const std::string& actor) {
-    transaction(db_, [&] {
-        if (remove) {
-            Stmt used(db_, "SELECT name FROM policies WHERE match_group = ?");
-            used.bind(1, name);
-            if (used.step())
-                throw RulesError("group \"" + name + "\" is used by policy \"" + used.text(0) + "\"; remove it first");
-            Stmt del(db_, "DELETE FROM groups WHERE name = ?");
-            del.bind(1, name).run();
-            if (sqlite3_changes(db_) == 0) throw RulesError("no group \"" + name + "\"");
-        } else {
-            if (name.empty()) throw RulesError("group without a name");
-            Stmt add(db_, "INSERT OR IGNORE INTO groups(name) VALUES (?)");
-            add.bind(1, name).run();
-        }
-        record(actor, remove ? "remove" : "add group", "group:" + name, "", "");
         bump_version("");
     });
 }

@@ -1,16 +1,12 @@
 // Kept versions of the rules: a snapshot per write, for diff and rollback (rules/db.hpp).
 #include "rules/db.hpp"
 
-#include "core/sqlite.hpp"
+#include "rules/db_internal.hpp"
 
 namespace vigil::rules {
 namespace {
 
-[[noreturn]] void database_error(const std::string& message) { throw RulesError("database error: " + message); }
-
-struct Stmt : core::sql::Statement {
-    Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, database_error) {}
-};
+using namespace db_internal;
 
 bool has_snapshots(sqlite3* db) {
     Stmt st(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'");

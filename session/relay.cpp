@@ -1,6 +1,6 @@
 // The relay, instantiated once for each kind of client connection: plain HTTP (TCP both
 // ways) and bumped (TLS both ways).
-#include "session/respond_impl.hpp"
+#include "session/cached_impl.hpp"
 
 namespace vigil::session {
 

@@ -1,7 +1,9 @@
 // The HTTP relay: one client connection's transactions to origins, each through the request
 // phase, the exchange with the origin and the response phase, with the origin connection kept
-// alive between them. Generic over the stream types; defined in relay_impl.hpp and
-// respond_impl.hpp, instantiated in relay.cpp for plain TCP and TLS (and by the unit tests for
+// alive between them. Generic over the stream types; defined in relay_impl.hpp (the
+// transaction, the request phase), exchange_impl.hpp (the origin's side), answer_impl.hpp
+// (Vigil's own answers), respond_impl.hpp (the response phase) and cached_impl.hpp (answers
+// from the cache), instantiated in relay.cpp for plain TCP and TLS (and by the unit tests for
 // Beast's test stream).
 #pragma once
 

@@ -1,7 +1,7 @@
 // The relay's phases on Beast's test stream, with a fake origin connector: request rules,
 // response rules, held bodies, refusals, keep-alive reuse and the one retry of a stale origin
 // connection, and an origin connection never reused after a failed body. No sockets.
-#include "session/respond_impl.hpp"
+#include "session/cached_impl.hpp"
 
 #include <deque>
 
