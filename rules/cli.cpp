@@ -12,6 +12,7 @@
 #include <sstream>
 #include <strings.h>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "inspect/ruleset.hpp"
@@ -23,52 +24,10 @@
 
 using namespace vigil::rules;
 using namespace vigil::rules::cli;
+using vigil::core::cli::flag;
 namespace inspect = vigil::inspect;
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: vigil-rules --db FILE COMMAND [options]
-
-Keeps Vigil's rule database: categories, host entries, URL patterns, RE2 signatures, policies.
-Every change is one transaction, validated before it is written, and recorded in the history.
-
-commands:
-  init                                 create an empty database (idempotent)
-  import FILE [--format F] [--category NAME] [--lenient]
-        F: json (native), csv, hosts, domains, adblock, ut1 (a folder); the list formats
-        (hosts, domains, adblock) need --category; ut1 uses each folder's name. Prints how
-        many lines were used and skipped, by reason. Strict by default: a line that cannot
-        be used refuses the whole file (nothing written); --lenient skips and counts it.
-  export [--out FILE]                  native JSON (to stdout by default)
-  add category NAME [--description D]
-  add host PATTERN --category NAME     PATTERN: example.com | *.example.com | .example.com
-  add url PATTERN --category NAME [--description D]       RE2, matched against the whole URL
-  add signature NAME --target T --pattern RE2 [--action block|warn|monitor]
-        [--severity low|medium|high|critical] [--validator luhn|ssn] [--description D]
-        T: url, request_header, response_header, request_body, response_body
-  add policy NAME --action A [--priority N] [--user U] [--group G] [--client CIDR] [--category C] [--all]
-        A: allow, block, warn, monitor, bypass_inspection; lower priority is evaluated first.
-        With no condition a policy applies to everyone: that needs --all. Every command
-        refuses an option it does not take (exit 2, nothing changed).
-  remove KIND KEY | enable KIND KEY | disable KIND KEY
-  list [--kind K] [--json]
-  test --url URL [--method M] [--request-header 'K: V']... [--request-body FILE]
-       [--response-header 'K: V']... [--response-body FILE] [--user U] [--group G] [--client IP]
-        prints the verdict and the rule that decided it, using the gateway's own matching code
-  user add NAME --password-file F [--group G]...   proxy users (password: PBKDF2-HMAC-SHA256)
-  user passwd NAME --password-file F | user groups NAME [--group G]... | user remove NAME | user list
-  group add NAME | group remove NAME | group list
-  history [--limit N] [--json]           what each write did: who, when, which rules
-  diff VERSION [VERSION]  [--json]       the rules added, removed and changed between two
-                                         versions (the second: the current one by default)
-  rollback VERSION                       a new version with the rules of VERSION (users stay);
-                                         recorded in the history. The newest 50 versions are kept.
-  stats
-
-Every write prints what it changed, rule by rule, and the new ruleset version.
-
-options for every command: --actor NAME (recorded in the history; default $USER)
-)";
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -336,6 +295,18 @@ int dispatch(const Args& a, RuleDb* db_ptr) {
     if (cmd == "stats") {
         Counts n = db->counts();
         RuleData d = db->load();
+        if (a.has("--json")) {
+            nlohmann::json j = {{"version", d.version},
+                                {"updated", d.meta.count("updated") ? d.meta["updated"] : ""},
+                                {"source", d.meta.count("source") ? d.meta["source"] : ""},
+                                {"categories", n.categories},
+                                {"hosts", n.hosts},
+                                {"url_patterns", n.url_patterns},
+                                {"signatures", n.signatures},
+                                {"policies", n.policies}};
+            std::cout << j.dump() << "\n";
+            return 0;
+        }
         std::cout << "ruleset version: " << d.version << "\n"
                   << "updated:         " << (d.meta.count("updated") ? d.meta["updated"] : "never") << "\n"
                   << "source:          " << (d.meta.count("source") ? d.meta["source"] : "-") << "\n"
@@ -346,102 +317,125 @@ int dispatch(const Args& a, RuleDb* db_ptr) {
                   << "policies:        " << n.policies << "\n";
         return 0;
     }
-    usage_error("unknown command " + cmd);
+    usage_error("unknown command " + cmd);  // the grammar in declare() lets no other through
 }
 
-// The options each command takes (--db and --actor go with every one). An option not listed
-// is an error (exit 2, nothing changed): a typo such as --categroy once turned a policy for one
+// The grammar: every command and the options it takes. An option a command does not take is an
+// error (exit 2, nothing changed): a typo such as --categroy once turned a policy for one
 // category into a policy for everything.
-const std::set<std::string>& options_for(const Args& a) {
-    static const std::map<std::string, std::set<std::string>> table = {
-        {"init", {}},
-        {"import", {"--format", "--category", "--lenient"}},
-        {"export", {"--out"}},
-        {"add category", {"--description"}},
-        {"add host", {"--category"}},
-        {"add url", {"--category", "--description"}},
-        {"add signature", {"--target", "--pattern", "--action", "--severity", "--validator", "--description"}},
-        {"add policy", {"--action", "--priority", "--user", "--group", "--client", "--category", "--all"}},
-        {"remove", {}},
-        {"enable", {}},
-        {"disable", {}},
-        {"list", {"--kind", "--json"}},
-        {"test", {"--url", "--method", "--request-header", "--request-body", "--response-header", "--response-body",
-                  "--user", "--group", "--client", "--json"}},
-        {"user", {"--password-file", "--group", "--json"}},
-        {"group", {"--json"}},
-        {"history", {"--limit", "--json"}},
-        {"diff", {"--json"}},
-        {"rollback", {}},
-        {"stats", {"--json"}},
-    };
-    static const std::set<std::string> none;
-    std::string key = a.positional[0];
-    if (key == "add" && a.positional.size() >= 2) key += " " + a.positional[1];
-    auto it = table.find(key);
-    return it == table.end() ? none : it->second;
-}
+void declare(CLI::App& app) {
+    app.description(
+        "Keeps Vigil's rule database: categories, host entries, URL patterns, RE2 signatures, policies.\n"
+        "Every change is one transaction, validated before it is written, recorded in the history, and\n"
+        "printed (what changed, rule by rule, and the new ruleset version).");
+    app.require_subcommand(1);
+    app.add_option("--db", "the rule database (SQLite)")->required()->type_name("FILE");
+    app.add_option("--actor", "recorded in the history (default $USER)")->type_name("NAME");
 
-// Levenshtein distance, for "did you mean".
-size_t edit_distance(const std::string& x, const std::string& y) {
-    std::vector<size_t> row(y.size() + 1);
-    for (size_t j = 0; j <= y.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= x.size(); ++i) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= y.size(); ++j) {
-            const size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (x[i - 1] == y[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[y.size()];
-}
+    app.add_subcommand("init", "create an empty database (idempotent)");
 
-void check_options(const Args& a) {
-    const auto& allowed = options_for(a);
-    for (const auto& [name, value] : a.opts) {
-        if (name == "--db" || name == "--actor" || allowed.count(name)) continue;
-        std::string near;
-        for (const auto& o : allowed)
-            if (edit_distance(name, o) <= 2) near = o;
-        std::string cmd = a.positional[0] + (a.positional[0] == "add" && a.positional.size() >= 2 ? " " + a.positional[1] : "");
-        usage_error("unknown option " + name + " for " + cmd + (near.empty() ? "" : "; did you mean " + near + "?"));
+    auto* import = app.add_subcommand("import", "import rules from a file or a UT1 folder");
+    import->add_option("FILE", "the file (or folder, for ut1)")->required();
+    import->add_option("--format", "json (native), csv, hosts, domains, adblock, ut1 (default: from the file)")
+        ->check(CLI::IsMember({"json", "csv", "hosts", "domains", "adblock", "ut1"}));
+    import->add_option("--category", "the category of a hosts, domains or adblock list");
+    flag(*import, "--lenient", "skip (and count) lines that cannot be used instead of refusing the file");
+    import->footer("Prints how many lines were used and skipped, by reason. Strict by default: a line that "
+                   "cannot be used refuses the whole file and nothing is written.");
+
+    app.add_subcommand("export", "the rules as native JSON")->add_option("--out", "write to FILE (default stdout)")->type_name("FILE");
+
+    auto* add = app.add_subcommand("add", "add a rule")->require_subcommand(1);
+    auto* category = add->add_subcommand("category", "a category");
+    category->add_option("NAME", "")->required();
+    category->add_option("--description", "");
+    auto* host = add->add_subcommand("host", "a host entry: example.com | *.example.com | .example.com");
+    host->add_option("PATTERN", "")->required();
+    host->add_option("--category", "")->required();
+    auto* url = add->add_subcommand("url", "a URL pattern: RE2, matched against the whole URL");
+    url->add_option("PATTERN", "")->required();
+    url->add_option("--category", "")->required();
+    url->add_option("--description", "");
+    auto* sig = add->add_subcommand("signature", "an RE2 signature for a URL, a header or a body");
+    sig->add_option("NAME", "")->required();
+    sig->add_option("--target", "")->required()->check(
+        CLI::IsMember({"url", "request_header", "response_header", "request_body", "response_body"}));
+    sig->add_option("--pattern", "RE2")->required();
+    sig->add_option("--action", "(default block)")->check(CLI::IsMember({"block", "warn", "monitor"}));
+    sig->add_option("--severity", "(default medium)")->check(CLI::IsMember({"low", "medium", "high", "critical"}));
+    sig->add_option("--validator", "a check on what matched")->check(CLI::IsMember({"luhn", "ssn"}));
+    sig->add_option("--description", "");
+    auto* policy = add->add_subcommand("policy", "who gets which action; lower priority is evaluated first");
+    policy->add_option("NAME", "")->required();
+    policy->add_option("--action", "")->required()->check(
+        CLI::IsMember({"allow", "block", "warn", "monitor", "bypass_inspection"}));
+    policy->add_option("--priority", "(default 100)")->check(CLI::Number);
+    policy->add_option("--user", "");
+    policy->add_option("--group", "");
+    policy->add_option("--client", "")->type_name("CIDR");
+    policy->add_option("--category", "");
+    flag(*policy, "--all", "apply to everyone: needed when no condition is given");
+
+    for (const char* verb : {"remove", "enable", "disable"}) {
+        auto* c = app.add_subcommand(verb, std::string(verb) + " a rule");
+        c->add_option("KIND", "category, host, url, signature, policy")->required();
+        c->add_option("KEY", "its name or pattern")->required();
     }
+    auto* list = app.add_subcommand("list", "the rules");
+    list->add_option("--kind", "only this kind");
+    flag(*list, "--json", "the native JSON of what is listed");
+
+    auto* test = app.add_subcommand("test", "the verdict for a request, with the gateway's own matching code");
+    test->add_option("--url", "")->required();
+    test->add_option("--method", "");
+    test->add_option("--request-header", "'Name: value' (repeatable)")->take_all()->allow_extra_args(false);
+    test->add_option("--request-body", "")->type_name("FILE");
+    test->add_option("--response-header", "'Name: value' (repeatable)")->take_all()->allow_extra_args(false);
+    test->add_option("--response-body", "")->type_name("FILE");
+    test->add_option("--user", "");
+    test->add_option("--group", "(repeatable; default: the user's groups in the database)")->take_all()->allow_extra_args(false);
+    test->add_option("--client", "the client address (default 127.0.0.1)")->type_name("IP");
+    flag(*test, "--json", "");
+
+    auto* user = app.add_subcommand("user", "proxy users (passwords: PBKDF2-HMAC-SHA256)")->require_subcommand(1);
+    auto* uadd = user->add_subcommand("add", "");
+    uadd->add_option("NAME", "")->required();
+    uadd->add_option("--password-file", "'-' reads standard input")->required()->type_name("FILE");
+    uadd->add_option("--group", "(repeatable)")->take_all()->allow_extra_args(false);
+    auto* passwd = user->add_subcommand("passwd", "");
+    passwd->add_option("NAME", "")->required();
+    passwd->add_option("--password-file", "'-' reads standard input")->required()->type_name("FILE");
+    auto* ugroups = user->add_subcommand("groups", "replace the user's groups");
+    ugroups->add_option("NAME", "")->required();
+    ugroups->add_option("--group", "(repeatable)")->take_all()->allow_extra_args(false);
+    user->add_subcommand("remove", "")->add_option("NAME", "")->required();
+    flag(*user->add_subcommand("list", ""), "--json", "");
+    auto* group = app.add_subcommand("group", "groups")->require_subcommand(1);
+    group->add_subcommand("add", "")->add_option("NAME", "")->required();
+    group->add_subcommand("remove", "")->add_option("NAME", "")->required();
+    flag(*group->add_subcommand("list", ""), "--json", "");
+
+    auto* history = app.add_subcommand("history", "what each write did: who, when, which rules");
+    history->add_option("--limit", "(default 20)")->check(CLI::PositiveNumber);
+    flag(*history, "--json", "the full rows");
+    auto* diff = app.add_subcommand("diff", "the rules added, removed and changed between two versions");
+    diff->add_option("FROM", "a version")->required();
+    diff->add_option("TO", "a version (default: the current one)");
+    flag(*diff, "--json", "");
+    app.add_subcommand("rollback", "a new version with the rules of VERSION (users stay); the newest 50 are kept")
+        ->add_option("VERSION", "")->required();
+    flag(*app.add_subcommand("stats", "the ruleset version and how many rules of each kind"), "--json", "");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    Args a;
-    static const std::set<std::string> flags = {"--json", "--all", "--lenient"};
-    for (int i = 1; i < argc; ++i) {
-        std::string s = argv[i];
-        if (s == "--help" || s == "-h") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (s == "--version") {
-            std::cout << "vigil-rules 0.1.0\n";
-            return 0;
-        }
-        if (s.rfind("--", 0) == 0) {
-            if (flags.count(s)) {
-                a.opts.emplace(s, "1");
-                continue;
-            }
-            if (i + 1 >= argc) usage_error(s + " needs a value");
-            a.opts.emplace(s, argv[++i]);
-        } else {
-            a.positional.push_back(s);
-        }
-    }
-    if (a.positional.empty()) usage_error("missing command");
-    check_options(a);
+    CLI::App app{"", "vigil-rules"};
+    declare(app);
+    if (int rc = vigil::core::cli::parse(app, argc, argv); rc >= 0) return rc;
+    const Args a = vigil::core::cli::collect(app);
     try {
         return run(a);
-    } catch (const RulesError& e) {
-        std::cerr << "vigil-rules: " << e.what() << "\n";
     } catch (const std::exception& e) {
         std::cerr << "vigil-rules: " << e.what() << "\n";
     }

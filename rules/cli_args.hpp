@@ -5,28 +5,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "core/cli.hpp"
 #include "rules/db.hpp"
 
 namespace vigil::rules::cli {
 
-struct Args {
-    std::vector<std::string> positional;
-    std::multimap<std::string, std::string> opts;
-    std::string get(const std::string& k, const std::string& def = "") const {
-        auto it = opts.find(k);
-        return it == opts.end() ? def : it->second;
-    }
-    std::vector<std::string> all(const std::string& k) const {
-        std::vector<std::string> out;
-        for (auto [a, b] = opts.equal_range(k); a != b; ++a) out.push_back(a->second);
-        return out;
-    }
-    bool has(const std::string& k) const { return opts.count(k) > 0; }
-};
+// What the command line said (parsed by CLI11 in cli.cpp, see core/cli.hpp).
+using Args = vigil::core::cli::Args;
 
 [[noreturn]] inline void usage_error(const std::string& msg) {
     std::cerr << "vigil-rules: " << msg << " (see vigil-rules --help)\n";

@@ -30,6 +30,13 @@ int cmd_user(RuleDb& db, const Args& a) {
     if (a.positional.size() < 2) usage_error("user add|passwd|groups|remove|list");
     const std::string& sub = a.positional[1];
     if (sub == "list") {
+        if (a.has("--json")) {
+            nlohmann::json out = nlohmann::json::array();
+            for (const auto& u : db.load().users)
+                out.push_back({{"name", u.name}, {"groups", u.groups}, {"enabled", u.enabled}});
+            std::cout << out.dump() << "\n";
+            return 0;
+        }
         for (const auto& u : db.load().users) {
             std::string groups;
             for (const auto& g : u.groups) groups += (groups.empty() ? "" : ",") + g;
@@ -67,6 +74,10 @@ int cmd_user(RuleDb& db, const Args& a) {
 
 int cmd_group(RuleDb& db, const Args& a) {
     if (a.positional.size() >= 2 && a.positional[1] == "list") {
+        if (a.has("--json")) {
+            std::cout << nlohmann::json(db.load().groups).dump() << "\n";
+            return 0;
+        }
         for (const auto& g : db.load().groups) std::cout << g << "\n";
         return 0;
     }
