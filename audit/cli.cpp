@@ -16,57 +16,33 @@
 #include <sstream>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/cli.hpp"
 #include "core/sqlite.hpp"
 #include "core/txid.hpp"
 #include "audit/filter.hpp"
 #include "audit/store.hpp"
 
 using namespace vigil::audit;
+using vigil::core::cli::flag;
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: vigil-audit --db FILE COMMAND [options]
-
-Reads Vigil's audit log (opened read-only, except by prune).
-
-commands:
-  query [filters] [--format table|json|csv] [--limit N]   newest first (default limit 100)
-  show ID                       one record, every field: ID is a row number or a transaction ID
-                                (the reference on Vigil's pages)
-  tail [-f] [--limit N]         the newest records; -f follows new ones as they are written
-  stats --by host|category|user|rule|action|hour [filters] [--top N] [--exact]   counts and bytes
-  export --format jsonl|csv [filters]                     everything that matches, oldest first
-  verify                        walks the hash chain; names the first row that does not verify
-  prune --before DATE           deletes older records, leaving a checkpoint so the rest verifies
-
-filters:
-  --since T / --until T         relative (30m, 2h, 7d) or ISO-8601 (2026-11-27, 2026-11-27T10:00:00Z)
-  --user U  --client IP  --host H (H and names below it)  --action A  --category C  --rule R
-  --status N  --url-contains S  --kind transaction|refused|splice|system  --cache HIT|MISS|REVALIDATED
-)";
 
 [[noreturn]] void fail(const std::string& msg, int code = 1) {
     std::cerr << "vigil-audit: " << msg << "\n";
     std::exit(code);
 }
 
-struct Args {
-    std::vector<std::string> positional;
-    std::map<std::string, std::string> opts;
-    std::set<std::string> flags;
-    bool has(const std::string& k) const { return opts.count(k) > 0; }
-    std::string get(const std::string& k, const std::string& def = "") const {
-        auto it = opts.find(k);
-        return it == opts.end() ? def : it->second;
-    }
-};
+using Args = vigil::core::cli::Args;
 
 int64_t now_ms();
 
 // Filter errors are usage errors: one line, exit 2.
 Where filters(const Args& a) {
     try {
-        return build_filters(a.opts, now_ms());
+        return build_filters(std::map<std::string, std::string>(a.opts.begin(), a.opts.end()), now_ms());
     } catch (const FilterError& e) {
         fail(e.what(), 2);
     }
@@ -148,7 +124,7 @@ void print_table_header() {
 
 int cmd_query(Store& s, const Args& a, bool export_all) {
     Where w = filters(a);
-    std::string format = a.get("--format", export_all ? "" : "table");
+    std::string format = a.get("--format", export_all ? "" : a.has("--json") ? "json" : "table");
     if (export_all ? (format != "jsonl" && format != "csv") : (format != "table" && format != "json" && format != "csv"))
         fail("--format must be " + std::string(export_all ? "jsonl or csv" : "table, json or csv"), 2);
     std::string sql = select_records() + w.sql;
@@ -200,6 +176,10 @@ int cmd_show(Store& s, const Args& a) {
     Query& q = *found;
     int64_t id;
     Record r = row_record(q, id);
+    if (a.has("--json")) {
+        std::cout << to_json(id, r) << "\n";
+        return 0;
+    }
     auto cols = record_columns();
     auto vals = record_values(r);
     std::cout << std::left << std::setw(20) << "id" << id << "\n";
@@ -223,7 +203,7 @@ int cmd_tail(Store& s, const Args& a) {
         }
     }
     std::cout.flush();
-    if (!a.flags.count("-f")) return 0;
+    if (!a.has("-f")) return 0;
     for (;;) {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         Query q(s.db(), select_records() + " WHERE id > CAST(? AS INTEGER) ORDER BY id", {std::to_string(last)});
@@ -250,7 +230,7 @@ int cmd_stats(Store& s, const Args& a) {
     static const std::set<std::string> row_filters = {"--user", "--client", "--host", "--action", "--kind",
                                                       "--category", "--rule", "--status", "--url-contains",
                                                       "--cache"};
-    const bool rollup = s.has_rollups() && !a.flags.count("--exact") &&
+    const bool rollup = s.has_rollups() && !a.has("--exact") &&
                         std::none_of(row_filters.begin(), row_filters.end(), [&](const auto& f) { return a.has(f); });
     if (rollup) {
         const int64_t since = a.has("--since") ? time_arg("--since", a.get("--since")) : 0;
@@ -280,6 +260,14 @@ int cmd_stats(Store& s, const Args& a) {
             return x.second.count != y.second.count ? x.second.count > y.second.count : x.first < y.first;
         });
     rows.resize(std::min(rows.size(), static_cast<size_t>(std::stoull(top))));
+    if (a.has("--json")) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& [key, r] : rows)
+            out.push_back({{a.get("--by"), key}, {"count", r.count}, {"blocked", r.blocked}, {"bytes_in", r.bytes_in},
+                           {"bytes_out", r.bytes_out}});
+        std::cout << out.dump() << "\n";
+        return 0;
+    }
     std::cout << std::left << std::setw(44) << a.get("--by") << std::right << std::setw(10) << "count" << std::setw(10)
               << "blocked" << std::setw(14) << "bytes in" << std::setw(14) << "bytes out" << "\n";
     for (const auto& [key, r] : rows)
@@ -296,52 +284,61 @@ void print_gaps(const Store& s, std::ostream& out) {
         out << "note: at " << iso(ts) << " " << reason << "\n";
 }
 
+// The grammar: every command and the options it takes. An option a command does not take is an
+// error (exit 2): `query --conn C32` once answered with every record, as if unfiltered.
+void declare(CLI::App& app) {
+    app.description("Reads Vigil's audit log (opened read-only, except by prune).");
+    app.require_subcommand(1);
+    app.add_option("--db", "the audit log (SQLite)")->required()->type_name("FILE");
+    auto filters = [](CLI::App* c) {
+        c->add_option("--since", "relative (30m, 2h, 7d) or ISO-8601 (2026-11-27, 2026-11-27T10:00:00Z)")->type_name("T");
+        c->add_option("--until", "as --since")->type_name("T");
+        c->add_option("--user", "");
+        c->add_option("--client", "")->type_name("IP");
+        c->add_option("--host", "the host and names below it");
+        c->add_option("--action", "allow, block, warn, monitor, bypass, refuse, error, aborted, ...");
+        c->add_option("--category", "");
+        c->add_option("--rule", "");
+        c->add_option("--status", "")->type_name("N");
+        c->add_option("--url-contains", "")->type_name("S");
+        c->add_option("--kind", "")->check(CLI::IsMember({"transaction", "refused", "splice", "system"}));
+        c->add_option("--cache", "")->check(CLI::IsMember({"HIT", "MISS", "REVALIDATED"}));
+    };
+    auto* query = app.add_subcommand("query", "records, newest first");
+    filters(query);
+    query->add_option("--format", "(default table)")->check(CLI::IsMember({"table", "json", "csv"}));
+    flag(*query, "--json", "as --format json");
+    query->add_option("--limit", "(default 100)")->check(CLI::NonNegativeNumber);
+    auto* show = app.add_subcommand("show", "one record, every field");
+    show->add_option("ID", "a row number or a transaction ID (the reference on Vigil's pages)")->required();
+    flag(*show, "--json", "");
+    auto* tail = app.add_subcommand("tail", "the newest records");
+    flag(*tail, "-f", "follow new records as they are written");
+    tail->add_option("--limit", "(default 20)")->check(CLI::NonNegativeNumber);
+    auto* stats = app.add_subcommand("stats", "counts and bytes by one dimension");
+    stats->add_option("--by", "")->required()->check(CLI::IsMember({"host", "category", "user", "rule", "action", "hour"}));
+    filters(stats);
+    stats->add_option("--top", "(default 20)")->check(CLI::NonNegativeNumber);
+    flag(*stats, "--exact", "count the rows, not the hourly roll-ups");
+    flag(*stats, "--json", "");
+    auto* exp = app.add_subcommand("export", "everything that matches, oldest first");
+    exp->add_option("--format", "")->required()->check(CLI::IsMember({"jsonl", "csv"}));
+    filters(exp);
+    auto* verify = app.add_subcommand("verify", "walks the hash chain; names the first row that does not verify");
+    flag(*verify, "--json", "");
+    app.add_subcommand("prune", "deletes older records, leaving a checkpoint so the rest verifies")
+        ->add_option("--before", "")->required()->type_name("DATE");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    Args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string s = argv[i];
-        if (s == "--help" || s == "-h") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (s == "--version") {
-            std::cout << "vigil-audit 0.1.0\n";
-            return 0;
-        }
-        if (s == "-f" || s == "--exact") {
-            a.flags.insert(s);
-        } else if (s.rfind("--", 0) == 0) {
-            if (i + 1 >= argc) fail(s + " needs a value", 2);
-            a.opts[s] = argv[++i];
-        } else {
-            a.positional.push_back(s);
-        }
-    }
-    if (!a.has("--db")) fail("--db FILE is required (see vigil-audit --help)", 2);
-    if (a.positional.empty()) fail("missing command (see vigil-audit --help)", 2);
+    CLI::App app{"", "vigil-audit"};
+    declare(app);
+    if (int rc = vigil::core::cli::parse(app, argc, argv); rc >= 0) return rc;
+    const Args a = vigil::core::cli::collect(app);
     const std::string cmd = a.positional[0];
-    static const std::set<std::string> known = {"query", "show", "tail", "stats", "export", "verify", "prune"};
-    if (!known.count(cmd)) fail("unknown command " + cmd + " (see vigil-audit --help)", 2);
-    // An option the command does not take is an error: `query --conn C32` used to answer with
-    // every record, as if unfiltered.
-    static const std::set<std::string> filter_opts = {"--since", "--until", "--user", "--client", "--host",
-                                                      "--action", "--category", "--rule", "--status",
-                                                      "--url-contains", "--kind", "--cache"};
-    static const std::map<std::string, std::set<std::string>> extra = {
-        {"query", {"--format", "--limit"}}, {"show", {}}, {"tail", {"--limit", "-f"}},
-        {"stats", {"--by", "--top", "--exact"}}, {"export", {"--format"}}, {"verify", {}}, {"prune", {"--before"}}};
-    const bool filters_ok = cmd == "query" || cmd == "stats" || cmd == "export";
-    auto takes = [&](const std::string& o) {
-        return o == "--db" || extra.at(cmd).count(o) || (filters_ok && filter_opts.count(o));
-    };
-    for (const auto& [o, v] : a.opts)
-        if (!takes(o)) fail("unknown option " + o + " for " + cmd + " (see vigil-audit --help)", 2);
-    for (const auto& f : a.flags)
-        if (!takes(f)) fail("unknown option " + f + " for " + cmd + " (see vigil-audit --help)", 2);
-    try {
-        auto store = Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
+    try {        auto store = Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
         if (cmd == "query") return cmd_query(*store, a, false);
         if (cmd == "export") return cmd_query(*store, a, true);
         if (cmd == "show") return cmd_show(*store, a);
@@ -353,6 +350,17 @@ int main(int argc, char** argv) {
         }
         if (cmd == "verify") {
             auto r = store->verify();
+            if (a.has("--json")) {
+                const std::string rollups = r.ok ? store->verify_rollups() : "";
+                nlohmann::json j = {{"verified", r.ok && rollups.empty()}, {"rows", r.rows}};
+                if (!r.ok) j["bad_row"] = r.bad_row, j["problem"] = r.problem;
+                if (!rollups.empty()) j["problem"] = rollups;
+                nlohmann::json gaps = nlohmann::json::array();
+                for (const auto& [ts, reason] : store->unclean_stops()) gaps.push_back({{"at", iso(ts)}, {"reason", reason}});
+                j["unclean_stops"] = gaps;
+                std::cout << j.dump() << "\n";
+                return j["verified"].get<bool>() ? 0 : 3;
+            }
             if (!r.ok) {
                 std::cout << "NOT VERIFIED: row " << r.bad_row << " " << r.problem << "\n";
                 return 3;

@@ -9,6 +9,8 @@
 namespace vigil::core::cli {
 namespace {
 
+std::vector<std::string> subcommand_names(CLI::App& app);
+
 // Edits (insert, delete, replace, swap two neighbours) from x to y: "lsit" is one from "list".
 size_t edit_distance(const std::string& x, const std::string& y) {
     std::vector<std::vector<size_t>> d(x.size() + 1, std::vector<size_t>(y.size() + 1));
@@ -54,6 +56,23 @@ std::vector<std::string> subcommand_names(CLI::App& app) {
     std::vector<std::string> out;
     for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) out.push_back(sub->get_name());
     return out;
+}
+
+// CLI11's messages, in the words of the rest of Vigil where they are awkward.
+std::string plain(CLI::App& app, const CLI::ParseError& e) {
+    const std::string what = e.what();
+    const std::string name = what.substr(0, what.find(':'));
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+        if (what.find("At Most") != std::string::npos) return name + " is given more than once";
+        if (what.find("missing") != std::string::npos) return name + " needs a value";
+    }
+    if (dynamic_cast<const CLI::RequiredError*>(&e) && what.find("subcommand") != std::string::npos) {
+        const CLI::App& inner = innermost(app);
+        std::string names;
+        for (const auto& n : subcommand_names(const_cast<CLI::App&>(inner))) names += (names.empty() ? "" : ", ") + n;
+        return "a command is needed: " + names;
+    }
+    return what;
 }
 
 }  // namespace
@@ -127,7 +146,7 @@ int parse(CLI::App& app, int argc, char** argv) {
         return app.exit(e);  // --help or --version, printed
     } catch (const CLI::ParseError& e) {
         // A missing command or value is often the consequence of a mistyped word: name that.
-        if (app.remaining(true).empty()) usage_error(app, e.what());
+        if (app.remaining(true).empty()) usage_error(app, plain(app, e));
     }
     const CLI::App& inner = innermost(app);
     const auto rest = app.remaining(true);

@@ -98,7 +98,8 @@ def tearDownModule():
 
 
 def records(*filters):
-    out = va("query", "--format", "json", "--limit", "1000", *filters).stdout
+    limit = () if "--limit" in filters else ("--limit", "1000")
+    out = va("query", "--format", "json", *limit, *filters).stdout
     return json.loads(out)
 
 
