@@ -9,14 +9,15 @@
 #include <unistd.h>
 #include <charconv>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "ca-tools/kit.hpp"
+#include "core/cli.hpp"
 #include "tls/ca.hpp"
 
 namespace fs = std::filesystem;
@@ -24,46 +25,10 @@ using namespace vigil::tls;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: vigil-ca COMMAND --dir DIR [options]
-
-Creates, rotates, inspects and exports the CA that Vigil mints interception certificates from.
-
-commands:
-  init --dir DIR [--org NAME] [--cn NAME] [--key ec-p256|ec-p384|rsa-3072|rsa-4096]
-       [--root-days N] [--issuing-days N] [--no-issuing] [--root-key-passphrase-file F] [--force]
-        A root CA and an issuing CA signed by it (the gateway uses only the issuing key).
-        Keys are 0600, DIR 0700. --root-key-passphrase-file takes a file, - (stdin), env:NAME
-        or fd:N. With --root-key-passphrase-file the root key is stored
-        encrypted (PKCS#8, AES-256) so it can live offline. Refuses to overwrite without --force.
-  csr --dir DIR --out FILE [--org NAME] [--cn NAME] [--key TYPE]
-        Enterprise path: a new issuing key (issuing-pending.key) and a CSR for your PKI to sign.
-  install-issuing --dir DIR --cert FILE [--chain FILE]
-        Installs the signed issuing certificate (and intermediates) for the pending key. The
-        certificate must match the key and be a CA; with --chain ending in a root, root.pem is
-        written too. The gateway then sends leaf + issuing + intermediates.
-  rotate --dir DIR [--issuing-days N] [--root-key-passphrase-file F]
-        A new issuing CA under the same root; the old one is kept in DIR/old/. Send the
-        gateway SIGHUP to use it (no connection is dropped).
-  show --dir DIR [--json]
-        Subject, issuer, key, validity, days left, SHA-256 and SHA-1 fingerprints, chain check.
-  export --dir DIR --format pem|der|p12 [--which root|issuing] --out FILE
-        Certificates only, never a key (p12: certificate-only, empty password).
-  kit --dir DIR --out KITDIR
-        A deployment kit: the root in every format, per-platform install files and steps.
-)";
-
-struct Args {
-    std::string command;
-    std::map<std::string, std::string> opts;
-    bool has(const std::string& k) const { return opts.count(k) > 0; }
-    std::string get(const std::string& k, const std::string& def = "") const {
-        auto it = opts.find(k);
-        return it == opts.end() ? def : it->second;
-    }
-};
+using Args = vigil::core::cli::Args;
 
 [[noreturn]] void usage_error(const std::string& msg) {
-    std::cerr << "vigil-ca: " << msg << " (see vigil-ca --help)\n";
+    std::cerr << "vigil-ca: " << msg << " (see vigil-ca --help)\n";  // after parsing: values that do not fit
     std::exit(2);
 }
 
@@ -126,7 +91,7 @@ std::string read_passphrase(const Args& a) {
 
 fs::path need_dir(const Args& a) {
     fs::path dir = a.get("--dir");
-    if (dir.empty()) usage_error(a.command + " needs --dir DIR");
+    if (dir.empty()) usage_error(a.positional[0] + " needs --dir DIR");
     return dir;
 }
 
@@ -386,57 +351,73 @@ int cmd_kit(const Args& a) {
     return 0;
 }
 
+// The grammar: every command and the options it takes; anything else is refused (exit 2).
+void declare(CLI::App& app) {
+    using vigil::core::cli::flag;
+    app.description("Creates, rotates, inspects and exports the CA that Vigil mints interception certificates from.");
+    app.require_subcommand(1);
+    const std::string passphrase_help =
+        "the root key's passphrase: a file, - (the first line of standard input), env:NAME or fd:N";
+    auto dir = [](CLI::App* c) { c->add_option("--dir", "the CA folder")->required()->type_name("DIR"); };
+    auto key = [](CLI::App* c) {
+        c->add_option("--key", "(default ec-p256)")->check(CLI::IsMember({"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}));
+    };
+    auto* init = app.add_subcommand("init", "a root CA and an issuing CA signed by it (the gateway uses only the issuing key)");
+    dir(init);
+    init->add_option("--org", "(default Vigil)")->type_name("NAME");
+    init->add_option("--cn", "(default ORG Root CA)")->type_name("NAME");
+    key(init);
+    init->add_option("--root-days", "(default 3650)")->type_name("N");
+    init->add_option("--days", "as --root-days")->type_name("N");
+    init->add_option("--issuing-days", "(default 730)")->type_name("N");
+    flag(*init, "--no-issuing", "the gateway signs with the root key itself");
+    const std::string encrypted_help = passphrase_help + "; the root key is then stored encrypted (PKCS#8, AES-256)";
+    init->add_option("--root-key-passphrase-file", encrypted_help)
+        ->type_name("SOURCE");
+    flag(*init, "--force", "replace a CA already in DIR");
+    init->footer("Keys are 0600, DIR 0700. Refuses to overwrite without --force.");
+    auto* csr = app.add_subcommand("csr", "enterprise path: a new issuing key (issuing-pending.key) and a CSR for your PKI to sign");
+    dir(csr);
+    csr->add_option("--out", "")->required()->type_name("FILE");
+    csr->add_option("--org", "")->type_name("NAME");
+    csr->add_option("--cn", "")->type_name("NAME");
+    key(csr);
+    auto* install = app.add_subcommand("install-issuing", "installs the signed issuing certificate for the pending key");
+    dir(install);
+    install->add_option("--cert", "the signed issuing certificate")->required()->type_name("FILE");
+    install->add_option("--chain", "the intermediates and the root (root.pem becomes this root)")->type_name("FILE");
+    auto* rotate = app.add_subcommand("rotate", "a new issuing CA under the same root; the old one is kept in DIR/old/");
+    dir(rotate);
+    rotate->add_option("--issuing-days", "(default 730)")->type_name("N");
+    rotate->add_option("--root-key-passphrase-file", passphrase_help)->type_name("SOURCE");
+    auto* show = app.add_subcommand("show", "subject, issuer, key, validity, fingerprints, chain check");
+    dir(show);
+    flag(*show, "--json", "");
+    auto* exp = app.add_subcommand("export", "certificates only, never a key (p12: certificate-only, empty password)");
+    dir(exp);
+    exp->add_option("--format", "")->required()->check(CLI::IsMember({"pem", "der", "p12"}));
+    exp->add_option("--which", "(default root)")->check(CLI::IsMember({"root", "issuing"}));
+    exp->add_option("--out", "")->required()->type_name("FILE");
+    auto* kit = app.add_subcommand("kit", "a deployment kit: the root in every format, per-platform install files and steps");
+    dir(kit);
+    kit->add_option("--out", "")->required()->type_name("KITDIR");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) usage_error("missing command");
-    std::string first = argv[1];
-    if (first == "--help" || first == "-h" || first == "help") {
-        std::cout << kUsage;
-        return 0;
-    }
-    if (first == "--version") {
-        std::cout << "vigil-ca 0.1.0\n";
-        return 0;
-    }
-    Args a;
-    a.command = first;
-    for (int i = 2; i < argc; ++i) {
-        std::string k = argv[i];
-        if (k == "--help") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (k == "--force" || k == "--no-issuing" || k == "--json") {
-            a.opts[k] = "1";
-            continue;
-        }
-        if (k.rfind("--", 0) != 0 || i + 1 >= argc) usage_error("unexpected argument " + k);
-        a.opts[k] = argv[++i];
-    }
-    static const std::map<std::string, std::vector<std::string>> allowed = {
-        {"init", {"--dir", "--org", "--cn", "--days", "--root-days", "--issuing-days", "--key", "--force", "--no-issuing",
-                  "--root-key-passphrase-file"}},
-        {"csr", {"--dir", "--out", "--org", "--cn", "--key"}},
-        {"install-issuing", {"--dir", "--cert", "--chain"}},
-        {"rotate", {"--dir", "--issuing-days", "--root-key-passphrase-file"}},
-        {"show", {"--dir", "--json"}},
-        {"export", {"--dir", "--format", "--which", "--out"}},
-        {"kit", {"--dir", "--out"}},
-    };
-    auto it = allowed.find(a.command);
-    if (it == allowed.end()) usage_error("unknown command " + a.command);
-    for (const auto& [k, v] : a.opts) {
-        if (std::find(it->second.begin(), it->second.end(), k) == it->second.end())
-            usage_error(a.command + " does not take " + k);
-    }
+    CLI::App app{"", "vigil-ca"};
+    declare(app);
+    if (int rc = vigil::core::cli::parse(app, argc, argv); rc >= 0) return rc;
+    const Args a = vigil::core::cli::collect(app);
+    const std::string& command = a.positional[0];
     try {
-        if (a.command == "init") return cmd_init(a);
-        if (a.command == "csr") return cmd_csr(a);
-        if (a.command == "install-issuing") return cmd_install_issuing(a);
-        if (a.command == "rotate") return cmd_rotate(a);
-        if (a.command == "show") return cmd_show(a);
-        if (a.command == "export") return cmd_export(a);
+        if (command == "init") return cmd_init(a);
+        if (command == "csr") return cmd_csr(a);
+        if (command == "install-issuing") return cmd_install_issuing(a);
+        if (command == "rotate") return cmd_rotate(a);
+        if (command == "show") return cmd_show(a);
+        if (command == "export") return cmd_export(a);
         return cmd_kit(a);
     } catch (const std::exception& e) {
         std::cerr << "vigil-ca: " << e.what() << "\n";

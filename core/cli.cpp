@@ -66,6 +66,12 @@ std::string plain(CLI::App& app, const CLI::ParseError& e) {
         if (what.find("At Most") != std::string::npos) return name + " is given more than once";
         if (what.find("missing") != std::string::npos) return name + " needs a value";
     }
+    if (const auto set = what.find(" not in {"); dynamic_cast<const CLI::ValidationError*>(&e) && set != std::string::npos) {
+        const auto colon = what.find(": ");
+        std::string choices = what.substr(set + 9, what.rfind('}') - set - 9);
+        for (size_t p = 0; (p = choices.find(',', p)) != std::string::npos; p += 2) choices.replace(p, 1, ", ");
+        return name + " must be one of " + choices + " (not " + what.substr(colon + 2, set - colon - 2) + ")";
+    }
     if (dynamic_cast<const CLI::RequiredError*>(&e) && what.find("subcommand") != std::string::npos) {
         const CLI::App& inner = innermost(app);
         std::string names;
