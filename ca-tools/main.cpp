@@ -371,8 +371,8 @@ void declare(CLI::App& app) {
     init->add_option("--days", "as --root-days")->type_name("N");
     init->add_option("--issuing-days", "(default 730)")->type_name("N");
     flag(*init, "--no-issuing", "the gateway signs with the root key itself");
-    const std::string encrypted_help = passphrase_help + "; the root key is then stored encrypted (PKCS#8, AES-256)";
-    init->add_option("--root-key-passphrase-file", encrypted_help)
+    vigil::core::cli::option(*init, "--root-key-passphrase-file",
+                             passphrase_help + "; the root key is then stored encrypted (PKCS#8, AES-256)")
         ->type_name("SOURCE");
     flag(*init, "--force", "replace a CA already in DIR");
     init->footer("Keys are 0600, DIR 0700. Refuses to overwrite without --force.");

@@ -102,6 +102,10 @@ CLI::Option* flag(CLI::App& app, const std::string& name, const std::string& des
     return app.add_flag(name, description);
 }
 
+CLI::Option* option(CLI::App& app, const std::string& name, const std::string& description) {
+    return app.add_option(name, CLI::callback_t{}, description);
+}
+
 Args collect(const CLI::App& app) {
     Args out;
     const CLI::App* a = &app;

@@ -32,6 +32,8 @@ std::string command_path(const CLI::App& app);
 
 // A flag (an option without a value); CLI11's own add_flag is ambiguous for a literal description.
 CLI::Option* flag(CLI::App& app, const std::string& name, const std::string& description);
+// An option with one value, read through collect(); for a description built at run time.
+CLI::Option* option(CLI::App& app, const std::string& name, const std::string& description);
 
 // What was parsed, for the commands to read: the command words then the positional arguments in
 // order, and every option given ("--name" -> value; a flag -> "1"), repeated ones in order.
