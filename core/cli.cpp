@@ -120,7 +120,7 @@ Args collect(const CLI::App& app) {
             const std::string name = o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front();
             if (o->get_type_size_max() == 0) out.opts.emplace(name, "1");
             else
-                for (const auto& v : o->results()) out.opts.emplace(name, v);
+                for (const auto& v : o->reduced_results()) out.opts.emplace(name, v);  // after the option's policy (take_last)
         }
         auto used = a->get_subcommands();
         if (used.empty()) break;

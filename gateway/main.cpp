@@ -47,8 +47,10 @@ int main(int argc, char** argv) {
         {"--audit", "audit.path", true, "the SQLite audit log (vigil-audit reads it)"},
     };
     CLI::App app{"Vigil, a TLS-inspecting secure web gateway (explicit HTTP/HTTPS proxy).", "vigil"};
-    app.add_option("--config", "TOML configuration (see docs/configuration.md)")->type_name("FILE");
-    for (const auto& f : flags) vigil::core::cli::option(app, f.name, std::string(f.key) + ": " + f.help);
+    app.add_option("--config", "TOML configuration (see docs/configuration.md)")->type_name("FILE");  // once
+    // Layered like the configuration they override: a flag given twice takes the last value (a
+    // service wrapper appends to a default command line). The tools refuse a repeated option.
+    for (const auto& f : flags) vigil::core::cli::option(app, f.name, std::string(f.key) + ": " + f.help)->take_last();
     app.add_option("--set", "any configuration key, VAL in TOML syntax (repeatable)")
         ->type_name("SECTION.KEY=VAL")
         ->take_all()
