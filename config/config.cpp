@@ -140,6 +140,7 @@ const std::map<std::string, Setter>& schema() {
         {"pages.organisation", [](Config& c, const Where& w) { c.pages.organisation = get_string(w); }},
         {"pages.logo_file", [](Config& c, const Where& w) { c.pages.logo = get_logo(w); }},
         {"pages.help_url", [](Config& c, const Where& w) { c.pages.help_url = get_url(w, false); }},
+        {"pages.template_dir", [](Config& c, const Where& w) { c.pages.templates = get_page_templates(w); }},
         {"pages.request_access_url",
          [](Config& c, const Where& w) { c.pages.request_access_url = get_url(w, true); }},
         {"limits.max_header_bytes",
@@ -193,6 +194,24 @@ const std::vector<std::string>& origin_error_classes() {
     static const std::vector<std::string> c = {"expired", "not_yet_valid", "hostname_mismatch", "untrusted",
                                                "self_signed", "revoked", "weak_crypto", "malformed", "invalid"};
     return c;
+}
+
+const std::set<std::string>& page_variables() {
+    static const std::set<std::string> v = {
+        "action",    "address", "brand",    "category",           "code",         "contact", "continue_url",
+        "details",   "facts",   "help_url", "logo",               "organisation", "reason",  "reference",
+        "request_access_url",   "rule",     "status",             "time",         "title"};
+    return v;
+}
+
+const std::set<std::string>& page_html_variables() {
+    static const std::set<std::string> v = {"details", "facts"};
+    return v;
+}
+
+const std::vector<std::string>& page_template_names() {
+    static const std::vector<std::string> v = {"block", "warn", "error", "refuse", "aborted", "page"};
+    return v;
 }
 
 Config::Config()

@@ -3,11 +3,14 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/template.hpp"
 #include "io/address.hpp"
 #include "io/rate.hpp"
 #include "tls/contexts.hpp"
@@ -22,6 +25,12 @@ class ConfigError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+// The variables a page template may use ([pages] template_dir; docs/configuration.md), and the
+// templates a folder may hold: one per page kind ("block.html", ...) and "page.html" for the rest.
+const std::set<std::string>& page_variables();
+const std::set<std::string>& page_html_variables();  // HTML Vigil made: inserted unescaped
+const std::vector<std::string>& page_template_names();  // "block", "warn", "error", "refuse", "aborted", "page"
 
 // The origin certificate error classes that policy can name (tls/contexts.hpp CertVerdict codes).
 const std::vector<std::string>& origin_error_classes();
@@ -113,6 +122,9 @@ struct Config {
         std::string logo;                // the logo file's bytes as a data: URI (read at load)
         std::string help_url;            // "Contact your IT team" links here
         std::string request_access_url;  // block pages: {url}, {category}, {transaction} filled in
+        // template_dir: the templates found there, by page kind ("block", ..., "page"); read and
+        // checked at load.
+        std::map<std::string, std::shared_ptr<const core::Template>> templates;
     } pages;
     // [limits]
     size_t max_header_bytes = 64 * 1024;

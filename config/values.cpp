@@ -2,6 +2,7 @@
 #include "config/values.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -271,6 +272,41 @@ std::string get_logo(const Where& w) {
     bytes << in.rdbuf();
     if (bytes.str().size() > 64 * 1024) w.fail(path + " is larger than 64 KiB (pages inline it)");
     return std::string("data:") + type + ";base64," + core::base64(bytes.str());
+}
+
+std::map<std::string, std::shared_ptr<const core::Template>> get_page_templates(const Where& w) {
+    namespace fs = std::filesystem;
+    std::map<std::string, std::shared_ptr<const core::Template>> out;
+    const std::string dir = get_path(w);
+    if (dir.empty()) return out;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) w.fail(dir + ": not a folder");
+    const auto& known = page_template_names();
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) files.push_back(entry.path());
+    if (ec) w.fail(dir + ": cannot list: " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto& path : files) {
+        if (path.extension() != ".html") continue;
+        const std::string kind = path.stem().string();
+        if (std::find(known.begin(), known.end(), kind) == known.end()) {
+            std::string names;
+            for (const auto& k : known) names += (names.empty() ? "" : ", ") + k + ".html";
+            w.fail(path.string() + ": not a page Vigil knows (" + names + ")");
+        }
+        std::ifstream in(path, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        if (!in) w.fail(path.string() + ": cannot read");
+        if (text.str().size() > 256 * 1024) w.fail(path.string() + " is larger than 256 KiB");
+        try {
+            out[kind] = std::make_shared<const core::Template>(core::Template::parse(text.str(), page_variables()));
+        } catch (const core::TemplateError& e) {
+            w.fail(path.string() + ": " + e.what());
+        }
+    }
+    if (out.empty()) w.fail(dir + ": no page templates in it (block.html, warn.html, ..., page.html)");
+    return out;
 }
 
 }  // namespace vigil::config

@@ -54,5 +54,9 @@ std::vector<PortRange> get_ports(const Where& w);
 std::string get_url(const Where& w, bool templated);
 // An image file (PNG, JPEG, GIF, SVG; at most 64 KiB) as a data: URI, read now.
 std::string get_logo(const Where& w);
+// A folder of page templates (block.html, warn.html, error.html, refuse.html, aborted.html,
+// page.html), each read and parsed now; any other .html file there is an error (a misnamed
+// template would silently not apply).
+std::map<std::string, std::shared_ptr<const core::Template>> get_page_templates(const Where& w);
 
 }  // namespace vigil::config

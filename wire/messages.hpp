@@ -26,7 +26,7 @@ net::awaitable<size_t> write_page(Stream& s, Context cx, const PageInfo& info, u
     if (!info.transaction.empty()) res.set("X-Vigil-Transaction", info.transaction);
     if (!info.proxy_authenticate.empty()) res.set(http::field::proxy_authenticate, info.proxy_authenticate);
     const auto& p = cx.cfg.pages;
-    const Branding brand{p.organisation, p.logo, p.help_url, p.request_access_url};
+    const Branding brand{p.organisation, p.logo, p.help_url, p.request_access_url, page_template(cx.cfg, info.action)};
     res.body() = render_page(info, brand);
     res.keep_alive(false);
     res.prepare_payload();

@@ -1,10 +1,13 @@
-// Error page rendering. Everything interpolated is escaped; no client data reaches the page raw.
+// Vigil's own pages, rendered from a template (the built-in one or the administrator's). Every
+// value is escaped; no client data reaches the page raw.
 #include "wire/pages.hpp"
 
 #include <cctype>
 #include <chrono>
 #include <string_view>
 #include <ctime>
+
+#include "config/config.hpp"
 
 namespace vigil::wire {
 
@@ -17,22 +20,6 @@ const char* action_name(PageAction a) {
         case PageAction::aborted: return "aborted";
     }
     return "error";
-}
-
-std::string html_escape(const std::string& s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
 }
 
 std::string url_encode(std::string_view text) {
@@ -66,61 +53,93 @@ std::string fill(std::string tmpl, const PageInfo& info) {
 
 }  // namespace
 
-std::string render_page(const PageInfo& info, const Branding& brand) {
+namespace {
+
+// The built-in page, in the template language an administrator's templates use (the same
+// variables, the same escaping): one renderer for both.
+constexpr const char* kPage = R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{title}}</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.5rem}.box{border-left:4px solid #c0392b;padding:.5rem 1rem;background:#fbeeee}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;color:#555;font-size:.9rem}dt{font-weight:600}code{word-break:break-all}</style></head><body>
+{{#brand}}<header id="brand">{{#logo}}<img id="logo" alt="" style="max-height:3rem" src="{{logo}}"> {{/logo}}{{#organisation}}<strong id="organisation">{{organisation}}</strong>{{/organisation}}</header>
+{{/brand}}<h1>{{title}}</h1>
+<div class="box"><p id="reason">{{reason}}</p></div>
+<dl>{{details}}</dl>
+{{#continue_url}}<p><a id="continue" href="{{continue_url}}">Continue to the site</a> (your choice is recorded)</p>
+{{/continue_url}}{{#request_access_url}}<p><a id="request-access" href="{{request_access_url}}">Ask for access to this site</a> if you need it for your work.</p>
+{{/request_access_url}}{{#help_url}}<p>If you think this is wrong, <a id="help" href="{{help_url}}">contact {{contact}}</a> and quote the reference above.</p>
+{{/help_url}}{{^help_url}}<p>If you think this is wrong, contact {{contact}} and quote the reference above.</p>
+{{/help_url}}<p style="color:#888;font-size:.8rem">Vigil secure web gateway</p>
+</body></html>
+)";
+
+// {{details}}: the facts of the page as <dt>/<dd> rows.
+constexpr const char* kDetails =
+    R"({{#address}}<dt>Address</dt><dd><code id="host">{{address}}</code></dd>{{/address}})"
+    R"({{#category}}<dt>Category</dt><dd><code id="category">{{category}}</code></dd>{{/category}})"
+    R"({{#rule}}<dt>Rule</dt><dd><code id="rule">{{rule}}</code></dd>{{/rule}}{{facts}})"
+    R"({{#code}}<dt>Reason code</dt><dd><code id="code">{{code}}</code></dd>{{/code}})"
+    R"({{#status}}<dt>Status</dt><dd>{{status}}</dd>{{/status}}<dt>Time</dt><dd>{{time}}</dd>)"
+    R"({{#reference}}<dt>Reference</dt><dd><code id="transaction">{{reference}}</code></dd>{{/reference}})";
+
+// Parsed on first use; a mistake in them fails every page test at once.
+const core::Template& builtin_page() {
+    static const core::Template t = core::Template::parse(kPage, config::page_variables());
+    return t;
+}
+
+const core::Template& builtin_details() {
+    static const core::Template t = core::Template::parse(kDetails, config::page_variables());
+    return t;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> page_values(const PageInfo& info, const Branding& brand) {
     std::time_t now = std::time(nullptr);
     std::tm tm{};
     gmtime_r(&now, &tm);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    std::string out;
-    out += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-           "<title>" + html_escape(info.title) + "</title><style>"
-           "body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}"
-           "h1{font-size:1.5rem}.box{border-left:4px solid #c0392b;padding:.5rem 1rem;background:#fbeeee}"
-           "dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;color:#555;font-size:.9rem}"
-           "dt{font-weight:600}code{word-break:break-all}</style></head><body>\n";
-    if (!brand.logo.empty() || !brand.organisation.empty()) {
-        out += "<header id=\"brand\">";
-        if (!brand.logo.empty())
-            out += "<img id=\"logo\" alt=\"\" style=\"max-height:3rem\" src=\"" + html_escape(brand.logo) + "\"> ";
-        if (!brand.organisation.empty())
-            out += "<strong id=\"organisation\">" + html_escape(brand.organisation) + "</strong>";
-        out += "</header>\n";
-    }
-    out += "<h1>" + html_escape(info.title) + "</h1>\n";
-    out += "<div class=\"box\"><p id=\"reason\">" + html_escape(info.reason) + "</p></div>\n<dl>";
-    if (!info.host.empty()) out += "<dt>Address</dt><dd><code id=\"host\">" + html_escape(info.host) + "</code></dd>";
-    if (!info.category.empty())
-        out += "<dt>Category</dt><dd><code id=\"category\">" + html_escape(info.category) + "</code></dd>";
-    if (!info.rule.empty()) out += "<dt>Rule</dt><dd><code id=\"rule\">" + html_escape(info.rule) + "</code></dd>";
+    std::string facts;
     for (const auto& [label, value] : info.facts)
-        out += "<dt>" + html_escape(label) + "</dt><dd>" + html_escape(value) + "</dd>";
-    if (!info.code.empty()) out += "<dt>Reason code</dt><dd><code id=\"code\">" + html_escape(info.code) + "</code></dd>";
-    // A status code means nothing to the person asked to decide on a warning.
-    if (info.action != PageAction::warn) out += "<dt>Status</dt><dd>" + std::to_string(info.status) + "</dd>";
-    out += "<dt>Time</dt><dd>" + std::string(when) + "</dd>";
-    // The reference a person quotes to IT: the transaction ID, which `vigil-audit show` finds on
-    // any gateway (the connection number only when there is no transaction record).
-    if (!info.transaction.empty())
-        out += "<dt>Reference</dt><dd><code id=\"transaction\">" + html_escape(info.transaction) + "</code></dd>";
-    else if (info.conn_id)
-        out += "<dt>Reference</dt><dd><code>C" + std::to_string(info.conn_id) + "</code></dd>";
-    out += "</dl>\n";
-    if (!info.continue_url.empty())
-        out += "<p><a id=\"continue\" href=\"" + html_escape(info.continue_url) +
-               "\">Continue to the site</a> (your choice is recorded)</p>\n";
-    if (info.action == PageAction::block && !brand.request_access_url.empty())
-        out += "<p><a id=\"request-access\" href=\"" + html_escape(fill(brand.request_access_url, info)) +
-               "\">Ask for access to this site</a> if you need it for your work.</p>\n";
-    const std::string it = brand.organisation.empty() ? "your IT team" : html_escape(brand.organisation);
-    if (!brand.help_url.empty())
-        out += "<p>If you think this is wrong, <a id=\"help\" href=\"" + html_escape(brand.help_url) + "\">contact " +
-               it + "</a> and quote the reference above.</p>\n";
-    else
-        out += "<p>If you think this is wrong, contact " + it + " and quote the reference above.</p>\n";
-    out += "<p style=\"color:#888;font-size:.8rem\">Vigil secure web gateway</p>\n</body></html>\n";
-    return out;
+        facts += "<dt>" + html_escape(label) + "</dt><dd>" + html_escape(value) + "</dd>";
+    std::map<std::string, std::string> v = {
+        {"action", action_name(info.action)},
+        {"address", info.host},
+        {"brand", brand.logo.empty() && brand.organisation.empty() ? "" : "1"},
+        {"category", info.category},
+        {"code", info.code},
+        {"contact", brand.organisation.empty() ? "your IT team" : brand.organisation},
+        {"continue_url", info.continue_url},
+        {"facts", facts},
+        {"help_url", brand.help_url},
+        {"logo", brand.logo},
+        {"organisation", brand.organisation},
+        {"reason", info.reason},
+        // The reference a person quotes to IT: the transaction ID, which `vigil-audit show` finds
+        // on any gateway (the connection number only when there is no transaction record).
+        {"reference", !info.transaction.empty() ? info.transaction : info.conn_id ? "C" + std::to_string(info.conn_id) : ""},
+        {"request_access_url",
+         info.action == PageAction::block && !brand.request_access_url.empty() ? fill(brand.request_access_url, info) : ""},
+        {"rule", info.rule},
+        // A status code means nothing to the person asked to decide on a warning.
+        {"status", info.action == PageAction::warn ? "" : std::to_string(info.status)},
+        {"time", when},
+        {"title", info.title},
+    };
+    v["details"] = builtin_details().render(v, config::page_html_variables());
+    return v;
+}
+
+std::string render_page(const PageInfo& info, const Branding& brand) {
+    const core::Template& t = brand.page ? *brand.page : builtin_page();
+    return t.render(page_values(info, brand), config::page_html_variables());
+}
+
+const core::Template* page_template(const config::Config& cfg, PageAction action) {
+    const auto& t = cfg.pages.templates;
+    if (auto it = t.find(action_name(action)); it != t.end()) return it->second.get();
+    if (auto it = t.find("page"); it != t.end()) return it->second.get();
+    return nullptr;
 }
 
 }  // namespace vigil::wire

@@ -2,12 +2,21 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/template.hpp"
+
+namespace vigil::config {
+struct Config;
+}
+
 namespace vigil::wire {
+
+using core::html_escape;
 
 // What a page means for the transaction's audit record.
 enum class PageAction : uint8_t { refuse, error, block, warn, aborted };
@@ -35,11 +44,15 @@ struct Branding {
     std::string logo;  // a data: URI
     std::string help_url;
     std::string request_access_url;  // {url}, {category}, {transaction} filled in, URL-encoded
+    const core::Template* page = nullptr;  // the administrator's template for this page, if any
 };
 
 std::string render_page(const PageInfo& info, const Branding& brand = {});
+// The values a template sees (config::page_variables(), all of them).
+std::map<std::string, std::string> page_values(const PageInfo& info, const Branding& brand);
+// The administrator's template for a page of this kind ([pages] template_dir), or null.
+const core::Template* page_template(const config::Config& cfg, PageAction action);
 // `text` percent-encoded for a URL's query (RFC 3986 unreserved characters kept).
 std::string url_encode(std::string_view text);
-std::string html_escape(const std::string& s);
 
 }  // namespace vigil::wire

@@ -276,6 +276,58 @@ class PagesTest(unittest.TestCase):
             v.stop()
 
 
+    def test_template_folder_overrides_the_pages(self):
+        site = os.path.join(W["dir"], "site")
+        tdir = os.path.join(site, "templates")
+        os.makedirs(tdir)
+        with open(os.path.join(tdir, "block.html"), "w") as f:
+            f.write("<!doctype html><title>{{title}}</title><h1 id=custom>{{organisation}} stopped {{address}}</h1>"
+                    "<p id=why>{{reason}}</p>{{#request_access_url}}<a id=ask href=\"{{request_access_url}}\">ask</a>"
+                    "{{/request_access_url}}<p>Quote <b id=ref>{{reference}}</b></p>")
+        with open(os.path.join(tdir, "page.html"), "w") as f:
+            f.write("<p id=fallback>{{action}}: {{title}}{{#status}} ({{status}}){{/status}}</p><dl>{{details}}</dl>")
+        # The folder is named relative to the configuration file, wherever vigil starts.
+        with open(os.path.join(site, "vigil.toml"), "w") as f:
+            f.write('[pages]\norganisation = "Acme"\ntemplate_dir = "templates"\n'
+                    'request_access_url = "https://it.acme.example/ask?site={url}"\n')
+        v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
+            "--config", os.path.join(site, "vigil.toml"), "--rules", W["db"],
+            "--set", "proxy.allow_private_destinations=true"])
+        try:
+            url = "http://x.blocked.test:%d/a?b=1&c='2'" % W["plain"].port
+            code, status, headers, body, err = curl("-x", v.proxy, url)
+            page = body.decode()
+            self.assertEqual(status, 403)
+            self.assertIn("<h1 id=custom>Acme stopped http://x.blocked.test:%d/a?b=1&amp;c=&#39;2&#39;</h1>"
+                          % W["plain"].port, page)
+            txid = re.search(r"X-Vigil-Transaction: ([0-9a-f-]{36})", headers).group(1)
+            self.assertIn("<b id=ref>%s</b>" % txid, page)
+            self.assertIn('<a id=ask href="https://it.acme.example/ask?site=http%3A%2F%2Fx.blocked.test', page)
+            self.assertNotIn("Vigil secure web gateway", page)  # nothing of the built-in page
+            # No warn.html: page.html stands in, without a status code on a warning.
+            code, status, headers, body, err = curl("-x", v.proxy, "http://warn.test:%d/hello" % W["plain"].port)
+            self.assertIn("<p id=fallback>warn: ", body.decode())
+            self.assertNotIn("(403)", body.decode())
+            self.assertIn("<dt>Reference</dt>", body.decode())
+        finally:
+            v.stop()
+        # A mistake in a template stops the gateway at load, naming the file and line.
+        with open(os.path.join(tdir, "block.html"), "a") as f:
+            f.write("\n<p>{{titel}}</p>")
+        p = subprocess.run([VIGIL, "--check-config", "--config", os.path.join(site, "vigil.toml"), "--ca-dir", W["ca"]],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("pages.template_dir: %s: line 2: unknown variable {{titel}}" % os.path.join(tdir, "block.html"),
+                      p.stderr)
+        os.remove(os.path.join(tdir, "block.html"))
+        with open(os.path.join(tdir, "blok.html"), "w") as f:
+            f.write("<p>{{title}}</p>")
+        p = subprocess.run([VIGIL, "--check-config", "--config", os.path.join(site, "vigil.toml"), "--ca-dir", W["ca"]],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("blok.html: not a page Vigil knows (block.html, warn.html", p.stderr)
+
+
 class ReloadTest(unittest.TestCase):
     def test_rules_replaced_20_times_under_load(self):
         stop = threading.Event()

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config.hpp"
+
 namespace vigil::wire {
 namespace {
 
@@ -48,6 +50,26 @@ TEST(Pages, BrandingAndRequestAccess) {
     EXPECT_EQ(w.find("<dt>Status</dt>"), std::string::npos);  // no status-code jargon on a warning
     EXPECT_EQ(w.find("request-access"), std::string::npos);   // asking for access is for blocks
     EXPECT_NE(render_page(blocked(), b).find("<dt>Status</dt><dd>403</dd>"), std::string::npos);
+}
+
+TEST(Pages, EveryDocumentedVariableHasAValue) {
+    const auto values = page_values(blocked(), Branding{"Acme", "", "https://help.example/", ""});
+    for (const auto& name : config::page_variables()) EXPECT_TRUE(values.count(name)) << name;
+    for (const auto& [name, value] : values) EXPECT_TRUE(config::page_variables().count(name)) << name;
+    EXPECT_EQ(values.at("reference"), "0193a8f4-6c1e-7a3b-9f41-2c5d8e9a0b17");
+    EXPECT_EQ(values.at("contact"), "Acme");
+    EXPECT_NE(values.at("details").find("<dt>Category</dt>"), std::string::npos);
+}
+
+TEST(Pages, AnAdministratorsTemplateReplacesTheBuiltInPage) {
+    const auto t = core::Template::parse(
+        "<p>{{organisation}}: {{address}} is blocked ({{category}}). Ref {{reference}}</p>{{#continue_url}}x{{/continue_url}}",
+        config::page_variables());
+    Branding b{"Acme", "", "", ""};
+    b.page = &t;
+    EXPECT_EQ(render_page(blocked(), b),
+              "<p>Acme: https://casino.example/?a=1&amp;b=&lt;2&gt; is blocked (gambling). Ref "
+              "0193a8f4-6c1e-7a3b-9f41-2c5d8e9a0b17</p>");
 }
 
 TEST(Pages, UrlEncodingKeepsOnlyUnreserved) {
