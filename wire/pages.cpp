@@ -58,10 +58,10 @@ namespace {
 // The built-in page, in the template language an administrator's templates use (the same
 // variables, the same escaping): one renderer for both.
 constexpr const char* kPage = R"(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{title}}</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.5rem}.box{border-left:4px solid #c0392b;padding:.5rem 1rem;background:#fbeeee}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;color:#555;font-size:.9rem}dt{font-weight:600}code{word-break:break-all}</style></head><body>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{title}}</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.5rem}.box{border-left:4px solid #c0392b;padding:.5rem 1rem;background:#fbeeee}.box.warn{border-color:#d68910;background:#fdf2e3}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;color:#555;font-size:.9rem}dt{font-weight:600}code{word-break:break-all}</style></head><body>
 {{#brand}}<header id="brand">{{#logo}}<img id="logo" alt="" style="max-height:3rem" src="{{logo}}"> {{/logo}}{{#organisation}}<strong id="organisation">{{organisation}}</strong>{{/organisation}}</header>
 {{/brand}}<h1>{{title}}</h1>
-<div class="box"><p id="reason">{{reason}}</p></div>
+<div class="box {{action}}"><p id="reason">{{reason}}</p></div>
 <dl>{{details}}</dl>
 {{#continue_url}}<p><a id="continue" href="{{continue_url}}">Continue to the site</a> (your choice is recorded)</p>
 {{/continue_url}}{{#request_access_url}}<p><a id="request-access" href="{{request_access_url}}">Ask for access to this site</a> if you need it for your work.</p>

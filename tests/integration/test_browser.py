@@ -1,6 +1,8 @@
 """Real-browser proof: headless Chromium, trusting Vigil's root through an NSS database,
 loads an inspected HTTPS page through the gateway without a warning, and sees Vigil's
-block page for a blocked site. Screenshots are kept as test artefacts."""
+pages as an employee would: blocked, warned, an origin's expired certificate, a certificate
+for another host, the onboarding page. Screenshots are kept as test artefacts
+(build/test-artifacts/browser-*.png, VIGIL_ARTIFACTS to move them)."""
 
 import os
 import shutil
@@ -24,17 +26,25 @@ def setUpModule():
     pki = Pki(d)
     W["shop"] = Origin("shop", *pki.leaf("shop", "shop.test"))
     W["bad"] = Origin("bad", *pki.leaf("bad", "www.bad.test"))
+    W["news"] = Origin("news", *pki.leaf("news", "www.news.test"))
+    W["expired"] = Origin("expired", *pki.expired_leaf("expired", "expired.test"))
+    W["wronghost"] = Origin("wronghost", *pki.leaf("wronghost", "someone-else.test"))
     rules = os.path.join(d, "rules.db")
     run([RULES, "--db", rules, "init"])
     run([RULES, "--db", rules, "add", "category", "malware"])
     run([RULES, "--db", rules, "add", "host", ".bad.test", "--category", "malware"])
     run([RULES, "--db", rules, "add", "policy", "block-malware", "--action", "block", "--category", "malware"])
+    run([RULES, "--db", rules, "add", "category", "news"])
+    run([RULES, "--db", rules, "add", "host", ".news.test", "--category", "news"])
+    run([RULES, "--db", rules, "add", "policy", "warn-news", "--action", "warn", "--category", "news"])
     hosts = os.path.join(d, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 *.test\n")
     W["vigil"] = Vigil(d, W["ca"], hosts=hosts, extra_ca=pki.ca_pem, extra_args=[
         "--rules", rules, "--set", "proxy.allow_private_destinations=true",
-        "--set", "proxy.allowed_connect_ports=[%d,%d]" % (W["shop"].port, W["bad"].port)])
+        "--set", "pages.organisation=\"Acme IT\"",
+        "--set", "proxy.allowed_connect_ports=[%s]" % ",".join(
+            str(W[k].port) for k in ("shop", "bad", "news", "expired", "wronghost"))])
     # A fresh profile whose NSS database trusts Vigil's root (as an enterprise would deploy it).
     W["home"] = os.path.join(d, "home")
     nssdb = os.path.join(W["home"], ".pki", "nssdb")
@@ -48,8 +58,8 @@ def setUpModule():
 def tearDownModule():
     if "vigil" in W:
         W["vigil"].stop()
-        W["shop"].close()
-        W["bad"].close()
+        for k in ("shop", "bad", "news", "expired", "wronghost"):
+            W[k].close()
     if "dir" in W:
         remove_workdir(W["dir"])
 
@@ -79,8 +89,37 @@ class BrowserTest(unittest.TestCase):
         p = chromium(url, "--dump-dom")
         self.assertIn("This page is blocked", p.stdout, p.stderr[-2000:])
         self.assertIn('id="rule">block-malware<', p.stdout)
-        chromium(url, "--screenshot=" + os.path.join(ARTIFACTS, "browser-blocked.png"), "--window-size=800,600")
+        chromium(url, "--screenshot=" + os.path.join(ARTIFACTS, "browser-blocked.png"), "--window-size=900,900")
         self.assertEqual(W["bad"].stats["connections"], 0)
+
+    def test_pages_as_people_see_them(self):
+        # Each page: what Chromium's DOM holds, and a screenshot kept for people to look at.
+        pages = (
+            ("warn", "https://www.news.test:%d/" % W["news"].port,
+             ("Continue to the site", 'id="rule">warn-news<', "Acme IT")),
+            ("expired", "https://expired.test:%d/" % W["expired"].port,
+             ("certificate has expired", "At fault", "the site: its certificate")),
+            ("wrong-host", "https://wronghost.test:%d/" % W["wronghost"].port,
+             ("someone-else.test", "At fault", "wronghost.test")),
+            ("onboarding", "http://vigil.invalid/", ("Trust ", "SHA-256", "root")),
+        )
+        for name, url, words in pages:
+            with self.subTest(page=name):
+                p = chromium(url, "--dump-dom")
+                for w in words:
+                    self.assertIn(w, p.stdout, p.stderr[-2000:])
+                self.assertIn("Reference" if name != "onboarding" else "Vigil", p.stdout)
+                shot = os.path.join(ARTIFACTS, "browser-%s.png" % name)
+                if os.path.exists(shot):
+                    os.remove(shot)
+                chromium(url, "--screenshot=" + shot, "--window-size=900,900")
+                with open(shot, "rb") as f:
+                    png = f.read()
+                self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+                self.assertGreater(len(png), 5000)  # a page with text on it, not a blank frame
+        # Neither bad certificate reached the browser: the origins saw a handshake, no request.
+        self.assertEqual(W["expired"].stats.get("requests", 0), 0)
+        self.assertEqual(W["wronghost"].stats.get("requests", 0), 0)
 
     def test_presented_certificate_profile(self):
         p = subprocess.run(["openssl", "s_client", "-proxy", "127.0.0.1:%d" % W["vigil"].port, "-connect",
