@@ -7,7 +7,7 @@ VAR ?= var
 
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
-	libsqlite3-dev libgtest-dev libcli11-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
+	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix nodejs \
 	iproute2 util-linux
 

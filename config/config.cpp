@@ -81,6 +81,8 @@ const std::map<std::string, Setter>& schema() {
         {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
         {"inspect.hold_bytes",
          [](Config& c, const Where& w) { c.hold_bytes = size_t(get_int(w, 0, int64_t(64) << 20)); }},
+        {"inspect.scan_budget_ms",
+         [](Config& c, const Where& w) { c.scan_budget = std::chrono::milliseconds(get_int(w, 0, 600000)); }},
         {"inspect.scan_limit",
          [](Config& c, const Where& w) { c.scan_limit = size_t(get_int(w, 1024, int64_t(1) << 32)); }},
         {"inspect.oversize",

@@ -93,6 +93,7 @@ struct Config {
     size_t scan_limit = 32u << 20;           // decoded bytes scanned per body
     bool oversize_block = false;             // inspect.oversize = "allow" | "block"
     bool error_block = true;                 // inspect.on_error = "block" | "allow"
+    std::chrono::milliseconds scan_budget{2000};  // inspect.scan_budget_ms per body; 0 = none
     int64_t re2_max_mem = 256 << 20;
     std::chrono::seconds warn_duration{3600};  // how long "Continue" on a warn page lasts
     std::string warn_key_file;  // signs Continue links and grants; "" = warn.key beside ca_dir

@@ -17,7 +17,7 @@ namespace vigil::core {
     X(client_tls_failed) X(upstream_cert_error) X(upstream_unreachable) X(upstream_tls_failed)    \
     X(upstream_bad_response) X(upstream_timeout) X(upgrades) X(bytes_in) X(bytes_out)             \
     X(certs_minted) X(shutdown_closed_idle) X(parked) X(blocked) X(warned) X(monitored) X(spliced)          \
-    X(aborted_transfers) X(unscanned) X(scan_errors) X(ruleset_reloads) X(ruleset_reload_failed)      \
+    X(aborted_transfers) X(unscanned) X(scan_errors) X(scan_over_budget) X(ruleset_reloads) X(ruleset_reload_failed)      \
     X(audit_written) X(audit_dropped) X(audit_failures) X(refused_limit) X(auth_ok) X(auth_failed) X(auth_throttled) X(non_tls) \
     X(aia_fetched) X(aia_failed) X(ocsp_queries) X(ocsp_unknown) X(origin_resumed) X(origin_reused) \
     X(throttled) X(throttled_ms) \

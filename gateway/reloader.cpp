@@ -54,6 +54,7 @@ inspect::InspectOptions inspect_options(const Config& cfg) {
     o.scan_limit = cfg.scan_limit;
     o.oversize_block = cfg.oversize_block;
     o.error_block = cfg.error_block;
+    o.scan_budget = cfg.scan_budget;
     return o;
 }
 

@@ -32,6 +32,7 @@ const char* scan_outcome_name(ScanOutcome o) {
         case ScanOutcome::matched: return "matched";
         case ScanOutcome::unscanned_oversize: return "unscanned-oversize";
         case ScanOutcome::unscanned_encoding: return "unscanned-encoding";
+        case ScanOutcome::unscanned_budget: return "unscanned-budget";
         case ScanOutcome::error: return "error";
     }
     return "error";
@@ -50,8 +51,23 @@ void BodyScanner::stop_unscanned(ScanOutcome outcome, const std::string& reason)
     }
 }
 
+// Scanning took longer than inspect.scan_budget_ms: the rest is not inspected, which is
+// inspect.on_error's case (a worker never stalls on one body, and nothing passes silently).
+void BodyScanner::out_of_budget() {
+    stopped_ = true;
+    Verdict v = matcher_error_verdict(rules_->options().error_block);
+    v.rule = "scan-budget";
+    v.reason = "scanning this body took longer than its budget (inspect.scan_budget_ms = " +
+               std::to_string(rules_->options().scan_budget.count()) + ")";
+    verdict_.merge(v);
+    outcome_ = ScanOutcome::unscanned_budget;
+}
+
 const Verdict& BodyScanner::feed(std::string_view wire) {
     if (stopped_ || verdict_.action == Action::block || wire.empty()) return verdict_;
+    const auto started = std::chrono::steady_clock::now();
+    const auto budget = rules_->options().scan_budget;
+    const auto deadline = budget.count() > 0 ? started + budget - spent_ : std::chrono::steady_clock::time_point{};
     std::string_view fresh = wire;  // this chunk's decoded bytes (without an encoding: as they are)
     if (!decoder_.identity()) {
         auto st = decoder_.feed(wire, decoded_);
@@ -72,14 +88,26 @@ const Verdict& BodyScanner::feed(std::string_view wire) {
         over = true;
     }
     scanned_ += fresh.size();
-    // The window is the tail of what came before plus the new bytes.
-    tail_.append(fresh);
+    // The window is the tail of what came before plus the new bytes; a match must end in the
+    // new bytes to be new.
+    const size_t seen = tail_.size();
+    std::string_view window = fresh;  // the first chunk is scanned where it is, not copied
+    if (seen) {
+        tail_.append(fresh);
+        window = tail_;
+    }
     Verdict before = verdict_;
-    rules_->match_signatures(target_, tail_, verdict_);
+    const MatchStatus status = rules_->match_signatures(target_, window, verdict_, seen, &known_, deadline);
     if (verdict_.action > before.action || verdict_.monitored.size() > before.monitored.size()) outcome_ = ScanOutcome::matched;
     if (verdict_.error) outcome_ = ScanOutcome::error;
+    spent_ += std::chrono::steady_clock::now() - started;
+    if (status == MatchStatus::out_of_time || (budget.count() > 0 && spent_ > budget)) {
+        if (verdict_.action != Action::block) out_of_budget();
+        return verdict_;
+    }
     const size_t overlap = rules_->options().overlap;
-    if (tail_.size() > overlap) tail_.erase(0, tail_.size() - overlap);
+    if (!seen) tail_.assign(fresh.substr(fresh.size() - std::min(fresh.size(), overlap)));
+    else if (tail_.size() > overlap) tail_.erase(0, tail_.size() - overlap);
     if (over && verdict_.action != Action::block)
         stop_unscanned(ScanOutcome::unscanned_oversize, "the body is larger than the scan limit");
     return verdict_;

@@ -1,6 +1,6 @@
 // RuleSet compilation and matching. Hosts are matched label by label from the right through
 // hash maps (never a regex); URL patterns are RE2 anchored at both ends; signatures are one
-// RE2::Set per target whose errors are verdicts, never a silent "no match".
+// SignatureMatcher per target whose errors are verdicts, never a silent "no match".
 #include "inspect/ruleset.hpp"
 
 #include <arpa/inet.h>
@@ -11,10 +11,9 @@
 #include <set>
 
 #include <re2/re2.h>
-#include <re2/filtered_re2.h>
 #include <re2/set.h>
 
-#include "inspect/literal_matcher.hpp"
+#include "inspect/signature_matcher.hpp"
 #include "inspect/set_match.hpp"
 #include "inspect/validators.hpp"
 #include "rules/password.hpp"
@@ -100,24 +99,19 @@ struct CompiledSig {
     Action action = Action::block;
 };
 
-// The signatures of one target. All of them go into RE2's FilteredRE2, which extracts the
-// literal "atoms" each match must contain. Those with atoms are found through the literal
-// prefilter: one pass of LiteralMatcher over the text, and only signatures whose atoms are
-// present run, each as a single RE2. Those without usable atoms (e.g. `\d{16}`) run together
-// as one RE2::Set: one DFA pass for all of them. This neither collapses at thousands of
-// signatures (one RE2::Set's DFA does) nor runs atom-less patterns one by one.
+// The signatures of one target, matched together (signature_matcher.hpp: Hyperscan finds the
+// places, RE2 confirms), with what a match needs besides: validators and whether it blocks.
 struct SigGroup {
-    std::unique_ptr<re2::FilteredRE2> filter;   // every signature, by id
-    std::unique_ptr<LiteralMatcher> atoms;
-    std::unique_ptr<RE2::Set> unfiltered;       // the signatures without atoms
-    std::vector<int> unfiltered_ids;            // set index -> signature id
-    std::vector<bool> is_unfiltered;            // by signature id
-    std::vector<const CompiledSig*> sigs;       // by id
-    std::vector<std::unique_ptr<RE2>> validators;  // by id; only for signatures with a validator
+    std::unique_ptr<SignatureMatcher> matcher;
+    std::vector<const CompiledSig*> sigs;  // by id
+    SignatureMatcher::Hooks hooks;
 };
 
-// Shorter literals would hit too often in ordinary text to filter anything out.
-constexpr int kMinAtomLength = 3;
+// A match of a signature with a validator counts only when the validator takes it.
+bool validator_accepts(const void* group, int id, std::string_view match) {
+    const auto& g = *static_cast<const SigGroup*>(group);
+    return run_validator(g.sigs[static_cast<size_t>(id)]->def.validator, match);
+}
 
 RE2::Options re2_options(int64_t max_mem) {
     RE2::Options o;
@@ -200,46 +194,47 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
                  rules::signature_targets().begin();
         by_target[static_cast<size_t>(t)].push_back(&s);
     }
-    RE2::Options single = re2_options(std::min<int64_t>(opts.re2_max_mem, 8 << 20));
+    SignatureMatcher::Options mo;
+    mo.re2_max_mem = std::min<int64_t>(opts.re2_max_mem, 8 << 20);
     for (size_t t = 0; t < by_target.size(); ++t) {
         SigGroup& g = im.groups[t];
         if (by_target[t].empty()) continue;
-        g.filter = std::make_unique<re2::FilteredRE2>(kMinAtomLength);
+        std::vector<std::string> patterns;
         for (const rules::Signature* s : by_target[t]) {
             auto cs = std::make_unique<CompiledSig>();
             cs->def = *s;
             cs->action = to_action(s->action).value_or(Action::block);
-            int id = -1;
-            if (g.filter->Add(s->pattern, single, &id) != RE2::NoError || id != static_cast<int>(g.sigs.size()))
-                throw rules::RulesError("signature \"" + s->name + "\": invalid RE2 pattern \"" + s->pattern + "\"");
-            g.validators.push_back(s->validator.empty() ? nullptr : std::make_unique<RE2>(s->pattern, single));
+            patterns.push_back(s->pattern);
+            g.hooks.validated.push_back(!s->validator.empty());
+            g.hooks.stop.push_back(cs->action == Action::block);
             g.sigs.push_back(cs.get());
             im.sigs.push_back(std::move(cs));
         }
-        std::vector<std::string> atoms;
-        g.filter->Compile(&atoms);
-        g.atoms = std::make_unique<LiteralMatcher>(atoms);
-        // The signatures that pass the prefilter with no atom present have none to offer.
-        std::vector<int> always;
-        g.filter->AllPotentials({}, &always);
-        g.is_unfiltered.assign(g.sigs.size(), false);
-        if (always.empty()) continue;
-        g.unfiltered = std::make_unique<RE2::Set>(ro, RE2::UNANCHORED);
-        for (int id : always) {
-            std::string err;
-            if (g.unfiltered->Add(g.sigs[static_cast<size_t>(id)]->def.pattern, &err) < 0)
-                throw rules::RulesError("signature \"" + g.sigs[static_cast<size_t>(id)]->def.name + "\": " + err);
-            g.unfiltered_ids.push_back(id);
-            g.is_unfiltered[static_cast<size_t>(id)] = true;
+        g.hooks.accept = validator_accepts;
+        g.hooks.ctx = &g;
+        try {
+            g.matcher = std::make_unique<SignatureMatcher>(patterns, mo);
+        } catch (const std::invalid_argument& e) {
+            const std::string what = e.what();
+            const size_t id = std::stoul(what.substr(0, what.find(':')));
+            throw rules::RulesError("signature \"" + g.sigs[id]->def.name + "\": invalid RE2 pattern \"" +
+                                    g.sigs[id]->def.pattern + "\": " + what.substr(what.find(':') + 2));
+        } catch (const std::runtime_error& e) {
+            throw rules::RulesError("signatures for " + rules::signature_targets()[t] + ": " + e.what());
         }
-        if (!g.unfiltered->Compile())
-            throw rules::RulesError("signatures for " + rules::signature_targets()[t] +
-                                    ": RE2 ran out of memory compiling them (raise inspect.re2_max_mem)");
     }
     return rs;
 }
 
 size_t RuleSet::signature_count() const { return impl_->sigs.size(); }
+
+std::vector<std::string> RuleSet::re2_only_signatures() const {
+    std::vector<std::string> out;
+    for (const SigGroup& g : impl_->groups)
+        if (g.matcher)
+            for (int id : g.matcher->re2_only()) out.push_back(g.sigs[static_cast<size_t>(id)]->def.name);
+    return out;
+}
 
 std::optional<std::vector<std::string>> RuleSet::authenticate(const std::string& user, const std::string& password) const {
     return impl_->users.authenticate(user, password);
@@ -328,43 +323,21 @@ Verdict RuleSet::check_response_headers(const Subject&, const Headers& headers) 
     return v;
 }
 
-void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v) const {
+MatchStatus RuleSet::match_signatures(Target target, std::string_view text, Verdict& v, size_t seen,
+                                      std::vector<bool>* known, std::chrono::steady_clock::time_point deadline) const {
     const SigGroup& g = impl_->groups[static_cast<size_t>(target)];
-    if (g.sigs.empty()) return;
-    // Scratch kept per thread (headers and every body chunk come through here): cleared, not
-    // allocated, per call.
-    thread_local std::vector<int> hits, set_hits, atoms, potentials;
-    hits.clear();
-    potentials.clear();
-    if (g.unfiltered) {
-        set_hits.clear();
-        if (match_set(*g.unfiltered, text, &set_hits) == SetMatch::error) {
-            // RE2::Set says "no match" when its DFA runs out of memory; that is never a pass.
-            v.merge(matcher_error_verdict(opts_.error_block));
-            return;
-        }
-        for (int i : set_hits) hits.push_back(g.unfiltered_ids[static_cast<size_t>(i)]);
+    if (g.sigs.empty()) return MatchStatus::done;
+    thread_local SignatureMatcher::Scan scan;  // its vector kept per thread: cleared, not allocated
+    if (known) known->resize(g.sigs.size());
+    g.matcher->scan(text, seen, scan, &g.hooks, known, deadline);
+    if (known)
+        for (int id : scan.hits) (*known)[static_cast<size_t>(id)] = true;
+    if (scan.error) {
+        v.merge(matcher_error_verdict(opts_.error_block));
+        return MatchStatus::error;
     }
-    g.atoms->find_all(text, atoms);
-    if (!atoms.empty()) g.filter->AllPotentials(atoms, &potentials);
-    const re2::StringPiece input(text.data(), text.size());
-    for (int id : potentials)
-        if (!g.is_unfiltered[static_cast<size_t>(id)] && RE2::PartialMatch(input, g.filter->GetRE2(id))) hits.push_back(id);
-    std::sort(hits.begin(), hits.end());
-    for (int idx : hits) {
+    for (int idx : scan.hits) {
         const CompiledSig& sig = *g.sigs[static_cast<size_t>(idx)];
-        if (const RE2* re = g.validators[static_cast<size_t>(idx)].get()) {
-            // Only a candidate that passes the validator counts (e.g. Luhn for card numbers).
-            bool valid = false;
-            re2::StringPiece input(text.data(), text.size()), m;
-            size_t pos = 0;
-            while (!valid && pos <= input.size() && re->Match(input, pos, input.size(), RE2::UNANCHORED, &m, 1)) {
-                valid = run_validator(sig.def.validator, std::string_view(m.data(), m.size()));
-                size_t next = static_cast<size_t>(m.data() - input.data()) + std::max<size_t>(m.size(), 1);
-                pos = next;
-            }
-            if (!valid) continue;
-        }
         Verdict s;
         s.rule = sig.def.name;
         s.rule_kind = "signature";
@@ -374,6 +347,7 @@ void RuleSet::match_signatures(Target target, std::string_view text, Verdict& v)
         if (sig.action == Action::monitor) s.monitored.push_back(sig.def.name);
         v.merge(s);
     }
+    return scan.out_of_time ? MatchStatus::out_of_time : MatchStatus::done;
 }
 
 }  // namespace vigil::inspect

@@ -2,6 +2,7 @@
 // applied to one transaction. Built once off the workers, shared by all of them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -23,6 +24,9 @@ struct InspectOptions {
     bool oversize_block = false;      // inspect.oversize = block|allow
     bool error_block = true;          // matcher errors (RE2 out of memory) block
     size_t overlap = 4096;            // longest match guaranteed across chunk boundaries
+    // Time one body may spend being decoded and scanned; past it the body is unscanned and
+    // follows error_block (inspect.scan_budget_ms). Zero: no limit.
+    std::chrono::milliseconds scan_budget{2000};
     DecodeLimits decode;
 };
 
@@ -42,8 +46,12 @@ enum class Target { url = 0, request_header, response_header, request_body, resp
 
 class RuleSet;
 
+// How a signature pass ended: all of it, the matcher failed (a verdict says so), or the scan
+// budget ran out before the end.
+enum class MatchStatus { done, error, out_of_time };
+
 // How a body scan ended, for counters and decisions; scan_result() names it for the audit log.
-enum class ScanOutcome { clean, matched, unscanned_oversize, unscanned_encoding, error };
+enum class ScanOutcome { clean, matched, unscanned_oversize, unscanned_encoding, unscanned_budget, error };
 const char* scan_outcome_name(ScanOutcome o);  // "clean", "matched", "unscanned-oversize", ...
 
 // Streams one body through the signatures of its target, chunk by chunk, keeping the last
@@ -57,19 +65,24 @@ public:
     const Verdict& verdict() const { return verdict_; }
     ScanOutcome outcome() const { return outcome_; }
     bool unscanned() const {
-        return outcome_ == ScanOutcome::unscanned_oversize || outcome_ == ScanOutcome::unscanned_encoding;
+        return outcome_ == ScanOutcome::unscanned_oversize || outcome_ == ScanOutcome::unscanned_encoding ||
+               outcome_ == ScanOutcome::unscanned_budget;
     }
-    // "clean", "matched", "unscanned-oversize", "unscanned-encoding", "error" (the audit record's words)
+    // "clean", "matched", "unscanned-oversize", "unscanned-encoding", "unscanned-budget", "error"
+    // (the audit record's words)
     std::string scan_result() const { return scan_outcome_name(outcome_); }
     size_t scanned_bytes() const { return scanned_; }
 
 private:
     void stop_unscanned(ScanOutcome outcome, const std::string& reason);
+    void out_of_budget();
     std::shared_ptr<const RuleSet> rules_;
     Target target_;
     DecodeChain decoder_;
     std::string tail_, decoded_;
+    std::vector<bool> known_;  // signatures that matched earlier in this body
     size_t scanned_ = 0;
+    std::chrono::steady_clock::duration spent_{};  // decoding and matching so far
     bool stopped_ = false;
     Verdict verdict_;
     ScanOutcome outcome_ = ScanOutcome::clean;
@@ -85,6 +98,9 @@ public:
     int64_t version() const { return version_; }
     size_t host_count() const { return host_count_; }
     size_t signature_count() const;
+    // The signatures that run as RE2 alone over every buffer (Hyperscan cannot take them), by
+    // name: each costs a pass of its own (signature_matcher.hpp).
+    std::vector<std::string> re2_only_signatures() const;
     const InspectOptions& options() const { return opts_; }
 
     // Proxy users: the user's groups when the password is right, nothing otherwise. Slow on
@@ -106,7 +122,11 @@ public:
 private:
     friend class BodyScanner;
     RuleSet() = default;
-    void match_signatures(Target target, std::string_view text, Verdict& v) const;
+    // Signatures of `target` on `text`, of which the first `seen` bytes were matched before;
+    // `known` (by signature, grown as needed): those that matched earlier in the same body.
+    MatchStatus match_signatures(Target target, std::string_view text, Verdict& v, size_t seen = 0,
+                                 std::vector<bool>* known = nullptr,
+                                 std::chrono::steady_clock::time_point deadline = {}) const;
     Verdict policy_verdict(const Subject& s, const std::vector<std::string>& categories) const;
 
     std::unique_ptr<Impl> impl_;

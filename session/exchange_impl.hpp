@@ -39,6 +39,8 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::exchange_with_origin(Exchange&
             co_await relay_body(client_, cbuf_, x.parser, origin_.stream(), x.out, sv_.wire, upload);
         if (req_scan && sent != RelayError::stalled && sent != RelayError::stalled_before_head)
             x.tx.rec().scan_result = req_scan->scan_result();
+        if (req_scan && req_scan->outcome() == inspect::ScanOutcome::unscanned_budget)
+            count(sv_.wire.counters.scan_over_budget);
         if (sent != RelayError::none && sent != RelayError::write) co_return co_await upload_failed(x, sent, req_scan.get());
         const bool retry = reused && !x.has_body && attempt == 0;
         if (sent == RelayError::none) {

@@ -112,6 +112,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
         x.tx.rec().scan_result = res_scan->scan_result();
         // Counted whatever came of it (blocked under inspect.oversize/on_error, or let through).
         if (res_scan->unscanned()) count(counters.unscanned);
+        if (res_scan->outcome() == inspect::ScanOutcome::unscanned_budget) count(counters.scan_over_budget);
     }
     if (relayed != RelayError::none || !upstream_keep_alive) origin_.drop();
     if (relayed == RelayError::blocked_before_head) {

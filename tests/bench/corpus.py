@@ -144,23 +144,28 @@ def realistic(n, seed):
     paths = words("lfi-os-files.data") + words("restricted-files.data")
     errors = words("php-errors.data") + words("sql-errors.data") + words("java-errors.data") + words("iis-errors.data")
     java = words("java-classes.data")
+    fns = [w for w in php if re.fullmatch(r"[a-z_][a-z0-9_]{2,}", w)]
+    cmds = sorted({w.rsplit("/", 1)[1] for w in shell if "bin/" in w and re.fullmatch(r"[a-z][a-z0-9_.-]+", w.rsplit("/", 1)[1])})
     shapes = [
-        # A PHP function called on request input: what a web shell does.
-        lambda: r"(?i)\b%s\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b" % esc(rng.choice(php)),
+        # A function called on request input: what a web shell does.
+        lambda: r"(?i)\b%s\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b" % esc(rng.choice(fns)),
+        # A function handed a long encoded literal: the literal is a common word (join, split,
+        # escape...), so real code hits it all the time and the context rarely follows.
+        lambda: r"(?i)\b%s\s*\(\s*['\"][A-Za-z0-9+/=]{%d,}" % (esc(rng.choice(fns)), rng.choice((48, 64, 100))),
         # Two functions nested the way obfuscated droppers do it.
-        lambda: r"(?i)\b%s\s*\(\s*%s\s*\(" % (esc(rng.choice(php)), esc(rng.choice(php))),
+        lambda: r"(?i)\b%s\s*\(\s*%s\s*\(\s*['\"]" % (esc(rng.choice(fns)), esc(rng.choice(fns))),
         # A PowerShell cmdlet with the flags of a download cradle.
-        lambda: r"(?i)\b%s\b[^\n]{0,80}-(enc|encodedcommand|nop|w\s+hidden)\b" % esc(rng.choice(ps)),
-        # A shell command piped to a shell, or run from a downloaded file.
-        lambda: r"(?i)\b%s\s+[^\n|;]{0,100}\|\s*(ba|z|da)?sh\b" % esc(rng.choice(shell)),
+        lambda: r"(?i)\b%s\b[^\n]{0,80}\s-(enc|encodedcommand|nop|noni|w\s+hidden)\b" % esc(rng.choice(ps)),
+        # A shell command whose output is piped to a shell.
+        lambda: r"(?i)(^|[;&|`]\s*)%s\s+[^\n|;]{0,100}\|\s*(ba|z|da|k)?sh\b" % esc(rng.choice(cmds)),
         # A sensitive path reached by traversal.
         lambda: r"(?i)(\.\./|\.\.\\){2,}%s" % esc(rng.choice(paths).lstrip("/")),
         # A server error string leaking into a response.
-        lambda: r"(?i)%s" % esc(rng.choice(errors)),
+        lambda: r"(?i)%s" % esc(rng.choice([e for e in errors if len(e) >= 16])),
         # A Java class used for deserialization or reflection gadgets.
         lambda: r"%s\s*[.(]" % esc(rng.choice(java)),
-        # An obfuscated eval of a long encoded literal.
-        lambda: r"(?i)\b(eval|assert)\s*\(\s*(base64_decode|gzinflate|str_rot13)\s*\(\s*['\"][A-Za-z0-9+/=]{%d,}" % rng.choice((40, 64, 100)),
+        # An eval of decoded data.
+        lambda: r"(?i)\b(eval|assert|create_function)\s*\(\s*%s\s*\(" % esc(rng.choice(fns)),
     ]
     out, seen = [], set()
     while len(out) < n:
