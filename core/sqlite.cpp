@@ -28,6 +28,11 @@ Statement& Statement::bind(int i, int64_t v) {
     return *this;
 }
 
+Statement& Statement::bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+
 Statement& Statement::bind_static(int i, std::string_view v) {
     sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
@@ -48,6 +53,11 @@ void Statement::run() {
 void Statement::reset() {
     sqlite3_reset(st_);
     sqlite3_clear_bindings(st_);
+}
+
+std::string Statement::blob(int col) const {
+    const void* p = sqlite3_column_blob(st_, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st_, col))) : "";
 }
 
 std::string Statement::text(int col) const {

@@ -24,6 +24,7 @@ public:
     // Copied by SQLite (the value may go away before the step).
     Statement& bind(int i, std::string_view v);
     Statement& bind(int i, int64_t v);
+    Statement& bind_blob(int i, std::string_view v);  // bytes, not text (copied)
     // Not copied: `v` must live until the statement is reset (hot paths).
     Statement& bind_static(int i, std::string_view v);
 
@@ -32,6 +33,7 @@ public:
     void reset();
 
     std::string text(int col) const;
+    std::string blob(int col) const;  // every byte, NULs included
     int64_t integer(int col) const { return sqlite3_column_int64(st_, col); }
     bool is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
     sqlite3_stmt* get() const { return st_; }

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "core/encoding.hpp"
+#include "inspect/compiled_cache.hpp"
 #include "rules/db.hpp"
 
 namespace vigil::gateway {
@@ -58,12 +59,22 @@ inspect::InspectOptions inspect_options(const Config& cfg) {
     return o;
 }
 
+// Compiled signature databases that vigil-rules stored with the rules are loaded, not compiled
+// again (seconds for thousands of signatures); the gateway opens the rules read-only and so
+// never writes them.
+std::shared_ptr<const inspect::RuleSet> compile_rules(const rules::RuleData& data, rules::RuleDb& db, const Config& cfg) {
+    const inspect::RuleDbCache cache(db, false);
+    auto o = inspect_options(cfg);
+    o.compiled = &cache;
+    return inspect::RuleSet::compile(data, o);
+}
+
 std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
     if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
     auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
     auto data = db->load();
     if (stamp) *stamp = rules_stamp(cfg, data.version, rules_bytes(cfg));
-    return inspect::RuleSet::compile(data, inspect_options(cfg));
+    return compile_rules(data, *db, cfg);
 }
 
 RuleReloader::RuleReloader(ReloadTargets targets, std::string stamp) : t_(targets), stamp_(std::move(stamp)) {
@@ -117,7 +128,7 @@ void RuleReloader::check(bool forced) {
             return;
         }
         auto data = db->load();
-        auto fresh = inspect::RuleSet::compile(data, inspect_options(t_.cfg));
+        auto fresh = compile_rules(data, *db, t_.cfg);
         int64_t old = t_.rules.load()->version();
         t_.rules.store(fresh);
         stamp_ = rules_stamp(t_.cfg, data.version, bytes);

@@ -144,6 +144,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
     std::shared_ptr<RuleSet> rs(new RuleSet());
     rs->impl_ = std::make_unique<Impl>();
     rs->opts_ = opts;
+    rs->opts_.compiled = nullptr;
     rs->version_ = data.version;
     Impl& im = *rs->impl_;
 
@@ -196,6 +197,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const rules::RuleData& data, con
     }
     SignatureMatcher::Options mo;
     mo.re2_max_mem = std::min<int64_t>(opts.re2_max_mem, 8 << 20);
+    mo.cache = opts.compiled;
     for (size_t t = 0; t < by_target.size(); ++t) {
         SigGroup& g = im.groups[t];
         if (by_target[t].empty()) continue;

@@ -18,6 +18,8 @@
 
 namespace vigil::inspect {
 
+class CompiledCache;  // signature_matcher.hpp
+
 struct InspectOptions {
     int64_t re2_max_mem = 256 << 20;  // RE2 memory budget of each signature set
     size_t scan_limit = 32u << 20;    // decoded body bytes scanned; beyond: `oversize`
@@ -27,6 +29,9 @@ struct InspectOptions {
     // Time one body may spend being decoded and scanned; past it the body is unscanned and
     // follows error_block (inspect.scan_budget_ms). Zero: no limit.
     std::chrono::milliseconds scan_budget{2000};
+    // Compiled signature databases from earlier runs (signature_matcher.hpp); used by compile()
+    // only, never kept.
+    const CompiledCache* compiled = nullptr;
     DecodeLimits decode;
 };
 

@@ -6,7 +6,10 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+
+#include "core/encoding.hpp"
 
 namespace vigil::inspect {
 
@@ -119,6 +122,16 @@ int on_match(unsigned id_u, unsigned long long, unsigned long long to, unsigned,
     return c.hooks && c.hooks->stop[static_cast<size_t>(id)] ? 1 : 0;
 }
 
+// The cache entry's name: what makes the compiled database what it is.
+std::string cache_key(const std::vector<std::string>& patterns) {
+    hs_platform_info_t platform{};
+    hs_populate_platform(&platform);
+    std::string text = "vigil-signatures-1 " + std::string(hs_version()) + " " + std::to_string(platform.tune) + " " +
+                       std::to_string(platform.cpu_features) + " " + std::to_string(kFlags) + "\n";
+    for (const auto& p : patterns) text.append(p).push_back('\0');
+    return core::sha256_hex(text);
+}
+
 }  // namespace
 
 SignatureMatcher::SignatureMatcher(const std::vector<std::string>& patterns, const Options& opts) {
@@ -126,17 +139,24 @@ SignatureMatcher::SignatureMatcher(const std::vector<std::string>& patterns, con
     o.set_log_errors(false);
     o.set_encoding(RE2::Options::EncodingLatin1);  // bodies are bytes, not necessarily UTF-8
     o.set_max_mem(opts.re2_max_mem);
-    std::vector<int> prefiltered;
     for (size_t i = 0; i < patterns.size(); ++i) {
         auto re = std::make_unique<RE2>(patterns[i], o);
         if (!re->ok()) throw std::invalid_argument(std::to_string(i) + ": " + re->error());
         res_.push_back(std::move(re));
-        width_.push_back(UINT_MAX);
+    }
+    std::string key;
+    if (opts.cache) {
+        key = cache_key(patterns);
+        if (auto data = opts.cache->load(key); data && load(*data)) return;
+    }
+    width_.assign(patterns.size(), UINT_MAX);
+    std::vector<int> prefiltered;
+    for (size_t i = 0; i < patterns.size(); ++i) {
         hs_expr_info_t* info = nullptr;
         hs_compile_error_t* err = nullptr;
         if (hyperscan_can_take(patterns[i]) &&
             hs_expression_info(patterns[i].c_str(), kFlags, &info, &err) == HS_SUCCESS) {
-            width_.back() = info->max_width;
+            width_[i] = info->max_width;
             std::free(info);
             prefiltered.push_back(static_cast<int>(i));
         } else {
@@ -144,8 +164,13 @@ SignatureMatcher::SignatureMatcher(const std::vector<std::string>& patterns, con
             re2_only_.push_back(static_cast<int>(i));
         }
     }
-    // One database for all the signatures Hyperscan takes; one it refuses at this stage (a
-    // resource limit for that pattern) goes to RE2 alone and the rest is compiled again.
+    compile(patterns, std::move(prefiltered));
+    if (opts.cache) opts.cache->store(key, save());
+}
+
+// One database for all the signatures Hyperscan takes; one it refuses at this stage (a resource
+// limit for that pattern) goes to RE2 alone and the rest is compiled again.
+void SignatureMatcher::compile(const std::vector<std::string>& patterns, std::vector<int> prefiltered) {
     while (!prefiltered.empty()) {
         std::vector<const char*> exprs;
         std::vector<unsigned> flags(prefiltered.size(), kFlags), ids;
@@ -171,6 +196,58 @@ SignatureMatcher::SignatureMatcher(const std::vector<std::string>& patterns, con
         prefiltered.erase(prefiltered.begin() + bad);
     }
     std::sort(re2_only_.begin(), re2_only_.end());
+}
+
+// The cached form: "VSM1", the widths, the RE2-only ids, then Hyperscan's serialized database.
+std::string SignatureMatcher::save() const {
+    std::string out = "VSM1";
+    auto put = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    put(static_cast<uint32_t>(width_.size()));
+    for (unsigned w : width_) put(w);
+    put(static_cast<uint32_t>(re2_only_.size()));
+    for (int id : re2_only_) put(static_cast<uint32_t>(id));
+    if (db_) {
+        char* bytes = nullptr;
+        size_t length = 0;
+        if (hs_serialize_database(db_->db, &bytes, &length) != HS_SUCCESS) return "";
+        out.append(bytes, length);
+        std::free(bytes);
+    }
+    return out;
+}
+
+bool SignatureMatcher::load(const std::string& data) {
+    size_t at = 4;
+    auto get = [&](uint32_t& v) {
+        if (at + sizeof v > data.size()) return false;
+        std::memcpy(&v, data.data() + at, sizeof v);
+        at += sizeof v;
+        return true;
+    };
+    uint32_t n = 0, m = 0;
+    if (data.compare(0, 4, "VSM1") != 0 || !get(n) || n != res_.size()) return false;
+    std::vector<unsigned> widths(n);
+    for (auto& w : widths)
+        if (!get(w)) return false;
+    if (!get(m) || m > n) return false;
+    std::vector<int> only(m);
+    for (auto& id : only) {
+        uint32_t v = 0;
+        if (!get(v) || v >= n) return false;
+        id = static_cast<int>(v);
+    }
+    std::unique_ptr<Database> db;
+    if (m < n) {
+        hs_database_t* raw = nullptr;
+        if (hs_deserialize_database(data.data() + at, data.size() - at, &raw) != HS_SUCCESS) return false;
+        db = std::make_unique<Database>();
+        db->db = raw;
+        db->generation = g_generation.fetch_add(1);
+    }
+    width_ = std::move(widths);
+    re2_only_ = std::move(only);
+    db_ = std::move(db);
+    return true;
 }
 
 SignatureMatcher::~SignatureMatcher() = default;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,10 +19,22 @@
 
 namespace vigil::inspect {
 
+// Compiled Hyperscan databases kept between runs (the rule database's `compiled` table):
+// compiling thousands of signatures takes seconds, loading them milliseconds. Entries are named
+// by a digest of the patterns, Hyperscan's version and this CPU's features, so a stale or
+// foreign entry is never found; one that does not load is compiled again.
+class CompiledCache {
+public:
+    virtual ~CompiledCache() = default;
+    virtual std::optional<std::string> load(const std::string& key) const = 0;
+    virtual void store(const std::string& key, const std::string& data) const = 0;  // may do nothing
+};
+
 class SignatureMatcher {
 public:
     struct Options {
         int64_t re2_max_mem = 8 << 20;  // each signature's RE2
+        const CompiledCache* cache = nullptr;  // used while constructing only
     };
     // Throws std::invalid_argument("INDEX: what") for a pattern RE2 rejects.
     SignatureMatcher(const std::vector<std::string>& patterns, const Options& opts);
@@ -65,6 +78,9 @@ private:
     std::vector<unsigned> width_;            // longest match in bytes; UINT_MAX: unbounded
     std::vector<int> re2_only_;
     std::unique_ptr<Database> db_;
+    void compile(const std::vector<std::string>& patterns, std::vector<int> prefiltered);
+    bool load(const std::string& data);
+    std::string save() const;
 };
 
 }  // namespace vigil::inspect

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "inspect/compiled_cache.hpp"
 #include "inspect/ruleset.hpp"
 #include "rules/db.hpp"
 #include "rules/cli_args.hpp"
@@ -149,7 +150,10 @@ inspect::Headers parse_headers(const std::vector<std::string>& raw) {
 int cmd_test(RuleDb& db, const Args& a) {
     std::string url = a.get("--url");
     if (url.empty()) usage_error("test needs --url");
-    auto rs = inspect::RuleSet::compile(db.load(), {});
+    const inspect::RuleDbCache cache(db, false);
+    inspect::InspectOptions io;
+    io.compiled = &cache;
+    auto rs = inspect::RuleSet::compile(db.load(), io);
     inspect::Subject s;
     s.url = url;
     auto scheme_end = url.find("://");
@@ -199,6 +203,7 @@ int cmd_test(RuleDb& db, const Args& a) {
         steps();
     }
     std::string action = v.bypass ? "bypass_inspection" : inspect::action_name(v.action);
+    if (a.has("--cost") && !a.has("--json")) print_scan_cost(db, db.load());
     if (a.has("--json")) {
         nlohmann::json j = {{"action", action}, {"rule", v.rule}, {"rule_kind", v.rule_kind},
                             {"category", v.category}, {"reason", v.reason}, {"stage", stage},
@@ -236,6 +241,17 @@ int run(const Args& a) {
                   ((cmd == "user" || cmd == "group") && !(a.positional.size() >= 2 && a.positional[1] == "list"));
     auto db = RuleDb::open(path, writes ? RuleDb::Mode::read_write : RuleDb::Mode::read_only);
     const int64_t before = db->version();
+    if (writes) {
+        // Every write that changes signatures is measured before it commits (cli_cost.cpp).
+        CostOptions cost;
+        cost.force = a.has("--force");
+        if (a.has("--scan-floor")) cost.floor = std::stod(a.get("--scan-floor"));
+        auto old = db->load().signatures;
+        RuleDb* raw = db.get();
+        db->set_write_check([raw, old = std::move(old), cost](const RuleData& after) {
+            check_scan_cost(*raw, old, after, cost);
+        });
+    }
     const int rc = dispatch(a, db.get());
     if (writes && rc == 0) print_write(*db, before);
     return rc;
@@ -340,12 +356,19 @@ void declare(CLI::App& app) {
         ->check(CLI::IsMember({"json", "csv", "hosts", "domains", "adblock", "ut1"}));
     import->add_option("--category", "the category of a hosts, domains or adblock list");
     flag(*import, "--lenient", "skip (and count) lines that cannot be used instead of refusing the file");
+    auto cost_options = [](CLI::App* c) {
+        flag(*c, "--force", "write signatures even when they would scan below the floor (with a warning)");
+        c->add_option("--scan-floor", "MB/s on the built-in sample below which signatures are refused (default 50)")
+            ->check(CLI::PositiveNumber);
+    };
+    cost_options(import);
     import->footer("Prints how many lines were used and skipped, by reason. Strict by default: a line that "
                    "cannot be used refuses the whole file and nothing is written.");
 
     app.add_subcommand("export", "the rules as native JSON")->add_option("--out", "write to FILE (default stdout)")->type_name("FILE");
 
     auto* add = app.add_subcommand("add", "add a rule")->require_subcommand(1);
+    cost_options(add);
     auto* category = add->add_subcommand("category", "a category");
     category->add_option("NAME", "")->required();
     category->add_option("--description", "");
@@ -380,6 +403,7 @@ void declare(CLI::App& app) {
         auto* c = app.add_subcommand(verb, std::string(verb) + " a rule");
         c->add_option("KIND", "category, host, url, signature, policy")->required();
         c->add_option("KEY", "its name or pattern")->required();
+        if (std::string(verb) == "enable") cost_options(c);
     }
     auto* list = app.add_subcommand("list", "the rules");
     list->add_option("--kind", "only this kind");
@@ -395,6 +419,7 @@ void declare(CLI::App& app) {
     test->add_option("--user", "");
     test->add_option("--group", "(repeatable; default: the user's groups in the database)")->take_all()->allow_extra_args(false);
     test->add_option("--client", "the client address (default 127.0.0.1)")->type_name("IP");
+    flag(*test, "--cost", "also what each target's signatures cost on the built-in sample");
     flag(*test, "--json", "");
 
     auto* user = app.add_subcommand("user", "proxy users (passwords: PBKDF2-HMAC-SHA256)")->require_subcommand(1);
@@ -422,8 +447,9 @@ void declare(CLI::App& app) {
     diff->add_option("FROM", "a version")->required();
     diff->add_option("TO", "a version (default: the current one)");
     flag(*diff, "--json", "");
-    app.add_subcommand("rollback", "a new version with the rules of VERSION (users stay); the newest 50 are kept")
-        ->add_option("VERSION", "")->required();
+    auto* rollback = app.add_subcommand("rollback", "a new version with the rules of VERSION (users stay); the newest 50 are kept");
+    rollback->add_option("VERSION", "")->required();
+    cost_options(rollback);
     flag(*app.add_subcommand("stats", "the ruleset version and how many rules of each kind"), "--json", "");
 }
 

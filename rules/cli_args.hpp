@@ -27,6 +27,18 @@ inline std::string actor(const Args& a) {
     return u ? u : "cli";
 }
 
+// The scan-cost admission of a write (cli_cost.cpp): run inside the write's transaction with the
+// rules as they will be; prints what the signatures cost on the built-in sample and refuses
+// (throws) when a target would scan below `floor` MB/s, unless `force`. Stores the compiled
+// signature databases with the rules for the gateway.
+struct CostOptions {
+    double floor = 50;
+    bool force = false;
+};
+void check_scan_cost(RuleDb& db, const std::vector<Signature>& before, const RuleData& after, const CostOptions& opts);
+// What each target's signatures cost on the sample (vigil-rules test).
+void print_scan_cost(RuleDb& db, const RuleData& data);
+
 int cmd_user(RuleDb& db, const Args& a);
 int cmd_group(RuleDb& db, const Args& a);
 int cmd_history(const RuleDb& db, const Args& a);

@@ -131,8 +131,10 @@ std::unique_ptr<RuleDb> RuleDb::open(const std::string& path, Mode mode) {
         });
         version = 2;
     }
-    if (mode != Mode::read_only)
+    if (mode != Mode::read_only) {
         db->exec("CREATE TABLE IF NOT EXISTS snapshots(version INTEGER PRIMARY KEY, ts TEXT NOT NULL, data TEXT NOT NULL)");
+        db->exec("CREATE TABLE IF NOT EXISTS compiled(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, data BLOB NOT NULL)");
+    }
     db->schema_ = version;  // a read-only open of an older file reads what it has
     return db;
 }

@@ -2,6 +2,7 @@
 // one validated transaction with a change-history row and a new ruleset version.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,16 @@ public:
     // Replaces every rule with `data` (a rollback): validated first, one transaction, one new version.
     Counts replace_all(const RuleData& data, const std::string& actor, const std::string& operation);
 
+    // Called inside every write, after the change and before the commit, with the rules as they
+    // will be: an exception from it undoes the write (vigil-rules' scan-cost admission).
+    void set_write_check(std::function<void(const RuleData& after)> check) { check_ = std::move(check); }
+
+    // Compiled signature databases by key (inspect/signature_matcher.hpp): the newest
+    // kKeptCompiled are kept. A database opened read-only, or older than the table, has none.
+    static constexpr int kKeptCompiled = 16;
+    std::optional<std::string> compiled(const std::string& key) const;
+    void put_compiled(const std::string& key, const std::string& data);
+
 private:
     RuleData read_all() const;  // inside the caller's transaction
     void keep_version();        // the snapshot of the version just made, inside its transaction
@@ -73,6 +84,7 @@ private:
                 const std::string& before, const std::string& after);
     sqlite3* db_;
     int schema_ = 0;
+    std::function<void(const RuleData&)> check_;
 };
 
 }  // namespace vigil::rules

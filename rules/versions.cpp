@@ -24,6 +24,23 @@ void RuleDb::keep_version() {
         .bind(2, to_json(d))
         .run();
     Stmt(db_, "DELETE FROM snapshots WHERE version <= ?").bind(1, d.version - kKeptVersions).run();
+    if (check_) check_(d);  // throws to undo the write
+}
+
+std::optional<std::string> RuleDb::compiled(const std::string& key) const {
+    Stmt exists(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'compiled'");
+    if (!exists.step() || exists.integer(0) == 0) return std::nullopt;
+    Stmt st(db_, "SELECT data FROM compiled WHERE key = ?");
+    st.bind(1, key);
+    if (!st.step()) return std::nullopt;
+    return st.blob(0);
+}
+
+void RuleDb::put_compiled(const std::string& key, const std::string& data) {
+    Stmt(db_, "INSERT OR REPLACE INTO compiled(key, data) VALUES (?, ?)").bind(1, key).bind_blob(2, data).run();
+    Stmt(db_, "DELETE FROM compiled WHERE id NOT IN (SELECT id FROM compiled ORDER BY id DESC LIMIT ?)")
+        .bind(1, int64_t(kKeptCompiled))
+        .run();
 }
 
 std::optional<RuleData> RuleDb::at_version(int64_t version) const {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 namespace vigil::inspect {
@@ -117,6 +118,49 @@ TEST(SignatureMatcher, StopsAtTheDeadline) {
     m.scan(std::string(1 << 16, 'a'), 0, scan, nullptr, nullptr,
            std::chrono::steady_clock::now() - std::chrono::seconds(1));
     EXPECT_TRUE(scan.out_of_time);
+}
+
+// A cache in memory, counting what it is asked.
+struct MapCache : CompiledCache {
+    mutable std::map<std::string, std::string> entries;
+    mutable int hits = 0, stores = 0;
+    std::optional<std::string> load(const std::string& key) const override {
+        auto it = entries.find(key);
+        if (it == entries.end()) return std::nullopt;
+        ++hits;
+        return it->second;
+    }
+    void store(const std::string& key, const std::string& data) const override {
+        ++stores;
+        entries[key] = data;
+    }
+};
+
+TEST(SignatureMatcher, CompiledDatabasesAreCachedAndABadEntryIsCompiledAgain) {
+    MapCache cache;
+    SignatureMatcher::Options o;
+    o.cache = &cache;
+    SignatureMatcher::Scan scan;
+    {
+        SignatureMatcher first(kPatterns, o);
+        EXPECT_EQ(cache.stores, 1);
+    }
+    SignatureMatcher second(kPatterns, o);  // loaded, not compiled
+    EXPECT_EQ(cache.hits, 1);
+    EXPECT_EQ(cache.stores, 1);
+    EXPECT_EQ(second.re2_only(), SignatureMatcher(kPatterns, {}).re2_only());
+    for (const auto& text : kTexts) {
+        second.scan(text, 0, scan);
+        EXPECT_EQ(scan.hits, re2_alone(kPatterns, text)) << "text: " << text;
+    }
+    // Other patterns: another entry. A damaged entry: compiled again and replaced.
+    SignatureMatcher other({"zzz"}, o);
+    EXPECT_EQ(cache.stores, 2);
+    for (auto& [key, data] : cache.entries) data = data.substr(0, data.size() / 2) + "garbage";
+    SignatureMatcher repaired(kPatterns, o);
+    EXPECT_EQ(cache.stores, 3);
+    repaired.scan("call eval (x)", 0, scan);
+    EXPECT_EQ(scan.hits, re2_alone(kPatterns, "call eval (x)"));
 }
 
 TEST(SignatureMatcher, RejectsWhatRe2Rejects) {

@@ -328,6 +328,78 @@ class PagesTest(unittest.TestCase):
         self.assertIn("blok.html: not a page Vigil knows (block.html, warn.html", p.stderr)
 
 
+def slow_signatures(path, n=300):
+    """n case-insensitive signatures with a Latin-1 letter: each runs as RE2 alone, a pass of its
+    own over every buffer, so together they scan slowly (the admission check's case)."""
+    sigs = [{"name": "slow-%d" % i, "target": "response_body", "pattern": "(?i)caf\\xe9[0-9]{1,3}x%d" % i,
+             "action": "block", "severity": "high"} for i in range(n)]
+    with open(path, "w") as f:
+        json.dump({"format": "vigil-rules/1", "signatures": sigs}, f)
+
+
+class ScanCostTest(unittest.TestCase):
+    def test_slow_signatures_are_refused_unless_forced_and_compiled_once(self):
+        db = os.path.join(W["dir"], "cost.db")
+        run([RULES, "--db", db, "init"])
+        p = subprocess.run([RULES, "--db", db, "add", "signature", "fine", "--target", "response_body",
+                            "--pattern", r"(?i)\bshell_exec\s*\(", "--scan-floor", "1000000"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("scan cost: 1 response_body signature scan the built-in sample at", p.stdout)
+        self.assertIn("below the floor of 1000000 MB/s; the slowest: fine", p.stderr)
+        self.assertIn("Nothing was written", p.stderr)
+        self.assertIn("ruleset version: 0", run([RULES, "--db", db, "stats"]).stdout)
+        # At the default floor the same signature is cheap: written, with its cost.
+        out = run([RULES, "--db", db, "add", "signature", "fine", "--target", "response_body",
+                   "--pattern", r"(?i)\bshell_exec\s*\("]).stdout
+        self.assertIn("fine alone: ", out)
+        # Many RE2-alone signatures scan below 50 MB/s: refused, named; --force writes them.
+        slow = os.path.join(W["dir"], "slow.json")
+        slow_signatures(slow)
+        p = subprocess.run([RULES, "--db", db, "import", slow], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("300 run as RE2 alone", p.stdout)
+        self.assertIn("below the floor of 50.0 MB/s", p.stderr)
+        self.assertIn("slow-", p.stderr)
+        self.assertIn("ruleset version: 1", run([RULES, "--db", db, "stats"]).stdout)
+        p = subprocess.run([RULES, "--db", db, "import", slow, "--force"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("warning: response_body signatures would scan at", p.stderr)
+        self.assertIn("ruleset version: 2", run([RULES, "--db", db, "stats"]).stdout)
+        # What was compiled for the write is kept with the rules, for the gateway and `test`.
+        import sqlite3
+        con = sqlite3.connect(db)
+        self.assertGreaterEqual(con.execute("SELECT count(*) FROM compiled").fetchone()[0], 1)
+        con.close()
+        out = run([RULES, "--db", db, "test", "--url", "http://x.test/", "--cost"]).stdout
+        self.assertIn("scan cost: response_body 301 signatures", out)
+
+    def test_a_body_over_its_scan_budget_follows_on_error(self):
+        db = os.path.join(W["dir"], "budget.db")
+        run([RULES, "--db", db, "init"])
+        slow = os.path.join(W["dir"], "slow-budget.json")
+        slow_signatures(slow)
+        run([RULES, "--db", db, "import", slow, "--force"])
+        url = "http://plain.test:%d/text/8000000" % W["plain"].port
+        for on_error in ("block", "allow"):
+            with self.subTest(on_error=on_error):
+                v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_args=[
+                    "--rules", db, "--set", "proxy.allow_private_destinations=true",
+                    "--set", "inspect.scan_budget_ms=50", "--set", 'inspect.on_error="%s"' % on_error])
+                try:
+                    code, got, headers, body, err = curl("-x", v.proxy, url)
+                    if on_error == "block":
+                        # A 403 page while the head is still held, else the transfer cut short.
+                        self.assertTrue(got == 403 and b"scan-budget" in body or len(body) < 8000000, headers)
+                        self.assertIn("took longer than its budget", v.read_log())
+                    else:
+                        self.assertEqual(got, 200, headers)
+                        self.assertEqual(len(body), 8000000)
+                    self.assertEqual(v.metric("scan_over_budget"), 1)
+                finally:
+                    v.stop()
+
+
 class ReloadTest(unittest.TestCase):
     def test_rules_replaced_20_times_under_load(self):
         stop = threading.Event()
