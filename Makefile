@@ -89,8 +89,13 @@ bench: build
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libbenchmark-dev
 	@dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'ok installed' || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
-	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_scan_bench vigil_audit_bench vigil_loadgen
+	@for p in modsecurity-crs python3-doc; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p; done
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_scan_bench vigil_scan_real_bench vigil_audit_bench vigil_loadgen
 	$(BUILD)/bin/vigil_scan_bench
+	python3 tests/bench/corpus.py $(BUILD)/bench-corpus
+	$(BUILD)/bin/vigil_scan_real_bench $(BUILD)/bench-corpus
 	$(BUILD)/bin/vigil_audit_bench
 	tests/bench/audit_query_bench.sh $(BUILD)/bin
 	tests/bench/audit_full_rate.sh $(BUILD)/bin
