@@ -267,8 +267,10 @@ void SignatureMatcher::scan(std::string_view buffer, size_t seen, Scan& out, con
             }
             t_scratch.sized_for = db_->generation;
         }
-        const hs_error_t rc = hs_scan(db_->db, buffer.data(), static_cast<unsigned>(buffer.size()), 0, t_scratch.space,
-                                      on_match, &c);
+        // Hyperscan refuses a null pointer even for no bytes.
+        const char* bytes = buffer.empty() ? "" : buffer.data();
+        const hs_error_t rc =
+            hs_scan(db_->db, bytes, static_cast<unsigned>(buffer.size()), 0, t_scratch.space, on_match, &c);
         if (rc == HS_SCAN_TERMINATED) stopped = true;
         else if (rc != HS_SUCCESS) out.error = true;
     }
