@@ -50,6 +50,14 @@ const std::map<std::string, Setter>& schema() {
              if (v != "staple" && v != "off" && v != "ocsp") w.fail("expected \"off\", \"staple\" or \"ocsp\"");
              c.revocation = v == "off" ? tls::Revocation::off : v == "ocsp" ? tls::Revocation::ocsp : tls::Revocation::staple;
          }},
+        {"tls.system_store", [](Config& c, const Where& w) { c.system_store = get_bool(w); }},
+        {"tls.max_chain_depth", [](Config& c, const Where& w) { c.max_chain_depth = int(get_int(w, 1, 16)); }},
+        {"tls.strictness",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "browser" && v != "strict") w.fail("expected \"browser\" or \"strict\"");
+             c.strictness = v == "strict" ? tls::Strictness::strict : tls::Strictness::browser;
+         }},
         {"tls.ocsp_unknown",
          [](Config& c, const Where& w) {
              auto v = get_string(w);

@@ -65,6 +65,9 @@ struct Config {
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
     std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
     tls::Revocation revocation = tls::Revocation::staple;  // tls.revocation = "off" | "staple" | "ocsp"
+    bool system_store = true;                 // tls.system_store: the system's anchors beside extra_ca_file
+    int max_chain_depth = 8;                  // tls.max_chain_depth
+    tls::Strictness strictness = tls::Strictness::browser;  // tls.strictness = "browser" | "strict"
     bool ocsp_unknown_blocks = false;                    // tls.ocsp_unknown = "allow" | "block"
     bool aia_fetch = true;                               // tls.aia_fetch
     std::vector<OriginException> origin_exceptions;      // tls.origin_exceptions

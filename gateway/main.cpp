@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
     run.ready_file = args.get("--ready-file");
     try {
         Config cfg = load_config(args.get("--config"), overrides);
-        if (args.has("--check-config")) {            check_startup(cfg);
+        if (args.has("--check-config")) {
+            check_startup(cfg);
             std::cout << "vigil: configuration OK\n";
             return 0;
         }

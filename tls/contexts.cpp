@@ -141,6 +141,12 @@ int accept_or_refuse(SSL* ssl, Acceptance* acc, ChainProblem problem) {
     return 0;
 }
 
+// tls.strictness of an origin context (null: browser).
+int strictness_index() {
+    static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return idx;
+}
+
 // Called by OpenSSL for each certificate of the chain and for each error it finds. A failure
 // (ok = 0) ends the handshake unless this connection's acceptance covers it. After OpenSSL
 // accepted the whole chain (the call for the leaf at depth 0), our own checks run on the chain
@@ -175,7 +181,8 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
     const auto& psl = public_suffixes();
     if (!psl) return 0;
-    auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl);
+    const bool strict = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), strictness_index()) != nullptr;
+    auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl, strict ? Strictness::strict : Strictness::browser);
     if (!found || accept_or_refuse(ssl, acc, std::move(*found))) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
@@ -314,7 +321,9 @@ bool origin_certificate_rejected(SSL* ssl) {
     return SSL_get_verify_result(ssl) != X509_V_OK || SSL_get_ex_data(ssl, problem_index()) != nullptr;
 }
 
-SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocation) {
+SslCtxPtr make_origin_ctx(const OriginTrust& trust) {
+    const std::string& extra_ca_file = trust.extra_ca_file;
+    const Revocation revocation = trust.revocation;
     if (!public_suffixes()) public_suffixes() = PublicSuffixList::load(PublicSuffixList::kDefaultPath);
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
@@ -328,12 +337,19 @@ SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocatio
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, on_verify);
     if (revocation != Revocation::off) SSL_CTX_set_tlsext_status_cb(ctx.get(), on_ocsp_staple);
     // No real chain is deeper; a longer one is refused before our checks see it.
-    SSL_CTX_set_verify_depth(ctx.get(), kMaxOriginChainDepth);
-    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) throw TlsError("cannot load the system trust store");
+    SSL_CTX_set_verify_depth(ctx.get(), trust.max_chain_depth);
+    if (trust.system_store && SSL_CTX_set_default_verify_paths(ctx.get()) != 1)
+        throw TlsError("cannot load the system trust store");
     if (!extra_ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), extra_ca_file.c_str(), nullptr) != 1)
         throw TlsError(extra_ca_file + ": cannot load extra CA file (" + last_openssl_error() + ")");
+    if (!trust.system_store && extra_ca_file.empty())
+        throw TlsError("tls.system_store = false and no tls.extra_ca_file: no origin could be trusted");
+    SSL_CTX_set_ex_data(ctx.get(), strictness_index(),
+                        reinterpret_cast<void*>(static_cast<intptr_t>(trust.strictness == Strictness::strict)));
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_TRUSTED_FIRST);
+    // PARTIAL_CHAIN: a trusted intermediate is an anchor (browsers stop at the first trusted
+    // certificate too); TRUSTED_FIRST: the trusted copy of a cross-signed CA wins.
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx.get(), alpn, sizeof alpn);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tls/openssl_ptr.hpp"
+#include "tls/webpki.hpp"
 
 namespace vigil::tls {
 
@@ -24,9 +25,19 @@ bool sni_was_refused(SSL* ssl);
 // tls.revocation: off; check the OCSP response the origin staples (the default); or also ask
 // the responder when there is no staple (the gateway does that after the handshake).
 enum class Revocation { off, staple, ocsp };
-SslCtxPtr make_origin_ctx(const std::string& extra_ca_file, Revocation revocation = Revocation::staple);
+// Whom origins are checked against, and how (the [tls] keys of the same names).
+struct OriginTrust {
+    std::string extra_ca_file;           // tls.extra_ca_file; may be empty
+    bool system_store = true;            // tls.system_store: the system's anchors too
+    Revocation revocation = Revocation::staple;
+    int max_chain_depth = 8;             // tls.max_chain_depth: certificates between leaf and anchor
+    Strictness strictness = Strictness::browser;  // tls.strictness (webpki.hpp)
+};
+// A certificate in `extra_ca_file` is an anchor wherever it sits in a chain: a trusted
+// intermediate ends the path there (partial chains, as browsers do). Throws TlsError when
+// the file cannot be loaded, or when there is no anchor at all.
+SslCtxPtr make_origin_ctx(const OriginTrust& trust);
 inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's Certificate message
-inline constexpr int kMaxOriginChainDepth = 8;         // certificates between leaf and anchor
 // make_origin_ctx loads the public suffix list from its default path unless one is set.
 class PublicSuffixList;
 void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list);

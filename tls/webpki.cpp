@@ -123,7 +123,8 @@ bool valid_dns_name(std::string_view name, bool allow_wildcard) {
     }
 }
 
-std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl) {
+std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl, Strictness strictness) {
+    const bool strict = strictness == Strictness::strict;
     const int n = sk_X509_num(chain);
     if (n < 1) return problem("malformed", "the origin sent no certificate");
     X509* leaf = sk_X509_value(chain, 0);
@@ -131,9 +132,12 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
     // The leaf: an end-entity certificate for TLS servers.
     if ((X509_get_extension_flags(leaf) & EXFLAG_CA) && n > 1) return problem("malformed", "the origin's certificate is a CA certificate, not a server's");
     const uint32_t xku = X509_get_extended_key_usage(leaf);
-    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE))
+    // No extendedKeyUsage means any use (RFC 5280 4.2.1.12); Chromium accepts it.
+    const bool has_eku = X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE;
+    if (!has_eku && strict)
         return problem("malformed", "the origin's certificate has no extended key usage (serverAuth is required)");
-    if (!(xku & XKU_SSL_SERVER)) return problem("malformed", "the origin's certificate is not for TLS servers (no serverAuth usage)");
+    if (has_eku && !(xku & XKU_SSL_SERVER))
+        return problem("malformed", "the origin's certificate is not for TLS servers (no serverAuth usage)");
 
     // Names: a subjectAltName with DNS names or IP addresses, each well formed.
     GeneralNamesPtr owned(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
@@ -158,9 +162,9 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
         }
     }
     if (san.empty()) return problem("malformed", "the origin's certificate has no subjectAltName with a DNS name or IP address");
-    // A subject CN, when present, must be one of those names.
+    // Browsers ignore the subject CN once there is a subjectAltName; strict: it must be one of them.
     X509_NAME* subject = X509_get_subject_name(leaf);
-    for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+    for (int i = -1; strict && (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
         const std::string cn = lower(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))));
         const std::string ip = canonical_ip(cn);
         if (std::find(san.begin(), san.end(), ip.empty() ? cn : ip) == san.end())

@@ -36,8 +36,14 @@ struct ChainProblem {
     std::string reason;
 };
 
+// tls.strictness. `browser` (the default) accepts what Chromium accepts among the choices RFC
+// 5280 leaves open: a leaf without extendedKeyUsage, a subject CN that is not among the
+// subjectAltNames (browsers ignore the CN once there is a SAN). `strict` refuses both.
+enum class Strictness { browser, strict };
+
 // `chain` as OpenSSL verified it: the leaf first, the trust anchor last.
-std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl);
+std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl,
+                                         Strictness strictness = Strictness::browser);
 
 // DNS name syntax as certificates may carry it: labels of [a-z0-9-] (no underscores), no
 // empty label, at most 63 bytes a label and 253 in all; a wildcard only as the whole

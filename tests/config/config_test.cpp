@@ -238,6 +238,29 @@ TEST(Config, OriginErrorPolicyAndExceptions) {
     }
 }
 
+TEST(Config, OriginTrustKeys) {
+    Config d = load_config("", {});
+    EXPECT_TRUE(d.system_store);
+    EXPECT_EQ(d.max_chain_depth, 8);
+    EXPECT_EQ(d.strictness, tls::Strictness::browser);
+    Config c = load_config("", {{"tls.system_store", "false"}, {"tls.max_chain_depth", "12"}, {"tls.strictness", "\"strict\""}});
+    EXPECT_FALSE(c.system_store);
+    EXPECT_EQ(c.max_chain_depth, 12);
+    EXPECT_EQ(c.strictness, tls::Strictness::strict);
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"tls.strictness", "\"lax\"", "expected \"browser\" or \"strict\""},
+             {"tls.max_chain_depth", "0", "tls.max_chain_depth"},
+             {"tls.max_chain_depth", "17", "tls.max_chain_depth"},
+             {"tls.system_store", "\"no\"", "tls.system_store"}}) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << "accepted " << key << " = " << value;
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(Config, RevocationAndFetching) {
     Config d = load_config("", {});
     EXPECT_EQ(d.revocation, tls::Revocation::staple);

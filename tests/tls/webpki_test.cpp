@@ -66,7 +66,7 @@ protected:
 
     // The leaf for `spec` under the root (optionally through an intermediate), checked.
     std::optional<ChainProblem> check(const Spec& spec, EVP_PKEY* leaf_key = nullptr, const Spec* inter = nullptr,
-                                      EVP_PKEY* inter_key = nullptr) {
+                                      EVP_PKEY* inter_key = nullptr, Strictness strictness = Strictness::browser) {
         PKeyPtr own = keygen("EC", "P-256");
         X509Ptr mid;
         X509* issuer = root.get();
@@ -81,12 +81,13 @@ protected:
         sk_X509_push(chain, leaf.get());
         if (mid) sk_X509_push(chain, mid.get());
         sk_X509_push(chain, root.get());
-        auto result = check_webpki(chain, *psl);
+        auto result = check_webpki(chain, *psl, strictness);
         sk_X509_free(chain);
         return result;
     }
-    void expect(const Spec& spec, const std::string& code, const std::string& words, EVP_PKEY* key = nullptr) {
-        auto p = check(spec, key);
+    void expect(const Spec& spec, const std::string& code, const std::string& words, EVP_PKEY* key = nullptr,
+                Strictness strictness = Strictness::browser) {
+        auto p = check(spec, key, nullptr, nullptr, strictness);
         ASSERT_TRUE(p.has_value()) << "accepted: " << words;
         EXPECT_EQ(p->code, code) << p->reason;
         EXPECT_NE(p->reason.find(words), std::string::npos) << p->reason;
@@ -107,11 +108,16 @@ TEST_F(Webpki, ACorrectChainPasses) {
 TEST_F(Webpki, LeafMustBeAServerEndEntityWithNames) {
     expect(Spec{"www.example.com", ""}, "malformed", "no subjectAltName");
     expect(Spec{"www.example.com", "email:a@example.com"}, "malformed", "no subjectAltName");
-    expect(Spec{"www.example.com", "DNS:www.example.com", ""}, "malformed", "no extended key usage");
+    // No EKU (any use, RFC 5280) and a CN that no SAN repeats: browsers accept both; strict does not.
+    EXPECT_FALSE(check(Spec{"www.example.com", "DNS:www.example.com", ""}).has_value());
+    EXPECT_FALSE(check(Spec{"other.example.com", "DNS:www.example.com"}).has_value());
+    expect(Spec{"www.example.com", "DNS:www.example.com", ""}, "malformed", "no extended key usage", nullptr,
+           Strictness::strict);
+    expect(Spec{"other.example.com", "DNS:www.example.com"}, "malformed", "in its subject but not in its subjectAltName",
+           nullptr, Strictness::strict);
     expect(Spec{"www.example.com", "DNS:www.example.com", "clientAuth"}, "malformed", "serverAuth");
     expect(Spec{"www.example.com", "DNS:www.example.com", "anyExtendedKeyUsage"}, "malformed", "serverAuth");
     expect(Spec{"www.example.com", "DNS:www.example.com", "serverAuth", "critical,CA:TRUE"}, "malformed", "CA certificate");
-    expect(Spec{"other.example.com", "DNS:www.example.com"}, "malformed", "in its subject but not in its subjectAltName");
 }
 
 TEST_F(Webpki, DnsNamesAndWildcards) {
