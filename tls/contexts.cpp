@@ -409,9 +409,13 @@ CertVerdict describe_verify_error(long e) {
         case X509_V_ERR_INVALID_CA:
             return {"malformed", std::string("the origin's certificate chain is invalid: ") +
                                      X509_verify_cert_error_string(e)};
+        case X509_V_ERR_UNSPECIFIED:  // OpenSSL's name-constraint work limit, among others
+            return {"invalid", "the origin's certificate chain could not be checked: it carries more names or name "
+                               "constraints than the verifier checks"};
         default:
-            return {"invalid", std::string("the origin's certificate failed verification: ") +
-                                   X509_verify_cert_error_string(e)};
+            // OpenSSL's own words go to the log (certificate_refused), not the page.
+            return {"invalid", "the origin's certificate chain could not be verified (a problem the gateway has no "
+                               "plainer words for; the gateway's log names it)"};
     }
 }
 

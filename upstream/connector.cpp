@@ -347,8 +347,9 @@ std::string handshake_failure_words(const error_code& ec) {
             case SSL_R_UNSUPPORTED_PROTOCOL:
             case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
             case SSL_R_WRONG_VERSION_NUMBER:
-                return "the site's server and the gateway could not agree on a secure connection (the site may "
-                       "require an old TLS version or cipher that is no longer considered safe)";
+                return "the site's server and the gateway could not agree on a secure connection: the site offers "
+                       "only an old TLS version or cipher, or a certificate whose key is too weak (such as DSA or "
+                       "P-192), none of which is considered safe any more";
             default: break;
         }
     }

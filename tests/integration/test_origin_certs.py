@@ -69,7 +69,10 @@ def setUpModule():
     db = CaDb(pki, os.path.join(d, "db-main"))
     certs["future.test"] = db.issue("future.test", dates=("-startdate", "20991231000000Z", "-enddate", "21000101000000Z"))
     # s_server at security level 0 serves what Python's ssl refuses to load
-    W["servers"] = {"weak.test": s_server(*db.issue("weak.test", newkey=("rsa:1024",)), "-cipher", "DEFAULT:@SECLEVEL=0")}
+    W["servers"] = {"weak.test": s_server(*db.issue("weak.test", newkey=("rsa:1024",)), "-cipher", "DEFAULT:@SECLEVEL=0"),
+                    # A P-192 key: no signature the gateway accepts, so no handshake at all.
+                    "p192.test": s_server(*db.issue("p192.test", newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-192")),
+                                          "-cipher", "DEFAULT:@SECLEVEL=0")}
     W["origins"] = {host: Origin(host, *files) for host, files in certs.items()}
     W["plain"] = Origin("plain")  # plain HTTP, for the stray-bytes test
     W["stapling"] = {host: stapling_origin(pki, d, host, revoke) for host, revoke in
@@ -115,6 +118,15 @@ def gateway(*settings, extra_ca=None, env=()):
 def fetch_via(v, host):
     return curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
                 "https://%s:%d/hello" % (host, W["origins"][host].port))
+
+
+class WeakKeyTest(unittest.TestCase):
+    def test_a_p192_leaf_is_refused_in_words_that_name_a_weak_key(self):
+        code, status, headers, body, err = fetch("p192.test")
+        self.assertEqual(status, 502, headers)
+        page = html.unescape(body.decode())
+        self.assertIn("a certificate whose key is too weak (such as DSA or P-192)", page)
+        self.assertNotIn("sslv3", page)
 
 
 class StrictnessTest(unittest.TestCase):
