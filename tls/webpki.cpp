@@ -31,7 +31,8 @@ std::string asn1_text(const ASN1_STRING* s) {
 ChainProblem problem(std::string code, std::string reason) { return {std::move(code), std::move(reason)}; }
 
 // The key and signature rules, for every certificate but the trust anchor.
-std::optional<ChainProblem> check_crypto(X509* cert, const char* which) {
+// The certificate's key: RSA of at least 2048 bits in whole bytes, EC on P-256/384/521, EdDSA.
+std::optional<ChainProblem> check_key(X509* cert, const char* which) {
     EVP_PKEY* key = X509_get0_pubkey(cert);
     if (!key) return problem("malformed", std::string("the ") + which + " has no usable public key");
     const std::string w = which;
@@ -52,6 +53,12 @@ std::optional<ChainProblem> check_crypto(X509* cert, const char* which) {
     } else if (!EVP_PKEY_is_a(key, "ED25519") && !EVP_PKEY_is_a(key, "ED448")) {
         return problem("weak_crypto", "the " + w + " has a key of an unsupported type");
     }
+    return std::nullopt;
+}
+
+std::optional<ChainProblem> check_crypto(X509* cert, const char* which) {
+    if (auto p = check_key(cert, which)) return p;
+    const std::string w = which;
     int md = NID_undef, pk = NID_undef;
     X509_get_signature_info(cert, &md, &pk, nullptr, nullptr);
     if (md == NID_sha1 || md == NID_md5 || md == NID_md4 || md == NID_md2 || md == NID_md5_sha1)
@@ -62,6 +69,49 @@ std::optional<ChainProblem> check_crypto(X509* cert, const char* which) {
         (ASN1_STRING_length(serial) == 1 && ASN1_STRING_get0_data(serial)[0] == 0))
         return problem("malformed", "the " + w + " has a serial number that is not positive");
     if (ASN1_STRING_length(serial) > 20) return problem("malformed", "the " + w + " has a serial number longer than 20 bytes");
+    return std::nullopt;
+}
+
+// Extensions whose structure RFC 5280 fixes and browser-grade verifiers enforce: name
+// constraints only in CA certificates, critical, with at least one subtree; policy
+// constraints critical; an Authority Information Access that parses.
+std::optional<ChainProblem> check_structure(X509* cert, bool is_ca, const std::string& which) {
+    if (const int at = X509_get_ext_by_NID(cert, NID_name_constraints, -1); at >= 0) {
+        if (!is_ca) return problem("malformed", "the " + which + " carries name constraints, which only a CA may");
+        if (!X509_EXTENSION_get_critical(X509_get_ext(cert, at)))
+            return problem("malformed", "the " + which + "'s name constraints are not marked critical");
+        auto* nc = static_cast<NAME_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_name_constraints, nullptr, nullptr));
+        const bool empty = !nc || (sk_GENERAL_SUBTREE_num(nc->permittedSubtrees) <= 0 &&
+                                   sk_GENERAL_SUBTREE_num(nc->excludedSubtrees) <= 0);
+        NAME_CONSTRAINTS_free(nc);
+        if (empty) return problem("malformed", "the " + which + "'s name constraints name no permitted or excluded names");
+    }
+    if (const int at = X509_get_ext_by_NID(cert, NID_policy_constraints, -1);
+        at >= 0 && !X509_EXTENSION_get_critical(X509_get_ext(cert, at)))
+        return problem("malformed", "the " + which + "'s policy constraints are not marked critical");
+    if (X509_get_ext_by_NID(cert, NID_info_access, -1) >= 0) {
+        auto* aia = static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr));
+        if (!aia) return problem("malformed", "the " + which + " has an Authority Information Access extension that cannot be read");
+        AUTHORITY_INFO_ACCESS_free(aia);
+    }
+    return std::nullopt;
+}
+
+// The trust anchor itself, as webpki checks it: its key, an Authority Key Identifier (when
+// present) with a key identifier, and an extended key usage (when present) that allows TLS
+// servers.
+std::optional<ChainProblem> check_anchor(X509* anchor) {
+    if (auto p = check_key(anchor, "trust anchor (root certificate)")) return p;
+    if (X509_get_ext_by_NID(anchor, NID_authority_key_identifier, -1) >= 0) {
+        auto* akid = static_cast<AUTHORITY_KEYID*>(X509_get_ext_d2i(anchor, NID_authority_key_identifier, nullptr, nullptr));
+        const bool has_keyid = akid && akid->keyid;
+        AUTHORITY_KEYID_free(akid);
+        if (!has_keyid)
+            return problem("malformed", "the trust anchor's authority key identifier has no key identifier");
+    }
+    if ((X509_get_extension_flags(anchor) & EXFLAG_XKUSAGE) &&
+        !(X509_get_extended_key_usage(anchor) & (XKU_SSL_SERVER | XKU_ANYEKU)))
+        return problem("untrusted", "the trust anchor (root certificate) is restricted to uses other than TLS servers");
     return std::nullopt;
 }
 
@@ -138,6 +188,11 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
         return problem("malformed", "the origin's certificate has no extended key usage (serverAuth is required)");
     if (has_eku && !(xku & XKU_SSL_SERVER))
         return problem("malformed", "the origin's certificate is not for TLS servers (no serverAuth usage)");
+    if (has_eku && (xku & XKU_ANYEKU))
+        return problem("malformed", "the origin's certificate allows any extended key usage beside serverAuth");
+    if (const int at = X509_get_ext_by_NID(leaf, NID_ext_key_usage, -1);
+        at >= 0 && X509_EXTENSION_get_critical(X509_get_ext(leaf, at)))
+        return problem("malformed", "the origin's certificate marks its extended key usage critical");
 
     // Names: a subjectAltName with DNS names or IP addresses, each well formed.
     GeneralNamesPtr owned(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
@@ -171,9 +226,17 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
             return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its subjectAltName");
     }
 
-    // Every certificate below the trust anchor: keys, signatures, serials.
+    // Every certificate below the trust anchor: keys, signatures, serials; every one: the
+    // structure of its extensions; the anchor: its own key and identifiers.
     for (int i = 0; i < std::max(n - 1, 1); ++i)
         if (auto p = check_crypto(sk_X509_value(chain, i), i == 0 ? "origin's certificate" : "intermediate certificate")) return p;
+    for (int i = 0; i < n; ++i) {
+        X509* c = sk_X509_value(chain, i);
+        const std::string which = i == 0 ? "origin's certificate" : i == n - 1 ? "trust anchor" : "intermediate certificate";
+        if (auto p = check_structure(c, i > 0, which)) return p;
+    }
+    if (n > 1)
+        if (auto p = check_anchor(sk_X509_value(chain, n - 1))) return p;
     return std::nullopt;
 }
 

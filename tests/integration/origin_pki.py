@@ -37,7 +37,7 @@ def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain
     return pem, key
 
 
-def intermediate(pki, name, constraints=None):
+def intermediate(pki, name, constraints=None, ext_lines=(), nc_critical=True):
     key, csr = pki.path(name + ".key"), pki.path(name + ".csr")
     run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", key, "-out", csr, "-subj", "/CN=Constrained Intermediate"])
@@ -46,10 +46,25 @@ def intermediate(pki, name, constraints=None):
         f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
                 "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
         if constraints:
-            f.write("nameConstraints=critical,%s\n" % constraints)
+            f.write("nameConstraints=%s%s\n" % ("critical," if nc_critical else "", constraints))
+        for line in ext_lines:
+            f.write(line + "\n")
     pem = pki.path(name + ".pem")
     run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca_pem, "-CAkey", pki.ca_key, "-CAcreateserial",
          "-out", pem, "-days", "5", "-extfile", ext])
+    return pem, key
+
+
+def root(pki, name, newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-256"), ext_lines=()):
+    """A self-signed root with extra extension lines; returns (pem, key)."""
+    key, csr, pem, ext = (pki.path(name + x) for x in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n")
+        for line in ext_lines:
+            f.write(line + "\n")
+    run(["openssl", "req", "-new", "-newkey", *newkey, "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/O=Vigil tests/CN=" + name])
+    run(["openssl", "x509", "-req", "-in", csr, "-signkey", key, "-out", pem, "-days", "30", "-extfile", ext])
     return pem, key
 
 

@@ -14,7 +14,7 @@ import time
 import unittest
 
 from harness import BLOCK, Origin, ParentProxy, Pki, Vigil, VIGIL_CA, curl, free_port, make_workdir, remove_workdir, run
-from origin_pki import leaf, intermediate, ca_chain, cross_signed, CaDb, LoopbackHttp, stapling_origin, s_server
+from origin_pki import leaf, intermediate, ca_chain, cross_signed, root, CaDb, LoopbackHttp, stapling_origin, s_server
 
 W = {}
 
@@ -28,6 +28,22 @@ CASES = {
     "deep.test": ("malformed", "certificate chain too long"),
     "future.test": ("not_yet_valid", "not valid yet"),
     "weak.test": ("weak_crypto", "weak cryptography"),  # RSA-1024 leaf
+    # Structure that RFC 5280 fixes and browser-grade verifiers enforce (issue 22).
+    "ncnoncrit.test": ("malformed", "name constraints are not marked critical"),
+    "ncempty.test": ("malformed", "name no permitted or excluded names"),
+    "ncleaf.test": ("malformed", "carries name constraints, which only a CA may"),
+    "policynoncrit.test": ("malformed", "policy constraints are not marked critical"),
+    "anyeku.test": ("malformed", "any extended key usage beside serverAuth"),
+    "criteku.test": ("malformed", "marks its extended key usage critical"),
+    "badaia.test": ("malformed", "Authority Information Access extension that cannot be read"),
+}
+# Trust anchors a browser-grade verifier refuses: each root is trusted, a leaf under it served.
+ANCHORS = {
+    "akinokeyid.test": ("malformed", "authority key identifier has no key identifier",
+                        {"ext_lines": ["authorityKeyIdentifier=issuer:always"]}),
+    # OpenSSL's purpose check already refuses it (our own anchor check is the second line).
+    "rootclientonly.test": ("malformed", "not valid for a web server", {"ext_lines": ["extendedKeyUsage=clientAuth"]}),
+    "rsaodd.test": ("malformed", "not a whole number of bytes", {"newkey": ("rsa:2052",)}),
 }
 
 
@@ -39,6 +55,9 @@ def setUpModule():
     inter, inter_key = intermediate(pki, "nc-inter", "excluded;DNS:constrained.test")
     permit, permit_key = intermediate(pki, "nc-permit", "permitted;DNS:permitted.test")
     W["anchor"], anchor_key = intermediate(pki, "anchor-inter")  # trusted by itself in StrictnessTest
+    ncnon, ncnon_key = intermediate(pki, "nc-noncrit", "permitted;DNS:ncnoncrit.test", nc_critical=False)
+    ncempty, ncempty_key = intermediate(pki, "nc-empty", ext_lines=["2.5.29.30=critical,DER:3000"])
+    polnon, polnon_key = intermediate(pki, "pol-noncrit", ext_lines=["policyConstraints=requireExplicitPolicy:0"])
     certs = {
         "good.test": leaf(pki, "good", "DNS:good.test"),
         "noeku.test": leaf(pki, "noeku", "DNS:noeku.test", eku=None),
@@ -51,7 +70,23 @@ def setUpModule():
         "www.permitted.test": leaf(pki, "permitted", "DNS:www.permitted.test", cn="elsewhere.example",
                                    ca=(permit, permit_key), chain_with=permit),
         "anchored.test": leaf(pki, "anchored", "DNS:anchored.test", ca=(W["anchor"], anchor_key), chain_with=W["anchor"]),
+        "ncnoncrit.test": leaf(pki, "ncnoncrit", "DNS:ncnoncrit.test", ca=(ncnon, ncnon_key), chain_with=ncnon),
+        "ncempty.test": leaf(pki, "ncempty", "DNS:ncempty.test", ca=(ncempty, ncempty_key), chain_with=ncempty),
+        "ncleaf.test": leaf(pki, "ncleaf", "DNS:ncleaf.test", ext_lines=["nameConstraints=critical,permitted;DNS:ncleaf.test"]),
+        "policynoncrit.test": leaf(pki, "policynoncrit", "DNS:policynoncrit.test", ca=(polnon, polnon_key),
+                                   chain_with=polnon),
+        "anyeku.test": leaf(pki, "anyeku", "DNS:anyeku.test", eku="serverAuth,anyExtendedKeyUsage"),
+        "criteku.test": leaf(pki, "criteku", "DNS:criteku.test", eku="critical,serverAuth"),
+        "badaia.test": leaf(pki, "badaia", "DNS:badaia.test", ext_lines=["1.3.6.1.5.5.7.1.1=DER:3003020100"]),
     }
+    anchors = os.path.join(d, "anchors.pem")
+    with open(anchors, "w") as bundle:
+        for host, (_, _, how) in ANCHORS.items():
+            pem, key = root(pki, host.split(".")[0] + "-root", **how)
+            certs[host] = leaf(pki, host.split(".")[0], "DNS:" + host, ca=(pem, key))
+            with open(pem) as f:
+                bundle.write(f.read())
+    W["anchors"] = anchors
     # an intermediate with pathlen:0 that signed another intermediate; a chain of ten
     pathlen_chain, pathlen_ca = ca_chain(pki, "pathlen", 2, pathlen_first=0)
     certs["pathlen.test"] = leaf(pki, "pathlen", "DNS:pathlen.test", ca=pathlen_ca, chain_with=pathlen_chain)
@@ -118,6 +153,20 @@ def gateway(*settings, extra_ca=None, env=()):
 def fetch_via(v, host):
     return curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
                 "https://%s:%d/hello" % (host, W["origins"][host].port))
+
+
+class AnchorTest(unittest.TestCase):
+    def test_trust_anchors_a_browser_grade_verifier_refuses(self):
+        v = gateway(extra_ca=W["anchors"])
+        try:
+            for host, (code, words, _) in ANCHORS.items():
+                with self.subTest(host=host):
+                    c, status, headers, body, err = fetch_via(v, host)
+                    self.assertEqual(status, 502, headers)
+                    self.assertIn("X-Vigil-Reason: %s" % code, headers)
+                    self.assertIn(words, html.unescape(body.decode()))
+        finally:
+            v.stop()
 
 
 class WeakKeyTest(unittest.TestCase):
