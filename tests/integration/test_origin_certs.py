@@ -44,6 +44,7 @@ ANCHORS = {
     # OpenSSL's purpose check already refuses it (our own anchor check is the second line).
     "rootclientonly.test": ("malformed", "not valid for a web server", {"ext_lines": ["extendedKeyUsage=clientAuth"]}),
     "rsaodd.test": ("malformed", "not a whole number of bytes", {"newkey": ("rsa:2052",)}),
+    "dsaroot.test": ("weak_crypto", "trust anchor (root certificate) has a DSA key", {"newkey": None}),
 }
 
 
@@ -82,6 +83,10 @@ def setUpModule():
     anchors = os.path.join(d, "anchors.pem")
     with open(anchors, "w") as bundle:
         for host, (_, _, how) in ANCHORS.items():
+            if how.get("newkey", ()) is None:  # DSA: parameters first
+                params = pki.path("dsa-params.pem")
+                run(["openssl", "dsaparam", "-out", params, "2048"])
+                how = {"newkey": ("dsa:" + params,)}
             pem, key = root(pki, host.split(".")[0] + "-root", **how)
             certs[host] = leaf(pki, host.split(".")[0], "DNS:" + host, ca=(pem, key))
             with open(pem) as f:
