@@ -197,7 +197,7 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
     // Names: a subjectAltName with DNS names or IP addresses, each well formed.
     GeneralNamesPtr owned(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
     GENERAL_NAMES* names = owned.get();
-    std::vector<std::string> san;
+    std::vector<std::string> san, san_exact;  // lower case for matching; as written, for strict's CN check
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
         const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
         if (gn->type == GEN_DNS) {
@@ -206,6 +206,7 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
             if (dns.rfind("*.", 0) == 0 && psl.is_public_suffix(dns.substr(2)))
                 return problem("malformed", "the origin's certificate has a wildcard \"" + dns + "\" over a public suffix");
             san.push_back(lower(dns));
+            san_exact.push_back(dns);
         } else if (gn->type == GEN_IPADD) {
             // As text in canonical form (mint.hpp), so a CN "::1" or "0:0::1" compares equal.
             const int len = ASN1_STRING_length(gn->d.iPAddress);
@@ -214,16 +215,21 @@ std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuf
                 !inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress), text, sizeof text))
                 return problem("malformed", "the origin's certificate has a malformed IP address name");
             san.push_back(text);
+            san_exact.push_back(text);
         }
     }
     if (san.empty()) return problem("malformed", "the origin's certificate has no subjectAltName with a DNS name or IP address");
-    // Browsers ignore the subject CN once there is a subjectAltName; strict: it must be one of them.
+    // Browsers ignore the subject CN once there is a subjectAltName; strict: it must be a
+    // byte-exact copy of one of them (the BR say "copied"), an IP address in canonical form.
     X509_NAME* subject = X509_get_subject_name(leaf);
     for (int i = -1; strict && (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
-        const std::string cn = lower(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))));
+        const std::string cn = asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
         const std::string ip = canonical_ip(cn);
-        if (std::find(san.begin(), san.end(), ip.empty() ? cn : ip) == san.end())
-            return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its subjectAltName");
+        if (std::find(san_exact.begin(), san_exact.end(), ip.empty() ? cn : ip) == san_exact.end()) {
+            const bool case_only = std::find(san.begin(), san.end(), lower(cn)) != san.end();
+            return problem("malformed", "the origin's certificate names \"" + cn + "\" in its subject but not in its "
+                                        "subjectAltName" + (case_only ? " (it differs in letter case)" : ""));
+        }
     }
 
     // Every certificate below the trust anchor: keys, signatures, serials; every one: the

@@ -71,6 +71,7 @@ def setUpModule():
         "www.permitted.test": leaf(pki, "permitted", "DNS:www.permitted.test", cn="elsewhere.example",
                                    ca=(permit, permit_key), chain_with=permit),
         "anchored.test": leaf(pki, "anchored", "DNS:anchored.test", ca=(W["anchor"], anchor_key), chain_with=W["anchor"]),
+        "cncase.test": leaf(pki, "cncase", "DNS:cncase.test", cn="CNCase.test"),
         "ncnoncrit.test": leaf(pki, "ncnoncrit", "DNS:ncnoncrit.test", ca=(ncnon, ncnon_key), chain_with=ncnon),
         "ncempty.test": leaf(pki, "ncempty", "DNS:ncempty.test", ca=(ncempty, ncempty_key), chain_with=ncempty),
         "ncleaf.test": leaf(pki, "ncleaf", "DNS:ncleaf.test", ext_lines=["nameConstraints=critical,permitted;DNS:ncleaf.test"]),
@@ -187,13 +188,14 @@ class StrictnessTest(unittest.TestCase):
     def test_browser_accepts_what_chromium_does_and_strict_refuses_it(self):
         # No extendedKeyUsage (RFC 5280: any use); a subject CN that no SAN repeats; a CN outside
         # the name constraints whose SAN is inside them.
-        for host in ("noeku.test", "cnmismatch.test", "www.permitted.test"):
+        for host in ("noeku.test", "cnmismatch.test", "www.permitted.test", "cncase.test"):
             code, status, headers, body, err = fetch(host)
             self.assertEqual((code, status, body), (0, 200, b"hello from " + host.encode()), err + headers)
         v = gateway('tls.strictness="strict"', extra_ca=W["trusted"])
         try:
             for host, words in (("noeku.test", "no extended key usage"),
-                                ("cnmismatch.test", "in its subject but not in its subjectAltName")):
+                                ("cnmismatch.test", "in its subject but not in its subjectAltName"),
+                                ("cncase.test", "differs in letter case")):
                 code, status, headers, body, err = fetch_via(v, host)
                 self.assertEqual(status, 502, headers)
                 self.assertIn(words, html.unescape(body.decode()))

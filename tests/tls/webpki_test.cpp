@@ -115,6 +115,12 @@ TEST_F(Webpki, LeafMustBeAServerEndEntityWithNames) {
            Strictness::strict);
     expect(Spec{"other.example.com", "DNS:www.example.com"}, "malformed", "in its subject but not in its subjectAltName",
            nullptr, Strictness::strict);
+    // Strict: the CN is a byte-exact copy of a SAN; a case difference is named.
+    expect(Spec{"WWW.example.com", "DNS:www.example.com"}, "malformed", "differs in letter case", nullptr,
+           Strictness::strict);
+    EXPECT_FALSE(check(Spec{"WWW.example.com", "DNS:www.example.com"}).has_value());
+    EXPECT_FALSE(check(Spec{"www.example.com", "DNS:www.example.com"}, nullptr, nullptr, nullptr, Strictness::strict)
+                     .has_value());
     expect(Spec{"www.example.com", "DNS:www.example.com", "clientAuth"}, "malformed", "serverAuth");
     expect(Spec{"www.example.com", "DNS:www.example.com", "anyExtendedKeyUsage"}, "malformed", "serverAuth");
     expect(Spec{"www.example.com", "DNS:www.example.com", "serverAuth", "critical,CA:TRUE"}, "malformed", "CA certificate");
