@@ -116,8 +116,10 @@ void check_scan_cost(RuleDb& db, const std::vector<Signature>& before, const Rul
         if (!added.empty() && added.size() <= 50)
             for (const auto& a : alone(added, 50))
                 std::cout << "  " << a.name << " alone: " << mbs(a.mb_s) << "\n";
-        if (mb_s >= opts.floor) continue;
-        const auto slow = alone(added.empty() ? sigs : added, 300);
+        // Only what a write adds can be refused: removing or disabling signatures always goes
+        // through (it can only make scanning cheaper), even while the rest is below the floor.
+        if (mb_s >= opts.floor || added.empty()) continue;
+        const auto slow = alone(added, 300);
         std::string names;
         for (size_t i = 0; i < std::min<size_t>(slow.size(), 5); ++i)
             names += (i ? ", " : "") + slow[i].name + " (" + mbs(slow[i].mb_s) + ": " + slow[i].pattern.substr(0, 80) + ")";
