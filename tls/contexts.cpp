@@ -141,6 +141,28 @@ int accept_or_refuse(SSL* ssl, Acceptance* acc, ChainProblem problem) {
     return 0;
 }
 
+// Set on a connection whose chain verified along another path than the one OpenSSL built first.
+int alternate_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return idx;
+}
+
+// Path building beyond OpenSSL's first path: when that path fails for a reason another issuer
+// could avoid (name constraints, a path length, an expired or unusable intermediate), verify
+// again without one of the path's intermediates the origin sent, so that another certificate
+// with the same subject (a cross-signed copy) is chosen; at most kMaxAlternatives tries. The
+// path found must pass our own checks too. Browsers build paths the same way.
+constexpr int kMaxAlternatives = 4;
+
+bool path_error(int err) {
+    return err == X509_V_ERR_PERMITTED_VIOLATION || err == X509_V_ERR_EXCLUDED_VIOLATION ||
+           err == X509_V_ERR_PATH_LENGTH_EXCEEDED || err == X509_V_ERR_INVALID_CA ||
+           err == X509_V_ERR_CERT_CHAIN_TOO_LONG || err == X509_V_ERR_INVALID_PURPOSE ||
+           err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID;
+}
+
+bool verifies_along_another_path(X509_STORE_CTX* failed, Strictness strictness);
+
 // tls.strictness of an origin context (null: browser).
 int strictness_index() {
     static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -167,6 +189,19 @@ int on_verify(int ok, X509_STORE_CTX* store) {
             return 1;
         }
     }
+    if (SSL_get_ex_data(ssl, alternate_index())) {
+        X509_STORE_CTX_set_error(store, X509_V_OK);  // the first path's remaining complaints
+        return 1;
+    }
+    const bool strict = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), strictness_index()) != nullptr;
+    if (!ok && path_error(X509_STORE_CTX_get_error(store)) &&
+        (X509_STORE_CTX_get_error_depth(store) > 0 || X509_STORE_CTX_get_error(store) == X509_V_ERR_PERMITTED_VIOLATION ||
+         X509_STORE_CTX_get_error(store) == X509_V_ERR_EXCLUDED_VIOLATION) &&
+        verifies_along_another_path(store, strict ? Strictness::strict : Strictness::browser)) {
+        SSL_set_ex_data(ssl, alternate_index(), reinterpret_cast<void*>(1));
+        X509_STORE_CTX_set_error(store, X509_V_OK);
+        return 1;
+    }
     if (!ok) {
         const int err = X509_STORE_CTX_get_error(store);
         if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || err == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
@@ -181,11 +216,37 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
     const auto& psl = public_suffixes();
     if (!psl) return 0;
-    const bool strict = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), strictness_index()) != nullptr;
     auto found = check_webpki(X509_STORE_CTX_get0_chain(store), *psl, strict ? Strictness::strict : Strictness::browser);
     if (!found || accept_or_refuse(ssl, acc, std::move(*found))) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
+}
+
+bool verifies_along_another_path(X509_STORE_CTX* failed, Strictness strictness) {
+    X509* leaf = X509_STORE_CTX_get0_cert(failed);
+    STACK_OF(X509)* untrusted = X509_STORE_CTX_get0_untrusted(failed);
+    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(failed);
+    const auto& psl = public_suffixes();
+    if (!leaf || !untrusted || !path || !psl) return false;
+    int tries = 0;
+    for (int i = 1; i < sk_X509_num(path) && tries < kMaxAlternatives; ++i) {
+        X509* left_out = sk_X509_value(path, i);
+        if (sk_X509_find(untrusted, left_out) < 0) continue;  // a trusted certificate: no other copy to try
+        ++tries;
+        STACK_OF(X509)* others = sk_X509_new_null();
+        for (int k = 0; k < sk_X509_num(untrusted); ++k)
+            if (X509_cmp(sk_X509_value(untrusted, k), left_out) != 0) sk_X509_push(others, sk_X509_value(untrusted, k));
+        X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+        bool good = ctx && X509_STORE_CTX_init(ctx, X509_STORE_CTX_get0_store(failed), leaf, others) == 1;
+        if (good) {
+            X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(ctx), X509_STORE_CTX_get0_param(failed));
+            good = X509_verify_cert(ctx) == 1 && !check_webpki(X509_STORE_CTX_get0_chain(ctx), *psl, strictness);
+        }
+        X509_STORE_CTX_free(ctx);
+        sk_X509_free(others);
+        if (good) return true;
+    }
+    return false;
 }
 
 int staple_answered_index() {

@@ -81,6 +81,35 @@ def setUpModule():
         "criteku.test": leaf(pki, "criteku", "DNS:criteku.test", eku="critical,serverAuth"),
         "badaia.test": leaf(pki, "badaia", "DNS:badaia.test", ext_lines=["1.3.6.1.5.5.7.1.1=DER:3003020100"]),
     }
+    # One CA key, two certificates: under the test root with name constraints that exclude the
+    # leaf's name (the copy the origin sends first), and under another root without them.
+    alt_root, alt_root_key = root(pki, "alt-path-root")
+    cross_key, cross_csr = pki.path("altcross.key"), pki.path("altcross.csr")
+    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", cross_key,
+         "-out", cross_csr, "-subj", "/CN=Alt Path Cross CA"])
+    copies = []
+    for name, (ca_pem, ca_key), nc in (("altcross-nc", (pki.ca_pem, pki.ca_key), "excluded;DNS:altpath.test"),
+                                       ("altcross-free", (alt_root, alt_root_key), None)):
+        ext, pem = pki.path(name + ".ext"), pki.path(name + ".pem")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+            if nc:
+                f.write("nameConstraints=critical,%s\n" % nc)
+        run(["openssl", "x509", "-req", "-in", cross_csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", pem, "-days", "5", "-extfile", ext])
+        copies.append(pem)
+    both = pki.path("altcross-both.pem")
+    with open(both, "w") as out:
+        for pem in copies:
+            with open(pem) as f:
+                out.write(f.read())
+    certs["altpath.test"] = leaf(pki, "altpath", "DNS:altpath.test", ca=(copies[0], cross_key), chain_with=both)
+    W["alt_trusted"] = pki.path("alt-trusted.pem")
+    with open(W["alt_trusted"], "w") as out:
+        for pem in (pki.ca_pem, alt_root):
+            with open(pem) as f:
+                out.write(f.read())
     anchors = os.path.join(d, "anchors.pem")
     with open(anchors, "w") as bundle:
         for host, (_, _, how) in ANCHORS.items():
@@ -171,6 +200,21 @@ class AnchorTest(unittest.TestCase):
                     self.assertEqual(status, 502, headers)
                     self.assertIn("X-Vigil-Reason: %s" % code, headers)
                     self.assertIn(words, html.unescape(body.decode()))
+        finally:
+            v.stop()
+
+
+class PathBuildingTest(unittest.TestCase):
+    def test_a_path_forbidden_by_name_constraints_gives_way_to_the_cross_signed_copy(self):
+        # Only the constrained copy's root is trusted: refused, with the reason.
+        code, status, headers, body, err = fetch("altpath.test")
+        self.assertEqual(status, 502, headers)
+        self.assertIn("name constraints", html.unescape(body.decode()))
+        # Both roots trusted: OpenSSL's first path (the constrained copy) fails, the other holds.
+        v = gateway(extra_ca=W["alt_trusted"])
+        try:
+            code, status, headers, body, err = fetch_via(v, "altpath.test")
+            self.assertEqual((code, status, body), (0, 200, b"hello from altpath.test"), err + headers)
         finally:
             v.stop()
 
