@@ -13,7 +13,7 @@ import time
 
 from harness import free_port, run
 
-def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain_with=None):
+def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain_with=None, basic="critical,CA:FALSE"):
     """A leaf signed by the public test CA (or `ca` = (pem, key)) with the given extensions.
     Returns (cert file, key file); with chain_with, the cert file holds leaf + that cert."""
     key, csr = pki.path(name + ".key"), pki.path(name + ".csr")
@@ -21,8 +21,8 @@ def leaf(pki, name, san, cn=None, ext_lines=(), eku="serverAuth", ca=None, chain
          "-keyout", key, "-out", csr, "-subj", "/CN=" + (cn or san.split(",")[0].split(":", 1)[1])])
     ext = pki.path(name + ".ext")
     with open(ext, "w") as f:
-        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "subjectAltName=%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % san)
+        f.write("basicConstraints=%s\nkeyUsage=critical,digitalSignature\n"
+                "subjectAltName=%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" % (basic, san))
         if eku:
             f.write("extendedKeyUsage=%s\n" % eku)
         for line in ext_lines:

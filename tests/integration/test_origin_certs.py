@@ -36,6 +36,8 @@ CASES = {
     "anyeku.test": ("malformed", "any extended key usage beside serverAuth"),
     "criteku.test": ("malformed", "marks its extended key usage critical"),
     "badaia.test": ("malformed", "Authority Information Access extension that cannot be read"),
+    # A CA certificate in the leaf's place: Chrome (since 107) and Firefox refuse it, so do we.
+    "caleaf.test": ("malformed", "is a CA certificate, not a server"),
 }
 # Trust anchors a browser-grade verifier refuses: each root is trusted, a leaf under it served.
 ANCHORS = {
@@ -79,6 +81,7 @@ def setUpModule():
                                    chain_with=polnon),
         "anyeku.test": leaf(pki, "anyeku", "DNS:anyeku.test", eku="serverAuth,anyExtendedKeyUsage"),
         "criteku.test": leaf(pki, "criteku", "DNS:criteku.test", eku="critical,serverAuth"),
+        "caleaf.test": leaf(pki, "caleaf", "DNS:caleaf.test", basic="critical,CA:TRUE"),
         "badaia.test": leaf(pki, "badaia", "DNS:badaia.test", ext_lines=["1.3.6.1.5.5.7.1.1=DER:3003020100"]),
     }
     # One CA key, two certificates: under the test root with name constraints that exclude the
