@@ -38,6 +38,8 @@ CASES = {
     "badaia.test": ("malformed", "Authority Information Access extension that cannot be read"),
     # A CA certificate in the leaf's place: Chrome (since 107) and Firefox refuse it, so do we.
     "caleaf.test": ("malformed", "is a CA certificate, not a server"),
+    # 1,100 names under 1,100 constraints: past OpenSSL's work limit for name constraints.
+    "manynames.test": ("invalid", "more names or name constraints than the verifier checks"),
 }
 # Trust anchors a browser-grade verifier refuses: each root is trusted, a leaf under it served.
 ANCHORS = {
@@ -61,6 +63,7 @@ def setUpModule():
     ncnon, ncnon_key = intermediate(pki, "nc-noncrit", "permitted;DNS:ncnoncrit.test", nc_critical=False)
     ncempty, ncempty_key = intermediate(pki, "nc-empty", ext_lines=["2.5.29.30=critical,DER:3000"])
     polnon, polnon_key = intermediate(pki, "pol-noncrit", ext_lines=["policyConstraints=requireExplicitPolicy:0"])
+    many, many_key = intermediate(pki, "nc-many", ",".join("excluded;DNS:x%d.other.test" % i for i in range(1100)))
     certs = {
         "good.test": leaf(pki, "good", "DNS:good.test"),
         "noeku.test": leaf(pki, "noeku", "DNS:noeku.test", eku=None),
@@ -81,6 +84,9 @@ def setUpModule():
                                    chain_with=polnon),
         "anyeku.test": leaf(pki, "anyeku", "DNS:anyeku.test", eku="serverAuth,anyExtendedKeyUsage"),
         "criteku.test": leaf(pki, "criteku", "DNS:criteku.test", eku="critical,serverAuth"),
+        "manynames.test": leaf(pki, "manynames", ",".join(["DNS:manynames.test"] +
+                                                          ["DNS:n%d.manynames.test" % i for i in range(1100)]),
+                               ca=(many, many_key), chain_with=many),
         "caleaf.test": leaf(pki, "caleaf", "DNS:caleaf.test", basic="critical,CA:TRUE"),
         "badaia.test": leaf(pki, "badaia", "DNS:badaia.test", ext_lines=["1.3.6.1.5.5.7.1.1=DER:3003020100"]),
     }
@@ -143,9 +149,13 @@ def setUpModule():
     certs["future.test"] = db.issue("future.test", dates=("-startdate", "20991231000000Z", "-enddate", "21000101000000Z"))
     # s_server at security level 0 serves what Python's ssl refuses to load
     W["servers"] = {"weak.test": s_server(*db.issue("weak.test", newkey=("rsa:1024",)), "-cipher", "DEFAULT:@SECLEVEL=0"),
-                    # A P-192 key: no signature the gateway accepts, so no handshake at all.
+                    # A P-192 or DSA key: no signature the gateway accepts, so no handshake at all.
                     "p192.test": s_server(*db.issue("p192.test", newkey=("ec", "-pkeyopt", "ec_paramgen_curve:P-192")),
                                           "-cipher", "DEFAULT:@SECLEVEL=0")}
+    dsa_params = pki.path("dsa-leaf-params.pem")
+    run(["openssl", "dsaparam", "-out", dsa_params, "2048"])
+    W["servers"]["dsa.test"] = s_server(*db.issue("dsa.test", newkey=("dsa:" + dsa_params,)), "-cipher", "ALL:@SECLEVEL=0",
+                                        "-tls1_2")
     W["origins"] = {host: Origin(host, *files) for host, files in certs.items()}
     W["plain"] = Origin("plain")  # plain HTTP, for the stray-bytes test
     W["stapling"] = {host: stapling_origin(pki, d, host, revoke) for host, revoke in
@@ -223,12 +233,14 @@ class PathBuildingTest(unittest.TestCase):
 
 
 class WeakKeyTest(unittest.TestCase):
-    def test_a_p192_leaf_is_refused_in_words_that_name_a_weak_key(self):
-        code, status, headers, body, err = fetch("p192.test")
-        self.assertEqual(status, 502, headers)
-        page = html.unescape(body.decode())
-        self.assertIn("a certificate whose key is too weak (such as DSA or P-192)", page)
-        self.assertNotIn("sslv3", page)
+    def test_p192_and_dsa_leaves_are_refused_in_words_that_name_a_weak_key(self):
+        for host in ("p192.test", "dsa.test"):
+            with self.subTest(host=host):
+                code, status, headers, body, err = fetch(host)
+                self.assertEqual(status, 502, headers)
+                page = html.unescape(body.decode())
+                self.assertIn("a certificate whose key is too weak (such as DSA or P-192)", page)
+                self.assertNotIn("sslv3", page)
 
 
 class StrictnessTest(unittest.TestCase):
