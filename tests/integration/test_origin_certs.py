@@ -114,6 +114,37 @@ def setUpModule():
             with open(pem) as f:
                 out.write(f.read())
     certs["altpath.test"] = leaf(pki, "altpath", "DNS:altpath.test", ca=(copies[0], cross_key), chain_with=both)
+    # A loop the origin sends first: X (issued by Y) and Y (issued by X), then X' (the same
+    # X, issued by the trusted root). The leaf's first candidate issuer is the looping X.
+    loop_keys = {}
+    for name in ("loopx", "loopy"):
+        k, c = pki.path(name + ".key"), pki.path(name + ".csr")
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", k,
+             "-out", c, "-subj", "/CN=Loop %s" % name[-1].upper()])
+        loop_keys[name] = (k, c)
+    loop_ext = pki.path("loop.ext")
+    with open(loop_ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+
+    def sign(subject, issuer_pem, issuer_key, out):
+        run(["openssl", "x509", "-req", "-in", loop_keys[subject][1], "-CA", issuer_pem, "-CAkey", issuer_key,
+             "-CAcreateserial", "-out", out, "-days", "5", "-extfile", loop_ext])
+        return out
+
+    # Y self-signed first (to have a certificate to sign X with), then X by Y, Y by X, X' by the root.
+    y0 = pki.path("loopy0.pem")
+    run(["openssl", "x509", "-req", "-in", loop_keys["loopy"][1], "-signkey", loop_keys["loopy"][0], "-out", y0,
+         "-days", "5", "-extfile", loop_ext])
+    x_by_y = sign("loopx", y0, loop_keys["loopy"][0], pki.path("loopx-by-y.pem"))
+    y_by_x = sign("loopy", x_by_y, loop_keys["loopx"][0], pki.path("loopy-by-x.pem"))
+    x_by_root = sign("loopx", pki.ca_pem, pki.ca_key, pki.path("loopx-by-root.pem"))
+    loop_chain = pki.path("loop-chain.pem")
+    with open(loop_chain, "w") as out:
+        for pem in (x_by_y, y_by_x, x_by_root):
+            with open(pem) as f:
+                out.write(f.read())
+    certs["loop.test"] = leaf(pki, "loop", "DNS:loop.test", ca=(x_by_y, loop_keys["loopx"][0]), chain_with=loop_chain)
     W["alt_trusted"] = pki.path("alt-trusted.pem")
     with open(W["alt_trusted"], "w") as out:
         for pem in (pki.ca_pem, alt_root):
@@ -230,6 +261,11 @@ class PathBuildingTest(unittest.TestCase):
             self.assertEqual((code, status, body), (0, 200, b"hello from altpath.test"), err + headers)
         finally:
             v.stop()
+
+
+    def test_a_first_path_that_loops_gives_way_to_the_one_to_the_root(self):
+        code, status, headers, body, err = fetch("loop.test")
+        self.assertEqual((code, status, body), (0, 200, b"hello from loop.test"), err + headers)
 
 
 class WeakKeyTest(unittest.TestCase):
