@@ -1,4 +1,4 @@
-// SSL_CTX builders for the client and origin legs; the SNI guard; verification error wording.
+// SSL_CTX builders for the client and origin legs; the SNI guard; the origin verify callback.
 #include "tls/contexts.hpp"
 
 #include <openssl/ocsp.h>
@@ -147,22 +147,6 @@ int alternate_index() {
     return idx;
 }
 
-// Path building beyond OpenSSL's first path: when that path fails for a reason another issuer
-// could avoid (name constraints, a path length, an expired or unusable intermediate), verify
-// again without one of the path's intermediates the origin sent, so that another certificate
-// with the same subject (a cross-signed copy) is chosen; at most kMaxAlternatives tries. The
-// path found must pass our own checks too. Browsers build paths the same way.
-constexpr int kMaxAlternatives = 4;
-
-bool path_error(int err) {
-    return err == X509_V_ERR_PERMITTED_VIOLATION || err == X509_V_ERR_EXCLUDED_VIOLATION ||
-           err == X509_V_ERR_PATH_LENGTH_EXCEEDED || err == X509_V_ERR_INVALID_CA ||
-           err == X509_V_ERR_CERT_CHAIN_TOO_LONG || err == X509_V_ERR_INVALID_PURPOSE ||
-           err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID;
-}
-
-bool verifies_along_another_path(X509_STORE_CTX* failed, Strictness strictness);
-
 // tls.strictness of an origin context (null: browser).
 int strictness_index() {
     static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -197,7 +181,8 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     if (!ok && path_error(X509_STORE_CTX_get_error(store)) &&
         (X509_STORE_CTX_get_error_depth(store) > 0 || X509_STORE_CTX_get_error(store) == X509_V_ERR_PERMITTED_VIOLATION ||
          X509_STORE_CTX_get_error(store) == X509_V_ERR_EXCLUDED_VIOLATION) &&
-        verifies_along_another_path(store, strict ? Strictness::strict : Strictness::browser)) {
+        public_suffixes() &&
+        verifies_along_another_path(store, *public_suffixes(), strict ? Strictness::strict : Strictness::browser)) {
         SSL_set_ex_data(ssl, alternate_index(), reinterpret_cast<void*>(1));
         X509_STORE_CTX_set_error(store, X509_V_OK);
         return 1;
@@ -220,33 +205,6 @@ int on_verify(int ok, X509_STORE_CTX* store) {
     if (!found || accept_or_refuse(ssl, acc, std::move(*found))) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
-}
-
-bool verifies_along_another_path(X509_STORE_CTX* failed, Strictness strictness) {
-    X509* leaf = X509_STORE_CTX_get0_cert(failed);
-    STACK_OF(X509)* untrusted = X509_STORE_CTX_get0_untrusted(failed);
-    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(failed);
-    const auto& psl = public_suffixes();
-    if (!leaf || !untrusted || !path || !psl) return false;
-    int tries = 0;
-    for (int i = 1; i < sk_X509_num(path) && tries < kMaxAlternatives; ++i) {
-        X509* left_out = sk_X509_value(path, i);
-        if (sk_X509_find(untrusted, left_out) < 0) continue;  // a trusted certificate: no other copy to try
-        ++tries;
-        STACK_OF(X509)* others = sk_X509_new_null();
-        for (int k = 0; k < sk_X509_num(untrusted); ++k)
-            if (X509_cmp(sk_X509_value(untrusted, k), left_out) != 0) sk_X509_push(others, sk_X509_value(untrusted, k));
-        X509_STORE_CTX* ctx = X509_STORE_CTX_new();
-        bool good = ctx && X509_STORE_CTX_init(ctx, X509_STORE_CTX_get0_store(failed), leaf, others) == 1;
-        if (good) {
-            X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(ctx), X509_STORE_CTX_get0_param(failed));
-            good = X509_verify_cert(ctx) == 1 && !check_webpki(X509_STORE_CTX_get0_chain(ctx), *psl, strictness);
-        }
-        X509_STORE_CTX_free(ctx);
-        sk_X509_free(others);
-        if (good) return true;
-    }
-    return false;
 }
 
 int staple_answered_index() {
@@ -429,55 +387,6 @@ bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     if (!canonical_ip(host).empty()) return X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
     return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;
-}
-
-CertVerdict describe_verify_error(long e) {
-    switch (e) {
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-            return {"expired", "the origin's certificate has expired"};
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-            return {"not_yet_valid", "the origin's certificate is not valid yet"};
-        case X509_V_ERR_HOSTNAME_MISMATCH:
-        case X509_V_ERR_IP_ADDRESS_MISMATCH:
-            return {"hostname_mismatch", "the origin's certificate is for a different host name"};
-        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-            return {"self_signed", "the origin's certificate is self-signed"};
-        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-            return {"untrusted", "the origin's certificate chains to a root that is not trusted"};
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-            return {"untrusted", "the origin's certificate was issued by an unknown or untrusted authority"};
-        case X509_V_ERR_CERT_REVOKED:
-            return {"revoked", "the origin's certificate has been revoked"};
-        case X509_V_ERR_CA_MD_TOO_WEAK:
-        case X509_V_ERR_CA_KEY_TOO_SMALL:
-        case X509_V_ERR_EE_KEY_TOO_SMALL:
-            return {"weak_crypto", "the origin's certificate uses weak cryptography"};
-        case X509_V_ERR_INVALID_PURPOSE:
-            return {"malformed", "the origin's certificate is not valid for a web server"};
-        case X509_V_ERR_PERMITTED_VIOLATION:
-        case X509_V_ERR_EXCLUDED_VIOLATION:
-        case X509_V_ERR_SUBTREE_MINMAX:
-        case X509_V_ERR_UNSUPPORTED_NAME_SYNTAX:
-            return {"untrusted", "the authority that issued the origin's certificate may not issue it for this name "
-                                 "(name constraints)"};
-        case X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION:
-            return {"malformed", "the origin's certificate has a critical extension that is not understood"};
-        case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-        case X509_V_ERR_CERT_CHAIN_TOO_LONG:
-        case X509_V_ERR_PATH_LENGTH_EXCEEDED:
-        case X509_V_ERR_INVALID_CA:
-            return {"malformed", std::string("the origin's certificate chain is invalid: ") +
-                                     X509_verify_cert_error_string(e)};
-        case X509_V_ERR_UNSPECIFIED:  // OpenSSL's name-constraint work limit, among others
-            return {"invalid", "the origin's certificate chain could not be checked: it carries more names or name "
-                               "constraints than the verifier checks"};
-        default:
-            // OpenSSL's own words go to the log (certificate_refused), not the page.
-            return {"invalid", "the origin's certificate chain could not be verified (a problem the gateway has no "
-                               "plainer words for; the gateway's log names it)"};
-    }
 }
 
 }  // namespace vigil::tls

@@ -45,6 +45,14 @@ enum class Strictness { browser, strict };
 std::optional<ChainProblem> check_webpki(STACK_OF(X509) * chain, const PublicSuffixList& psl,
                                          Strictness strictness = Strictness::browser);
 
+// Path building beyond OpenSSL's first path (paths.cpp): when that path fails for a reason
+// another issuer could avoid (`path_error`: name constraints, a path length, an expired or
+// unusable intermediate), verify again without one of the path's intermediates the origin
+// sent, so that another certificate with the same subject (a cross-signed copy) is chosen; at
+// most 4 tries. The path found must pass check_webpki too. Browsers build paths the same way.
+bool path_error(int x509_error);
+bool verifies_along_another_path(X509_STORE_CTX* failed, const PublicSuffixList& psl, Strictness strictness);
+
 // DNS name syntax as certificates may carry it: labels of [a-z0-9-] (no underscores), no
 // empty label, at most 63 bytes a label and 253 in all; a wildcard only as the whole
 // left-most label of a name with at least two more labels.
