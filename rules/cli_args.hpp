@@ -11,9 +11,16 @@
 #include "core/cli.hpp"
 #include "rules/db.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace vigil::rules::cli {
 
-// What the command line said (parsed by CLI11 in cli.cpp, see core/cli.hpp).
+// Every command and the options it takes (cli_grammar.cpp).
+void declare(CLI::App& app);
+
+// What the command line said (parsed by CLI11 as cli_grammar.cpp declares, see core/cli.hpp).
 using Args = vigil::core::cli::Args;
 
 [[noreturn]] inline void usage_error(const std::string& msg) {

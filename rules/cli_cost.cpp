@@ -67,11 +67,10 @@ struct Alone {
     double mb_s;
 };
 
-// Each of `sigs` alone, slowest first (at most `limit` measured).
-std::vector<Alone> alone(const std::vector<Signature>& sigs, size_t limit) {
+// Each of `sigs` alone, slowest first.
+std::vector<Alone> alone(const std::vector<Signature>& sigs) {
     std::vector<Alone> out;
     for (const auto& s : sigs) {
-        if (out.size() >= limit) break;
         auto rs = inspect::RuleSet::compile(as_monitors({s}), {});
         out.push_back({s.name, s.pattern, rate(*rs, target_of(s.target), 0)});
     }
@@ -95,13 +94,12 @@ void check_scan_cost(RuleDb& db, const std::vector<Signature>& before, const Rul
     }
     if (!changed) return;  // users, hosts, policies: nothing to scan differently
     // Compiled once here, kept with the rules: the gateway loads it instead of compiling again.
-    // Measured as monitors, the same patterns: the same compiled databases, from the cache.
+    // Compiled as monitors: the compiled database is named by the patterns alone, so what is
+    // stored here is what the gateway loads for the same signatures (kept with the rules if
+    // the write commits).
     const inspect::RuleDbCache cache(db, true);
     inspect::InspectOptions io;
     io.compiled = &cache;
-    RuleData real;
-    real.signatures = after.signatures;
-    inspect::RuleSet::compile(real, io);
     std::string refused;
     for (const auto& [target, sigs] : by_target) {
         auto rs = inspect::RuleSet::compile(as_monitors(sigs), io);
@@ -112,14 +110,17 @@ void check_scan_cost(RuleDb& db, const std::vector<Signature>& before, const Rul
         const auto only = rs->re2_only_signatures();
         if (!only.empty())
             std::cout << "  " << only.size() << " run as RE2 alone, each a pass of its own (e.g. " << only.front() << ")\n";
-        // Each new signature's own cost when there are few enough to measure one by one.
-        if (!added.empty() && added.size() <= 50)
-            for (const auto& a : alone(added, 50))
-                std::cout << "  " << a.name << " alone: " << mbs(a.mb_s) << "\n";
+        // Each new signature's own cost, slowest first: every one when there are few, else the
+        // ten slowest and the spread.
+        const auto slow = alone(added);
+        for (size_t i = 0; i < slow.size() && (slow.size() <= 20 || i < 10); ++i)
+            std::cout << "  " << slow[i].name << " alone: " << mbs(slow[i].mb_s) << "\n";
+        if (slow.size() > 20)
+            std::cout << "  (" << slow.size() << " new signatures measured alone; median " << mbs(slow[slow.size() / 2].mb_s)
+                      << ", fastest " << mbs(slow.back().mb_s) << ")\n";
         // Only what a write adds can be refused: removing or disabling signatures always goes
         // through (it can only make scanning cheaper), even while the rest is below the floor.
         if (mb_s >= opts.floor || added.empty()) continue;
-        const auto slow = alone(added, 300);
         std::string names;
         for (size_t i = 0; i < std::min<size_t>(slow.size(), 5); ++i)
             names += (i ? ", " : "") + slow[i].name + " (" + mbs(slow[i].mb_s) + ": " + slow[i].pattern.substr(0, 80) + ")";
