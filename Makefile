@@ -7,11 +7,11 @@ VAR ?= var
 
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
-	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
+	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev libsystemd-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix nodejs \
 	iproute2 util-linux
 
-.PHONY: deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare cache-conformance clean
+.PHONY: install deb deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare cache-conformance clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -43,6 +43,17 @@ run: build
 	@echo "The root CA to trust is $(CURDIR)/$(VAR)/ca/root.pem (vigil-ca show --dir $(VAR)/ca)."
 	@echo ""
 	exec $(BUILD)/bin/vigil --config config/vigil.example.toml --ca-dir $(VAR)/ca --rules $(VAR)/rules.db --audit $(VAR)/audit.db
+
+# make install [PREFIX=/usr/local] [DESTDIR=/some/root]: binaries, unit, /etc/vigil/vigil.toml
+# (never replacing an existing one), logrotate, man pages, docs (docs/deploy.md). PREFIX=/usr
+# is the system layout (/etc, /var); any other prefix keeps everything below it.
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# make deb: build/packages/vigil_VERSION_ARCH.deb (CPack; Depends from dpkg-shlibdeps).
+deb: build
+	cd $(BUILD) && cpack -G DEB --config CPackConfig.cmake
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600

@@ -59,7 +59,8 @@ std::string metrics_text(Sources& src) {
     return out;
 }
 
-http::response<http::string_body> respond(Sources& src, const http::request<http::string_body>& req) {
+http::response<http::string_body> respond(Sources& src, const http::request<http::string_body>& req,
+                                          bool operator_client) {
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "Vigil");
     res.set(http::field::cache_control, "no-store");
@@ -68,6 +69,10 @@ http::response<http::string_body> respond(Sources& src, const http::request<http
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
         res.result(http::status::method_not_allowed);
         res.body() = "GET only\n";
+    } else if (!operator_client && (path == "/healthz" || path == "/readyz" || path == "/metrics")) {
+        res.result(http::status::forbidden);
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "forbidden: this address is not in admin.allow\n";
     } else if (path == "/healthz") {
         res.set(http::field::content_type, "text/plain");
         res.body() = "ok\n";
@@ -88,7 +93,8 @@ http::response<http::string_body> respond(Sources& src, const http::request<http
         res.set(http::field::content_type, "text/plain; version=0.0.4");
         res.body() = metrics_text(src);
     } else {
-        auto page = wire::onboarding_response(src.tls.load()->ca->root.get(), path);
+        auto page = wire::onboarding_response(src.tls.load()->ca->root.get(), path, src.cfg, req[http::field::host],
+                                              src.proxy_port);
         res.result(static_cast<http::status>(page.status));
         res.set(http::field::content_type, page.content_type);
         if (!page.filename.empty())
@@ -102,7 +108,7 @@ http::response<http::string_body> respond(Sources& src, const http::request<http
 
 namespace {
 
-net::awaitable<void> admin_session(tcp::socket socket, Sources& src) {
+net::awaitable<void> admin_session(tcp::socket socket, Sources& src, bool operator_client) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buf;
     for (;;) {
@@ -112,7 +118,7 @@ net::awaitable<void> admin_session(tcp::socket socket, Sources& src) {
         stream.expires_after(src.cfg.header_read);
         auto [ec, n] = co_await http::async_read(stream, buf, parser, use_nothrow);
         if (ec) co_return;
-        auto res = respond(src, parser.get());
+        auto res = respond(src, parser.get(), operator_client);
         stream.expires_after(src.cfg.io);
         auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
         if (wec || !res.keep_alive() || src.stopping) co_return;
@@ -133,8 +139,10 @@ net::awaitable<void> admin_accept_loop(Sources& src, tcp::acceptor& acceptor) {
         }
         error_code rec;
         auto remote = socket.remote_endpoint(rec);
-        if (rec || !any_contains(src.cfg.admin_allow, remote.address())) continue;  // closed at once
-        net::co_spawn(acceptor.get_executor(), admin_session(std::move(socket), src), net::detached);
+        if (rec) continue;
+        const bool operator_client = any_contains(src.cfg.admin_allow, remote.address());
+        if (!operator_client && !any_contains(src.cfg.allow_clients, remote.address())) continue;  // closed at once
+        net::co_spawn(acceptor.get_executor(), admin_session(std::move(socket), src, operator_client), net::detached);
     }
 }
 

@@ -43,14 +43,17 @@ struct Sources {
     const Snapshot<tls::Material>& tls;
     cache::Store* cache = nullptr;
     audit::Writer* audit = nullptr;
+    uint16_t proxy_port = 0;  // the proxy listener's port, for the PAC file
 };
 
 // Prometheus text exposition of every counter and gauge.
 std::string metrics_text(Sources& src);
 
-// The answer to one admin request (/healthz, /readyz, /metrics, the onboarding downloads); no I/O.
+// The answer to one admin request (/healthz, /readyz, /metrics, the onboarding downloads, the
+// PAC file); no I/O. `operator_client`: the peer is in admin.allow; a client that is only in
+// proxy.allow_clients gets the PAC file and the onboarding downloads, and 403 for the rest.
 boost::beast::http::response<boost::beast::http::string_body> respond(
-    Sources& src, const boost::beast::http::request<boost::beast::http::string_body>& req);
+    Sources& src, const boost::beast::http::request<boost::beast::http::string_body>& req, bool operator_client = true);
 
 net::awaitable<void> admin_accept_loop(Sources& src, tcp::acceptor& acceptor);
 

@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "audit/store.hpp"
+#include "core/log.hpp"
 
 namespace vigil::audit {
 namespace {
@@ -31,10 +32,7 @@ constexpr auto kGather = std::chrono::milliseconds(10);
 constexpr size_t kGatherEnough = 4096;
 
 
-void log_line(const std::string& msg) {
-    std::string line = "audit: " + msg + "\n";
-    (void)!::write(2, line.data(), line.size());
-}
+void log_line(const std::string& msg) { core::log_error("audit: " + msg); }
 
 int connect_syslog(const std::string& spec, bool& tcp) {
     auto sep = spec.find("://");

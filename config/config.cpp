@@ -74,6 +74,13 @@ const std::map<std::string, Setter>& schema() {
              if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error")
                  w.fail("expected one of debug, info, warn, error");
          }},
+        {"log.format",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "text" && v != "json") w.fail("expected \"text\" or \"json\"");
+             c.log_json = v == "json";
+         }},
+        {"log.file", [](Config& c, const Where& w) { c.log_file = get_path(w); }},
         {"log.stats_file", [](Config& c, const Where& w) { c.stats_file = get_path(w); }},
         {"timeouts.header_read", [](Config& c, const Where& w) { c.header_read = get_seconds(w); }},
         {"timeouts.idle", [](Config& c, const Where& w) { c.idle = get_seconds(w); }},
@@ -147,6 +154,25 @@ const std::map<std::string, Setter>& schema() {
         {"admin.listen", [](Config& c, const Where& w) { c.admin_listen = get_string(w); }},
         {"admin.allow", [](Config& c, const Where& w) { c.admin_allow = get_cidrs(w); }},
         {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
+        {"pac.proxies",
+         [](Config& c, const Where& w) {
+             c.pac.proxies.clear();
+             for (const auto& p : get_string_list(w)) {
+                 auto a = parse_authority(p, std::nullopt);
+                 if (!a || a->host.empty()) w.fail("\"" + p + "\": expected HOST:PORT");
+                 c.pac.proxies.push_back(p);
+             }
+         }},
+        {"pac.direct_hosts", [](Config& c, const Where& w) { c.pac.direct_hosts = get_host_list(w); }},
+        {"pac.direct_networks",
+         [](Config& c, const Where& w) {
+             c.pac.direct_networks = get_cidrs(w);
+             for (const auto& n : c.pac.direct_networks)
+                 if (n.base.is_v6())
+                     w.fail("IPv6 networks cannot be tested by a PAC file's isInNet(); list IPv4 networks");
+         }},
+        {"pac.plain_hostnames_direct", [](Config& c, const Where& w) { c.pac.plain_hostnames_direct = get_bool(w); }},
+        {"pac.fallback_direct", [](Config& c, const Where& w) { c.pac.fallback_direct = get_bool(w); }},
         {"pages.organisation", [](Config& c, const Where& w) { c.pages.organisation = get_string(w); }},
         {"pages.logo_file", [](Config& c, const Where& w) { c.pages.logo = get_logo(w); }},
         {"pages.help_url", [](Config& c, const Where& w) { c.pages.help_url = get_url(w, false); }},
@@ -224,11 +250,20 @@ const std::vector<std::string>& page_template_names() {
     return v;
 }
 
+std::vector<std::string> known_keys() {
+    std::vector<std::string> keys;
+    for (const auto& [key, setter] : schema()) keys.push_back(key);
+    return keys;
+}
+
 Config::Config()
     : allow_clients{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")},
       allowed_connect_ports{{443, 443}},
       allowed_http_ports{{80, 80}, {1024, 65535}},
-      admin_allow{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")} {}
+      admin_allow{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")} {
+    for (const char* n : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"})
+        pac.direct_networks.push_back(*Cidr::parse(n));
+}
 
 Config load_config(const std::string& path, const Overrides& overrides) {
     toml::table root;

@@ -77,6 +77,8 @@ struct Config {
     std::string hosts_file;
     // [log]
     std::string log_level = "info";
+    bool log_json = false;  // log.format = "text" | "json"
+    std::string log_file;   // "" = stderr (the journal under systemd)
     std::string stats_file;
     // [timeouts]
     std::chrono::seconds header_read{30};
@@ -120,6 +122,15 @@ struct Config {
     std::vector<Cidr> admin_allow;                 // default: loopback only
     // [onboarding]
     std::string onboarding_host = "vigil.invalid";  // "" disables the page
+    // [pac]: the proxy auto-configuration file served as /proxy.pac and /wpad.dat
+    struct Pac {
+        std::vector<std::string> proxies;       // "host:port" in failover order; empty: the name the
+                                                // file was fetched by, at the proxy's port
+        std::vector<std::string> direct_hosts;  // exact names, or ".suffix" (the domain and below)
+        std::vector<Cidr> direct_networks;      // IPv4 literals in these go DIRECT
+        bool plain_hostnames_direct = true;     // "intranet" (no dot) goes DIRECT
+        bool fallback_direct = false;           // every proxy down: DIRECT (default: fail closed)
+    } pac;
     // [pages]: how Vigil's own pages name the organisation and where they send people
     struct Pages {
         std::string organisation;        // "Acme IT"; "" = no name
@@ -161,6 +172,9 @@ struct Config {
 // Settings given on the command line, applied over the file in order. Each is
 // ("section.key", "TOML value"); a value that is not valid TOML is taken as a string.
 using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// Every key the configuration file may hold, "section.key", sorted.
+std::vector<std::string> known_keys();
 
 // Loads `path` (empty: defaults only) and applies the overrides. Throws ConfigError.
 Config load_config(const std::string& path, const Overrides& overrides);

@@ -22,6 +22,7 @@
 
 #include "gateway/listen.hpp"
 #include "gateway/reloader.hpp"
+#include "gateway/service.hpp"
 #include "gateway/wiring.hpp"
 #include "upstream/pool.hpp"
 #include "tls/ca.hpp"
@@ -215,6 +216,10 @@ void finish(audit::Writer* audit, Counters& counters, cache::Store* cache, const
 
 void check_startup(const Config& cfg) {
     parse_listen(cfg.listen);
+    if (!cfg.log_file.empty()) {
+        std::ofstream probe(cfg.log_file, std::ios::app);
+        if (!probe) throw std::runtime_error("log.file " + cfg.log_file + ": cannot be opened for appending");
+    }
     Config dry = cfg;
     dry.audit_path.clear();  // --check-config must not create the audit log
     dry.audit_jsonl.clear();
@@ -226,6 +231,8 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     std::signal(SIGPIPE, SIG_IGN);
     raise_descriptor_limit();
     set_log_level(cfg.log_level);
+    set_log_json(cfg.log_json);
+    set_log_file(cfg.log_file);
     std::string stamp;
     std::unique_ptr<Gateway> gw = build_gateway(cfg, &stamp);
     const ReloadTargets targets{gw->cfg,          gw->counters,      gw->policy.rules, gw->rules_health,
@@ -239,6 +246,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     net::io_context main_ioc;
     net::signal_set signals(main_ioc, SIGINT, SIGTERM);
     net::signal_set hup(main_ioc, SIGHUP);
+    net::signal_set usr1(main_ioc, SIGUSR1);
 
     Services services = gw->services();
     admin::Sources admin_sources = gw->admin_sources();
@@ -250,6 +258,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         if (i == 0) ep = workers[0]->acceptor->local_endpoint();  // port 0: the others share the chosen port
     }
     gw->upstream.listen_endpoints = {ep};
+    admin_sources.proxy_port = ep.port();
     // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
     std::unique_ptr<tcp::acceptor> admin = open_admin(cfg, workers[0]->ioc, ep);
     if (admin) {
@@ -278,6 +287,12 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  " (/healthz /readyz /metrics)");
     }
     if (!opts.ready_file.empty()) write_ready_file(opts.ready_file, ep, admin ? admin->local_endpoint().port() : 0);
+    std::vector<Worker*> worker_list;
+    for (auto& w : workers) worker_list.push_back(w.get());
+    ServiceNotifier notifier(main_ioc, worker_list, gw->audit.get());
+    notifier.ready("serving on " + shown + ":" + std::to_string(ep.port()) + ", ruleset version " +
+                   std::to_string(gw->policy.rules.load()->version()));
+    notifier.start_watchdog();
 
     std::function<void()> on_hup = [&] {
         hup.async_wait([&](error_code ec, int) {
@@ -288,6 +303,16 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         });
     };
     on_hup();
+    // SIGUSR1 (logrotate's postrotate): log.file is opened again under its name. The JSON-lines
+    // audit file needs nothing: the writer opens it by name for every batch.
+    std::function<void()> on_usr1 = [&] {
+        usr1.async_wait([&](error_code ec, int) {
+            if (ec) return;
+            if (reopen_log_file()) log_info("received SIGUSR1: log file reopened");
+            on_usr1();
+        });
+    };
+    on_usr1();
     net::steady_timer drain(main_ioc);
     std::chrono::steady_clock::time_point deadline;
     std::function<void()> poll = [&] {
@@ -306,7 +331,9 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                  std::to_string(gw->life.active_sessions.load()) + " open connections (grace " +
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
         gw->life.stopping = true;
+        notifier.stopping("draining " + std::to_string(gw->life.active_sessions.load()) + " connections");
         hup.cancel();
+        usr1.cancel();
         // The admin listener stays up until the process exits: /readyz answers 503 meanwhile,
         // so a balancer sees the drain instead of a refused connection.
         deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;

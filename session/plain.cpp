@@ -51,7 +51,13 @@ bool is_onboarding(const Config& cfg, const http::request<http::buffer_body>& re
 net::awaitable<bool> serve_onboarding(beast::tcp_stream& stream, Services& sv, RequestParser& parser) {
     auto& req = parser.get();
     auto url = parse_absolute_url(req.target());
-    auto page = onboarding_response(sv.certs.material.load()->ca->root.get(), url->target);
+    // The PAC's fallback proxy is the address this client reached the proxy at (the onboarding
+    // host's name means nothing to a client without a proxy).
+    error_code lec;
+    const auto local = stream.socket().local_endpoint(lec);
+    const std::string local_host = local.address().is_v6() ? "[" + local.address().to_string() + "]" : local.address().to_string();
+    auto page = onboarding_response(sv.certs.material.load()->ca->root.get(), url->target, sv.cfg, local_host,
+                                    local.port());
     http::response<http::string_body> res{static_cast<http::status>(page.status), 11};
     res.set(http::field::server, "Vigil");
     res.set(http::field::content_type, page.content_type);

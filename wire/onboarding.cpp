@@ -2,11 +2,19 @@
 // no code path here that could reach a private key.
 #include "wire/onboarding.hpp"
 
+#include "wire/pac.hpp"
 #include "wire/pages.hpp"
 #include "tls/ca.hpp"
 #include "tls/mobileconfig.hpp"
 
 namespace vigil::wire {
+
+OnboardingResponse onboarding_response(X509* root, const std::string& raw_path, const config::Config& cfg,
+                                       std::string_view host, uint16_t proxy_port) {
+    if (is_pac_path(raw_path.substr(0, raw_path.find('?'))))
+        return {200, kPacContentType, pac_file(cfg.pac, pac_fallback_proxy(host, cfg.listen, proxy_port)), ""};
+    return onboarding_response(root, raw_path);
+}
 
 OnboardingResponse onboarding_response(X509* root, const std::string& raw_path) {
     std::string path = raw_path.substr(0, raw_path.find('?'));

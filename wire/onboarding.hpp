@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "config/config.hpp"
 #include "tls/openssl_ptr.hpp"
 
 namespace vigil::wire {
@@ -18,5 +19,9 @@ struct OnboardingResponse {
 
 // The response for `path` ("/", "/vigil-root.pem", "/vigil-root.cer", "/vigil-root.mobileconfig").
 OnboardingResponse onboarding_response(X509* root, const std::string& path);
+// The same, and the PAC file as /proxy.pac and /wpad.dat: `host` is the request's Host (the
+// name clients reached Vigil by), `proxy_port` the proxy listener's port.
+OnboardingResponse onboarding_response(X509* root, const std::string& path, const config::Config& cfg,
+                                       std::string_view host, uint16_t proxy_port);
 
 }  // namespace vigil::wire
