@@ -5,6 +5,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/x509.h>
+
+#include <ctime>
 
 #include "wire/onboarding.hpp"
 
@@ -19,9 +22,15 @@ std::string metrics_text(Sources& src) {
         std::snprintf(buf, sizeof buf, "%.0f", value);
         out += std::string(buf) + "\n";
     };
-#define VIGIL_METRIC(name) metric(#name "_total", "counter", "Vigil counter " #name, double(src.counters.name.load()));
+#define VIGIL_METRIC(name) \
+    if (std::string_view(#name) != "throttled_ms") metric(#name "_total", "counter", "Vigil counter " #name, double(src.counters.name.load()));
     VIGIL_COUNTERS(VIGIL_METRIC)
 #undef VIGIL_METRIC
+    // In base units on /metrics (Prometheus' naming rules); the stats file keeps throttled_ms.
+    char throttled[48];
+    std::snprintf(throttled, sizeof throttled, "%.3f", double(src.counters.throttled_ms.load()) / 1000);
+    out += "# HELP vigil_throttled_seconds_total Seconds transfers waited for a bandwidth limit\n"
+           "# TYPE vigil_throttled_seconds_total counter\nvigil_throttled_seconds_total " + std::string(throttled) + "\n";
     metric("active_connections", "gauge", "Client connections open now", src.active_sessions.load());
     auto rules = src.rules.load();
     metric("ruleset_version", "gauge", "Version of the ruleset in force", double(rules->version()));
@@ -30,6 +39,35 @@ std::string metrics_text(Sources& src) {
            src.rules_health.failing ? 1 : 0);
     metric("ruleset_last_success_seconds", "gauge", "Unix time a ruleset was last loaded",
            double(src.rules_health.last_success_ms.load() / 1000));
+    const int64_t now_s = std::time(nullptr);
+    if (const int64_t loaded = src.rules_health.last_success_ms.load() / 1000; loaded > 0)
+        metric("ruleset_age_seconds", "gauge",
+               "Seconds since the ruleset in force was loaded (a changed rule database loads within rules.reload_interval)",
+               double(now_s - loaded));
+    {
+        // Seconds until each CA certificate expires: the alert rules warn 30 days ahead.
+        auto material = src.tls.load();
+        out += "# HELP vigil_ca_expiry_seconds Seconds until the CA certificate expires (negative: expired)\n"
+               "# TYPE vigil_ca_expiry_seconds gauge\n";
+        auto expiry = [&](const char* which, X509* cert) {
+            int days = 0, secs = 0;
+            if (!cert || !ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert))) return;
+            out += std::string("vigil_ca_expiry_seconds{ca=\"") + which + "\"} " +
+                   std::to_string(int64_t(days) * 86400 + secs) + "\n";
+        };
+        expiry("root", material->ca->root.get());
+        if (material->ca->issuer.get() != material->ca->root.get()) expiry("issuing", material->ca->issuer.get());
+    }
+    metric("start_time_seconds", "gauge", "Unix time the gateway started", double(src.started_s));
+    out += src.counters.latency.ttfb.prometheus(
+        "time_to_first_byte_seconds", "Transaction start (request head read) to the first response byte written to the client");
+    out += src.counters.latency.origin_connect.prometheus("origin_connect_seconds",
+                                                          "TCP connect to the origin or parent proxy, after name resolution");
+    out += src.counters.latency.client_handshake.prometheus("client_tls_handshake_seconds",
+                                                            "TLS handshake with a bumped client");
+    out += src.counters.latency.origin_handshake.prometheus("origin_tls_handshake_seconds",
+                                                            "TLS handshake with the origin, certificate verification included");
+    out += src.counters.latency.mint.prometheus("mint_seconds", "Minting one leaf certificate (certificate cache misses)");
     auto cache = src.tls.load()->certs->stats();
     metric("cert_cache_entries", "gauge", "Minted certificates cached", double(cache.entries));
     metric("cert_cache_bytes", "gauge", "Bytes held by the certificate cache", double(cache.bytes));

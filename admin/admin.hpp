@@ -44,6 +44,7 @@ struct Sources {
     cache::Store* cache = nullptr;
     audit::Writer* audit = nullptr;
     uint16_t proxy_port = 0;  // the proxy listener's port, for the PAC file
+    int64_t started_s = 0;    // Unix time the gateway started
 };
 
 // Prometheus text exposition of every counter and gauge.

@@ -1,7 +1,36 @@
 // Counter serialisation.
 #include "core/counters.hpp"
 
+#include <cstdio>
+
 namespace vigil::core {
+
+void Histogram::observe(std::chrono::steady_clock::duration d) {
+    const double seconds = std::chrono::duration<double>(d).count();
+    size_t i = 0;
+    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_us_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()),
+                      std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string Histogram::prometheus(const std::string& name, const std::string& help) const {
+    std::string out = "# HELP vigil_" + name + " " + help + "\n# TYPE vigil_" + name + " histogram\n";
+    uint64_t cumulative = 0;
+    char le[32];
+    for (size_t i = 0; i <= kBounds.size(); ++i) {
+        cumulative += buckets_[i].load(std::memory_order_relaxed);
+        if (i < kBounds.size()) std::snprintf(le, sizeof le, "%g", kBounds[i]);
+        out += "vigil_" + name + "_bucket{le=\"" + (i < kBounds.size() ? std::string(le) : "+Inf") + "\"} " +
+               std::to_string(cumulative) + "\n";
+    }
+    char sum[48];
+    std::snprintf(sum, sizeof sum, "%.6f", double(sum_us_.load(std::memory_order_relaxed)) / 1e6);
+    // _count is the +Inf bucket: the same number, read once (a scrape mid-observe stays consistent).
+    out += "vigil_" + name + "_sum " + sum + "\nvigil_" + name + "_count " + std::to_string(cumulative) + "\n";
+    return out;
+}
 
 std::string Counters::to_json() const {
     std::string out = "{";
@@ -44,6 +73,10 @@ uint64_t LabelledCounters::get(const std::string& family, const Labels& labels) 
 std::string LabelledCounters::prometheus(const std::map<std::string, std::string>& help) const {
     std::lock_guard lock(mu_);
     std::string out;
+    // A family named in `help` is announced before its first sample, so dashboards and alert
+    // rules find it on a gateway that has not seen such an event yet.
+    for (const auto& [family, text] : help)
+        if (!families_.count(family)) out += "# HELP vigil_" + family + " " + text + "\n# TYPE vigil_" + family + " counter\n";
     for (const auto& [family, series] : families_) {
         if (auto h = help.find(family); h != help.end()) out += "# HELP vigil_" + family + " " + h->second + "\n";
         out += "# TYPE vigil_" + family + " counter\n";

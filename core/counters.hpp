@@ -1,7 +1,9 @@
 // A counter for every outcome, shared by all workers (relaxed atomics; read at shutdown and by tests).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -25,10 +27,36 @@ namespace vigil::core {
     X(cache_hits) X(cache_misses) X(cache_revalidated) X(cache_stored) X(cache_store_errors) X(cache_corrupt) \
     X(cache_evicted) X(cache_invalidated) X(cache_rescanned)
 
+// A latency histogram for /metrics: fixed buckets from 0.5 ms to 10 s (Prometheus "le"
+// bounds, cumulative on output), relaxed atomics; observing is three fetch_adds.
+class Histogram {
+public:
+    static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    void observe(std::chrono::steady_clock::duration d);
+    // "# HELP", "# TYPE histogram", the _bucket lines, _sum (seconds) and _count.
+    std::string prometheus(const std::string& name, const std::string& help) const;
+    uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+private:
+    std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // the last is +Inf
+    std::atomic<uint64_t> sum_us_{0}, count_{0};
+};
+
+// Times the gateway measures on every connection (docs/deploy.md#monitoring).
+struct Latencies {
+    Histogram ttfb;              // transaction start (request head read) to the response's first byte written
+    Histogram origin_connect;    // name resolution done to TCP connected (origin or parent proxy)
+    Histogram client_handshake;  // the bumped client's TLS handshake, ClientHello read to finished
+    Histogram origin_handshake;  // the TLS handshake with the origin, verification included
+    Histogram mint;              // minting one leaf certificate (cache misses only)
+};
+
 struct Counters {
 #define VIGIL_DECLARE(name) std::atomic<uint64_t> name{0};
     VIGIL_COUNTERS(VIGIL_DECLARE)
 #undef VIGIL_DECLARE
+    Latencies latency;
 
     // {"accepted": 3, ...}
     std::string to_json() const;

@@ -259,6 +259,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     gw->upstream.listen_endpoints = {ep};
     admin_sources.proxy_port = ep.port();
+    admin_sources.started_s = std::time(nullptr);
     // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
     std::unique_ptr<tcp::acceptor> admin = open_admin(cfg, workers[0]->ioc, ep);
     if (admin) {

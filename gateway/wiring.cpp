@@ -29,7 +29,10 @@ std::shared_ptr<session::TlsMaterial> load_tls_material(const Config& cfg, Count
     m->certs = std::make_unique<tls::CertCache>(
         [minter, c](const std::string& host) {
             count(c->certs_minted);
-            return minter->mint(host);
+            const auto started = std::chrono::steady_clock::now();
+            auto leaf = minter->mint(host);
+            c->latency.mint.observe(std::chrono::steady_clock::now() - started);
+            return leaf;
         },
         tls::CertCache::Limits{cfg.cert_cache_entries, cfg.cert_cache_bytes});
     m->chain.reset(sk_X509_new_null());

@@ -50,6 +50,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::continue_redirect(Exchange& x)
     res.keep_alive(false);
     res.prepare_payload();
     expire_after(client_, sv_.wire.cfg.io);
+    if (tx_) tx_->first_byte();
     auto [ec, n] = co_await http::async_write(client_, res, use_nothrow);
     count(sv_.wire.counters.bytes_out, n);
     co_return false;

@@ -63,6 +63,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::serve_cached(Exchange& x, std:
     if (bodyless) {
         http::serializer<false, http::buffer_body> sr{res};
         expire_after(client_, sv_.wire.cfg.io);
+        tx.first_byte();
         auto [ec, n] = co_await http::async_write_header(client_, sr, use_nothrow);
         count(counters.bytes_out, n);
         tx.rec().bytes_to_client += static_cast<int64_t>(n);
@@ -108,6 +109,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::write_cached_body(Exchange& x,
         for (bool first = true; first || !sr.is_done(); first = false) {
             const size_t n = next_piece();
             expire_after(client_, sv_.wire.cfg.io);
+            x.tx.first_byte();
             auto [ec, w] = co_await http::async_write(client_, sr, use_nothrow);
             count(counters.bytes_out, w);
             x.tx.rec().bytes_to_client += static_cast<int64_t>(w);

@@ -214,11 +214,13 @@ net::awaitable<std::optional<BumpedTunnel>> open_tunnel(beast::tcp_stream& strea
     SSL* ssl = client.native_handle();
     if (!install_leaf(ssl, *cert, *material, origin->host, cid)) co_return std::nullopt;
     lowest(client).expires_at(handshake_deadline);
+    const auto handshake_started = std::chrono::steady_clock::now();
     auto [hec, used] = co_await client.async_handshake(net::ssl::stream_base::server, buf.data(), use_nothrow);
     if (hec) {
         handshake_failed(sv, *tx, ssl, *origin, hec);
         co_return std::nullopt;
     }
+    sv.counters.latency.client_handshake.observe(std::chrono::steady_clock::now() - handshake_started);
     buf.consume(used);
     count(sv.counters.bumped);
     tx->cancel();  // from here on, each request inside the tunnel has its own record

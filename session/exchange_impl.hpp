@@ -135,6 +135,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::switch_protocols(Exchange& x) 
     res.set(http::field::connection, "upgrade");
     res.set("X-Vigil-Transaction", x.tx.rec().txid);
     expire_after(client_, sv_.wire.cfg.io);
+    x.tx.first_byte();
     auto [ec, n] = co_await http::async_write(client_, res, use_nothrow);
     count(counters.bytes_out, n);
     if (ec) co_return false;

@@ -104,6 +104,7 @@ net::awaitable<bool> HttpRelay<Client, Upstream>::deliver(Exchange& x, http::res
     error_code cut;
     BodyOptions download{res_scan, res_scan ? sv_.wire.cfg.hold_bytes : 0, &x.tx.rec().bytes_to_client, throttle_,
                          compressor.get(), to_store ? &capture : nullptr, &cut};
+    download.first_write = x.tx.first_byte_slot();
     x.tx.body_started();
     auto relayed = co_await relay_body(origin_.stream(), origin_.buffer(), *x.rp, client_, res, sv_.wire, download);
     x.tx.body_done();

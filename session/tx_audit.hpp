@@ -35,6 +35,8 @@ public:
         // Rejections carry a bare code; "ok (...)" and "<codes> (accepted by ...)" were let through.
         if (!rec_.origin_cert.empty() && rec_.origin_cert != "ok" && rec_.origin_cert.find(' ') == std::string::npos)
             sink_.labelled.add("origin_cert_errors_total", {{"reason", rec_.origin_cert}});
+        if (first_byte_ != std::chrono::steady_clock::time_point{})
+            sink_.counters.latency.ttfb.observe(first_byte_ - start_);
         if (!sink_.writer) return;
         rec_.duration_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count();
@@ -45,6 +47,12 @@ public:
 
     audit::Record& rec() { return rec_; }
     void cancel() { cancelled_ = true; }
+
+    // The response's first byte is being written now (kept: only the first call counts).
+    void first_byte() {
+        if (first_byte_ == std::chrono::steady_clock::time_point{}) first_byte_ = std::chrono::steady_clock::now();
+    }
+    std::chrono::steady_clock::time_point* first_byte_slot() { return &first_byte_; }
 
     void verdict(const inspect::Verdict& v) {
         if (!v.category.empty()) rec_.category = v.category;
@@ -89,6 +97,7 @@ private:
     AuditSink& sink_;
     audit::Record rec_;
     std::chrono::steady_clock::time_point start_;
+    std::chrono::steady_clock::time_point first_byte_{};
     bool cancelled_ = false;
     bool body_in_flight_ = false;
 };
@@ -101,6 +110,7 @@ net::awaitable<void> send_page(Stream& s, Context cx, PageInfo info, unsigned ve
         if (!info.conn_id) info.conn_id = tx->rec().conn_id;
         info.transaction = tx->rec().txid;
         tx->page(info);
+        tx->first_byte();
     }
     const size_t n = co_await write_page(s, cx, info, version);
     if (tx) tx->rec().bytes_to_client += static_cast<int64_t>(n);

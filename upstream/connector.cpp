@@ -92,7 +92,9 @@ net::awaitable<std::optional<Failure>> connect_to(Connector& up, const Authority
     if (auto refused = co_await resolve(up, origin, eps, parent)) co_return refused;
     out.emplace(co_await net::this_coro::executor);
     out->expires_after(up.cfg.connect);
+    const auto started = std::chrono::steady_clock::now();
     auto [ec, ep] = co_await out->async_connect(eps, use_nothrow);
+    if (!ec) up.counters.latency.origin_connect.observe(std::chrono::steady_clock::now() - started);
     if (ec) {
         out.reset();
         const std::string what = parent ? "the parent proxy" : "the origin server";
@@ -407,8 +409,10 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
         tls::set_origin_acceptance(ssl, acceptance);
         tls::resume_origin_session(ssl, origin.host_port());
         out->next_layer().expires_after(up.cfg.handshake);
+        const auto started = std::chrono::steady_clock::now();
         auto [ec] = co_await out->async_handshake(net::ssl::stream_base::client, use_nothrow);
         if (!ec) {
+            up.counters.latency.origin_handshake.observe(std::chrono::steady_clock::now() - started);
             auto refused = co_await after_handshake(up, origin, ssl, who, accepted, cid);
             if (refused) out.reset();
             co_return refused;

@@ -138,6 +138,8 @@ struct BodyOptions {
     BodyCapture* capture = nullptr;           // keeps what was read (responses to be cached)
     error_code* read_error = nullptr;         // why reading the body ended early (RelayError::read*)
     BodyStall* stall = nullptr;               // request bodies: the minimum rate
+    // Set when the first bytes go out, if not set before (the transaction's time to first byte).
+    std::chrono::steady_clock::time_point* first_write = nullptr;
 };
 
 // How reading the next piece of a body ended: `closed` (the sender went away, read_error says
@@ -322,6 +324,8 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
             pieces.forward(piece, reader.done());
         }
         expire_after(out, cx.cfg.io);
+        if (o.first_write && *o.first_write == std::chrono::steady_clock::time_point{})
+            *o.first_write = std::chrono::steady_clock::now();
         auto [ec, n] = co_await http::async_write(out, sr, use_nothrow);
         if (!isRequest) {
             count(cx.counters.bytes_out, n);

@@ -42,7 +42,9 @@ std::string pac_file(const config::Config::Pac& pac, const std::string& fallback
         "// Proxy auto-configuration from Vigil ([pac] in vigil.toml; docs/deploy.md).\n"
         "function FindProxyForURL(url, host) {\n"
         "    host = host.toLowerCase();\n";
-    if (pac.plain_hostnames_direct) out += "    if (isPlainHostName(host)) return \"DIRECT\";\n";
+    // An IPv6 literal has no dot either: it is not a plain host name.
+    if (pac.plain_hostnames_direct)
+        out += "    if (isPlainHostName(host) && host.indexOf(\":\") < 0) return \"DIRECT\";\n";
     for (const auto& h : pac.direct_hosts) {
         if (h.front() == '.')
             out += "    if (host == " + js(h.substr(1)) + " || dnsDomainIs(host, " + js(h) + ")) return \"DIRECT\";\n";
