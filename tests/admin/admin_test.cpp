@@ -62,9 +62,19 @@ TEST_F(AdminTest, MetricsCarryEveryCounterAndTheGauges) {
     auto m = get("/metrics");
     EXPECT_EQ(m.result_int(), 200);
     const std::string& text = m.body();
-#define VIGIL_EXPECT_METRIC(name) EXPECT_NE(text.find("vigil_" #name "_total "), std::string::npos) << #name;
+    // Every counter, in base units: throttled_ms is exported as seconds.
+#define VIGIL_EXPECT_METRIC(name)                                                           \
+    if (std::string_view(#name) != "throttled_ms") {                                        \
+        EXPECT_NE(text.find("vigil_" #name "_total "), std::string::npos) << #name;          \
+    }
     VIGIL_COUNTERS(VIGIL_EXPECT_METRIC)
 #undef VIGIL_EXPECT_METRIC
+    EXPECT_NE(text.find("vigil_throttled_seconds_total 0.000\n"), std::string::npos);
+    EXPECT_EQ(text.find("throttled_ms"), std::string::npos);
+    // Histograms, and the CA's expiry per certificate.
+    EXPECT_NE(text.find("# TYPE vigil_time_to_first_byte_seconds histogram\n"), std::string::npos);
+    EXPECT_NE(text.find("vigil_mint_seconds_bucket{le=\"+Inf\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("vigil_ca_expiry_seconds{ca=\"root\"} "), std::string::npos);
     EXPECT_NE(text.find("vigil_blocked_total 7\n"), std::string::npos);
     EXPECT_NE(text.find("vigil_active_connections 3\n"), std::string::npos);
     EXPECT_NE(text.find("vigil_ruleset_reload_failed 0\n"), std::string::npos);
