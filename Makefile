@@ -9,7 +9,7 @@ VAR ?= var
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
 	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev libsystemd-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix nodejs \
-	iproute2 util-linux
+	iproute2 util-linux systemd logrotate prometheus dpkg-dev man-db groff-base
 
 .PHONY: install deb deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare cache-conformance clean
 
@@ -53,7 +53,7 @@ install: build
 
 # make deb: build/packages/vigil_VERSION_ARCH.deb (CPack; Depends from dpkg-shlibdeps).
 deb: build
-	cd $(BUILD) && cpack -G DEB --config CPackConfig.cmake
+	cpack -G DEB --config $(BUILD)/CPackConfig.cmake -B $(BUILD)/packages
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
