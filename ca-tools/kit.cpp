@@ -32,7 +32,7 @@ std::string date(std::time_t t) {
 
 }  // namespace
 
-void write_kit(X509* root, const fs::path& out) {
+void write_kit(X509* root, const fs::path& out, const ProxySettings& proxy) {
     if (fs::exists(out)) throw TlsError(out.string() + " already exists; choose a new folder for the kit");
     fs::path tmp = out;
     tmp += ".tmp";
@@ -89,6 +89,7 @@ void write_kit(X509* root, const fs::path& out) {
         "export AWS_CA_BUNDLE=\"$BUNDLE\"\n"
         "export CURL_CA_BUNDLE=\"$BUNDLE\"\n");
     std::time_t nb = not_before(root), na = not_after(root);
+    const std::string proxy_section = proxy.empty() ? "" : write_proxy_kit(tmp, proxy);
     put(tmp / "README.md",
         "# Trusting " + name + "\n\n"
         "This kit makes devices trust the certificate authority that Vigil, the company's web\n"
@@ -142,7 +143,7 @@ void write_kit(X509* root, const fs::path& out) {
         "Node.js, Python `requests`/pip, Git, the AWS CLI and curl builds may ignore the OS store:\n"
         "`. runtimes/env.sh` sets `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`,\n"
         "`PIP_CERT`, `GIT_SSL_CAINFO`, `AWS_CA_BUNDLE` and `CURL_CA_BUNDLE` (install the root into\n"
-        "the system store first).\n");
+        "the system store first).\n" + proxy_section);
     fs::rename(tmp, out);
 }
 

@@ -4,12 +4,14 @@
 
 #include <filesystem>
 
+#include "ca-tools/kit_proxy.hpp"
 #include "tls/ca.hpp"
 
 namespace vigil::catools {
 
 // Writes the kit into `out` (which must not exist); everything is written to a temporary
 // folder first and renamed at the end, so a failure leaves nothing half-made.
-void write_kit(X509* root, const std::filesystem::path& out);
+// With `proxy` set, the kit also carries the proxy settings for each platform (kit_proxy.hpp).
+void write_kit(X509* root, const std::filesystem::path& out, const ProxySettings& proxy = {});
 
 }  // namespace vigil::catools

@@ -345,7 +345,13 @@ int cmd_kit(const Args& a) {
     if (std::string err = check_ca_dir_chain(dir); !err.empty())
         throw TlsError(dir.string() + ": the issuing CA does not verify up to root.pem (" + err +
                        "); no kit written: it would deploy a root the gateway's certificates do not chain to");
-    vigil::catools::write_kit(root.get(), a.get("--out"));
+    vigil::catools::ProxySettings proxy{a.get("--pac-url"), a.get("--proxy"), a.all("--no-proxy")};
+    try {
+        vigil::catools::check_proxy_settings(proxy);
+    } catch (const std::invalid_argument& e) {
+        usage_error(e.what());
+    }
+    vigil::catools::write_kit(root.get(), a.get("--out"), proxy);
     std::cout << "Wrote the deployment kit to " << a.get("--out") << " (see its README.md); root SHA-256 "
               << fingerprint(root.get(), EVP_sha256()) << "\n";
     return 0;
@@ -401,6 +407,11 @@ void declare(CLI::App& app) {
     auto* kit = app.add_subcommand("kit", "a deployment kit: the root in every format, per-platform install files and steps");
     dir(kit);
     kit->add_option("--out", "")->required()->type_name("KITDIR");
+    kit->add_option("--pac-url", "the gateway's PAC file, e.g. http://gw.corp.example:9090/proxy.pac: adds proxy/ settings per platform")
+        ->type_name("URL");
+    kit->add_option("--proxy", "HOST:PORT for shells and runtimes (and platforms when there is no --pac-url)")
+        ->type_name("HOST:PORT");
+    kit->add_option("--no-proxy", "a name (or .suffix) that goes direct (repeatable)")->type_name("NAME")->take_all()->allow_extra_args(false);
 }
 
 }  // namespace

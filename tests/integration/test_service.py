@@ -331,6 +331,82 @@ class PacTest(unittest.TestCase):
             v.stop()
 
 
+class KitProxyTest(unittest.TestCase):
+    """vigil-ca kit --pac-url/--proxy: the files each platform reads, read by real tools where
+    this machine has them (bash and curl, GNOME's gsettings, Python's plistlib)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.v = start()
+        cls.kit = os.path.join(W["dir"], "kit-proxy")
+        cls.pac = "http://127.0.0.1:%d/proxy.pac" % cls.v.admin_port
+        run([VIGIL_CA, "kit", "--dir", W["ca"], "--out", cls.kit, "--pac-url", cls.pac,
+             "--proxy", "127.0.0.1:%d" % cls.v.port, "--no-proxy", "intranet.corp.example",
+             "--no-proxy", ".internal.example"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.v.stop()
+
+    def test_shell_settings_send_curl_through_the_gateway(self):
+        before = self.v.metric("bumped")
+        script = (". %s/proxy/shell/proxy.sh && curl -sS --max-time 30 --cacert %s/vigil-root.pem "
+                  "https://good.test:%d/hello" % (self.kit, self.kit, W["good"].port))
+        p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                           env={"PATH": os.environ["PATH"]})
+        self.assertEqual((p.returncode, p.stdout), (0, "hello from good"), p.stderr)
+        self.assertEqual(self.v.metric("bumped"), before + 1)
+        env = subprocess.run(["bash", "-c", ". %s/proxy/shell/proxy.sh && echo $no_proxy && echo $JAVA_TOOL_OPTIONS"
+                              % self.kit], capture_output=True, text=True).stdout
+        self.assertIn("intranet.corp.example,.internal.example", env)
+        self.assertIn("-Dhttp.nonProxyHosts=localhost|127.*|intranet.corp.example|*.internal.example", env)
+
+    @unittest.skipUnless(shutil.which("gsettings"), "gsettings is installed by `make deps`")
+    def test_gnome_settings_land_in_gsettings(self):
+        home = tempfile.mkdtemp(prefix="vigil-gsettings-")
+        env = {"PATH": os.environ["PATH"], "HOME": home, "XDG_CONFIG_HOME": home, "GSETTINGS_BACKEND": "keyfile"}
+        try:
+            p = subprocess.run(["sh", os.path.join(self.kit, "proxy", "linux", "gnome.sh")], capture_output=True,
+                               text=True, env=env, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            get = lambda key: subprocess.run(["gsettings", "get", "org.gnome.system.proxy", key], capture_output=True,
+                                             text=True, env=env).stdout.strip()
+            self.assertEqual(get("mode"), "'auto'")
+            self.assertEqual(get("autoconfig-url"), "'%s'" % self.pac)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    def test_windows_and_apple_files(self):
+        import plistlib
+        with open(os.path.join(self.kit, "proxy", "macos", "proxy.mobileconfig"), "rb") as f:
+            profile = plistlib.load(f)
+        payload = profile["PayloadContent"][0]
+        self.assertEqual((payload["PayloadType"], payload["ProxyType"], payload["ProxyPACURL"]),
+                         ("com.apple.proxy.http.global", "Auto", self.pac))
+        self.assertFalse(payload["ProxyPACFallbackAllowed"])  # no PAC, no browsing: not DIRECT
+        with open(os.path.join(self.kit, "proxy", "windows", "proxy.reg"), encoding="ascii") as f:
+            reg = f.read()
+        self.assertTrue(reg.startswith("Windows Registry Editor Version 5.00\n"))
+        self.assertIn('"AutoConfigURL"="%s"' % self.pac, reg)
+        self.assertIn('"ProxyOverride"="<local>;intranet.corp.example;internal.example;*.internal.example"', reg)
+        self.assertEqual(reg.count('"ProxyMode"="pac_script"'), 2)  # Chrome and Edge policies
+        with open(os.path.join(self.kit, "README.md")) as f:
+            self.assertIn("## Proxy settings", f.read())
+
+    def test_values_that_would_break_out_of_a_file_are_refused(self):
+        for args, why in ((["--proxy", "gw;reboot:3128"], "--proxy: expected HOST:PORT"),
+                          (["--pac-url", "http://gw/proxy.pac\"; rm -rf ~"], "--pac-url: the URL has"),
+                          (["--pac-url", "file:///etc/passwd"], "--pac-url: expected an http://"),
+                          (["--proxy", "gw:3128", "--no-proxy", "*.corp"], "no patterns"),
+                          (["--no-proxy", "intranet"], "--no-proxy needs --proxy or --pac-url")):
+            out = os.path.join(W["dir"], "kit-refused")
+            p = subprocess.run([VIGIL_CA, "kit", "--dir", W["ca"], "--out", out] + args, capture_output=True,
+                               text=True)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(why, p.stderr)
+            self.assertFalse(os.path.exists(out))
+
+
 class MonitoringTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
