@@ -281,6 +281,22 @@ class DebPackageTest(unittest.TestCase):
         self.assertEqual(sha256("/var/lib/vigil/ca/issuing.key"), key)
         self.assertNotIn("no CA yet", p.stdout)
 
+    def test_5_the_readmes_deploy_steps_edit_and_check_the_installed_config(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        block = readme.split("## Deploy on a Debian server", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+        steps = [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+        self.assertLessEqual(len(steps), 12)
+        edit = [s for s in steps if s.startswith("sudo sed ")][0]
+        subprocess.run(["sh", "-c", edit[len("sudo "):]], check=True)
+        with open("/etc/vigil/vigil.toml") as f:
+            text = f.read()
+        self.assertIn('\nlisten = "0.0.0.0:3128"', text)
+        self.assertIn('\nallow_clients = ["10.0.0.0/8", "127.0.0.0/8"]', text)
+        check = [s for s in steps if "--check-config" in s][0]
+        p = subprocess.run(shlex.split(check[len("sudo "):]), capture_output=True, text=True, timeout=60)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "vigil: configuration OK"), p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
