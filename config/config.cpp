@@ -265,6 +265,31 @@ Config::Config()
         pac.direct_networks.push_back(*Cidr::parse(n));
 }
 
+std::map<std::string, std::string> key_values(const std::string& path, const Overrides& overrides) {
+    std::map<std::string, std::string> out;
+    if (!path.empty()) {
+        toml::table root;
+        try {
+            root = toml::parse_file(path);
+        } catch (const std::exception& e) {
+            throw ConfigError(path + ": " + e.what());
+        }
+        for (const auto& [section, node] : root) {
+            const toml::table* tbl = node.as_table();
+            if (!tbl) continue;
+            for (const auto& [name, value] : *tbl) {
+                std::ostringstream text;
+                value.visit([&](const auto& n) { text << n; });
+                out[std::string(section.str()) + "." + std::string(name.str())] = text.str();
+            }
+        }
+    }
+    for (const auto& [key, value] : overrides) out[key] = value;
+    return out;
+}
+
+bool applies_live(const std::string& key) { return key == "log.level" || key == "log.format"; }
+
 Config load_config(const std::string& path, const Overrides& overrides) {
     toml::table root;
     if (!path.empty()) {

@@ -179,4 +179,13 @@ std::vector<std::string> known_keys();
 // Loads `path` (empty: defaults only) and applies the overrides. Throws ConfigError.
 Config load_config(const std::string& path, const Overrides& overrides);
 
+// Every key `path` and `overrides` set, "section.key" -> its value as TOML text (an override
+// replaces the file's); what SIGHUP compares to say which keys changed. Throws ConfigError
+// when the file cannot be read or parsed.
+std::map<std::string, std::string> key_values(const std::string& path, const Overrides& overrides);
+
+// Keys a running gateway applies when SIGHUP finds them changed; every other changed key is
+// named as needing a restart.
+bool applies_live(const std::string& key);
+
 }  // namespace vigil::config

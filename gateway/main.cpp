@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
     }
     RunOptions run;
     run.ready_file = args.get("--ready-file");
+    run.config_path = args.get("--config");
+    run.overrides = overrides;
     try {
         Config cfg = load_config(args.get("--config"), overrides);
         if (args.has("--check-config")) {

@@ -171,4 +171,49 @@ void RuleReloader::check_ca() {
     }
 }
 
+ConfigRecheck::ConfigRecheck(std::string path, config::Overrides overrides)
+    : path_(std::move(path)), overrides_(std::move(overrides)) {
+    try {
+        running_ = config::key_values(path_, overrides_);
+    } catch (const config::ConfigError&) {
+        // Loaded a moment ago by load_config: only a file changed since then lands here.
+    }
+}
+
+void ConfigRecheck::on_hup() {
+    if (path_.empty()) return;
+    std::map<std::string, std::string> now;
+    Config fresh;
+    try {
+        fresh = config::load_config(path_, overrides_);
+        now = config::key_values(path_, overrides_);
+    } catch (const config::ConfigError& e) {
+        const std::string what = e.what();
+        log_error("configuration " + path_ + " not applied, the running configuration stays: " +
+                  what.substr(0, what.find('\n')));
+        return;
+    }
+    std::string applied, pending;
+    auto changed = [&](const std::string& key) {
+        if (config::applies_live(key)) {
+            applied += (applied.empty() ? "" : ", ") + key;
+            if (now.count(key)) running_[key] = now[key];
+            else running_.erase(key);
+        } else {
+            pending += (pending.empty() ? "" : ", ") + key;
+        }
+    };
+    for (const auto& [key, value] : now)
+        if (auto it = running_.find(key); it == running_.end() || it->second != value) changed(key);
+    for (const auto& [key, value] : std::map<std::string, std::string>(running_))
+        if (!now.count(key)) changed(key);
+    set_log_level(fresh.log_level);
+    set_log_json(fresh.log_json);
+    if (applied.empty() && pending.empty()) log_info("configuration " + path_ + " re-read: unchanged");
+    if (!applied.empty()) log_info("configuration " + path_ + " re-read: applied " + applied);
+    if (!pending.empty())
+        log_warn("configuration " + path_ + " re-read: " + pending +
+                 " changed and take effect at the next restart (systemctl restart vigil); the running values stay");
+}
+
 }  // namespace vigil::gateway

@@ -49,4 +49,19 @@ private:
     bool stop_ = false, poked_ = false;
 };
 
+// SIGHUP and the configuration file: read again and checked; log.level and log.format are
+// applied, every other changed key is named as needing a restart (the gateway never runs
+// half of a new configuration); a file that no longer loads is reported and the running
+// configuration stays.
+class ConfigRecheck {
+public:
+    ConfigRecheck(std::string path, config::Overrides overrides);
+    void on_hup();
+
+private:
+    std::string path_;
+    config::Overrides overrides_;
+    std::map<std::string, std::string> running_;  // the keys as the gateway runs them
+};
+
 }  // namespace vigil::gateway

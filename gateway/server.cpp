@@ -295,10 +295,12 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                    std::to_string(gw->policy.rules.load()->version()));
     notifier.start_watchdog();
 
+    ConfigRecheck config_recheck(opts.config_path, opts.overrides);
     std::function<void()> on_hup = [&] {
         hup.async_wait([&](error_code ec, int) {
             if (ec) return;
-            log_info("received SIGHUP: checking the rule database and the CA now");
+            log_info("received SIGHUP: checking the configuration, the rule database and the CA now");
+            config_recheck.on_hup();
             reloader.poke();
             on_hup();
         });

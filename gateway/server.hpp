@@ -11,6 +11,9 @@ using config::Config;
 
 struct RunOptions {
     std::string ready_file;  // written with {"listen": "...", "pid": N} once accepting
+    // Read again on SIGHUP: keys that apply live are applied, the others named (restart).
+    std::string config_path;
+    config::Overrides overrides;
 };
 
 // Everything that can fail before serving (CA, hosts file, extra CA file, listen address)

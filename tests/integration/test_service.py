@@ -159,6 +159,37 @@ class LogTest(unittest.TestCase):
         self.assertIn("vigil stopped", read(os.path.join(logs, "vigil.log")))
 
 
+class ConfigReloadTest(unittest.TestCase):
+    def test_sighup_applies_log_keys_and_names_the_rest(self):
+        conf = os.path.join(W["dir"], "reload.toml")
+        with open(conf, "w") as f:
+            f.write('[log]\nformat = "text"\n[proxy]\nshutdown_grace = 30\n')
+        v = start("--config", conf)
+        try:
+            with open(conf, "w") as f:
+                f.write('[log]\nformat = "json"\n[proxy]\nshutdown_grace = 5\n')
+            v.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "re-read: applied log.format" in read(v.log_path), what="the reload")
+            wait_for(lambda: "shutdown_grace changed and take effect at the next restart" in read(v.log_path),
+                     what="the pending key")
+            self.assertEqual(bumped_get(v)[:2], (0, 200))
+            with open(conf, "w") as f:
+                f.write('[log]\nformat = "json"\n[proxy]\nshutdown_grace = "soon"\n')
+            v.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "not applied, the running configuration stays" in read(v.log_path), what="the refusal")
+            self.assertEqual(bumped_get(v)[:2], (0, 200))
+        finally:
+            code, _ = v.stop()
+        self.assertEqual(code, 0)
+        lines = read(v.log_path).splitlines()
+        first_json = next(i for i, line in enumerate(lines) if line.startswith("{"))
+        self.assertIn("applied log.format", json.loads(lines[first_json])["msg"])
+        for line in lines[first_json:]:
+            json.loads(line)  # from the reload on, one JSON object per line
+        refusal = [json.loads(line)["msg"] for line in lines[first_json:] if "not applied" in line][0]
+        self.assertIn("proxy.shutdown_grace", refusal)
+
+
 class NotifyTest(unittest.TestCase):
     """systemd's side of Type=notify, played by a real AF_UNIX datagram socket."""
 
@@ -191,6 +222,47 @@ class NotifyTest(unittest.TestCase):
             shutil.rmtree(os.path.dirname(path), ignore_errors=True)
         self.assertEqual(code, 0)
         self.assertIn("systemd watchdog: pinging every 100 ms", read(v.log_path))
+
+    def test_the_watchdog_stops_while_the_audit_writer_is_stuck_and_resumes(self):
+        import sqlite3
+        path = os.path.join(tempfile.mkdtemp(prefix="vigil-notify-"), "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(15)
+        audit = os.path.join(W["dir"], "watchdog-audit.db")
+        v = start("--audit", audit, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+
+        def pings_within(seconds):
+            n, deadline = 0, time.time() + seconds
+            sock.settimeout(0.05)
+            while time.time() < deadline:
+                try:
+                    n += sock.recv(4096).decode() == "WATCHDOG=1"
+                except socket.timeout:
+                    pass
+            sock.settimeout(15)
+            return n
+
+        try:
+            self.assertIn("READY=1", sock.recv(4096).decode())
+            # Another process holds the audit log's write lock: the writer waits on it (up to
+            # its 5 s busy timeout) holding the new record: stuck, not failing.
+            db = sqlite3.connect(audit, isolation_level=None, timeout=10)
+            db.execute("BEGIN EXCLUSIVE")
+            self.assertEqual(bumped_get(v)[:2], (0, 200))
+            wait_for(lambda: "systemd watchdog: not pinging: the audit writer holds" in read(v.log_path), 5,
+                     "the watchdog to notice")
+            pings_within(0.3)  # those already on their way
+            self.assertEqual(pings_within(1.0), 0)
+            db.execute("COMMIT")
+            db.close()
+            wait_for(lambda: "systemd watchdog: healthy again, pings resumed" in read(v.log_path), 5, "the recovery")
+            self.assertGreater(pings_within(1.0), 0)
+        finally:
+            code, _ = v.stop()
+            sock.close()
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        self.assertEqual(code, 0)
 
     def test_without_systemd_nothing_is_sent_and_nothing_fails(self):
         v = start()
