@@ -53,6 +53,12 @@ Where build_filters(const std::map<std::string, std::string>& o, int64_t now_ms)
     if (has("--since")) w.add("ts_ms >= CAST(? AS INTEGER)", std::to_string(parse_time("--since", get(o, "--since"), now_ms)));
     if (has("--until")) w.add("ts_ms < CAST(? AS INTEGER)", std::to_string(parse_time("--until", get(o, "--until"), now_ms)));
     if (has("--user")) w.add("user = ?", get(o, "--user"));
+    // grp holds every group, comma-separated: a whole item matches, never a part of a name.
+    if (has("--group")) {
+        if (get(o, "--group").empty() || get(o, "--group").find(',') != std::string::npos)
+            throw FilterError("--group: \"" + get(o, "--group") + "\" is not a group name");
+        w.add("instr(',' || grp || ',', ?) > 0", "," + get(o, "--group") + ",");
+    }
     if (has("--client")) w.add("client_ip = ?", get(o, "--client"));
     if (has("--host")) {
         std::string h = get(o, "--host");

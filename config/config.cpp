@@ -151,6 +151,53 @@ const std::map<std::string, Setter>& schema() {
         {"auth.exempt_clients", [](Config& c, const Where& w) { c.auth_exempt_clients = get_cidrs(w); }},
         {"auth.cache_seconds", [](Config& c, const Where& w) { c.auth_cache = get_seconds(w); }},
         {"auth.max_failures", [](Config& c, const Where& w) { c.auth_max_failures = int(get_int(w, 1, 1000)); }},
+        {"auth.methods",
+         [](Config& c, const Where& w) {
+             auto v = get_string_list(w);
+             std::set<std::string> seen;
+             for (const auto& m : v)
+                 if ((m != "negotiate" && m != "basic") || !seen.insert(m).second)
+                     w.fail("expected a list of \"negotiate\" and \"basic\", each once");
+             if (v.empty()) w.fail("at least one method is needed");
+             c.auth_methods = v;
+         }},
+        {"auth.kerberos_keytab", [](Config& c, const Where& w) { c.kerberos.keytab = get_path(w); }},
+        {"auth.kerberos_principal", [](Config& c, const Where& w) { c.kerberos.principal = get_string(w); }},
+        {"auth.user_name",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "principal" && v != "short") w.fail("expected \"principal\" or \"short\"");
+             c.auth_short_names = v == "short";
+         }},
+        {"auth.directory_unavailable",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "deny" && v != "allow-authenticated") w.fail("expected \"deny\" or \"allow-authenticated\"");
+             c.directory_unavailable_allow = v == "allow-authenticated";
+         }},
+        {"ldap.url", [](Config& c, const Where& w) { c.ldap.url = get_string(w); }},
+        {"ldap.start_tls", [](Config& c, const Where& w) { c.ldap.start_tls = get_bool(w); }},
+        {"ldap.ca_file", [](Config& c, const Where& w) { c.ldap.ca_file = get_path(w); }},
+        {"ldap.bind_dn", [](Config& c, const Where& w) { c.ldap.bind_dn = get_string(w); }},
+        {"ldap.bind_password_file", [](Config& c, const Where& w) { c.ldap.bind_password = get_secret_file(w); }},
+        {"ldap.base_dn", [](Config& c, const Where& w) { c.ldap.base_dn = get_string(w); }},
+        {"ldap.user_filter", [](Config& c, const Where& w) { c.ldap.user_filter = get_string(w); }},
+        {"ldap.group_base_dn", [](Config& c, const Where& w) { c.ldap.group_base_dn = get_string(w); }},
+        {"ldap.nested",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "walk" && v != "in-chain") w.fail("expected \"walk\" (OpenLDAP, FreeIPA) or \"in-chain\" (Active Directory)");
+             c.ldap.nested = v;
+         }},
+        {"ldap.max_depth", [](Config& c, const Where& w) { c.ldap.max_depth = int(get_int(w, 1, 20)); }},
+        {"ldap.group_name_attribute", [](Config& c, const Where& w) { c.ldap.group_name_attribute = get_string(w); }},
+        {"ldap.member_attribute", [](Config& c, const Where& w) { c.ldap.member_attribute = get_string(w); }},
+        {"ldap.cache_ttl", [](Config& c, const Where& w) { c.ldap.cache_ttl = get_seconds(w); }},
+        {"ldap.negative_ttl", [](Config& c, const Where& w) { c.ldap.negative_ttl = get_seconds(w); }},
+        {"ldap.stale_ttl", [](Config& c, const Where& w) { c.ldap.stale_ttl = get_seconds(w); }},
+        {"ldap.max_lookups_per_second",
+         [](Config& c, const Where& w) { c.ldap.max_lookups_per_second = int(get_int(w, 1, 100000)); }},
+        {"ldap.timeout", [](Config& c, const Where& w) { c.ldap.timeout = get_seconds(w); }},
         {"admin.listen", [](Config& c, const Where& w) { c.admin_listen = get_string(w); }},
         {"admin.allow", [](Config& c, const Where& w) { c.admin_allow = get_cidrs(w); }},
         {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},

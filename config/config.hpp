@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/template.hpp"
+#include "identity/options.hpp"
 #include "io/address.hpp"
 #include "io/rate.hpp"
 #include "tls/contexts.hpp"
@@ -117,6 +118,12 @@ struct Config {
     std::vector<Cidr> auth_exempt_clients;
     std::chrono::seconds auth_cache{300};
     int auth_max_failures = 5;  // per client address per minute, then 429
+    std::vector<std::string> auth_methods{"basic"};  // "negotiate" (Kerberos), "basic"; offered in this order
+    identity::KerberosOptions kerberos;              // auth.kerberos_keytab, auth.kerberos_principal
+    bool auth_short_names = false;                   // auth.user_name = "principal" | "short"
+    bool directory_unavailable_allow = false;        // auth.directory_unavailable = "deny" | "allow-authenticated"
+    // [ldap]: the directory for groups and Basic passwords (docs/identity.md)
+    identity::DirectoryOptions ldap;
     // [admin]
     std::string admin_listen = "127.0.0.1:9090";  // "" disables the admin listener
     std::vector<Cidr> admin_allow;                 // default: loopback only

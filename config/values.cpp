@@ -1,5 +1,8 @@
 // Typed values out of the TOML tree (config/values.hpp).
 #include "config/values.hpp"
+#include <sys/stat.h>
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <filesystem>
@@ -28,6 +31,19 @@ std::string get_path(const Where& w) {
     const size_t slash = w.file.rfind('/');
     if (slash == std::string::npos) return v;  // the file is in the current directory
     return w.file.substr(0, slash + 1) + v;
+}
+
+// A secret kept in a file of its own (its first line): the file must not be readable by others.
+std::string get_secret_file(const Where& w) {
+    const std::string path = get_path(w);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) w.fail(path + ": " + std::strerror(errno));
+    if (st.st_mode & 0007) w.fail(path + ": readable by others; it holds a password (chmod 640 or 600)");
+    std::ifstream in(path);
+    std::string line;
+    if (!in || !std::getline(in, line)) w.fail(path + ": cannot be read, or is empty");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
 }
 
 bool get_bool(const Where& w) {

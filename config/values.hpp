@@ -38,6 +38,7 @@ bool get_bool(const Where& w);
 int64_t get_int(const Where& w, int64_t lo, int64_t hi);
 std::chrono::seconds get_seconds(const Where& w);
 std::vector<std::string> get_string_list(const Where& w);
+std::string get_secret_file(const Where& w);
 std::string error_class(const Where& w, const std::string& v);
 std::vector<std::string> get_origin_errors(const Where& w);
 std::string normalize_pin(const Where& w, const std::string& text);

@@ -242,6 +242,8 @@ std::optional<std::vector<std::string>> RuleSet::authenticate(const std::string&
     return impl_->users.authenticate(user, password);
 }
 
+std::vector<std::string> RuleSet::local_groups(const std::string& user) const { return impl_->users.groups_of(user); }
+
 std::string RuleSet::host_category(std::string_view host_in) const {
     std::string host(host_in);
     std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -111,6 +111,7 @@ public:
     // Proxy users: the user's groups when the password is right, nothing otherwise. Slow on
     // purpose (PBKDF2): the gateway calls it off its worker threads.
     std::optional<std::vector<std::string>> authenticate(const std::string& user, const std::string& password) const;
+    std::vector<std::string> local_groups(const std::string& user) const;  // UserStore::groups_of
 
     // The category of the most specific host entry matching `host` ("" if none).
     std::string host_category(std::string_view host) const;

@@ -70,4 +70,9 @@ std::optional<std::vector<std::string>> UserStore::authenticate(const std::strin
     return it->second.groups;
 }
 
+std::vector<std::string> UserStore::groups_of(const std::string& user) const {
+    auto it = users_.find(user);
+    return it == users_.end() ? std::vector<std::string>{} : it->second.groups;
+}
+
 }  // namespace vigil::rules

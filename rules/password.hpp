@@ -25,6 +25,9 @@ public:
     UserStore() = default;
     explicit UserStore(const std::vector<User>& users);
     std::optional<std::vector<std::string>> authenticate(const std::string& user, const std::string& password) const;
+    // The groups of a user signed in another way (Kerberos): an enabled local user's groups,
+    // empty for everyone else.
+    std::vector<std::string> groups_of(const std::string& user) const;
 
 private:
     std::unordered_map<std::string, User> users_;

@@ -100,20 +100,24 @@ net::awaitable<std::unique_ptr<RequestParser>> plain_requests(beast::tcp_stream&
         track.throttle = &throttle;
     }
 
+    std::optional<Identity> connection_identity;  // Negotiate: the connection's sign-in
     auto step = [&](RequestParser& parser) -> net::awaitable<Step> {
         auto& req = parser.get();
         // Proxy authentication: every request to the proxy carries its own credentials; a
         // CONNECT's identity then holds for everything inside the tunnel.
-        AuthResult who = co_await authenticate(sv.auth, req.base(), remote.address(), cid);
+        AuthResult who = co_await authenticate(sv.auth, req.base(), remote.address(), cid, connection_identity);
         if (who.refusal) {
+            base.user = who.refused_user;
             co_await refused_request(stream, sv, base, req, *who.refusal, nullptr);
             co_return Step::stop;
         }
         base.user = who.identity->user;
         base.group.clear();
         for (const auto& g : who.identity->groups) base.group += (base.group.empty() ? "" : ",") + g;
+        base.reason = who.identity->note;
         relay.audit_base().user = base.user;
         relay.audit_base().group = base.group;
+        relay.audit_base().reason = base.reason;
         if (rate_limits) throttle.bind(sv.rate_buckets, sv.cfg.rates, base.client_ip, who.identity->groups);
         if (req.method() == http::verb::connect) co_return Step::connect;
         if (is_onboarding(sv.cfg, req)) co_return co_await serve_onboarding(stream, sv, parser) ? Step::next : Step::stop;

@@ -27,6 +27,11 @@
 #include "upstream/connector.hpp"
 #include "wire/context.hpp"
 
+namespace vigil::identity {
+class KerberosAcceptor;
+class Directory;
+}  // namespace vigil::identity
+
 namespace vigil::session {
 
 using namespace vigil::core;
@@ -97,15 +102,19 @@ private:
     std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, std::vector<std::string>>> cache_;
 };
 
-// Proxy authentication against the ruleset's users: password checks run on their own thread,
-// off the workers.
+// Proxy authentication: Basic against the ruleset's users and the directory, Negotiate
+// (Kerberos) with the service's keytab, groups from the directory. Password checks, ticket
+// checks and directory lookups block: they run on the authenticator's own threads.
 struct Authenticator {
-    Authenticator(const Config& c, Counters& k, const Snapshot<const inspect::RuleSet>& r) : cfg(c), counters(k), rules(r) {}
+    Authenticator(const Config& c, Counters& k, const Snapshot<const inspect::RuleSet>& r);
+    ~Authenticator();
     const Config& cfg;
     Counters& counters;
     const Snapshot<const inspect::RuleSet>& rules;
     AuthState state;
-    net::thread_pool pool{1};
+    std::unique_ptr<identity::KerberosAcceptor> kerberos;  // auth.methods has "negotiate"
+    std::unique_ptr<identity::Directory> directory;        // [ldap] url set
+    net::thread_pool pool{4};
 };
 
 // The process's life as sessions see it: shutting down, how many are open, per-client limits.

@@ -32,6 +32,7 @@ namespace vigil::wire {
     X(bad_continue_token, 403, "bad_continue_token", "This link has expired", refuse, none)                       \
     X(auth_required, 407, "auth_required", "Sign in to use the web gateway", refuse, none)                        \
     X(auth_throttled, 429, "auth_throttled", "Too many failed sign-ins", refuse, auth_throttled)                  \
+    X(directory_unavailable, 503, "directory_unavailable", "Sign-in is unavailable", error, none)                 \
     X(cache_only_miss, 504, "cache_only_miss", "Not in the cache", error, none)                                   \
     /* the gateway itself */                                                                                      \
     X(audit_unavailable, 503, "audit_unavailable", "Service unavailable", error, none)                            \

@@ -24,7 +24,12 @@ net::awaitable<size_t> write_page(Stream& s, Context cx, const PageInfo& info, u
     res.set(http::field::cache_control, "no-store");
     res.set("X-Vigil-Reason", info.code);
     if (!info.transaction.empty()) res.set("X-Vigil-Transaction", info.transaction);
-    if (!info.proxy_authenticate.empty()) res.set(http::field::proxy_authenticate, info.proxy_authenticate);
+    // One challenge per line (Negotiate, then Basic): one Proxy-Authenticate field each.
+    for (size_t at = 0; at < info.proxy_authenticate.size();) {
+        const size_t end = std::min(info.proxy_authenticate.find('\n', at), info.proxy_authenticate.size());
+        res.insert(http::field::proxy_authenticate, std::string_view(info.proxy_authenticate).substr(at, end - at));
+        at = end + 1;
+    }
     const auto& p = cx.cfg.pages;
     const Branding brand{p.organisation, p.logo, p.help_url, p.request_access_url, page_template(cx.cfg, info.action)};
     res.body() = render_page(info, brand);

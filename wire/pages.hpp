@@ -33,7 +33,7 @@ struct PageInfo {
     std::string rule;      // the rule that decided, for block pages
     std::string category;
     std::string continue_url;  // warn pages: where "Continue" leads
-    std::string proxy_authenticate;  // 407 pages: the challenge
+    std::string proxy_authenticate;  // 407 pages: the challenges, one per line
     PageAction action = PageAction::error;
     std::vector<std::pair<std::string, std::string>> facts;  // more rows (label, value), e.g. a certificate's names
 };

@@ -45,5 +45,12 @@ TEST(AuditFilter, FiltersBecomeParametersNeverSql) {
     }
 }
 
+TEST(AuditFilter, GroupMatchesAWholeItemOfTheList) {
+    Where w = build_filters({{"--group", "finance"}}, kNow);
+    EXPECT_EQ(w.sql, " WHERE 1=1 AND instr(',' || grp || ',', ?) > 0");
+    EXPECT_EQ(w.params, (std::vector<std::string>{",finance,"}));
+    for (const std::string v : {"", "a,b"}) EXPECT_THROW(build_filters({{"--group", v}}, kNow), FilterError) << v;
+}
+
 }  // namespace
 }  // namespace vigil::audit

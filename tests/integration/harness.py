@@ -307,7 +307,8 @@ class Vigil:
         return int(float(found.group(1)))
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()
 
