@@ -29,6 +29,7 @@ def setUpModule():
     pki = W["pki"] = Pki(d)
     W["good"] = Origin("good", *pki.leaf("good", "good.test"))
     W["pay"] = Origin("pay", *pki.leaf("pay", "pay.test"))
+    W["plain"] = Origin("plain")
     W["kdc"] = Kdc(d, service="HTTP/" + PROXY_NAME,
                    users=[("alice", "alice-pw"), ("bob", "bob-pw"), ("dave", "dave-pw")])
     W["kdc"].kadmin("addprinc -randkey HTTP/other.example.test")  # a service Vigil has no key for
@@ -54,7 +55,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    for k in ("good", "pay", "kdc", "ldap"):
+    for k in ("good", "pay", "plain", "kdc", "ldap"):
         if k in W:
             W[k].close()
     remove_workdir(W["dir"])
@@ -237,6 +238,61 @@ class NegotiateTest(unittest.TestCase):
         self.assertEqual(basic_curl(self.v, "carol:nope", good_url())[0], 407)
         self.assertEqual(basic_curl(self.v, "carol:", good_url())[0], 407)  # an unauthenticated bind must not pass
         self.assertTrue(records(self.v, "--user", "carol", "--action", "allow"))
+
+
+class ConnectionTest(unittest.TestCase):
+    def test_negotiate_signs_in_the_connection_once(self):
+        v = gateway("keepalive")
+        try:
+            token = CapturedToken("alice").token
+            s = socket.create_connection(("127.0.0.1", v.port), timeout=10)
+            url = "http://plain.test:%d/hello" % W["plain"].port
+            heads, pending = [], b""
+            for header in ("Proxy-Authorization: Negotiate %s\r\n" % token, ""):
+                s.sendall(("GET %s HTTP/1.1\r\nHost: plain.test:%d\r\n%s\r\n" % (url, W["plain"].port, header)).encode())
+                while b"\r\n\r\n" not in pending:
+                    pending += s.recv(65536)
+                head, pending = pending.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+                while len(pending) < length:
+                    pending += s.recv(65536)
+                pending = pending[length:]
+                heads.append(head.split(b"\r\n", 1)[0])
+            s.close()
+            # The second request carries nothing: the connection is alice's (RFC 4559).
+            self.assertEqual(heads, [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"])
+            # A new connection without a token is a new sign-in.
+            self.assertTrue(raw_status(v, "").startswith("HTTP/1.1 407"))
+            recs = records(v, "--user", "alice@EXAMPLE.TEST", "--host", "plain.test")
+            self.assertEqual(len(recs), 2)
+        finally:
+            v.stop()
+
+
+class DirectoryTlsTest(unittest.TestCase):
+    def test_starttls_works_and_an_unverified_directory_is_unavailable(self):
+        starttls = gateway("starttls", extra=["--set", 'ldap.url="ldap://127.0.0.1:%d"' % W["ldap"].starttls_port,
+                                              "--set", "ldap.start_tls=true"])
+        other_ca = gateway("otherca", extra=["--set", 'ldap.ca_file="%s"' % W["pki"].other_ca_pem])
+        try:
+            self.assertEqual(basic_curl(starttls, "carol:carol-pw", good_url())[0], 200)
+            # A directory whose certificate does not verify is not talked to: unavailable, 503.
+            self.assertEqual(basic_curl(other_ca, "carol:carol-pw", good_url())[0], 503)
+        finally:
+            starttls.stop()
+            other_ca.stop()
+        self.assertRegex(other_ca.read_log(), r"directory unreachable \(bind as cn=vigil.*\)")
+
+    def test_lookups_per_second_are_bounded(self):
+        v = gateway("bounded", extra=["--set", "ldap.max_lookups_per_second=1"])
+        try:
+            self.assertEqual(negotiate_curl(v, "alice", good_url())[0], 200)  # the one lookup this second
+            self.assertEqual(negotiate_curl(v, "bob", good_url())[0], 503)    # no token left: as if down
+            time.sleep(1.1)
+            self.assertEqual(negotiate_curl(v, "bob", good_url())[0], 200)
+        finally:
+            v.stop()
+        self.assertIn("more than ldap.max_lookups_per_second directory lookups", v.read_log())
 
 
 class DirectoryDownTest(unittest.TestCase):
