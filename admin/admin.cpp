@@ -40,6 +40,12 @@ std::string metrics_text(Sources& src) {
     metric("ruleset_last_success_seconds", "gauge", "Unix time a ruleset was last loaded",
            double(src.rules_health.last_success_ms.load() / 1000));
     const int64_t now_s = std::time(nullptr);
+    if (!src.cfg.rules_source.empty()) {
+        metric("ruleset_bundle_version", "gauge", "The rules.source bundle version applied",
+               double(src.rules_health.bundle_version.load()));
+        metric("ruleset_bundle_failing", "gauge", "1 while the newest rules.source pull was not applied",
+               src.rules_health.bundle_failing ? 1 : 0);
+    }
     if (const int64_t loaded = src.rules_health.last_success_ms.load() / 1000; loaded > 0)
         metric("ruleset_age_seconds", "gauge",
                "Seconds since the ruleset in force was loaded (a changed rule database loads within rules.reload_interval)",
@@ -116,11 +122,20 @@ http::response<http::string_body> respond(Sources& src, const http::request<http
         res.body() = "ok\n";
     } else if (path == "/readyz") {
         std::string why;
-        if (src.stopping) why = "shutting down";
+        auto rules = src.rules.load();
+        if (src.stopping || (src.draining && *src.draining)) why = "shutting down";
+        else if (!src.cfg.rules_path.empty() && rules->version() == 0) why = "no ruleset loaded yet";
         else if (src.audit && !src.audit->healthy() && src.cfg.audit_fail_closed) why = "audit log not writable";
         res.set(http::field::content_type, "text/plain");
         res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
         res.body() = why.empty() ? "ready\n" : "not ready: " + why + "\n";
+        if (!src.cfg.rules_source.empty()) {
+            std::lock_guard lock(src.rules_health.mu);
+            res.body() += "ruleset bundle version " + std::to_string(src.rules_health.bundle_version.load()) + " from " +
+                          src.cfg.rules_source + "\n";
+            if (!src.rules_health.bundle_error.empty())
+                res.body() += "warning: the newest bundle was not applied: " + src.rules_health.bundle_error + "\n";
+        }
         // Still ready (the previous ruleset serves), but stale: said where a person looks.
         if (src.rules_health.failing) {
             std::lock_guard lock(src.rules_health.mu);

@@ -27,8 +27,11 @@ using config::Config;
 struct RulesHealth {
     std::atomic<bool> failing{false};
     std::atomic<int64_t> last_success_ms{0};
+    std::atomic<int64_t> bundle_version{0};  // rules.source: the bundle version in the rule database
+    std::atomic<bool> bundle_failing{false};
     std::mutex mu;
-    std::string error;  // under mu
+    std::string error;         // under mu
+    std::string bundle_error;  // under mu: why the newest pull was not applied
 };
 
 // What the admin pages read; built by the gateway's wiring and outliving the listener.
@@ -44,6 +47,7 @@ struct Sources {
     cache::Store* cache = nullptr;
     audit::Writer* audit = nullptr;
     uint16_t proxy_port = 0;  // the proxy listener's port, for the PAC file
+    const std::atomic<bool>* draining = nullptr;  // proxy.drain_delay after SIGTERM: not ready
     int64_t started_s = 0;    // Unix time the gateway started
 };
 

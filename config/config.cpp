@@ -1,6 +1,7 @@
 // TOML configuration loading with toml++: every key typed, range-checked, unknown keys refused.
 #include "config/config.hpp"
 #include "config/values.hpp"
+#include "core/encoding.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -32,6 +33,16 @@ const std::map<std::string, Setter>& schema() {
         {"proxy.allow_private_destinations",
          [](Config& c, const Where& w) { c.allow_private_destinations = get_bool(w); }},
         {"proxy.shutdown_grace", [](Config& c, const Where& w) { c.shutdown_grace = get_seconds(w); }},
+        {"proxy.proxy_protocol",
+         [](Config& c, const Where& w) {
+             auto v = get_string(w);
+             if (v != "off" && v != "v1" && v != "v2" && v != "optional")
+                 w.fail("expected \"off\", \"v1\", \"v2\" or \"optional\"");
+             c.proxy_protocol = v;
+         }},
+        {"proxy.trusted_balancers", [](Config& c, const Where& w) { c.trusted_balancers = get_cidrs(w); }},
+        {"proxy.drain_delay",
+         [](Config& c, const Where& w) { c.drain_delay = std::chrono::seconds(get_int(w, 0, 3600)); }},
         {"tls.ca_dir", [](Config& c, const Where& w) { c.ca_dir = get_path(w); }},
         {"tls.extra_ca_file", [](Config& c, const Where& w) { c.extra_ca_file = get_path(w); }},
         {"tls.non_tls",
@@ -94,6 +105,22 @@ const std::map<std::string, Setter>& schema() {
         {"timeouts.fetch", [](Config& c, const Where& w) { c.fetch = get_seconds(w); }},
         {"rules.path", [](Config& c, const Where& w) { c.rules_path = get_path(w); }},
         {"rules.reload_interval", [](Config& c, const Where& w) { c.reload_interval = get_seconds(w); }},
+        {"rules.source",
+         [](Config& c, const Where& w) {
+             c.rules_source = get_string(w);
+             if (c.rules_source.rfind("https://", 0) == 0)
+                 w.fail("https:// is not supported: serve the bundle over http:// (its signature protects it) or "
+                        "share it as a file");
+             if (c.rules_source.rfind("http://", 0) != 0 && !c.rules_source.empty()) c.rules_source = get_path(w);
+         }},
+        {"rules.source_key",
+         [](Config& c, const Where& w) {
+             c.rules_source_key = get_string(w);
+             auto raw = core::base64_decode(c.rules_source_key);
+             if (!raw || raw->size() != 32)
+                 w.fail("expected the base64 of a 32-byte Ed25519 public key (vigil-rules publish prints it)");
+         }},
+        {"rules.source_interval", [](Config& c, const Where& w) { c.rules_source_interval = get_seconds(w); }},
         {"inspect.hold_bytes",
          [](Config& c, const Where& w) { c.hold_bytes = size_t(get_int(w, 0, int64_t(64) << 20)); }},
         {"inspect.scan_budget_ms",

@@ -60,6 +60,14 @@ struct Config {
     std::vector<PortRange> allowed_http_ports;     // default: 80, 1024-65535
     bool allow_private_destinations = false;
     std::chrono::seconds shutdown_grace{30};
+    // proxy.proxy_protocol = "off" | "v1" | "v2" | "optional": a balancer's PROXY header names
+    // the client; accepted only from trusted_balancers (others are refused, or with "optional"
+    // taken as direct clients).
+    std::string proxy_protocol = "off";
+    std::vector<Cidr> trusted_balancers;
+    // After SIGTERM, keep accepting and answering for this long while /readyz says 503, so a
+    // balancer's health check moves new connections elsewhere first (0: stop accepting at once).
+    std::chrono::seconds drain_delay{0};
     // [tls]
     std::string ca_dir = "var/ca";
     std::string extra_ca_file;
@@ -94,6 +102,12 @@ struct Config {
     // [rules]
     std::string rules_path;                  // "" = no rules: allow everything (said at start)
     std::chrono::seconds reload_interval{5};  // how often the database's version is checked
+    // rules.source: a signed ruleset bundle (vigil-rules publish), a file path or http:// URL,
+    // pulled every source_interval, verified with source_key (base64 Ed25519) and written into
+    // rules.path whole; never an older version than the one applied.
+    std::string rules_source;
+    std::string rules_source_key;
+    std::chrono::seconds rules_source_interval{60};
     // [inspect]
     size_t hold_bytes = 256 * 1024;          // body bytes held before forwarding, for a clean block page
     size_t scan_limit = 32u << 20;           // decoded bytes scanned per body

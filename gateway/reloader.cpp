@@ -71,6 +71,12 @@ std::shared_ptr<const inspect::RuleSet> compile_rules(const rules::RuleData& dat
 
 std::shared_ptr<const inspect::RuleSet> load_rules(const Config& cfg, std::string* stamp) {
     if (cfg.rules_path.empty()) return inspect::RuleSet::empty(inspect_options(cfg));
+    if (!cfg.rules_source.empty()) {
+        // Fed by rules.source: the database is the gateway's own; the first bundle fills it
+        // (until then it is empty and /readyz says "no ruleset loaded yet").
+        if (cfg.rules_source_key.empty()) throw config::ConfigError("rules.source needs rules.source_key (vigil-rules publish prints it)");
+        rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::create);
+    }
     auto db = rules::RuleDb::open(cfg.rules_path, rules::RuleDb::Mode::read_only);
     auto data = db->load();
     if (stamp) *stamp = rules_stamp(cfg, data.version, rules_bytes(cfg));

@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 
 #include "gateway/listen.hpp"
+#include "gateway/bundle_puller.hpp"
 #include "gateway/reloader.hpp"
 #include "gateway/service.hpp"
 #include "gateway/wiring.hpp"
@@ -239,6 +240,10 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
                                 gw->certs.material, gw->audit.get()};
     announce_start(targets);
     RuleReloader reloader(targets, stamp);
+    if (!cfg.rules_source.empty() && cfg.rules_path.empty()) throw ConfigError("rules.source needs rules.path (where the bundle is kept)");
+    std::unique_ptr<BundlePuller> puller;
+    if (!cfg.rules_source.empty())
+        puller = std::make_unique<BundlePuller>(gw->cfg, gw->rules_health, [&reloader] { reloader.poke(); });
     tcp::endpoint ep = parse_listen(cfg.listen);
     const unsigned n = cfg.threads ? cfg.threads : usable_cpus();
     // Signals are caught from here on: a SIGTERM that arrives while starting (before anyone
@@ -259,6 +264,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
     }
     gw->upstream.listen_endpoints = {ep};
     admin_sources.proxy_port = ep.port();
+    admin_sources.draining = &gw->life.draining;
     admin_sources.started_s = std::time(nullptr);
     // The admin listener lives on the first worker; the proxy refuses requests for it (loop).
     std::unique_ptr<tcp::acceptor> admin = open_admin(cfg, workers[0]->ioc, ep);
@@ -302,6 +308,7 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
             log_info("received SIGHUP: checking the configuration, the rule database and the CA now");
             config_recheck.on_hup();
             reloader.poke();
+            if (puller) puller->poke();
             on_hup();
         });
     };
@@ -328,22 +335,40 @@ int run_gateway(const Config& cfg, const RunOptions& opts) {
         drain.expires_after(std::chrono::milliseconds(50));
         drain.async_wait([&](error_code) { poll(); });
     };
-    signals.async_wait([&](error_code ec, int sig) {
-        if (ec) return;
-        log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": finishing " +
-                 std::to_string(gw->life.active_sessions.load()) + " open connections (grace " +
+    // Stop accepting, close idle connections, let in-flight ones finish within the grace.
+    bool stop_begun = false;
+    auto begin_stop = [&] {
+        if (stop_begun) return;
+        stop_begun = true;
+        log_info("finishing " + std::to_string(gw->life.active_sessions.load()) + " open connections (grace " +
                  std::to_string(cfg.shutdown_grace.count()) + " s)");
         gw->life.stopping = true;
-        notifier.stopping("draining " + std::to_string(gw->life.active_sessions.load()) + " connections");
         hup.cancel();
         usr1.cancel();
         // The admin listener stays up until the process exits: /readyz answers 503 meanwhile,
         // so a balancer sees the drain instead of a refused connection.
         deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
-        signals.async_wait([&](error_code e2, int) {
-            if (!e2) deadline = std::chrono::steady_clock::now();  // a second signal: stop now
-        });
         poll();
+    };
+    net::steady_timer drain_delay(main_ioc);
+    signals.async_wait([&](error_code ec, int sig) {
+        if (ec) return;
+        log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": /readyz answers 503 from now on");
+        gw->life.draining = true;
+        notifier.stopping("draining " + std::to_string(gw->life.active_sessions.load()) + " connections");
+        signals.async_wait([&](error_code e2, int) {
+            if (e2) return;
+            begin_stop();  // a second signal: no more drain delay, and no grace
+            deadline = std::chrono::steady_clock::now();
+        });
+        if (cfg.drain_delay.count() == 0) return begin_stop();
+        // Balancers see 503 and move new connections elsewhere; until then, they are served.
+        log_info("still accepting for proxy.drain_delay (" + std::to_string(cfg.drain_delay.count()) +
+                 " s) while balancers notice");
+        drain_delay.expires_after(cfg.drain_delay);
+        drain_delay.async_wait([&](error_code e3) {
+            if (!e3) begin_stop();
+        });
     });
     main_ioc.run();
     // From here the shutdown only finishes: a repeated SIGTERM/SIGINT (a supervisor asking

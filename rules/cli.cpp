@@ -20,6 +20,7 @@
 #include "rules/db.hpp"
 #include "rules/cli_args.hpp"
 #include "rules/diff.hpp"
+#include "rules/bundle.hpp"
 #include "rules/import.hpp"
 #include "rules/password.hpp"
 
@@ -274,6 +275,24 @@ int dispatch(const Args& a, RuleDb* db_ptr) {
             for (const auto& [reason, count] : report.skipped) std::cout << "  " << count << " skipped: " << reason << "\n";
             for (const auto& e : report.examples) std::cout << "  e.g. " << e << "\n";
         }
+        return 0;
+    }
+    if (cmd == "publish") {
+        std::ifstream in(a.get("--key"));
+        std::stringstream pem;
+        pem << in.rdbuf();
+        if (!in) throw RulesError(a.get("--key") + ": cannot read the signing key");
+        const int64_t version = db->version();
+        const std::string bundle = make_bundle(db->load(), version, pem.str());
+        const std::string out = a.get("--out"), tmp = out + ".tmp";
+        {
+            std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+            f << bundle;
+            if (!f.flush()) throw RulesError(tmp + ": cannot write the bundle");
+        }
+        std::filesystem::rename(tmp, out);
+        std::cout << "published ruleset version " << version << " to " << out << " (" << bundle.size()
+                  << " bytes)\nrules.source_key = \"" << public_key_of(pem.str()) << "\"\n";
         return 0;
     }
     if (cmd == "export") {

@@ -37,6 +37,9 @@ void declare(CLI::App& app) {
                    "cannot be used refuses the whole file and nothing is written.");
 
     app.add_subcommand("export", "the rules as native JSON")->add_option("--out", "write to FILE (default stdout)")->type_name("FILE");
+    auto* publish = app.add_subcommand("publish", "a signed ruleset bundle for gateways with rules.source (docs/scale-out.md)");
+    publish->add_option("--key", "Ed25519 private key, PEM (openssl genpkey -algorithm ed25519)")->required()->type_name("FILE");
+    publish->add_option("--out", "the bundle, written whole (a temporary file renamed)")->required()->type_name("FILE");
 
     auto* add = app.add_subcommand("add", "add a rule")->require_subcommand(1);
     cost_options(add);

@@ -323,8 +323,18 @@ Counts RuleDb::write_rules(const RuleData& in, const std::string& actor, const s
         record(actor, operation, total == 1 ? "single" : "batch", "", after);
         auto src = in.meta.find("source");
         bump_version(src == in.meta.end() ? "" : src->second);
+        // A bundle's own version and origin (rules.source), in the same transaction as its rules.
+        for (const auto& [key, value] : in.meta)
+            if (key.rfind("bundle_", 0) == 0)
+                Stmt(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run();
     });
     return n;
+}
+
+std::string RuleDb::meta(const std::string& key) const {
+    Stmt st(db_, "SELECT value FROM meta WHERE key = ?");
+    st.bind(1, key);
+    return st.step() ? st.text(0) : std::string();
 }
 
 void RuleDb::remove(Kind kind, const std::string& key, const std::string& actor) {

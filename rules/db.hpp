@@ -39,6 +39,7 @@ public:
 
     RuleData load() const;
     int64_t version() const;
+    std::string meta(const std::string& key) const;  // "" when absent (bundle_version, updated, ...)
     Counts counts() const;
 
     // Adds or replaces everything in `data` (categories first). Every pattern is compiled and

@@ -3,6 +3,7 @@
 #include <boost/beast/core.hpp>
 
 #include "session/request_loop.hpp"
+#include "wire/proxy_protocol.hpp"
 
 namespace vigil::session {
 
@@ -30,6 +31,34 @@ void record_refused_client(AuditSink& audit, audit::Record base) {
     refused.rec().reason = "client address not in proxy.allow_clients";
 }
 
+// The balancer's PROXY header, when proxy.proxy_protocol asks for one: read within
+// timeouts.header_read, consumed from `buf`, and `remote` becomes the client it names. Returns
+// "" or why the connection is refused.
+net::awaitable<std::string> take_proxy_header(beast::tcp_stream& stream, beast::flat_buffer& buf, const Config& cfg,
+                                              tcp::endpoint& remote) {
+    const std::string& mode = cfg.proxy_protocol;
+    if (!any_contains(cfg.trusted_balancers, remote.address()))
+        co_return mode == "optional" ? "" : "a PROXY header is expected, and only from proxy.trusted_balancers";
+    stream.expires_after(cfg.header_read);
+    for (;;) {
+        const auto data = buf.cdata();
+        auto h = wire::parse_proxy_header(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        using S = wire::ProxyHeader::Status;
+        if (h.status == S::invalid) co_return h.error;
+        if (h.status == S::none) co_return mode == "optional" ? "" : "no PROXY header from the balancer";
+        if (h.status == S::ok) {
+            if ((mode == "v1" && h.version != 1) || (mode == "v2" && h.version != 2))
+                co_return "a PROXY v" + std::to_string(h.version) + " header where proxy.proxy_protocol is " + mode;
+            buf.consume(h.size);
+            if (h.source) remote = *h.source;
+            co_return "";
+        }
+        auto [ec, n] = co_await stream.async_read_some(buf.prepare(1024), use_nothrow);
+        if (ec) co_return "the balancer sent no PROXY header (" + ec.message() + ")";
+        buf.commit(n);
+    }
+}
+
 }  // namespace
 
 // Kept small: this frame lives as long as the client connection.
@@ -39,6 +68,18 @@ net::awaitable<void> client_session(tcp::socket socket, Services& sv, Worker& wo
     auto remote = socket.remote_endpoint(ec);
     if (ec) co_return;
     count(sv.counters.accepted);
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buf;
+    if (sv.cfg.proxy_protocol != "off") {
+        const auto balancer = remote;
+        const std::string refused = co_await take_proxy_header(stream, buf, sv.cfg, remote);
+        if (!refused.empty()) {
+            count(sv.counters.refused_client);
+            log_warn("connection from " + balancer.address().to_string() + " refused: " + refused, cid);
+            co_return;
+        }
+    }
     audit::Record base;
     base.conn_id = cid;
     base.client_ip = remote.address().to_string();
@@ -64,10 +105,7 @@ net::awaitable<void> client_session(tcp::socket socket, Services& sv, Worker& wo
         const std::string& key;
         ~Release() { counts.release(key); }
     } release{sv.life.per_client, client_key};
-    socket.set_option(tcp::no_delay(true), ec);
-    beast::tcp_stream stream(std::move(socket));
     SessionScope scope(sv.life, worker, &stream);
-    beast::flat_buffer buf;
     log_debug("accepted " + remote.address().to_string() + ":" + std::to_string(remote.port()), cid);
     Throttle throttle;
     if (auto connect = co_await plain_requests(stream, buf, sv, scope.track(), base, remote, throttle)) {

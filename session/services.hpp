@@ -119,6 +119,7 @@ struct Authenticator {
 
 // The process's life as sessions see it: shutting down, how many are open, per-client limits.
 struct Lifecycle {
+    std::atomic<bool> draining{false};  // SIGTERM within proxy.drain_delay: still serving, not ready
     std::atomic<bool> stopping{false};
     std::atomic<int> active_sessions{0};
     std::atomic<uint64_t> next_conn_id{1};
