@@ -100,6 +100,14 @@ std::string metrics_text(Sources& src) {
         metric("audit_wal_resets_total", "counter", "Times the audit writer paused until the WAL was copied back",
                double(src.audit->wal_resets()));
     }
+    if (src.shipper) {
+        metric("audit_ship_connected", "gauge", "1 while the central collector (audit.ship) is connected",
+               src.shipper->connected() ? 1 : 0);
+        metric("audit_ship_backlog", "gauge", "Records in the log the collector has not acknowledged yet",
+               double(std::max<int64_t>(0, src.shipper->newest() - src.shipper->acked())));
+        metric("audit_shipped_total", "counter", "Records sent to the collector (resends included)",
+               double(src.shipper->sent()));
+    }
     return out;
 }
 

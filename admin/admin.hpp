@@ -9,6 +9,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "audit/ship.hpp"
 #include "audit/writer.hpp"
 #include "cache/store.hpp"
 #include "core/snapshot.hpp"
@@ -48,6 +49,7 @@ struct Sources {
     audit::Writer* audit = nullptr;
     uint16_t proxy_port = 0;  // the proxy listener's port, for the PAC file
     const std::atomic<bool>* draining = nullptr;  // proxy.drain_delay after SIGTERM: not ready
+    audit::Shipper* shipper = nullptr;             // audit.ship
     int64_t started_s = 0;    // Unix time the gateway started
 };
 

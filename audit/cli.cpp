@@ -23,6 +23,7 @@
 #include "core/sqlite.hpp"
 #include "core/txid.hpp"
 #include "audit/filter.hpp"
+#include "audit/merged.hpp"
 #include "audit/store.hpp"
 
 using namespace vigil::audit;
@@ -289,7 +290,12 @@ void print_gaps(const Store& s, std::ostream& out) {
 void declare(CLI::App& app) {
     app.description("Reads Vigil's audit log (opened read-only, except by prune).");
     app.require_subcommand(1);
-    app.add_option("--db", "the audit log (SQLite)")->required()->type_name("FILE");
+    app.add_option("--db", "the audit log (SQLite)")->type_name("FILE");
+    app.add_option("--merged", "instead of --db: the central trail a collector wrote from every gateway's shipped "
+                               "records (JSON lines; repeatable; duplicates dropped, each gateway's chain verified)")
+        ->type_name("FILE")
+        ->take_all()
+        ->allow_extra_args(false);
     auto filters = [](CLI::App* c) {
         c->add_option("--since", "relative (30m, 2h, 7d) or ISO-8601 (2026-11-27, 2026-11-27T10:00:00Z)")->type_name("T");
         c->add_option("--until", "as --since")->type_name("T");
@@ -331,6 +337,23 @@ void declare(CLI::App& app) {
         ->add_option("--before", "")->required()->type_name("DATE");
 }
 
+// verify --merged: what was read, what was dropped, and every chain's state.
+int print_merge_report(const MergeReport& r, bool json) {
+    if (json) {
+        nlohmann::json j = {{"verified", r.ok()}, {"lines", r.lines}, {"records", r.records},
+                            {"duplicates", r.duplicates}, {"unreadable", r.unreadable},
+                            {"gateways", r.per_gateway}, {"problems", r.problems}};
+        std::cout << j.dump() << "\n";
+        return r.ok() ? 0 : 3;
+    }
+    std::cout << r.lines << " lines: " << r.records << " records, " << r.duplicates << " duplicates dropped, "
+              << r.unreadable << " unreadable\n";
+    for (const auto& [gw, n] : r.per_gateway) std::cout << "  " << (gw.empty() ? "(unnamed)" : gw) << ": " << n << " records\n";
+    for (const auto& p : r.problems) std::cout << "NOT VERIFIED: " << p << "\n";
+    if (r.ok()) std::cout << "verified: every gateway's hash chain is intact\n";
+    return r.ok() ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,7 +362,15 @@ int main(int argc, char** argv) {
     if (int rc = vigil::core::cli::parse(app, argc, argv); rc >= 0) return rc;
     const Args a = vigil::core::cli::collect(app);
     const std::string cmd = a.positional[0];
-    try {        auto store = Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
+    const bool merged = a.has("--merged");
+    if (merged == a.has("--db")) fail("give --db FILE, or --merged FILE for a central trail (see vigil-audit --help)", 2);
+    if (merged && (cmd == "prune" || cmd == "tail")) fail(cmd + " works on a gateway's own log (--db), not on --merged", 2);
+    try {
+        MergeReport report;
+        auto store = merged ? load_merged(a.all("--merged"), report)
+                            : Store::open(a.get("--db"), cmd == "prune" ? Store::Mode::read_write : Store::Mode::read_only);
+        if (merged && cmd == "verify") return print_merge_report(report, a.has("--json"));
+        if (merged && !report.ok()) std::cerr << "warning: the merged trail does not verify (vigil-audit --merged ... verify)\n";
         if (cmd == "query") return cmd_query(*store, a, false);
         if (cmd == "export") return cmd_query(*store, a, true);
         if (cmd == "show") return cmd_show(*store, a);

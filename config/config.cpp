@@ -151,6 +151,12 @@ const std::map<std::string, Setter>& schema() {
              if (!c.audit_syslog.empty() && c.audit_syslog.rfind("udp://", 0) != 0 && c.audit_syslog.rfind("tcp://", 0) != 0)
                  w.fail("expected udp://HOST:PORT or tcp://HOST:PORT");
          }},
+        {"audit.ship",
+         [](Config& c, const Where& w) {
+             c.audit_ship = get_string(w);
+             if (!c.audit_ship.empty() && c.audit_ship.rfind("tcp://", 0) != 0) w.fail("expected tcp://HOST:PORT");
+         }},
+        {"audit.ship_name", [](Config& c, const Where& w) { c.audit_ship_name = get_string(w); }},
         {"audit.overflow",
          [](Config& c, const Where& w) {
              auto v = get_string(w);

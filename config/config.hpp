@@ -121,6 +121,8 @@ struct Config {
     std::string audit_path;            // SQLite audit log; "" = none
     std::string audit_jsonl;           // JSON-lines copy
     std::string audit_syslog;          // udp://host:port or tcp://host:port (RFC 5424)
+    std::string audit_ship;            // tcp://host:port: the central trail, shipped from the log (at least once)
+    std::string audit_ship_name;       // the gateway's name in shipped records; "" = the host name
     bool audit_overflow_drop = false;  // audit.overflow = "block" (back-pressure) | "drop"
     bool audit_fail_closed = true;     // audit.on_failure = "fail-closed" | "fail-open"
     std::string audit_url_mode = "full";

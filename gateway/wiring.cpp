@@ -72,6 +72,21 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
         gw->audit = std::make_unique<audit::Writer>(ao);
         gw->audit_sink.writer = gw->audit.get();
     }
+    if (!cfg.audit_ship.empty()) {
+        if (cfg.audit_path.empty()) throw ConfigError("audit.ship ships from the audit log: audit.path is needed");
+        if (create_state) {
+            audit::ShipOptions so;
+            so.db_path = cfg.audit_path;
+            so.target = cfg.audit_ship;
+            so.gateway = cfg.audit_ship_name;
+            if (so.gateway.empty()) {
+                char host[256] = {};
+                ::gethostname(host, sizeof host - 1);
+                so.gateway = host;
+            }
+            gw->shipper = std::make_unique<audit::Shipper>(so);
+        }
+    }
     gw->policy.warn_key = load_warn_key(cfg, create_state);
     gw->policy.warn_duration = cfg.warn_duration;
     return gw;

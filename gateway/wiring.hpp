@@ -37,6 +37,7 @@ struct Gateway {
     session::Policy policy;
     admin::RulesHealth rules_health;
     std::unique_ptr<audit::Writer> audit;  // null when no audit sink is configured
+    std::unique_ptr<audit::Shipper> shipper;  // audit.ship: the central trail
     session::AuditSink audit_sink{nullptr, labelled, counters, life.stopping};
     session::Authenticator auth{cfg, counters, policy.rules};
     RateBuckets rate_buckets;  // limits.client_rate, limits.group_rate
@@ -49,8 +50,10 @@ struct Gateway {
                                  session::CacheService{cache.get(), &disk_pool}, auth, rate_buckets, life};
     }
     admin::Sources admin_sources() {
-        return admin::Sources{cfg,          counters, labelled,           life.stopping, life.active_sessions,
-                              policy.rules, rules_health, certs.material, cache.get(),   audit.get()};
+        admin::Sources s{cfg,          counters, labelled,           life.stopping, life.active_sessions,
+                         policy.rules, rules_health, certs.material, cache.get(),   audit.get()};
+        s.shipper = shipper.get();
+        return s;
     }
 };
 

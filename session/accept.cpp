@@ -35,7 +35,7 @@ void record_refused_client(AuditSink& audit, audit::Record base) {
 // timeouts.header_read, consumed from `buf`, and `remote` becomes the client it names. Returns
 // "" or why the connection is refused.
 net::awaitable<std::string> take_proxy_header(beast::tcp_stream& stream, beast::flat_buffer& buf, const Config& cfg,
-                                              tcp::endpoint& remote) {
+                                              tcp::endpoint& remote, bool& local) {
     const std::string& mode = cfg.proxy_protocol;
     if (!any_contains(cfg.trusted_balancers, remote.address()))
         co_return mode == "optional" ? "" : "a PROXY header is expected, and only from proxy.trusted_balancers";
@@ -51,6 +51,7 @@ net::awaitable<std::string> take_proxy_header(beast::tcp_stream& stream, beast::
                 co_return "a PROXY v" + std::to_string(h.version) + " header where proxy.proxy_protocol is " + mode;
             buf.consume(h.size);
             if (h.source) remote = *h.source;
+            local = !h.source;  // LOCAL: the balancer's own connection (a health check), no client
             co_return "";
         }
         auto [ec, n] = co_await stream.async_read_some(buf.prepare(1024), use_nothrow);
@@ -71,9 +72,10 @@ net::awaitable<void> client_session(tcp::socket socket, Services& sv, Worker& wo
     socket.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buf;
+    bool balancer_itself = false;
     if (sv.cfg.proxy_protocol != "off") {
         const auto balancer = remote;
-        const std::string refused = co_await take_proxy_header(stream, buf, sv.cfg, remote);
+        const std::string refused = co_await take_proxy_header(stream, buf, sv.cfg, remote, balancer_itself);
         if (!refused.empty()) {
             count(sv.counters.refused_client);
             log_warn("connection from " + balancer.address().to_string() + " refused: " + refused, cid);
@@ -85,6 +87,10 @@ net::awaitable<void> client_session(tcp::socket socket, Services& sv, Worker& wo
     base.client_ip = remote.address().to_string();
     base.client_port = remote.port();
     base.tls_mode = "plain";
+    if (balancer_itself && !any_contains(sv.cfg.allow_clients, remote.address())) {
+        log_debug("a PROXY LOCAL connection from the balancer (a health check?); closed", cid);
+        co_return;
+    }
     if (!any_contains(sv.cfg.allow_clients, remote.address())) {
         count(sv.counters.refused_client);
         log_warn("client " + remote.address().to_string() + " is not in proxy.allow_clients; closed", cid);
