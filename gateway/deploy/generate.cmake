@@ -17,6 +17,13 @@ set(VIGIL_STATEDIR "${var}/lib/vigil")
 set(VIGIL_CACHEDIR "${var}/cache/vigil")
 set(VIGIL_LOGDIR "${var}/log/vigil")
 
+# systemd makes /var/lib/vigil and friends itself; with another prefix the folders are below it.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  string(CONCAT VIGIL_SYSTEMD_DIRS "StateDirectory=vigil\nStateDirectoryMode=0750\nCacheDirectory=vigil\n"
+         "CacheDirectoryMode=0750\nLogsDirectory=vigil\nLogsDirectoryMode=0750\nConfigurationDirectory=vigil\n")
+else()
+  set(VIGIL_SYSTEMD_DIRS "")
+endif()
 foreach(f vigil.service vigil.toml logrotate vigil-setup)
   configure_file("${VIGIL_DEPLOY_SRC}/${f}.in" "${VIGIL_DEPLOY_GEN}/${f}" @ONLY)
 endforeach()
