@@ -31,7 +31,7 @@ def setUpModule():
     W["pay"] = Origin("pay", *pki.leaf("pay", "pay.test"))
     W["plain"] = Origin("plain")
     W["kdc"] = Kdc(d, service="HTTP/" + PROXY_NAME,
-                   users=[("alice", "alice-pw"), ("bob", "bob-pw"), ("dave", "dave-pw")])
+                   users=[("alice", "alice-pw"), ("bob", "bob-pw"), ("dave", "dave-pw"), ("erin", "erin-pw")])
     W["kdc"].kadmin("addprinc -randkey HTTP/other.example.test")  # a service Vigil has no key for
     os.environ["KRB5_CONFIG"] = W["kdc"].krb5_conf  # the gateway's /etc/krb5.conf
     # alice is in payroll, payroll in finance: finance only through nesting. carol is only in
@@ -231,6 +231,14 @@ class NegotiateTest(unittest.TestCase):
         again = raw_status(self.v, "Proxy-Authorization: Negotiate %s\r\n" % token)
         self.assertTrue(again.startswith("HTTP/1.1 407"), again)
         self.assertRegex(self.v.read_log(), r"refused: .*[Rr]eplay")
+
+    def test_a_principal_the_directory_does_not_know_signs_in_without_groups(self):
+        # erin has a Kerberos principal and no directory entry: signed in, no groups, so the
+        # finance policy does not apply; not a directory outage either.
+        status, body, err = negotiate_curl(self.v, "erin", pay_url())
+        self.assertEqual((status, body), (200, "hello from pay"), err)
+        rec = records(self.v, "--user", "erin@EXAMPLE.TEST", "--host", "pay.test")[0]
+        self.assertEqual((rec["group"], rec["reason"]), ("", ""))
 
     def test_basic_is_checked_against_the_directory(self):
         status, body, err = basic_curl(self.v, "carol:carol-pw", good_url())
