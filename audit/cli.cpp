@@ -228,7 +228,7 @@ int cmd_stats(Store& s, const Args& a) {
     std::vector<std::pair<std::string, StatRow>> rows;
     // Time-only questions come from the hourly roll-ups (plus the rows of partial hours);
     // any other filter, or --exact, counts the rows themselves.
-    static const std::set<std::string> row_filters = {"--user", "--group", "--client", "--host", "--action", "--kind",
+    static const std::set<std::string> row_filters = {"--user", "--group", "--txid", "--client", "--host", "--action", "--kind",
                                                       "--category", "--rule", "--status", "--url-contains",
                                                       "--cache"};
     const bool rollup = s.has_rollups() && !a.has("--exact") &&
@@ -301,6 +301,7 @@ void declare(CLI::App& app) {
         c->add_option("--until", "as --since")->type_name("T");
         c->add_option("--user", "the user as recorded (a Kerberos principal: alice@EXAMPLE.TEST)");
         c->add_option("--group", "one of the user's groups (the record lists them all)");
+        c->add_option("--txid", "the transaction ID a page showed (Reference)")->type_name("ID");
         c->add_option("--client", "")->type_name("IP");
         c->add_option("--host", "the host and names below it");
         c->add_option("--action", "allow, block, warn, monitor, bypass, refuse, error, aborted, ...");

@@ -53,6 +53,7 @@ Where build_filters(const std::map<std::string, std::string>& o, int64_t now_ms)
     if (has("--since")) w.add("ts_ms >= CAST(? AS INTEGER)", std::to_string(parse_time("--since", get(o, "--since"), now_ms)));
     if (has("--until")) w.add("ts_ms < CAST(? AS INTEGER)", std::to_string(parse_time("--until", get(o, "--until"), now_ms)));
     if (has("--user")) w.add("user = ?", get(o, "--user"));
+    if (has("--txid")) w.add("txid = ?", get(o, "--txid"));
     // grp holds every group, comma-separated: a whole item matches, never a part of a name.
     if (has("--group")) {
         if (get(o, "--group").empty() || get(o, "--group").find(',') != std::string::npos)

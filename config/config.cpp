@@ -233,6 +233,15 @@ const std::map<std::string, Setter>& schema() {
         {"ldap.timeout", [](Config& c, const Where& w) { c.ldap.timeout = get_seconds(w); }},
         {"admin.listen", [](Config& c, const Where& w) { c.admin_listen = get_string(w); }},
         {"admin.allow", [](Config& c, const Where& w) { c.admin_allow = get_cidrs(w); }},
+        {"console.listen", [](Config& c, const Where& w) { c.console.listen = get_string(w); }},
+        {"console.allow", [](Config& c, const Where& w) { c.console.allow = get_cidrs(w); }},
+        {"console.users", [](Config& c, const Where& w) { c.console.users = get_path(w); }},
+        {"console.host", [](Config& c, const Where& w) { c.console.host = get_string(w); }},
+        {"console.cert_file", [](Config& c, const Where& w) { c.console.cert_file = get_path(w); }},
+        {"console.key_file", [](Config& c, const Where& w) { c.console.key_file = get_path(w); }},
+        {"console.session_minutes",
+         [](Config& c, const Where& w) { c.console.session = std::chrono::minutes(get_int(w, 5, 7 * 24 * 60)); }},
+        {"console.max_failures", [](Config& c, const Where& w) { c.console.max_failures = int(get_int(w, 1, 1000)); }},
         {"onboarding.host", [](Config& c, const Where& w) { c.onboarding_host = get_string(w); }},
         {"pac.proxies",
          [](Config& c, const Where& w) {
@@ -341,6 +350,7 @@ Config::Config()
       allowed_connect_ports{{443, 443}},
       allowed_http_ports{{80, 80}, {1024, 65535}},
       admin_allow{*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")} {
+    console.allow = admin_allow;
     for (const char* n : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"})
         pac.direct_networks.push_back(*Cidr::parse(n));
 }

@@ -114,6 +114,16 @@ struct Config {
     // [admin]
     std::string admin_listen = "127.0.0.1:9090";  // "" disables the admin listener
     std::vector<Cidr> admin_allow;                 // default: loopback only
+    // [console]: vigil-console, the administrators' web console (docs/console.md)
+    struct Console {
+        std::string listen = "127.0.0.1:9443";
+        std::vector<Cidr> allow;              // default: loopback only
+        std::string users;                    // console.db; "" = beside ca_dir
+        std::string host = "localhost";       // the name in its certificate (minted from the CA)
+        std::string cert_file, key_file;      // a certificate of your own instead
+        std::chrono::minutes session{480};
+        int max_failures = 5;                 // failed sign-ins per address per minute, then 429
+    } console;
     // [onboarding]
     std::string onboarding_host = "vigil.invalid";  // "" disables the page
     // [pac]: the proxy auto-configuration file served as /proxy.pac and /wpad.dat

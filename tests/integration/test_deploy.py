@@ -24,7 +24,7 @@ from test_cli import commands
 BUILD = os.path.normpath(os.path.join(BIN_DIR, ".."))
 MAN = os.path.join(BUILD, "gateway", "deploy", "man")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-TOOLS = {"vigil": 8, "vigil-ca": 8, "vigil-rules": 8, "vigil-audit": 8}
+TOOLS = {"vigil": 8, "vigil-ca": 8, "vigil-rules": 8, "vigil-audit": 8, "vigil-console": 8}
 
 
 def roff_text(path):
