@@ -123,6 +123,8 @@ struct Config {
         std::string cert_file, key_file;      // a certificate of your own instead
         std::chrono::minutes session{480};
         int max_failures = 5;                 // failed sign-ins per address per minute, then 429
+        // Directory sign-in ([ldap]): members of these groups get the role (the highest wins).
+        std::vector<std::string> viewer_groups, analyst_groups, admin_groups;
     } console;
     // [onboarding]
     std::string onboarding_host = "vigil.invalid";  // "" disables the page

@@ -11,6 +11,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -21,6 +22,8 @@
 #include "audit/filter.hpp"
 #include "core/encoding.hpp"
 #include "core/log.hpp"
+#include "identity/directory.hpp"
+#include "identity/kerberos.hpp"
 #include "io/asio.hpp"
 #include "tls/ca.hpp"
 #include "tls/mint.hpp"
@@ -110,7 +113,16 @@ struct Session {
 class Console {
 public:
     Console(const config::Config& cfg, const std::string& users_path)
-        : cfg_(cfg), users_(ConsoleDb::open(users_path)) {}
+        : cfg_(cfg), users_(ConsoleDb::open(users_path)) {
+        const auto& c = cfg.console;
+        if (cfg.ldap.enabled() && !(c.viewer_groups.empty() && c.analyst_groups.empty() && c.admin_groups.empty())) {
+            try {
+                directory_ = std::make_unique<identity::Directory>(cfg.ldap);
+            } catch (const identity::IdentityError& e) {
+                throw config::ConfigError(e.what());
+            }
+        }
+    }
 
     Response handle(const Request& req, const std::string& client);
 
@@ -131,8 +143,12 @@ private:
                     Session& s, const std::string& client);
     bool throttled(const std::string& client);
 
+    // A directory user's role: the highest of the console.*_groups they are in.
+    std::optional<Role> directory_role(const std::string& user, const std::string& password, std::string& why);
+
     const config::Config& cfg_;
     std::unique_ptr<ConsoleDb> users_;
+    std::unique_ptr<identity::Directory> directory_;
     std::map<std::string, Session> sessions_;
     std::map<std::string, std::pair<Clock::time_point, int>> failures_;
 };
@@ -145,6 +161,26 @@ bool Console::throttled(const std::string& client) {
         return false;
     }
     return it->second.second >= cfg_.console.max_failures;
+}
+
+std::optional<Role> Console::directory_role(const std::string& user, const std::string& password, std::string& why) {
+    if (!directory_) return std::nullopt;
+    auto r = directory_->check_password(user, password);
+    if (r.status == identity::Lookup::unavailable) {
+        why = "directory unreachable: " + r.error;
+        return std::nullopt;
+    }
+    if (r.status != identity::Lookup::ok) return std::nullopt;
+    auto in = [&](const std::vector<std::string>& groups) {
+        return std::any_of(r.groups.begin(), r.groups.end(),
+                           [&](const std::string& g) { return std::find(groups.begin(), groups.end(), g) != groups.end(); });
+    };
+    const auto& c = cfg_.console;
+    if (in(c.admin_groups)) return Role::admin;
+    if (in(c.analyst_groups)) return Role::analyst;
+    if (in(c.viewer_groups)) return Role::viewer;
+    why = "not in a console group";
+    return std::nullopt;
 }
 
 Response Console::login(const Request& req, const std::string& client) {
@@ -170,17 +206,25 @@ Response Console::login(const Request& req, const std::string& client) {
         return page(429, login_page(expected, "too many failed sign-ins from this address; wait a minute"));
     }
     auto role = users_->check(user, form["password"]);
+    std::string why;
+    const bool local = role.has_value();
+    if (!role) role = directory_role(user, form["password"], why);
+    if (!role && why.rfind("directory unreachable", 0) == 0) {
+        users_->event(user, client, "sign-in failed", why);
+        core::log_warn("console: " + why);
+        return page(503, login_page(expected, "the company directory cannot be reached; try again shortly"));
+    }
     if (!role) {
         auto& f = failures_[client];
         if (f.second == 0 || Clock::now() - f.first > std::chrono::minutes(1)) f = {Clock::now(), 0};
         ++f.second;
-        users_->event(user, client, "sign-in failed", "");
+        users_->event(user, client, "sign-in failed", why);
         core::log_warn("console: sign-in failed for \"" + user + "\" from " + client);
         return page(401, login_page(expected, "the user name or password is not right"));
     }
     const std::string id = token();
     sessions_[id] = Session{user, token(), *role, Clock::now() + cfg_.console.session};
-    users_->event(user, client, "sign-in", role_name(*role));
+    users_->event(user, client, "sign-in", std::string(role_name(*role)) + (local ? "" : " (directory)"));
     Response res = redirect("/");
     res.set(http::field::set_cookie, "vigil_console=" + id + "; Secure; HttpOnly; SameSite=Strict; Path=/");
     return res;

@@ -341,6 +341,61 @@ class DirectoryDownTest(unittest.TestCase):
         self.assertIn("using the cached groups of alice@EXAMPLE.TEST", deny.read_log())
 
 
+class ConsoleSignInTest(unittest.TestCase):
+    """vigil-console's sign-in against the directory: roles from (nested) groups."""
+
+    def test_directory_groups_give_console_roles(self):
+        g = gateway("console-audit")  # an audit log for the console to read
+        g.stop()
+        ready = os.path.join(W["dir"], "console-ready.json")
+        args = [os.path.join(BIN, "vigil-console"), "--set", 'tls.ca_dir="%s"' % W["ca"],
+                "--set", 'rules.path="%s"' % W["rules"], "--set", 'audit.path="%s"' % g.audit,
+                "--set", 'console.users="%s"' % os.path.join(W["dir"], "console.db"),
+                "--set", 'console.listen="127.0.0.1:0"', "--set", 'console.analyst_groups=["finance"]',
+                "--set", 'console.viewer_groups=["engineering"]',
+                "--set", 'ldap.url="%s"' % W["ldap"].url, "--set", 'ldap.ca_file="%s"' % W["pki"].ca_pem,
+                "--set", 'ldap.bind_dn="%s"' % W["ldap"].bind_dn, "--set", 'ldap.bind_password_file="%s"' % W["secret"],
+                "--set", 'ldap.base_dn="dc=example,dc=test"', "serve", "--ready-file", ready]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 15
+            while not os.path.exists(ready) and time.time() < deadline:
+                time.sleep(0.05)
+            with open(ready) as f:
+                base = "https://127.0.0.1:%d" % json.load(f)["port"]
+
+            def sign_in(user, password):
+                jar = os.path.join(W["dir"], "jar-" + user)
+                page = subprocess.run(["curl", "-sk", "-c", jar, "-b", jar, base + "/login"], capture_output=True,
+                                      text=True).stdout
+                token = re.search(r'name="csrf" value="(\w+)"', page).group(1)
+                status = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-c", jar, "-b", jar,
+                                         "--data-urlencode", "csrf=" + token, "--data-urlencode", "user=" + user,
+                                         "--data-urlencode", "password=" + password, base + "/login"],
+                                        capture_output=True, text=True).stdout
+                rules = subprocess.run(["curl", "-sk", "-b", jar, base + "/rules"], capture_output=True, text=True).stdout
+                return status, rules
+
+            status, rules = sign_in("alice", "alice-ldap")  # finance through payroll: analyst
+            self.assertEqual(status, "303")
+            self.assertIn("alice (analyst)", rules)
+            self.assertIn('id="test"', rules)
+            status, rules = sign_in("bob", "bob-ldap")      # engineering: viewer
+            self.assertEqual(status, "303")
+            self.assertIn("bob (viewer)", rules)
+            self.assertNotIn('id="test"', rules)
+            self.assertEqual(sign_in("carol", "carol-pw")[0], "401")   # in no console group
+            self.assertEqual(sign_in("alice", "wrong")[0], "401")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        events = subprocess.run([os.path.join(BIN, "vigil-console"), "--set", 'tls.ca_dir="%s"' % W["ca"],
+                                 "--set", 'console.users="%s"' % os.path.join(W["dir"], "console.db"), "events"],
+                                capture_output=True, text=True).stdout
+        self.assertIn("alice  sign-in: analyst (directory)", events)
+        self.assertIn("carol  sign-in failed: not in a console group", events)
+
+
 class ConfigTest(unittest.TestCase):
     def test_missing_keytab_and_plain_ldap_are_refused_at_start(self):
         vigil = os.path.join(BIN, "vigil")
