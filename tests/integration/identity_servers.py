@@ -8,16 +8,10 @@ import socket
 import subprocess
 import time
 
+from harness import free_port  # noqa: F401  (re-exported for the scale tests)
+
 REALM = "EXAMPLE.TEST"
 SUFFIX = "dc=example,dc=test"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, proc, what, timeout=20):
