@@ -27,6 +27,7 @@ namespace vigil::audit {
 namespace {
 
 constexpr int kBatch = 500;
+constexpr auto kSettle = std::chrono::seconds(5);
 
 int connect_to(const std::string& host, const std::string& port, std::string& error) {
     addrinfo hints{}, *res = nullptr;
@@ -114,7 +115,7 @@ Shipper::Shipper(ShipOptions opts) : opts_(std::move(opts)) {
     if (opts_.state_path.empty()) opts_.state_path = opts_.db_path + ".shipped";
     if (std::ifstream in(opts_.state_path); in) {
         int64_t id = 0;
-        if (in >> id && id > 0) acked_ = id;
+        if (in >> id && id > 0) acked_ = settled_ = id;
     }
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "vigil-ship");
@@ -135,11 +136,22 @@ void Shipper::save_state() {
     const std::string tmp = opts_.state_path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::trunc);
-        out << acked_.load() << "\n";
+        out << settled_ << "\n";
         if (!out.flush()) return;
     }
     std::error_code ec;
     std::filesystem::rename(tmp, opts_.state_path, ec);
+}
+
+// Rows acknowledged at least kSettle ago on a connection that is still whole are delivered.
+void Shipper::settle() {
+    const auto now = std::chrono::steady_clock::now();
+    const int64_t before = settled_;
+    while (!unsettled_.empty() && now - unsettled_.front().first >= kSettle) {
+        settled_ = unsettled_.front().second;
+        unsettled_.pop_front();
+    }
+    if (settled_ != before) save_state();
 }
 
 // Sends the next batch and waits for it to be acknowledged. False: the connection is broken.
@@ -165,7 +177,8 @@ bool Shipper::ship_some(int fd) {
     if (!send_all(fd, batch) || !wait_acknowledged(fd, std::chrono::seconds(10))) return false;
     sent_ += uint64_t(n);
     acked_ = last;
-    save_state();
+    unsettled_.emplace_back(std::chrono::steady_clock::now(), last);
+    settle();
     return true;
 }
 
@@ -212,10 +225,14 @@ void Shipper::run() {
             ::close(fd);
             fd = -1;
             connected_ = false;
+            // What the collector may not have read yet is sent again.
+            acked_ = settled_;
+            unsettled_.clear();
             said = "the connection to " + opts_.target + " broke";
             core::log_warn("audit.ship: " + said + "; resending after row " + std::to_string(acked_.load()));
             continue;
         }
+        settle();
         if (acked_ == before) {
             if (stop_by != std::chrono::steady_clock::time_point{}) break;  // all shipped: done
             wait(std::chrono::milliseconds(200));

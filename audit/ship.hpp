@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -43,10 +44,18 @@ private:
     void run();
     bool ship_some(int fd);
     void save_state();
+    void settle();
 
     ShipOptions opts_;
     std::string host_, port_;
     std::atomic<int64_t> acked_{0}, newest_{0};
+    // TCP's acknowledgement says the collector's kernel has the bytes, not that the collector
+    // read them: one stopping (rsyslog at SIGTERM) drops what is still in its socket. So a row
+    // counts as delivered only once its acknowledgement is kSettle old with the connection
+    // still whole; a broken connection resumes after the last such row, and that row is what
+    // the state file keeps. Resent rows carry the same hash: the central reader drops them.
+    std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> unsettled_;
+    int64_t settled_ = 0;
     std::atomic<bool> connected_{false};
     std::atomic<uint64_t> sent_{0};
     std::mutex mu_;
