@@ -77,14 +77,6 @@ bool wait_acknowledged(int fd, std::chrono::milliseconds limit) {
     }
 }
 
-std::string iso(int64_t ms) {
-    std::time_t s = std::time_t(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&s, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
-}
 
 }  // namespace
 
@@ -97,7 +89,7 @@ std::string ship_frame(const std::string& gateway, int64_t id, const std::vector
     for (size_t i = 0; i < cols.size() && i < values.size(); ++i) j[cols[i]] = values[i];  // exact text: hashable
     j["prev_hash"] = prev_hash;
     j["hash"] = hash;
-    const std::string ts = values.empty() ? "-" : iso(std::stoll(values[0].empty() ? "0" : values[0]));
+    const std::string ts = values.empty() ? "-" : iso_time(std::stoll(values[0].empty() ? "0" : values[0]));
     const std::string msg = "<134>1 " + ts + " " + (gateway.empty() ? "-" : gateway) + " vigil - audit - " +
                             j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return std::to_string(msg.size()) + " " + msg;

@@ -5,11 +5,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.hpp"
+#include "rules/db_internal.hpp"
 
 namespace vigil::rules {
 namespace {
@@ -33,14 +33,6 @@ std::string raw_public(EVP_PKEY* key) {
 
 std::string key_id(const std::string& raw) { return core::sha256_hex(raw).substr(0, 16); }
 
-std::string now_iso() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 }  // namespace
 
@@ -64,7 +56,7 @@ std::string make_bundle(const RuleData& rules, int64_t version, const std::strin
     PKey key = read_private(private_pem);
     nlohmann::json payload = {{"format", "vigil-ruleset-bundle/1"},
                               {"version", version},
-                              {"published", now_iso()},
+                              {"published", db_internal::now_iso()},
                               {"key_id", key_id(raw_public(key.get()))},
                               {"rules", nlohmann::json::parse(to_json(rules))}};
     const std::string bytes = payload.dump();

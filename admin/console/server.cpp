@@ -157,6 +157,7 @@ Response Console::login(const Request& req, const std::string& client) {
         core::log_warn("console: sign-in failed for \"" + user + "\" from " + client);
         return page(401, login_page(expected, "the user name or password is not right"));
     }
+    std::erase_if(sessions_, [](const auto& kv) { return kv.second.expires < Clock::now(); });  // bounded by live ones
     const std::string id = token();
     sessions_[id] = Session{user, token(), *role, Clock::now() + cfg_.console.session};
     users_->event(user, client, "sign-in", std::string(role_name(*role)) + (local ? "" : " (directory)"));

@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ctime>
 
+#include "audit/record.hpp"
 #include "core/sqlite.hpp"
 #include "rules/password.hpp"
 
@@ -19,14 +19,6 @@ struct Stmt : core::sql::Statement {
     Stmt(sqlite3* db, std::string_view sql) : Statement(db, sql, fail) {}
 };
 
-std::string now_iso() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 }  // namespace
 
@@ -106,7 +98,7 @@ std::optional<Role> ConsoleDb::check(const std::string& name, const std::string&
 void ConsoleDb::event(const std::string& user, const std::string& client, const std::string& what,
                       const std::string& detail) {
     Stmt(db_, "INSERT INTO events(ts, user, client, event, detail) VALUES (?, ?, ?, ?, ?)")
-        .bind(1, now_iso())
+        .bind(1, audit::iso_time(audit::epoch_ms()))
         .bind(2, user.substr(0, 128))
         .bind(3, client)
         .bind(4, what)

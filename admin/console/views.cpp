@@ -2,6 +2,8 @@
 // /api/overview with Chart.js, served by the console itself (Debian's libjs-chart.js).
 #include "admin/console/views.hpp"
 
+#include "core/template.hpp"
+
 #include <ctime>
 
 namespace vigil::console {
@@ -54,21 +56,7 @@ std::string csrf_field(const PageContext& c) { return "<input type=\"hidden\" na
 
 }  // namespace
 
-std::string esc(const std::string& s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char ch : s) {
-        switch (ch) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += ch;
-        }
-    }
-    return out;
-}
+std::string esc(const std::string& s) { return core::html_escape(s); }
 
 std::string login_page(const std::string& csrf, const std::string& message) {
     PageContext none;
