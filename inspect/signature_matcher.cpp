@@ -15,7 +15,7 @@ namespace vigil::inspect {
 
 struct SignatureMatcher::Database {
     hs_database_t* db = nullptr;
-    uint64_t generation = 0;  // which database a thread's scratch was last sized for
+    uint64_t generation = 0;  // names the database in the threads' scratch lists
     ~Database() { hs_free_database(db); }
 };
 
@@ -57,9 +57,21 @@ bool hyperscan_can_take(const std::string& p) {
 }
 
 // A thread's scratch space, grown for each database it scans with; freed when the thread ends.
+// `hs_alloc_scratch` checks the database's CRC over all of its bytecode on every call, so it is
+// called once per database and thread, not per scan: a thread scans with several databases in
+// turn (one per target), and calling it whenever the database changed was a fifth of a
+// keep-alive request's CPU. The scratch only grows, so it stays valid for every database it
+// was sized for; the list forgets old generations once it is long (a reload's leftovers).
 struct Scratch {
     hs_scratch_t* space = nullptr;
-    uint64_t sized_for = 0;
+    std::vector<uint64_t> sized_for;
+    bool ready_for(uint64_t generation) const {
+        return std::find(sized_for.begin(), sized_for.end(), generation) != sized_for.end();
+    }
+    void remember(uint64_t generation) {
+        if (sized_for.size() >= 32) sized_for.clear();
+        sized_for.push_back(generation);
+    }
     ~Scratch() { hs_free_scratch(space); }
 };
 thread_local Scratch t_scratch;
@@ -260,12 +272,12 @@ void SignatureMatcher::scan(std::string_view buffer, size_t seen, Scan& out, con
     Context c{this, buffer, seen, &out, hooks, known, deadline};
     bool stopped = false;
     if (db_) {
-        if (t_scratch.sized_for != db_->generation) {
+        if (!t_scratch.ready_for(db_->generation)) {
             if (hs_alloc_scratch(db_->db, &t_scratch.space) != HS_SUCCESS) {
                 out.error = true;
                 return;
             }
-            t_scratch.sized_for = db_->generation;
+            t_scratch.remember(db_->generation);
         }
         // Hyperscan refuses a null pointer even for no bytes.
         const char* bytes = buffer.empty() ? "" : buffer.data();

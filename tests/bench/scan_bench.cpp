@@ -78,6 +78,19 @@ void BM_ScanCompareMix(benchmark::State& state) {
 }
 BENCHMARK(BM_ScanCompareMix)->Unit(benchmark::kMillisecond);
 
+// The keep-alive scenario's cost: one scanner per response of a few bytes to a few KiB, where
+// a scan's fixed start-up, not its bytes, is what a request pays.
+void BM_ScanSmallBody(benchmark::State& state) {
+    auto rs = inspect::RuleSet::compile(signatures(1000), {});
+    const std::string body = random_text(static_cast<size_t>(state.range(0)));
+    for (auto _ : state) {
+        auto scanner = rs->scan_body(inspect::Target::response_body, "");
+        scanner->feed(body);
+        if (scanner->verdict().action != inspect::Action::allow) state.SkipWithError("unexpected match");
+    }
+}
+BENCHMARK(BM_ScanSmallBody)->Arg(0)->Arg(64)->Arg(1024)->Arg(16384)->Unit(benchmark::kMicrosecond);
+
 void BM_CompileSignatures(benchmark::State& state) {
     auto data = signatures(static_cast<int>(state.range(0)));
     for (auto _ : state) benchmark::DoNotOptimize(inspect::RuleSet::compile(data, {}));

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <random>
+#include <thread>
 
 namespace vigil::inspect {
 namespace {
@@ -71,6 +72,32 @@ TEST(SignatureMatcher, AgreesWithRe2AloneOnGeneratedText) {
         m.scan(text, 0, scan);
         ASSERT_EQ(scan.hits, re2_alone(kPatterns, text)) << "text: " << text;
     }
+}
+
+TEST(SignatureMatcher, DatabasesTakenInTurnOnOneThreadShareItsScratch) {
+    // A thread sizes its scratch once per database: a small one, then one that needs much more,
+    // then the small one again, in turn as the targets of one transaction are. Each answers as
+    // RE2 does every time, on this thread and on a new one.
+    SignatureMatcher small({"needle"}, {});
+    std::vector<std::string> many;
+    for (int i = 0; i < 300; ++i) many.push_back("w" + std::to_string(i) + R"(x[0-9]{2,6}|(?i)k)" + std::to_string(i) + "=");
+    SignatureMatcher large(many, {});
+    const std::string text = "a needle, w17x123 and K250= here";
+    auto run = [&] {
+        SignatureMatcher::Scan scan;
+        for (int round = 0; round < 3; ++round) {
+            small.scan(text, 0, scan);
+            EXPECT_FALSE(scan.error);
+            EXPECT_EQ(scan.hits, std::vector<int>{0});
+            large.scan(text, 0, scan);
+            EXPECT_FALSE(scan.error);
+            EXPECT_EQ(scan.hits, re2_alone(many, text));
+            EXPECT_EQ(scan.hits.size(), 2u);
+        }
+    };
+    run();
+    std::thread other(run);
+    other.join();
 }
 
 TEST(SignatureMatcher, OnlyMatchesEndingInTheNewBytesAreNew) {
