@@ -134,6 +134,10 @@ void chain_hash(std::string_view prev_hash, const FieldView& values, std::string
     hash_canonical(prev_hash, values.text, out);
 }
 
+void chain_hash(std::string_view prev_hash, const std::array<std::string_view, kColumnCount>& values, std::string& out) {
+    hash_canonical(prev_hash, values, out);
+}
+
 std::string to_json(int64_t id, const Record& r) {
     nlohmann::ordered_json j;
     if (id) j["id"] = id;

@@ -64,6 +64,8 @@ private:
 std::string chain_hash(const std::string& prev_hash, const std::vector<std::string>& values);
 // The same into `out` (its capacity reused), from a view.
 void chain_hash(std::string_view prev_hash, const FieldView& values, std::string& out);
+// The same from views of every column's text (verification reads them in place).
+void chain_hash(std::string_view prev_hash, const std::array<std::string_view, kColumnCount>& values, std::string& out);
 inline const std::string kGenesisHash(64, '0');
 
 std::string to_json(int64_t id, const Record& r);

@@ -70,10 +70,13 @@ public:
     std::vector<std::pair<int64_t, std::string>> unclean_stops() const;
 
     struct VerifyResult {
-        bool ok = true;
+        bool ok = true;  // the hash chain
         int64_t rows = 0;
         int64_t bad_row = 0;  // first row that does not verify
         std::string problem;
+        // The roll-ups against the rows, checked in the same pass when the chain holds: "" when
+        // they agree (or the log has none), else the first difference.
+        std::string rollups;
     };
     VerifyResult verify() const;
 
@@ -89,6 +92,8 @@ public:
 
 private:
     explicit Store(sqlite3* db) : db_(db) {}
+    // One pass over every row: the chain when `chain`, and the roll-ups derived from the rows.
+    VerifyResult walk(bool chain) const;
     void exec(const char* sql) const;
     sqlite3* db_;
     sqlite3_stmt* insert_ = nullptr;  // prepared once, reused by every append

@@ -65,6 +65,11 @@ std::string Statement::text(int col) const {
     return p ? reinterpret_cast<const char*>(p) : "";
 }
 
+std::string_view Statement::text_view(int col) const {
+    auto* p = sqlite3_column_text(st_, col);
+    return p ? std::string_view(reinterpret_cast<const char*>(p)) : std::string_view();
+}
+
 void exec(sqlite3* db, const std::string& sql, FailFn fail) {
     char* err = nullptr;
     if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {

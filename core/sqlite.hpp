@@ -33,6 +33,8 @@ public:
     void reset();
 
     std::string text(int col) const;
+    // The same without a copy: valid until the next step or reset.
+    std::string_view text_view(int col) const;
     std::string blob(int col) const;  // every byte, NULs included
     int64_t integer(int col) const { return sqlite3_column_int64(st_, col); }
     bool is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }

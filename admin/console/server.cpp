@@ -262,7 +262,8 @@ Response Console::routes(const Request& req, const std::string& path, const std:
     if (!post && path == "/audit/verify") {
         auto store = audit::Store::open(cfg_.audit_path, audit::Store::Mode::read_only);
         auto r = store->verify();
-        return page(200, verify_page(c, r.ok, r.rows, r.ok ? "" : "row " + std::to_string(r.bad_row) + " " + r.problem));
+        const std::string problem = !r.ok ? "row " + std::to_string(r.bad_row) + " " + r.problem : r.rollups;
+        return page(200, verify_page(c, problem.empty(), r.rows, problem));
     }
     if (path == "/rules" || path == "/rules/test" || path == "/rules/change") {
         auto db = rules::RuleDb::open(cfg_.rules_path, post && path == "/rules/change" ? rules::RuleDb::Mode::read_write

@@ -8,6 +8,7 @@ trap 'rm -rf "$(dirname "$DB")"' EXIT
 t() { local s=$(date +%s.%N); "$@" > /dev/null; echo "$(echo "$(date +%s.%N) - $s" | bc) s  ${*:2}"; }
 t "$BIN/vigil-audit" --db "$DB" query --host site42.example --since 24h --limit 100
 t "$BIN/vigil-audit" --db "$DB" query --user user7 --action block --limit 100
+t "$BIN/vigil-audit" --db "$DB" query --user user7 --since 24h --limit 100
 t "$BIN/vigil-audit" --db "$DB" query --rule block-malware --since 2h --limit 1000
 t "$BIN/vigil-audit" --db "$DB" stats --by host --since 24h --top 10
 t "$BIN/vigil-audit" --db "$DB" stats --by host --since 24h --top 10 --exact

@@ -316,8 +316,9 @@ shutdown_lifetime 1 seconds
                 r["cpu_us_" + k] = (cpu_seconds(p.pid) - before[k]) * 1e6 / done
         r["cpu_us_loadgen"] = (gen_after.ru_utime + gen_after.ru_stime - gen_before.ru_utime -
                                gen_before.ru_stime) * 1e6 / done
-        print("  %-9s %-40s %s" % (target, url.split("/")[-1] + " " + mode + " x%d" % connections,
-                                   out.stdout.splitlines()[0]), flush=True)
+        resumed = ", %d TLS sessions resumed" % r["resumed"] if mode == "newconn" and "resumed" in r else ""
+        print("  %-9s %-40s %s%s" % (target, url.split("/")[-1] + " " + mode + " x%d" % connections,
+                                     out.stdout.splitlines()[0], resumed), flush=True)
         return r
 
     def idle(self, target, n):

@@ -327,8 +327,9 @@ int main(int argc, char** argv) {
     for (const auto& [k, n] : results.error_kinds) std::printf("  error %s: %llu\n", k.c_str(), static_cast<unsigned long long>(n));
     std::printf("  TLS sessions resumed: %llu\n", static_cast<unsigned long long>(g_resumed.load()));
     std::printf("{\"rps\": %.1f, \"mbps\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"requests\": %llu, "
-                "\"errors\": %llu}\n",
+                "\"errors\": %llu, \"resumed\": %llu}\n",
                 static_cast<double>(results.requests) / secs, static_cast<double>(results.bytes) / secs / 1e6, p50, p99,
-                p999, static_cast<unsigned long long>(results.requests), static_cast<unsigned long long>(results.errors));
+                p999, static_cast<unsigned long long>(results.requests), static_cast<unsigned long long>(results.errors),
+                static_cast<unsigned long long>(g_resumed.load()));
     return results.errors ? 1 : 0;
 }
