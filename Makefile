@@ -114,7 +114,7 @@ bench: build
 
 # Vigil side by side with Squid (SslBump) and mitmproxy and the origin direct, one table
 # (docs/performance.md). Installs the peers from Debian without starting their services.
-BENCH_PEERS := nginx squid-openssl mitmproxy
+BENCH_PEERS := nginx squid-openssl mitmproxy libbenchmark-dev
 bench-compare: build
 	@missing=$$(for p in $(BENCH_PEERS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
@@ -123,7 +123,7 @@ bench-compare: build
 		apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		rc=$$?; rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
-	cmake --build $(BUILD) -j$(JOBS) --target vigil_loadgen vigil_mint_bench
+	cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target vigil_loadgen vigil_mint_bench vigil_audit_bench
 	$(BUILD)/bin/vigil_mint_bench
 	python3 tests/bench/compare.py --bin $(BUILD)/bin $(COMPARE_ARGS)
 

@@ -430,9 +430,29 @@ def main():
                     results[(s, t)] = b.load(t, plain.replace("bench.test", "127.0.0.1") + "1k")
                     continue
                 results[(s, t)] = run(t)
+        if "vigil" in targets and any(s in scenarios for s in ("keepalive", "plain", "newconn")):
+            results[("audit", "vigil")] = audit_writer(args.bin)
     finally:
         b.stop_all()
         report(results, targets, scenarios)
+
+
+def audit_writer(bin_dir):
+    """The audit writer's sustained records/s on this machine, in the same run (issue 28 asks
+    for at least 3x the gateway's own peak request rate)."""
+    exe = os.path.join(bin_dir, "vigil_audit_bench")
+    if not os.path.exists(exe):
+        return {"error": "vigil_audit_bench not built (make bench-compare builds it)"}
+    print("audit writer, records/s (BM_WriterThroughput, 200,000 records)", flush=True)
+    out = subprocess.run([exe, "--benchmark_filter=BM_WriterThroughput/200000/32", "--benchmark_format=json"],
+                         capture_output=True, text=True, timeout=600)
+    try:
+        bench = json.loads(out.stdout)["benchmarks"]
+        rate = max(b["records_per_s"] for b in bench)
+    except (ValueError, KeyError):
+        return {"error": (out.stdout + out.stderr).strip()[-200:]}
+    print("  vigil     %.0f records/s" % rate, flush=True)
+    return {"records_per_s": rate}
 
 
 def report(results, targets, scenarios):
@@ -469,9 +489,43 @@ def report(results, targets, scenarios):
             "%s %s/%.0f/%.0f" % (t, "%.0f" % r["cpu_us_proxy"] if "cpu_us_proxy" in r else "-", r.get("cpu_us_origin", 0),
                                  r["cpu_us_loadgen"])
             for t in targets for r in [results.get((s, t))] if r and "error" not in r and "cpu_us_loadgen" in r))
+    targets_report(results)
     errs = {k: v for k, v in results.items() if v and ("error" in v or v.get("errors"))}
     for (s, t), v in errs.items():
         print("errors in %s/%s: %s" % (s, t, v.get("error") or v.get("errors")))
+
+
+def targets_report(results):
+    """The ratios issue 28 sets, each against its target, from this run's figures."""
+    def ok(r, key="rps"):
+        return r if r and "error" not in r and key in r else None
+    lines = []
+    v, q = ok(results.get(("keepalive", "vigil"))), ok(results.get(("keepalive", "squid")))
+    if v and q and "cpu_us_proxy" in v and "cpu_us_proxy" in q:
+        ratio = v["cpu_us_proxy"] / q["cpu_us_proxy"]
+        lines.append(("keep-alive CPU per request, Vigil / Squid", "%.2f (%.0f / %.0f us)" % (
+            ratio, v["cpu_us_proxy"], q["cpu_us_proxy"]), "<= 0.50", ratio <= 0.5))
+        lines.append(("keep-alive p99, Vigil / Squid", "%.2f (%.2f / %.2f ms)" % (
+            v["p99_ms"] / q["p99_ms"], v["p99_ms"], q["p99_ms"]), "<= 1.00", v["p99_ms"] <= q["p99_ms"]))
+    v, d = ok(results.get(("bulk1m", "vigil")), "mbps"), ok(results.get(("bulk1m", "direct")), "mbps")
+    if v and d:
+        ratio = v["mbps"] / d["mbps"]
+        lines.append(("bulk 1 MiB x4, Vigil / direct", "%.2f" % ratio, ">= 0.80", ratio >= 0.8))
+    v, d = ok(results.get(("newconn", "vigil"))), ok(results.get(("newconn", "direct")))
+    if v and d:
+        ratio = v["rps"] / d["rps"]
+        lines.append(("new connections, Vigil / direct", "%.2f" % ratio, ">= 1.00", ratio >= 1.0))
+    a = ok(results.get(("audit", "vigil")), "records_per_s")
+    peaks = [r["rps"] for (s, t), r in results.items() if t == "vigil" and s in ("keepalive", "plain", "newconn")
+             and ok(r)]
+    if a and peaks:
+        ratio = a["records_per_s"] / max(peaks)
+        lines.append(("audit writer / Vigil's peak request rate", "%.2f (%.0f records/s / %.0f req/s)" % (
+            ratio, a["records_per_s"], max(peaks)), ">= 3.00", ratio >= 3.0))
+    if lines:
+        print("Targets (issue 28), this run:")
+        for what, value, target, met in lines:
+            print("  %-44s %-34s target %s  %s" % (what, value, target, "met" if met else "NOT MET"))
 
 
 if __name__ == "__main__":
