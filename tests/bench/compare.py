@@ -286,7 +286,7 @@ shutdown_lifetime 1 seconds
         shutil.rmtree(self.w, ignore_errors=True)
 
     # --- measuring --------------------------------------------------------------------
-    def load(self, target, url, mode="keepalive", connections=32, distinct=0, seconds=None):
+    def load(self, target, url, mode="keepalive", connections=32, distinct=0, seconds=None, rate=0):
         if target == "mitmproxy":
             url = url.replace("bench.test", "127.0.0.1")  # it resolves names itself, with no hosts file
         cmd = [os.path.join(self.bin, "vigil_loadgen"), "--url", url, "--mode", mode,
@@ -298,6 +298,8 @@ shutdown_lifetime 1 seconds
             cmd += ["--origin-addr", "127.0.0.1"]
         if distinct:
             cmd += ["--distinct-hosts", str(distinct)]
+        if rate:
+            cmd += ["--rate", str(rate)]
         # CPU spent per request by the proxy, the origin and the load generator: the three
         # share the machine's cores, so a proxy's cost shows here even when the cores are full.
         watched = {"proxy": self.procs.get(target), "origin": self.procs.get("nginx")}
@@ -385,8 +387,10 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--targets", default="direct,vigil,squid,mitmproxy")
-    ap.add_argument("--scenarios", default="keepalive,newconn,bulk1m,bulk16m,plain,first,idle")
+    ap.add_argument("--scenarios", default="keepalive,paced,newconn,bulk1m,bulk16m,plain,first,idle")
     ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--paced-rate", type=int, default=10000,
+                    help="requests/s offered to every target in the paced scenario")
     ap.add_argument("--vigil-cache", action="store_true",
                     help="leave Vigil's HTTP cache on (its hits are then measured, not proxying)")
     ap.add_argument("--pin", action="store_true",
@@ -410,6 +414,11 @@ def main():
         plain = "http://bench.test:%d/" % b.plain_port
         plan = {
             "keepalive": ("keep-alive HTTPS 1 KiB x32, req/s", lambda t: b.load(t, https + "1k")),
+            # Tail latency at the same offered load for every target (the closed-loop keep-alive
+            # run above loads each proxy as hard as it goes, so a faster one also fills the
+            # shared cores more): --paced-rate requests/s over 32 keep-alive connections.
+            "paced": ("keep-alive HTTPS 1 KiB x32 at %d req/s, req/s" % args.paced_rate,
+                      lambda t: b.load(t, https + "1k", rate=args.paced_rate)),
             "newconn": ("new connection per request 1 KiB x32, req/s", lambda t: b.load(t, https + "1k", "newconn")),
             "bulk1m": ("bulk 1 MiB x4, MB/s", lambda t: b.load(t, https + "1m", connections=4)),
             "bulk16m": ("bulk 16 MiB x1, MB/s", lambda t: b.load(t, https + "16m", connections=1)),
@@ -476,7 +485,7 @@ def report(results, targets, scenarios):
         v, q, d = val(s, "vigil"), val(s, "squid"), val(s, "direct")
         ratio = lambda a, c: "%.2f" % (a / c) if a and c else "—"
         print("| %s | %s | %s | %s |" % (s, " | ".join(cells), ratio(v, q), ratio(v, d)))
-    for s in ("keepalive", "first"):
+    for s in ("keepalive", "paced", "first"):
         if s in scenarios:
             print("%s p50/p99/p99.9 ms: " % s + ", ".join(
                 "%s %.2f/%.2f/%.2f" % (t, results[(s, t)]["p50_ms"], results[(s, t)]["p99_ms"], results[(s, t)]["p999_ms"])
@@ -505,7 +514,11 @@ def targets_report(results):
         ratio = v["cpu_us_proxy"] / q["cpu_us_proxy"]
         lines.append(("keep-alive CPU per request, Vigil / Squid", "%.2f (%.0f / %.0f us)" % (
             ratio, v["cpu_us_proxy"], q["cpu_us_proxy"]), "<= 0.50", ratio <= 0.5))
-        lines.append(("keep-alive p99, Vigil / Squid", "%.2f (%.2f / %.2f ms)" % (
+        lines.append(("keep-alive p99 (each as fast as it goes)", "%.2f (%.2f / %.2f ms)" % (
+            v["p99_ms"] / q["p99_ms"], v["p99_ms"], q["p99_ms"]), "<= 1.00", v["p99_ms"] <= q["p99_ms"]))
+    v, q = ok(results.get(("paced", "vigil"))), ok(results.get(("paced", "squid")))
+    if v and q:
+        lines.append(("paced keep-alive p99 (same offered load)", "%.2f (%.2f / %.2f ms)" % (
             v["p99_ms"] / q["p99_ms"], v["p99_ms"], q["p99_ms"]), "<= 1.00", v["p99_ms"] <= q["p99_ms"]))
     v, d = ok(results.get(("bulk1m", "vigil")), "mbps"), ok(results.get(("bulk1m", "direct")), "mbps")
     if v and d:
