@@ -24,6 +24,7 @@
 #include "wire/failure.hpp"
 #include "wire/framing.hpp"
 #include "wire/head_read.hpp"
+#include "wire/held.hpp"
 #include "wire/pages.hpp"
 
 namespace vigil::wire {
@@ -299,7 +300,7 @@ net::awaitable<RelayError> relay_body(In& in, beast::flat_buffer& in_buf, http::
     BodyPieces<isRequest> pieces(msg, o.compress);
     std::optional<RelayBuffer> chunk;  // only when there is a body to read (a GET has none)
     if (!p.is_done()) chunk.emplace();
-    std::string held;
+    HeldBytes held;
     if (auto length = p.content_length_remaining(); o.hold > 0 && chunk && length)  // one allocation, no regrowth
         held.reserve(static_cast<size_t>(std::min<std::uint64_t>(*length, o.hold + RelayBuffer::size())));
     while (o.hold > 0 && !reader.done() && held.size() < o.hold) {
