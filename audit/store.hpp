@@ -85,7 +85,11 @@ public:
     // checkpoints excluded. Whole hours come from the roll-up table, partial ones from rows.
     std::map<std::string, StatRow> stats(const std::string& dim, int64_t since_ms, int64_t until_ms) const;
     // Whether the roll-ups agree with the rows; "" when they do, else the first difference.
-    std::string verify_rollups() const;
+    // Up to `max_in_memory` roll-up rows are summed in memory during the walk (about 150 MB at
+    // the default; a day of a busy gateway, 1,000,000 records over 5,000 hosts, is 122,000);
+    // a log with more is checked by SQL instead, slower but on disk.
+    static constexpr size_t kRollupsInMemory = 1'000'000;
+    std::string verify_rollups(size_t max_in_memory = kRollupsInMemory) const;
     bool has_rollups() const { return has_rollup_; }
     // Deletes records older than `before_ms` and leaves a checkpoint row so the rest verifies.
     int64_t prune(int64_t before_ms);
@@ -93,7 +97,7 @@ public:
 private:
     explicit Store(sqlite3* db) : db_(db) {}
     // One pass over every row: the chain when `chain`, and the roll-ups derived from the rows.
-    VerifyResult walk(bool chain) const;
+    VerifyResult walk(bool chain, size_t max_derived) const;
     void exec(const char* sql) const;
     sqlite3* db_;
     sqlite3_stmt* insert_ = nullptr;  // prepared once, reused by every append
