@@ -179,6 +179,7 @@ bool Core::begin_flush() {
 void Core::received(std::size_t n) {
     if (reading_lean) {
         reading_lean = lean = false;
+        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);  // busy again: OpenSSL keeps its buffers
         in = take_in_buffer();
         in_cap = kInBuffer;
         std::memcpy(in.get(), lean_buf, n);
@@ -317,6 +318,10 @@ void TlsStream::release_idle_buffers() {
     }
     if (c.out.empty()) std::string().swap(c.out);
     if (c.flushing.empty()) std::string().swap(c.flushing);
+    if (c.lean) {
+        SSL_set_mode(c.ssl, SSL_MODE_RELEASE_BUFFERS);  // until the parked wait reads (Core::received)
+        SSL_free_buffers(c.ssl);  // refuses while a record is partly read or written: freed later then
+    }
 }
 
 bool TlsStream::idle_usable() {

@@ -187,7 +187,10 @@ public:
     bool idle_usable();
 
     // Frees the read buffer while nothing waits in it (an idle connection); the next read
-    // allocates it again. OpenSSL's own buffers are freed when idle (SSL_MODE_RELEASE_BUFFERS).
+    // allocates it again. OpenSSL's record buffers go too, and stay released while the
+    // connection is parked (SSL_MODE_RELEASE_BUFFERS until bytes arrive): a busy connection
+    // keeps them between records, where taking and freeing them for every record had been
+    // 3.6% of a keep-alive request's CPU.
     void release_idle_buffers();
 
     template <class Buffers, class Token>

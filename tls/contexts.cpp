@@ -68,7 +68,6 @@ SslCtxPtr make_client_facing_ctx() {
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                        SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), on_servername);
     SSL_CTX_set_alpn_select_cb(ctx.get(), on_alpn, nullptr);
     SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("vigil"), 5);
@@ -352,7 +351,6 @@ SslCtxPtr make_origin_ctx(const OriginTrust& trust) {
     // certificates or a certificate with a huge extension ends the handshake, not memory.
     SSL_CTX_set_max_cert_list(ctx.get(), kMaxOriginCertList);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, on_verify);
     if (revocation != Revocation::off) SSL_CTX_set_tlsext_status_cb(ctx.get(), on_ocsp_staple);
     // No real chain is deeper; a longer one is refused before our checks see it.
