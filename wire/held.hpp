@@ -1,7 +1,8 @@
 // The bytes a relay holds back until they are scanned (inspect.hold_bytes), in a buffer that
 // the thread keeps for the next response. A fresh 320 KiB string per response cost more than the
 // copy into it: glibc hands blocks that large back to the kernel when they are freed, so every
-// response faulted its pages in again (bulk 1 MiB: ~280 us of CPU per response; docs/performance.md).
+// response faulted its pages in again (bulk 1 MiB: ~80 us of CPU per response; docs/performance.md).
+// A worker keeps at most kKeep of them (2.5 MiB at the default hold).
 #pragma once
 
 #include <memory>
