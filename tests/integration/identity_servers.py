@@ -43,21 +43,9 @@ class Kdc:
     def __init__(self, workdir, service="HTTP/proxy.example.test", users=()):
         self.dir = os.path.join(workdir, "kdc")
         os.makedirs(self.dir)
-        self.port = free_port()
         self.krb5_conf = os.path.join(self.dir, "krb5.conf")
         self.kdc_conf = os.path.join(self.dir, "kdc.conf")
-        with open(self.krb5_conf, "w") as f:
-            f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n dns_lookup_realm = false\n"
-                    " rdns = false\n dns_canonicalize_hostname = false\n udp_preference_limit = 1\n"
-                    "[realms]\n %s = {\n  kdc = 127.0.0.1:%d\n }\n"
-                    "[domain_realm]\n .example.test = %s\n" % (REALM, REALM, self.port, REALM))
-        with open(self.kdc_conf, "w") as f:
-            f.write("[kdcdefaults]\n kdc_ports = %d\n kdc_tcp_ports = %d\n"
-                    "[realms]\n %s = {\n  database_name = %s/principal\n  key_stash_file = %s/stash\n"
-                    "  acl_file = %s/kadm5.acl\n  max_life = 10h\n"
-                    "  supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n }\n"
-                    "[logging]\n kdc = FILE:%s/kdc.log\n" % (self.port, self.port, REALM, self.dir, self.dir,
-                                                             self.dir, self.dir))
+        self.write_conf(free_port())
         open(os.path.join(self.dir, "kadm5.acl"), "w").close()
         self.env = dict(os.environ, KRB5_CONFIG=self.krb5_conf, KRB5_KDC_PROFILE=self.kdc_conf)
         subprocess.run(["kdb5_util", "create", "-s", "-r", REALM, "-P", "master-password"], env=self.env,
@@ -70,9 +58,43 @@ class Kdc:
         self.passwords = {}
         for user, password in users:
             self.add_user(user, password)
-        self.proc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM, "-P", os.path.join(self.dir, "kdc.pid")],
-                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc, "krb5kdc")
+        # The KDC binds its port for UDP and TCP; free_port() can only vouch for TCP at the moment
+        # it asked, so a KDC that finds its port taken (it exits at once) gets another one.
+        for attempt in range(3):
+            if attempt:
+                self.write_conf(free_port())
+            with open(os.path.join(self.dir, "krb5kdc.err"), "ab") as err:
+                self.proc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM, "-P", os.path.join(self.dir, "kdc.pid")],
+                                             env=self.env, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_port(self.port, self.proc, "krb5kdc")
+                return
+            except RuntimeError as e:
+                stop(self.proc)
+                failure = e
+        logs = ""
+        for name in ("krb5kdc.err", "kdc.log"):
+            path = os.path.join(self.dir, name)
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    logs += "\n%s: %s" % (name, f.read()[-1500:])
+        raise RuntimeError("%s after 3 ports%s" % (failure, logs))
+
+    def write_conf(self, port):
+        """krb5.conf and kdc.conf for the KDC on `port` (the database does not depend on it)."""
+        self.port = port
+        with open(self.krb5_conf, "w") as f:
+            f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n dns_lookup_realm = false\n"
+                    " rdns = false\n dns_canonicalize_hostname = false\n udp_preference_limit = 1\n"
+                    "[realms]\n %s = {\n  kdc = 127.0.0.1:%d\n }\n"
+                    "[domain_realm]\n .example.test = %s\n" % (REALM, REALM, port, REALM))
+        with open(self.kdc_conf, "w") as f:
+            f.write("[kdcdefaults]\n kdc_ports = %d\n kdc_tcp_ports = %d\n"
+                    "[realms]\n %s = {\n  database_name = %s/principal\n  key_stash_file = %s/stash\n"
+                    "  acl_file = %s/kadm5.acl\n  max_life = 10h\n"
+                    "  supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n }\n"
+                    "[logging]\n kdc = FILE:%s/kdc.log\n" % (port, port, REALM, self.dir, self.dir,
+                                                             self.dir, self.dir))
 
     def kadmin(self, query):
         return subprocess.run(["kadmin.local", "-r", REALM, "-q", query], env=self.env, check=True,
