@@ -439,7 +439,7 @@ def main():
                     results[(s, t)] = b.load(t, plain.replace("bench.test", "127.0.0.1") + "1k")
                     continue
                 results[(s, t)] = run(t)
-        if "vigil" in targets and any(s in scenarios for s in ("keepalive", "plain", "newconn")):
+        if "vigil" in targets and any(s in scenarios for s in ("keepalive", "plain")):
             results[("audit", "vigil")] = audit_writer(args.bin)
     finally:
         b.stop_all()
@@ -529,8 +529,9 @@ def targets_report(results):
         ratio = v["rps"] / d["rps"]
         lines.append(("new connections, Vigil / direct", "%.3f" % ratio, ">= 1.00", ratio >= 1.0))
     a = ok(results.get(("audit", "vigil")), "records_per_s")
-    peaks = [r["rps"] for (s, t), r in results.items() if t == "vigil" and s in ("keepalive", "plain", "newconn")
-             and ok(r)]
+    # The peak is the keep-alive scenarios' rate (new connections are far slower, and paced
+    # runs are capped by the load generator).
+    peaks = [r["rps"] for (s, t), r in results.items() if t == "vigil" and s in ("keepalive", "plain") and ok(r)]
     if a and peaks:
         ratio = a["records_per_s"] / max(peaks)
         lines.append(("audit writer / Vigil's peak request rate", "%.2f (%.0f records/s / %.0f req/s)" % (
