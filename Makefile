@@ -7,10 +7,10 @@ VAR ?= var
 
 # Debian 12 packages the build, the tests and `make run` need.
 DEB_PACKAGES := cmake g++ make pkg-config libboost1.81-dev libssl-dev libre2-dev \
-	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev libsystemd-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
+	libsqlite3-dev libgtest-dev libcli11-dev libhyperscan-dev libsystemd-dev libnghttp2-dev zlib1g-dev libbrotli-dev libtomlplusplus-dev nlohmann-json3-dev \
 	curl openssl python3 ca-certificates brotli chromium libnss3-tools publicsuffix nodejs \
 	iproute2 util-linux systemd logrotate prometheus dpkg-dev man-db groff-base libglib2.0-bin gsettings-desktop-schemas \
-	libkrb5-dev libldap-dev krb5-kdc krb5-admin-server krb5-user slapd ldap-utils haproxy rsyslog libjs-chart.js
+	libkrb5-dev libldap-dev krb5-kdc krb5-admin-server krb5-user slapd ldap-utils haproxy rsyslog libjs-chart.js nghttp2-client nghttp2-server python3-h2
 
 .PHONY: install deb deps build run test test-asan test-asan-unit asan-configure fuzz bench bench-compare cache-conformance clean
 

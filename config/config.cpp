@@ -51,6 +51,23 @@ const std::map<std::string, Setter>& schema() {
              if (v != "reject" && v != "tunnel") w.fail("expected \"reject\" or \"tunnel\"");
              c.non_tls_tunnel = v == "tunnel";
          }},
+        {"tls.client_alpn",
+         [](Config& c, const Where& w) {
+             c.client_alpn = get_string_list(w);
+             if (c.client_alpn.empty()) w.fail("expected at least one of \"h2\", \"http/1.1\"");
+             for (size_t i = 0; i < c.client_alpn.size(); ++i) {
+                 const auto& p = c.client_alpn[i];
+                 if (p != "h2" && p != "http/1.1") w.fail("unknown protocol \"" + p + "\" (\"h2\", \"http/1.1\")");
+                 if (std::find(c.client_alpn.begin(), c.client_alpn.begin() + i, p) != c.client_alpn.begin() + i)
+                     w.fail("\"" + p + "\" is listed twice");
+             }
+         }},
+        {"http2.max_concurrent_streams",
+         [](Config& c, const Where& w) { c.h2_max_streams = uint32_t(get_int(w, 1, 1000)); }},
+        {"http2.stream_window",
+         [](Config& c, const Where& w) { c.h2_stream_window = uint32_t(get_int(w, 16384, 16 << 20)); }},
+        {"http2.connection_window",
+         [](Config& c, const Where& w) { c.h2_connection_window = uint32_t(get_int(w, 65535, 64 << 20)); }},
         {"tls.cert_cache_entries",
          [](Config& c, const Where& w) { c.cert_cache_entries = size_t(get_int(w, 16, 10'000'000)); }},
         {"tls.cert_cache_bytes",

@@ -47,7 +47,7 @@ std::unique_ptr<Gateway> build_gateway(const Config& cfg, std::string* rules_sta
     upstream::Connector& up = gw->upstream;
     if (!cfg.hosts_file.empty()) up.hosts = HostsFile::load(cfg.hosts_file);
     gw->certs.material.store(load_tls_material(cfg, gw->counters));
-    gw->certs.client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx().release());
+    gw->certs.client_ctx = std::make_unique<net::ssl::context>(tls::make_client_facing_ctx(cfg.client_alpn).release());
     const tls::OriginTrust trust{cfg.extra_ca_file, cfg.system_store, cfg.revocation, cfg.max_chain_depth, cfg.strictness};
     up.origin_ctx = std::make_unique<net::ssl::context>(tls::make_origin_ctx(trust).release());
     tls::use_intermediate_pool(up.origin_ctx->native_handle(), &up.intermediates);

@@ -26,11 +26,15 @@ auto& lowest(Stream& s) {
     return beast::get_lowest_layer(s);
 }
 
-// Whether a stream runs on a real socket with Beast's timer (beast::tcp_stream underneath);
-// Beast's test stream, in unit tests, has no deadlines.
+// Whether a stream runs on a real socket with Beast's timer (beast::tcp_stream underneath).
+template <class Stream>
+inline constexpr bool on_socket =
+    std::is_same_v<std::remove_cvref_t<decltype(beast::get_lowest_layer(std::declval<Stream&>()))>, beast::tcp_stream>;
+// Whether a stream has deadlines: on a socket, or a stream that keeps its own (an HTTP/2
+// stream, session/h2_stream.hpp). Beast's test stream, in unit tests, has none.
 template <class Stream>
 inline constexpr bool has_deadline =
-    std::is_same_v<std::remove_cvref_t<decltype(beast::get_lowest_layer(std::declval<Stream&>()))>, beast::tcp_stream>;
+    requires(Stream& s) { beast::get_lowest_layer(s).expires_after(std::chrono::seconds(1)); };
 
 // The next operation on `s` must complete within `d` (or by `when`), else the socket closes.
 template <class Stream>
@@ -45,7 +49,8 @@ void expire_at(Stream& s, std::chrono::steady_clock::time_point when) {
 // Cancels what is pending on `s` and leaves it open (a test stream has no such thing: closed).
 template <class Stream>
 void cancel_pending(Stream& s) {
-    if constexpr (has_deadline<Stream>) lowest(s).socket().cancel();
+    if constexpr (on_socket<Stream>) lowest(s).socket().cancel();
+    else if constexpr (has_deadline<Stream>) lowest(s).cancel();
     else lowest(s).close();
 }
 

@@ -237,7 +237,9 @@ net::awaitable<void> connect_session(beast::tcp_stream& stream, beast::flat_buff
                                      std::unique_ptr<RequestParser> connect, Services& sv, SessionTrack& track,
                                      audit::Record& base) {
     auto tunnel = co_await open_tunnel(stream, buf, std::move(connect), sv, track, base);
-    if (tunnel) co_await bumped_requests(*tunnel, buf, sv, track, base);
+    if (!tunnel) co_return;
+    if (negotiated_h2(tunnel->client.native_handle())) co_await h2_requests(*tunnel, buf, sv, track, base);
+    else co_await bumped_requests(*tunnel, buf, sv, track, base);
 }
 
 }  // namespace vigil::session

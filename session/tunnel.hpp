@@ -22,6 +22,12 @@ struct BumpedTunnel {
 net::awaitable<void> bumped_requests(BumpedTunnel& tunnel, beast::flat_buffer& buf, Services& sv,
                                      SessionTrack& track, audit::Record& base);
 
+// The same for a client that chose HTTP/2 in the handshake (h2_connection.cpp): each stream is
+// one transaction.
+net::awaitable<void> h2_requests(BumpedTunnel& tunnel, beast::flat_buffer& buf, Services& sv, SessionTrack& track,
+                                 audit::Record& base);
+bool negotiated_h2(SSL* ssl);
+
 // "TLSv1.3 TLS_AES_128_GCM_SHA256", for the audit record.
 std::string tls_params(SSL* ssl);
 

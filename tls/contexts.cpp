@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -49,27 +50,42 @@ int on_servername(SSL* ssl, int* alert, void*) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void*) {
-    // Only HTTP/1.1 is implemented, so only it is ever selected.
-    static const unsigned char proto[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The client's ALPN list against Vigil's (tls.client_alpn, wire format, in Vigil's order of
+// preference): the first of Vigil's that the client offers; none in common means no ALPN,
+// which clients take as HTTP/1.1.
+int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void* arg) {
+    const auto* offered = static_cast<const std::string*>(arg);
     unsigned char* sel = nullptr;
-    if (SSL_select_next_proto(&sel, outlen, proto, sizeof proto, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&sel, outlen, reinterpret_cast<const unsigned char*>(offered->data()),
+                              unsigned(offered->size()), in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         return SSL_TLSEXT_ERR_OK;
     }
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+// The wire form of an ALPN list, kept for the process's life (contexts are made at start-up).
+const std::string* alpn_wire(const std::vector<std::string>& protocols) {
+    static std::mutex mu;
+    static std::deque<std::string> kept;
+    std::string w;
+    for (const auto& p : protocols) w.append(1, char(p.size())).append(p);
+    std::lock_guard lock(mu);
+    for (const auto& k : kept)
+        if (k == w) return &k;
+    return &kept.emplace_back(std::move(w));
+}
+
 }  // namespace
 
-SslCtxPtr make_client_facing_ctx() {
+SslCtxPtr make_client_facing_ctx(const std::vector<std::string>& alpn) {
     SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
     if (!ctx) throw TlsError("SSL_CTX_new: " + last_openssl_error());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                        SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), on_servername);
-    SSL_CTX_set_alpn_select_cb(ctx.get(), on_alpn, nullptr);
+    SSL_CTX_set_alpn_select_cb(ctx.get(), on_alpn, const_cast<std::string*>(alpn_wire(alpn)));
     SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("vigil"), 5);
     // Resumption uses stateless tickets; the server-side cache stays small (memory is per host).
     SSL_CTX_sess_set_cache_size(ctx.get(), 2048);

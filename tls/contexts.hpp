@@ -12,7 +12,9 @@ namespace vigil::tls {
 
 // Client-facing (we are the server): TLS 1.2+, ALPN http/1.1 only, session tickets, and an
 // SNI guard that refuses a ClientHello whose SNI differs from the CONNECT host (see expect_sni).
-SslCtxPtr make_client_facing_ctx();
+// The context bumped clients handshake with; `alpn`: the protocols offered ("h2", "http/1.1"),
+// in order of preference.
+SslCtxPtr make_client_facing_ctx(const std::vector<std::string>& alpn = {"http/1.1"});
 
 // Tells the SNI guard which host this connection was CONNECTed to.
 void expect_sni(SSL* ssl, const std::string& host);

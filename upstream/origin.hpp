@@ -37,7 +37,7 @@ public:
     // otherwise be taken as the answer to the next request.
     bool clean() {
         if (!stream_ || buf_.size() != 0) return false;
-        if constexpr (has_deadline<Stream>) return idle_stream_usable(*stream_);
+        if constexpr (on_socket<Stream>) return idle_stream_usable(*stream_);
         return true;  // Beast's test stream: nothing arrives unasked
     }
     bool reusable_for(const Authority& origin) { return key_ == origin.host_port() && clean(); }

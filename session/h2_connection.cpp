@@ -1,0 +1,546 @@
+// A bumped client connection that chose HTTP/2 (docs/http2.md): nghttp2 runs the protocol over
+// the TLS stream; each request stream becomes one transaction through the relay, exactly as an
+// HTTP/1.1 request would (session/h2_stream.hpp). This file holds what only HTTP/2 has: the
+// frame loop, flow control, and the limits against streams, headers and control frames that a
+// client could otherwise use to make the gateway work or hold without bound.
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "session/bumped_step.hpp"
+#include "session/h2_stream.hpp"
+#include "wire/h2_translate.hpp"
+
+namespace vigil::session {
+
+extern template class HttpRelay<H2Stream, TlsStream>;  // h2_relay.cpp
+
+namespace {
+
+// Control frames (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, RST_STREAM) a client may send:
+// a burst, then this many per second; beyond, the connection ends with ENHANCE_YOUR_CALM.
+constexpr double kControlBurst = 500, kControlPerSecond = 200;
+// Streams refused (REFUSED_STREAM) because the connection's transactions, reset ones included,
+// were at http2.max_concurrent_streams: beyond this many, the client is not backing off.
+constexpr unsigned kMaxRefused = 200;
+// CONTINUATION frames after one HEADERS frame (at 16 KiB each: 144 KiB of header block).
+constexpr size_t kMaxContinuations = 8;
+constexpr size_t kWriteBatch = 64 * 1024;
+
+class H2Connection final : public H2Sink {
+public:
+    H2Connection(BumpedTunnel& tunnel, Services& sv, SessionTrack& track, audit::Record& base)
+        : tunnel_(tunnel), client_(tunnel.client), sv_(sv), track_(track), base_(base),
+          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()) {}
+    ~H2Connection() override {
+        if (s_) nghttp2_session_del(s_);
+    }
+
+    net::awaitable<void> run(beast::flat_buffer& buf);
+
+    void consumed(int32_t id, size_t n) override;
+    void head_ready(int32_t id) override;
+    void body_ready(int32_t id) override;
+
+private:
+    struct Entry {
+        std::shared_ptr<H2Stream> stream;
+        wire::H2RequestHead head;
+        wire::H2Body body = wire::H2Body::none;
+        size_t continuations = 0;
+        bool headers_done = false, started = false, request_ended = false;
+        bool done = false;    // the transaction finished
+        bool closed = false;  // nghttp2 closed the stream
+        size_t owed = 0;      // request body bytes received whose window was not returned
+    };
+
+    bool open_session();
+    net::awaitable<void> writer();
+    net::awaitable<void> serve(std::shared_ptr<H2Stream> st, std::optional<Rejection> refused);
+    void start(Entry& e, bool end_stream);
+    void end_request(Entry& e);
+    void stream_done(H2Stream& st);
+    void malformed(int32_t id, const std::string& why);
+    void abuse(const char* what);
+    bool control_frame();
+    void wake() { wake_.cancel(); }
+    Entry* find(int32_t id) {
+        auto it = streams_.find(id);
+        return it == streams_.end() ? nullptr : &it->second;
+    }
+
+    // nghttp2's callbacks, each to the member of the same name.
+    static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t,
+                         uint8_t, void*);
+    static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
+    static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
+    static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+    static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+    static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void*);
+    static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*, void*);
+
+    BumpedTunnel& tunnel_;
+    TlsStream& client_;
+    Services& sv_;
+    SessionTrack& track_;
+    audit::Record& base_;
+    TunnelOrigin origin_;
+    nghttp2_session* s_ = nullptr;
+    std::unordered_map<int32_t, Entry> streams_;
+    size_t live_ = 0;  // transactions running (a reset stream's too, until it notices)
+    unsigned refused_ = 0;
+    double tokens_ = kControlBurst;
+    std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_read_ = std::chrono::steady_clock::now();
+    bool closing_ = false, writer_running_ = false, write_failed_ = false;
+    net::steady_timer wake_;  // the writer's: output waits, or the idle deadline
+    net::steady_timer join_;  // run()'s: the writer and the transactions have ended
+};
+
+H2Connection* self(void* ud) { return static_cast<H2Connection*>(ud); }
+
+bool H2Connection::open_session() {
+    nghttp2_session_callbacks* cb = nullptr;
+    if (nghttp2_session_callbacks_new(&cb) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
+    nghttp2_option* opt = nullptr;
+    nghttp2_option_new(&opt);
+    // Window is returned as the relay reads a body, so a client's upload is held by Vigil only
+    // up to the windows (http2.stream_window, http2.connection_window).
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_continuations(opt, kMaxContinuations);
+    nghttp2_option_set_max_settings(opt, 16);
+    nghttp2_option_set_max_outbound_ack(opt, 100);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2 * sv_.cfg.h2_max_streams + 100, 50);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    const int rv = nghttp2_session_server_new2(&s_, cb, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0) return false;
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, sv_.cfg.h2_max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, sv_.cfg.h2_stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(sv_.cfg.max_header_bytes)},
+        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
+    };
+    if (nghttp2_submit_settings(s_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
+    const int32_t extra = int32_t(sv_.cfg.h2_connection_window) - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE;
+    if (extra > 0 && nghttp2_submit_window_update(s_, NGHTTP2_FLAG_NONE, 0, extra) != 0) return false;
+    return true;
+}
+
+// The frame loop: bytes from the client into nghttp2 (whose callbacks start transactions), the
+// writer sending what nghttp2 and the transactions produce. Ends when either side ends the
+// connection; then waits for its transactions, which reference it.
+net::awaitable<void> H2Connection::run(beast::flat_buffer& buf) {
+    count(sv_.counters.h2_connections);
+    base_.client_tls += " h2";
+    if (tunnel_.verdict.action == inspect::Action::block) origin_.blocked();
+    else co_await origin_.connect();
+    if (!open_session()) co_return;
+    writer_running_ = true;
+    net::co_spawn(client_.get_executor(), writer(), net::detached);
+    std::vector<uint8_t> in(16 * 1024);
+    for (;;) {
+        const uint8_t* data = in.data();
+        size_t n = 0;
+        if (buf.size()) {  // read with the handshake (the client's preface, often)
+            data = static_cast<const uint8_t*>(buf.data().data());
+            n = buf.size();
+        } else {
+            track_.idle = live_ == 0;
+            expire_after(client_, sv_.cfg.tunnel_idle);
+            auto [ec, got] = co_await client_.async_read_some(net::buffer(in), use_nothrow);
+            if (ec) break;
+            n = got;
+            count(sv_.counters.bytes_in, n);
+        }
+        last_read_ = std::chrono::steady_clock::now();
+        const ssize_t used = nghttp2_session_mem_recv(s_, data, n);
+        buf.consume(buf.size());
+        if (used < 0) {
+            // A connection error (bad preface, flood, protocol violation): nghttp2 has queued the
+            // GOAWAY with the right code where one is owed.
+            log_info(std::string("HTTP/2 connection ended: ") + nghttp2_strerror(int(used)), base_.conn_id);
+            if (used == NGHTTP2_ERR_FLOODED) abuse("frames answered faster than the client reads");
+            break;
+        }
+        wake();
+        if (!nghttp2_session_want_read(s_) && !nghttp2_session_want_write(s_)) break;
+        if (write_failed_) break;
+    }
+    closing_ = true;
+    for (auto& [id, e] : streams_) e.stream->reset();
+    wake();
+    while (writer_running_ || live_ > 0) {
+        join_.expires_after(std::chrono::hours(1));
+        co_await join_.async_wait(use_nothrow);
+    }
+    if (!write_failed_) {
+        lowest(client_).expires_after(std::chrono::seconds(2));
+        co_await client_.async_shutdown(use_nothrow);
+    }
+}
+
+// Sends what nghttp2 has to send, in batches; sleeps until a transaction or the reader has more.
+// A connection with no transaction and nothing read for timeouts.idle gets a GOAWAY and ends.
+net::awaitable<void> H2Connection::writer() {
+    std::string out;
+    while (!write_failed_) {
+        out.clear();
+        while (out.size() < kWriteBatch) {
+            const uint8_t* p = nullptr;
+            const ssize_t n = nghttp2_session_mem_send(s_, &p);
+            if (n <= 0) break;
+            out.append(reinterpret_cast<const char*>(p), size_t(n));
+        }
+        if (!out.empty()) {
+            expire_after(client_, sv_.cfg.io);
+            auto [ec, n] = co_await net::async_write(client_, net::buffer(out), use_nothrow);
+            count(sv_.counters.bytes_out, n);
+            if (ec) write_failed_ = true;
+            continue;
+        }
+        if (closing_) break;
+        const bool idle = live_ == 0;
+        const auto deadline = idle ? last_read_ + sv_.cfg.idle : std::chrono::steady_clock::time_point::max();
+        if (idle && (std::chrono::steady_clock::now() >= deadline || sv_.life.stopping)) {
+            // Quiet for timeouts.idle (or shutting down): say so, then end the reader's wait.
+            nghttp2_session_terminate_session(s_, NGHTTP2_NO_ERROR);
+            const uint8_t* p = nullptr;
+            for (ssize_t n; (n = nghttp2_session_mem_send(s_, &p)) > 0;) out.append(reinterpret_cast<const char*>(p), size_t(n));
+            expire_after(client_, std::chrono::seconds(2));
+            co_await net::async_write(client_, net::buffer(out), use_nothrow);
+            cancel_pending(client_);
+            break;
+        }
+        wake_.expires_at(deadline);
+        co_await wake_.async_wait(use_nothrow);
+    }
+    writer_running_ = false;
+    if (write_failed_) cancel_pending(client_);
+    join_.cancel();
+}
+
+// One stream's transaction: the translated head read and checked like any HTTP/1.1 head, then
+// the bumped tunnel's step (the origin's refusal, the target check, the relay).
+net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::optional<Rejection> refused) {
+    if (refused) {
+        co_await refused_head(*st, sv_, base_, *refused, &tunnel_.origin);
+    } else {
+        beast::flat_buffer buf;
+        auto head = co_await read_request_head(*st, buf, sv_.wire, HeadDeadline::fresh(sv_.cfg.header_read));
+        if (head.status == HeadRead::rejected) {
+            co_await refused_head(*st, sv_, base_, head.rejection, &tunnel_.origin);
+        } else if (head.status == HeadRead::ok) {
+            count(sv_.counters.requests);
+            auto connect = [this](const Authority& a, std::optional<TlsStream>& up, Route& route) {
+                return origin_.reconnect(a, up, route);
+            };
+            HttpRelay<H2Stream, TlsStream> relay(relay_services(sv_), *st, buf, base_.conn_id, base_.client_ip, connect);
+            relay.set_throttle(track_.throttle);
+            unsigned seen = origin_.generation() + 1;  // the relay takes the audit base now
+            co_await bumped_step(*st, sv_, base_, tunnel_, origin_, relay, seen, *head.parser);
+            // The origin connection may serve the next stream (or client) of this worker.
+            std::string key;
+            std::shared_ptr<upstream::ParentLease> lease;
+            auto idle = relay.origin().release_idle(key, lease);
+            upstream::pool_idle(std::move(idle), std::move(key), std::move(lease), sv_.life.stopping);
+        }
+    }
+    stream_done(*st);
+}
+
+// A stream whose request head is complete (and, without a Content-Length, whose body has
+// started or ended): translated and handed to a transaction of its own.
+void H2Connection::start(Entry& e, bool end_stream) {
+    e.started = true;
+    e.stream->head_request(e.head.method == "HEAD");
+    wire::H1Request r;
+    std::optional<Rejection> refused = wire::h1_request(e.head, end_stream, r);
+    e.body = r.body;
+    e.head = {};
+    if (!refused) e.stream->push_request(r.head, 0);
+    if (end_stream) e.stream->end_request();
+    count(sv_.counters.h2_streams);
+    ++live_;
+    track_.idle = false;
+    net::co_spawn(client_.get_executor(), serve(e.stream, std::move(refused)), net::detached);
+}
+
+void H2Connection::end_request(Entry& e) {
+    if (e.request_ended) return;
+    e.request_ended = true;
+    if (!e.headers_done) return;
+    if (!e.started) return start(e, true);
+    if (e.body == wire::H2Body::chunked) e.stream->push_request("0\r\n\r\n", 0);
+    e.stream->end_request();
+}
+
+// The transaction ended: the stream ends with the response, or is reset when the response was
+// not whole (as an HTTP/1.1 connection would be closed); window the relay never read is returned.
+void H2Connection::stream_done(H2Stream& st) {
+    --live_;
+    track_.idle = live_ == 0;
+    if (live_ == 0) join_.cancel();
+    Entry* e = find(st.id());
+    if (!e) return;
+    e->done = true;
+    const bool whole = st.finish();
+    if (e->closed) {
+        streams_.erase(st.id());
+    } else {
+        if (whole) nghttp2_session_resume_data(s_, st.id());
+        else nghttp2_submit_rst_stream(s_, NGHTTP2_FLAG_NONE, st.id(), NGHTTP2_INTERNAL_ERROR);
+        if (e->owed) nghttp2_session_consume(s_, st.id(), e->owed);
+        e->owed = 0;
+    }
+    if (sv_.life.stopping && !closing_) nghttp2_submit_shutdown_notice(s_);
+    wake();
+}
+
+void H2Connection::consumed(int32_t id, size_t n) {
+    Entry* e = find(id);
+    if (!e) return;
+    n = std::min(n, e->owed);
+    e->owed -= n;
+    if (n && !e->closed) nghttp2_session_consume(s_, id, n);
+    wake();
+}
+
+void H2Connection::head_ready(int32_t id) {
+    Entry* e = find(id);
+    if (!e || e->closed) return;
+    const H2ResponseParser& res = e->stream->response();
+    const auto fields = wire::h2_response_fields(res.fields);
+    const std::string status = std::to_string(res.status);
+    std::vector<nghttp2_nv> nv;
+    nv.reserve(fields.size() + 1);
+    auto add = [&nv](const std::string& name, const std::string& value) {
+        nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                                reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                                value.size(), NGHTTP2_NV_FLAG_NONE});
+    };
+    static const std::string kStatus = ":status";
+    add(kStatus, status);
+    for (const auto& [name, value] : fields) add(name, value);
+    nghttp2_data_provider body{};
+    body.read_callback = read_body;
+    nghttp2_submit_response(s_, id, nv.data(), nv.size(), &body);
+    wake();
+}
+
+void H2Connection::body_ready(int32_t id) {
+    nghttp2_session_resume_data(s_, id);
+    wake();
+}
+
+// A request nghttp2 or the translation found malformed (the stream is reset with
+// PROTOCOL_ERROR): counted, and recorded like any refused request.
+void H2Connection::malformed(int32_t id, const std::string& why) {
+    count(sv_.counters.h2_malformed);
+    log_info("HTTP/2 stream " + std::to_string(id) + " malformed: " + why, base_.conn_id);
+    TxAudit tx(sv_.audit, base_);
+    tx.rec().scheme = "https";
+    tx.rec().host = tunnel_.origin.host;
+    tx.rec().port = tunnel_.origin.port;
+    tx.page(page_for(Failure{Fail::bad_request, "malformed HTTP/2 request: " + why, tunnel_.origin.host_port()},
+                     base_.conn_id));
+}
+
+void H2Connection::abuse(const char* what) {
+    count(sv_.counters.h2_abuse);
+    log_info(std::string("HTTP/2 connection ended (ENHANCE_YOUR_CALM): ") + what, base_.conn_id);
+    nghttp2_session_terminate_session(s_, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+// One control frame from the client: false once it sends them faster than the budget.
+bool H2Connection::control_frame() {
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(kControlBurst, tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * kControlPerSecond);
+    tokens_at_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
+int H2Connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+    auto* c = self(ud);
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    // live_ counts transactions still running after their stream was reset: the bound holds
+    // against rapid reset, where the client's view of open streams is always small.
+    if (c->live_ >= c->sv_.cfg.h2_max_streams || c->closing_ || c->sv_.life.stopping) {
+        count(c->sv_.counters.h2_refused_streams);
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        if (++c->refused_ > kMaxRefused) c->abuse("streams opened while refused");
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    Entry& e = c->streams_[f->hd.stream_id];
+    e.stream = std::make_shared<H2Stream>(c->client_.get_executor(), *c, f->hd.stream_id, false);
+    return 0;
+}
+
+int H2Connection::on_header(nghttp2_session* s, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+                            const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+    auto* c = self(ud);
+    Entry* e = c->find(f->hd.stream_id);
+    if (!e || e->started) return 0;  // trailers: not forwarded (docs/http2.md)
+    std::string error;
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
+    if (e->headers_done) return 0;
+    if (!e->head.add(n, v, c->sv_.cfg.max_header_bytes, error)) {
+        c->malformed(f->hd.stream_id, error);
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+int H2Connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+    auto* c = self(ud);
+    if (hd->type == NGHTTP2_CONTINUATION) {
+        if (Entry* e = c->find(hd->stream_id); e && ++e->continuations > kMaxContinuations) {
+            c->abuse("a header block in too many CONTINUATION frames");
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
+    return 0;
+}
+
+int H2Connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+    auto* c = self(ud);
+    switch (f->hd.type) {
+        case NGHTTP2_HEADERS: {
+            Entry* e = c->find(f->hd.stream_id);
+            if (!e) return 0;
+            const bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+            if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+                e->headers_done = true;
+                const bool sized = std::any_of(e->head.fields.begin(), e->head.fields.end(),
+                                               [](const auto& p) { return p.first == "content-length"; });
+                // Without a length, the body's framing waits for its first DATA frame: a GET
+                // whose stream ends with an empty DATA frame has no body, not an empty chunked one.
+                if (end || sized || e->head.too_large) c->start(*e, end);
+            }
+            if (end) c->end_request(*e);
+            return 0;
+        }
+        case NGHTTP2_DATA:
+            if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+                if (Entry* e = c->find(f->hd.stream_id)) c->end_request(*e);
+            }
+            return 0;
+        case NGHTTP2_SETTINGS:
+        case NGHTTP2_PING:
+            if (f->hd.flags & NGHTTP2_FLAG_ACK) return 0;
+            [[fallthrough]];
+        case NGHTTP2_PRIORITY:
+        case NGHTTP2_WINDOW_UPDATE:
+        case NGHTTP2_RST_STREAM:
+            if (!c->control_frame()) c->abuse("control frames faster than the budget");
+            return 0;
+        default: return 0;
+    }
+}
+
+int H2Connection::on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* ud) {
+    auto* c = self(ud);
+    Entry* e = c->find(id);
+    if (!e || e->done || !e->headers_done) {
+        nghttp2_session_consume(s, id, len);  // nobody reads it: the window comes back at once
+        return 0;
+    }
+    if (!e->started) c->start(*e, false);
+    const std::string_view bytes(reinterpret_cast<const char*>(data), len);
+    e->owed += len;
+    if (e->body == wire::H2Body::chunked) {
+        char size[24];
+        const int m = std::snprintf(size, sizeof size, "%zx\r\n", len);
+        e->stream->push_request(std::string_view(size, size_t(m)), 0);
+        e->stream->push_request(bytes, len);
+        e->stream->push_request("\r\n", 0);
+    } else {
+        e->stream->push_request(bytes, len);
+    }
+    return 0;
+}
+
+int H2Connection::on_stream_close(nghttp2_session* s, int32_t id, uint32_t code, void* ud) {
+    auto* c = self(ud);
+    Entry* e = c->find(id);
+    if (!e) return 0;
+    e->closed = true;
+    if (e->owed) nghttp2_session_consume_connection(s, e->owed);
+    e->owed = 0;
+    if (e->done || !e->started) {
+        c->streams_.erase(id);
+        return 0;
+    }
+    // Reset while its transaction runs: the relay's next wait on the stream fails (client_gone).
+    if (code != NGHTTP2_NO_ERROR) count(c->sv_.counters.h2_resets);
+    e->stream->reset();
+    return 0;
+}
+
+// A complete response sent while the client is still sending its request: RST_STREAM(NO_ERROR)
+// tells it to stop (RFC 9113 §8.1).
+int H2Connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+    auto* c = self(ud);
+    if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        if (Entry* e = c->find(f->hd.stream_id); e && !e->request_ended)
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+// nghttp2's own checks (RFC 9113 §8's HTTP messaging rules among them) refused a frame.
+int H2Connection::on_invalid_frame(nghttp2_session*, const nghttp2_frame* f, int error, void* ud) {
+    auto* c = self(ud);
+    Entry* e = c->find(f->hd.stream_id);
+    if (f->hd.type == NGHTTP2_HEADERS && e && !e->started &&
+        (error == NGHTTP2_ERR_HTTP_HEADER || error == NGHTTP2_ERR_HTTP_MESSAGING)) {
+        c->malformed(f->hd.stream_id, nghttp2_strerror(error));
+    } else {
+        count(c->sv_.counters.h2_malformed);
+        log_info(std::string("HTTP/2 frame refused: ") + nghttp2_strerror(error), c->base_.conn_id);
+    }
+    return 0;
+}
+
+ssize_t H2Connection::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                                nghttp2_data_source*, void* ud) {
+    Entry* e = self(ud)->find(id);
+    if (!e) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    bool eof = false;
+    const size_t n = e->stream->take_body(buf, length, eof);
+    if (eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (n == 0) return NGHTTP2_ERR_DEFERRED;
+    return ssize_t(n);
+}
+
+}  // namespace
+
+bool negotiated_h2(SSL* ssl) {
+    const unsigned char* p = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return len == 2 && p[0] == 'h' && p[1] == '2';
+}
+
+net::awaitable<void> h2_requests(BumpedTunnel& tunnel, beast::flat_buffer& buf, Services& sv, SessionTrack& track,
+                                 audit::Record& base) {
+    H2Connection conn(tunnel, sv, track, base);
+    co_await conn.run(buf);
+}
+
+}  // namespace vigil::session
