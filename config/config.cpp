@@ -64,6 +64,8 @@ const std::map<std::string, Setter>& schema() {
          }},
         {"http2.max_concurrent_streams",
          [](Config& c, const Where& w) { c.h2_max_streams = uint32_t(get_int(w, 1, 1000)); }},
+        {"http2.origin_connections",
+         [](Config& c, const Where& w) { c.h2_origin_connections = uint32_t(get_int(w, 1, 256)); }},
         {"http2.stream_window",
          [](Config& c, const Where& w) { c.h2_stream_window = uint32_t(get_int(w, 16384, 16 << 20)); }},
         {"http2.connection_window",

@@ -50,6 +50,7 @@ struct Config {
     uint32_t h2_max_streams = 100;
     uint32_t h2_stream_window = 256 * 1024;
     uint32_t h2_connection_window = 1024 * 1024;
+    uint32_t h2_origin_connections = 8;  // HTTP/1.1 origin connections one client connection's streams use at once
     std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
     tls::Revocation revocation = tls::Revocation::staple;  // tls.revocation = "off" | "staple" | "ocsp"
     bool system_store = true;                 // tls.system_store: the system's anchors beside extra_ca_file

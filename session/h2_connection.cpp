@@ -32,7 +32,8 @@ class H2Connection final : public H2Sink {
 public:
     H2Connection(BumpedTunnel& tunnel, Services& sv, SessionTrack& track, audit::Record& base)
         : tunnel_(tunnel), client_(tunnel.client), sv_(sv), track_(track), base_(base),
-          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()) {}
+          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()),
+          slot_(client_.get_executor()) {}
     ~H2Connection() override {
         if (s_) nghttp2_session_del(s_);
     }
@@ -91,6 +92,7 @@ private:
     nghttp2_session* s_ = nullptr;
     std::unordered_map<int32_t, Entry> streams_;
     size_t live_ = 0;  // transactions running (a reset stream's too, until it notices)
+    size_t relaying_ = 0;  // of those, relaying to the origin (the rest wait for slot_)
     unsigned refused_ = 0;
     double tokens_ = kControlBurst;
     std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
@@ -98,6 +100,7 @@ private:
     bool closing_ = false, writer_running_ = false, write_failed_ = false;
     net::steady_timer wake_;  // the writer's: output waits, or the idle deadline
     net::steady_timer join_;  // run()'s: the writer and the transactions have ended
+    net::steady_timer slot_;  // streams waiting for an origin connection: one has been freed
 };
 
 H2Connection* self(void* ud) { return static_cast<H2Connection*>(ud); }
@@ -181,6 +184,7 @@ net::awaitable<void> H2Connection::run(beast::flat_buffer& buf) {
     }
     closing_ = true;
     for (auto& [id, e] : streams_) e.stream->reset();
+    slot_.cancel();
     wake();
     while (writer_running_ || live_ > 0) {
         join_.expires_after(std::chrono::hours(1));
@@ -240,10 +244,24 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
     } else {
         beast::flat_buffer buf;
         auto head = co_await read_request_head(*st, buf, sv_.wire, HeadDeadline::fresh(sv_.cfg.header_read));
-        if (head.status == HeadRead::rejected) {
+        if (st->is_reset()) {
+            // Reset before its transaction began (rapid reset): no origin is asked, nothing to record.
+        } else if (head.status == HeadRead::rejected) {
             co_await refused_head(*st, sv_, base_, head.rejection, &tunnel_.origin);
         } else if (head.status == HeadRead::ok) {
             count(sv_.counters.requests);
+            // HTTP/1.1 origins: at most http2.origin_connections of the streams relay at once
+            // (each needs its own origin connection); the others wait their turn, as a browser's
+            // seventh request to a host waits.
+            while (relaying_ >= sv_.cfg.h2_origin_connections && !st->is_reset()) {
+                slot_.expires_at(std::chrono::steady_clock::time_point::max());
+                co_await slot_.async_wait(use_nothrow);
+            }
+            if (st->is_reset()) {
+                stream_done(*st);
+                co_return;
+            }
+            ++relaying_;
             auto connect = [this](const Authority& a, std::optional<TlsStream>& up, Route& route) {
                 return origin_.reconnect(a, up, route);
             };
@@ -256,6 +274,8 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
             std::shared_ptr<upstream::ParentLease> lease;
             auto idle = relay.origin().release_idle(key, lease);
             upstream::pool_idle(std::move(idle), std::move(key), std::move(lease), sv_.life.stopping);
+            --relaying_;
+            slot_.cancel();
         }
     }
     stream_done(*st);
@@ -489,6 +509,7 @@ int H2Connection::on_stream_close(nghttp2_session* s, int32_t id, uint32_t code,
     // Reset while its transaction runs: the relay's next wait on the stream fails (client_gone).
     if (code != NGHTTP2_NO_ERROR) count(c->sv_.counters.h2_resets);
     e->stream->reset();
+    c->slot_.cancel();  // it may be waiting for an origin connection
     return 0;
 }
 

@@ -27,6 +27,7 @@ namespace vigil::wire {
     X(host_mismatch, 400, "host_mismatch", "Bad request", refuse, bad_request)                                    \
     X(misdirected, 421, "host_mismatch", "Misdirected request", refuse, bad_request)                              \
     X(bad_connect, 400, "bad_connect", "Bad request", refuse, bad_request)                                        \
+    X(method_not_allowed, 405, "method_not_allowed", "Method not allowed", refuse, bad_request)                   \
     X(bad_expect, 417, "bad_expect", "Unsupported expectation", refuse, none)                                     \
     X(port_not_allowed, 403, "port_not_allowed", "Port not allowed", refuse, connect_denied)                      \
     X(bad_continue_token, 403, "bad_continue_token", "This link has expired", refuse, none)                       \

@@ -145,7 +145,10 @@ std::vector<std::pair<std::string, std::string>> h2_response_fields(const http::
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& f : fields) {
         const std::string name = lower(f.name_string());
-        if (connection_specific(name) || name == "te" || hop.contains(name)) continue;
+        // Content-Length stays: on a stream it says what the DATA frames add up to (RFC 9113 §8.1.1).
+        if (connection_specific(name) || name == "te" || name == "trailer" || name == "proxy-authenticate" ||
+            hop.connection_has(name))
+            continue;
         out.emplace_back(name, std::string(f.value()));
     }
     return out;

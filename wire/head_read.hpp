@@ -180,7 +180,10 @@ net::awaitable<HeadRead> next_request_head(Stream& s, beast::flat_buffer& buf, C
 
 // A refused head as a failure (counted: a 408 was counted when its deadline passed).
 inline Failure head_failure(Counters& counters, const Rejection& r, std::string where) {
-    const Fail code = r.status == 408 ? Fail::header_timeout : r.status == 431 ? Fail::header_too_large : Fail::bad_request;
+    const Fail code = r.status == 408   ? Fail::header_timeout
+                      : r.status == 431 ? Fail::header_too_large
+                      : r.status == 405 ? Fail::method_not_allowed
+                                        : Fail::bad_request;
     return fail(counters, code, r.reason, std::move(where));
 }
 

@@ -115,6 +115,13 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
         if path == "/hello-close":  # and the origin closes the connection after answering
             self.close_connection = True
             return self._send(200, ("hello from " + self.server.label).encode(), extra=[("Connection", "close")])
+        if path.startswith("/many/"):  # a page with N stylesheets (and a blocked one with ?eicar=1)
+            n = int(path.split("/")[2])
+            links = "".join('<link rel="stylesheet" href="/text/300?type=text/css&i=%d">' % i for i in range(n))
+            if "eicar=1" in self.path:
+                links += '<link rel="stylesheet" href="/eicar">'
+            return self._send(200, ("<!doctype html><html><head>%s</head><body><p id=done>page of %d</p></body></html>"
+                                    % (links, n)).encode(), "text/html")
         if path == "/headers":
             return self._send(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
                               "application/json")
@@ -316,6 +323,7 @@ class Origin:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # a gateway opens many connections at once (HTTP/2 streams)
 
             def handle_error(self, request, client_address):
                 import sys
