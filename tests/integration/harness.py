@@ -326,11 +326,13 @@ class Vigil:
 
 
 def curl(*args, timeout=60):
-    """Runs curl; returns (exit code, status, headers, body bytes)."""
+    """Runs curl; returns (exit code, status, headers, body bytes). HTTP/1.1 unless the test asks
+    for --http2 (test_http2.py): the bump offers h2, and these tests check HTTP/1.1."""
     with tempfile.TemporaryDirectory() as d:
         body, head = os.path.join(d, "body"), os.path.join(d, "head")
+        version = [] if "--http2" in args else ["--http1.1"]
         p = subprocess.run(["curl", "-sS", "-o", body, "-D", head, "-w", "%{http_code}", "--max-time",
-                            str(timeout)] + list(args), capture_output=True, text=True)
+                            str(timeout)] + version + list(args), capture_output=True, text=True)
         data, headers = b"", ""
         if os.path.exists(body):
             with open(body, "rb") as f:
