@@ -114,7 +114,7 @@ bench: build
 
 # Vigil side by side with Squid (SslBump) and mitmproxy and the origin direct, one table
 # (docs/performance.md). Installs the peers from Debian without starting their services.
-BENCH_PEERS := nginx squid-openssl mitmproxy libbenchmark-dev
+BENCH_PEERS := nginx squid-openssl mitmproxy libbenchmark-dev socat
 bench-compare: build
 	@missing=$$(for p in $(BENCH_PEERS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \

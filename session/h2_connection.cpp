@@ -5,6 +5,8 @@
 // client could otherwise use to make the gateway work or hold without bound.
 #include <nghttp2/nghttp2.h>
 
+#include <deque>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
@@ -32,8 +34,7 @@ class H2Connection final : public H2Sink {
 public:
     H2Connection(BumpedTunnel& tunnel, Services& sv, SessionTrack& track, audit::Record& base)
         : tunnel_(tunnel), client_(tunnel.client), sv_(sv), track_(track), base_(base),
-          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()),
-          slot_(client_.get_executor()) {}
+          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()) {}
     ~H2Connection() override {
         if (s_) nghttp2_session_del(s_);
     }
@@ -66,6 +67,15 @@ private:
     void abuse(const char* what);
     bool control_frame();
     void wake() { wake_.cancel(); }
+    // A relay ended: its origin-connection slot goes to the next waiting stream (or is freed).
+    void release_slot() {
+        while (!waiting_.empty()) {
+            auto next = std::move(waiting_.front());
+            waiting_.pop_front();
+            if (next->give_turn()) return;  // the slot passes on
+        }
+        --relaying_;
+    }
     Entry* find(int32_t id) {
         auto it = streams_.find(id);
         return it == streams_.end() ? nullptr : &it->second;
@@ -92,7 +102,7 @@ private:
     nghttp2_session* s_ = nullptr;
     std::unordered_map<int32_t, Entry> streams_;
     size_t live_ = 0;  // transactions running (a reset stream's too, until it notices)
-    size_t relaying_ = 0;  // of those, relaying to the origin (the rest wait for slot_)
+    size_t relaying_ = 0;  // of those, relaying to the origin (the rest wait in waiting_)
     unsigned refused_ = 0;
     double tokens_ = kControlBurst;
     std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
@@ -100,7 +110,7 @@ private:
     bool closing_ = false, writer_running_ = false, write_failed_ = false;
     net::steady_timer wake_;  // the writer's: output waits, or the idle deadline
     net::steady_timer join_;  // run()'s: the writer and the transactions have ended
-    net::steady_timer slot_;  // streams waiting for an origin connection: one has been freed
+    std::deque<std::shared_ptr<H2Stream>> waiting_;  // streams waiting for an origin connection
 };
 
 H2Connection* self(void* ud) { return static_cast<H2Connection*>(ud); }
@@ -184,7 +194,8 @@ net::awaitable<void> H2Connection::run(beast::flat_buffer& buf) {
     }
     closing_ = true;
     for (auto& [id, e] : streams_) e.stream->reset();
-    slot_.cancel();
+    for (auto& st : waiting_) st->cancel_turn();
+    waiting_.clear();
     wake();
     while (writer_running_ || live_ > 0) {
         join_.expires_after(std::chrono::hours(1));
@@ -230,6 +241,8 @@ net::awaitable<void> H2Connection::writer() {
         }
         wake_.expires_at(deadline);
         co_await wake_.async_wait(use_nothrow);
+        // What else is ready to run first (other streams' responses) goes out in the same write.
+        co_await net::post(client_.get_executor(), net::use_awaitable);
     }
     writer_running_ = false;
     if (write_failed_) cancel_pending(client_);
@@ -253,15 +266,19 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
             // HTTP/1.1 origins: at most http2.origin_connections of the streams relay at once
             // (each needs its own origin connection); the others wait their turn, as a browser's
             // seventh request to a host waits.
-            while (relaying_ >= sv_.cfg.h2_origin_connections && !st->is_reset()) {
-                slot_.expires_at(std::chrono::steady_clock::time_point::max());
-                co_await slot_.async_wait(use_nothrow);
+            // In arrival order: a released slot wakes only the stream next in line.
+            bool slot = relaying_ < sv_.cfg.h2_origin_connections && !closing_;
+            if (slot) {
+                ++relaying_;
+            } else if (!closing_) {
+                waiting_.push_back(st);
+                slot = co_await st->wait_turn();
             }
-            if (st->is_reset()) {
+            if (!slot || st->is_reset()) {
+                if (slot) release_slot();
                 stream_done(*st);
                 co_return;
             }
-            ++relaying_;
             auto connect = [this](const Authority& a, std::optional<TlsStream>& up, Route& route) {
                 return origin_.reconnect(a, up, route);
             };
@@ -274,8 +291,7 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
             std::shared_ptr<upstream::ParentLease> lease;
             auto idle = relay.origin().release_idle(key, lease);
             upstream::pool_idle(std::move(idle), std::move(key), std::move(lease), sv_.life.stopping);
-            --relaying_;
-            slot_.cancel();
+            release_slot();
         }
     }
     stream_done(*st);
@@ -509,7 +525,7 @@ int H2Connection::on_stream_close(nghttp2_session* s, int32_t id, uint32_t code,
     // Reset while its transaction runs: the relay's next wait on the stream fails (client_gone).
     if (code != NGHTTP2_NO_ERROR) count(c->sv_.counters.h2_resets);
     e->stream->reset();
-    c->slot_.cancel();  // it may be waiting for an origin connection
+    e->stream->cancel_turn();  // if it waits for an origin connection: it ends instead
     return 0;
 }
 

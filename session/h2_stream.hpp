@@ -85,7 +85,7 @@ public:
     static constexpr size_t kOutLimit = 256 * 1024;  // response bytes waiting for the client
 
     H2Stream(executor_type ex, H2Sink& sink, int32_t id, bool head_request)
-        : ex_(ex), sink_(sink), id_(id), head_request_(head_request), rtimer_(ex), wtimer_(ex) {
+        : ex_(ex), sink_(sink), id_(id), head_request_(head_request), rtimer_(ex), wtimer_(ex), turn_(ex) {
         parser_.emplace(body_, head_request_);
     }
     H2Stream(const H2Stream&) = delete;
@@ -117,6 +117,26 @@ public:
         wtimer_.cancel();
     }
     bool is_reset() const { return reset_; }
+    // Waiting for an origin-connection slot (h2_connection.cpp): true when give_turn() handed
+    // it one, false when cancel_turn() ended the wait (the stream was reset, the connection ended).
+    net::awaitable<bool> wait_turn() {
+        waiting_turn_ = true;
+        turn_.expires_at(std::chrono::steady_clock::time_point::max());
+        while (waiting_turn_) co_await turn_.async_wait(io::use_nothrow);
+        co_return granted_;
+    }
+    bool give_turn() {
+        if (!waiting_turn_) return false;
+        waiting_turn_ = false;
+        granted_ = true;
+        turn_.cancel();
+        return true;
+    }
+    void cancel_turn() {
+        if (!waiting_turn_) return;
+        waiting_turn_ = false;
+        turn_.cancel();
+    }
     // The final response head, once parsed.
     bool has_head() const { return head_; }
     const H2ResponseParser& response() const { return *parser_; }
@@ -294,6 +314,8 @@ private:
     int32_t id_;
     bool head_request_;
     net::steady_timer rtimer_, wtimer_;  // a waiting read's and write's wake-up (and deadline)
+    net::steady_timer turn_;             // wait_turn()'s
+    bool waiting_turn_ = false, granted_ = false;
     std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
     std::string in_;          // request bytes not read yet
     size_t unreturned_ = 0;   // request body bytes read whose window was not returned

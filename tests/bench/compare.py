@@ -4,7 +4,7 @@ scenarios, the same load generator (vigil_loadgen), one run, one table. Not a te
 `make bench-compare` (it installs nginx, squid-openssl and mitmproxy if they are missing).
 
     tests/bench/compare.py [--bin build/bin] [--seconds 10] [--targets direct,vigil,squid,mitmproxy]
-                           [--scenarios keepalive,newconn,bulk1m,bulk16m,plain,first,idle] [--idle 10000] [--pin]
+                           [--scenarios keepalive,newconn,bulk1m,bulk16m,plain,first,idle,h2] [--idle 10000] [--pin]
 
 Every server listens on 127.0.0.1 only and is started and stopped here, by PID. The origin is
 nginx with an RSA-2048 certificate (TLS and plain ports; files of 1 KiB, 64 KiB, 1 MiB, 16 MiB).
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -160,7 +161,7 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 600s;
     server {
-        listen 127.0.0.1:%(tls)d ssl;
+        listen 127.0.0.1:%(tls)d ssl http2;
         listen 127.0.0.1:%(plain)d;
         ssl_certificate %(w)s/origin.pem;
         ssl_certificate_key %(w)s/origin.key;
@@ -323,6 +324,51 @@ shutdown_lifetime 1 seconds
                                      out.stdout.splitlines()[0], resumed), flush=True)
         return r
 
+    def h2(self, target, path, connections=4, streams=32):
+        """HTTP/2 through the bump: h2load (Debian nghttp2-client), `connections` connections with
+        `streams` concurrent streams each. h2load cannot use a proxy: socat (PROXY: address) makes
+        the CONNECT for each of its connections, then relays bytes; its CPU is not the proxy's."""
+        url = "https://bench.test:%d/%s" % (self.tls_port, path)
+        shim = free_port()
+        if self.proxy[target]:
+            host = "127.0.0.1" if target == "mitmproxy" else "bench.test"  # mitmproxy has no hosts file
+            phost, pport = self.proxy[target].split(":")
+            relay = subprocess.Popen(["socat", "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,nodelay" % shim,
+                                      "PROXY:%s:%s:%d,proxyport=%s,nodelay" % (phost, host, self.tls_port, pport)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            relay = subprocess.Popen(["socat", "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,nodelay" % shim,
+                                      "TCP:127.0.0.1:%d,nodelay" % self.tls_port],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(shim, relay, "socat")
+            watched = self.procs.get(target)
+            before = cpu_seconds(watched.pid) if watched else 0
+            out = subprocess.run(["h2load", "-c", str(connections), "-m", str(streams), "-D", str(self.args.seconds),
+                                  "--warm-up-time=1", "--connect-to=127.0.0.1:%d" % shim, url],
+                                 capture_output=True, text=True, timeout=self.args.seconds + 120)
+            cpu = cpu_seconds(watched.pid) - before if watched else 0
+        finally:
+            relay.terminate()
+            relay.wait()
+        rps = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out.stdout)
+        done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out.stdout)
+        proto = re.search(r"Application protocol: (\S+)", out.stdout)
+        mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out.stdout)
+        if not rps or not done:
+            return {"error": (out.stdout + out.stderr).strip()[-300:]}
+        r = {"rps": float(rps.group(1)), "done": int(done.group(1)), "failed": int(done.group(3)),
+             "protocol": proto.group(1) if proto else "?", "mean": mean.group(1) if mean else "?"}
+        if watched:
+            r["cpu_us_proxy"] = cpu * 1e6 / max(r["done"], 1)
+        print("  %-9s %s x%d connections x%d streams: %.0f req/s, %s, mean %s, proxy CPU %s us/req%s" % (
+            target, path, connections, streams, r["rps"], r["protocol"], r["mean"],
+            "%.0f" % r["cpu_us_proxy"] if "cpu_us_proxy" in r else "-",
+            ", %d failed" % r["failed"] if r["failed"] else ""), flush=True)
+        if r["failed"]:
+            r["errors"] = r["failed"]
+        return r
+
     def idle(self, target, n):
         """Resident memory per idle bumped connection: n CONNECTs, each with its TLS handshake and
         one request answered, then held open; (RSS after - RSS before) / n, in a proxy process
@@ -387,7 +433,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--targets", default="direct,vigil,squid,mitmproxy")
-    ap.add_argument("--scenarios", default="keepalive,paced,newconn,bulk1m,bulk16m,plain,first,idle")
+    ap.add_argument("--scenarios", default="keepalive,paced,newconn,bulk1m,bulk16m,plain,first,idle,h2")
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--paced-rate", type=int, default=10000,
                     help="requests/s offered to every target in the paced scenario")
@@ -426,6 +472,8 @@ def main():
             "first": ("first contact (new name each), x1, latency ms",
                       lambda t: b.load(t, https + "1k", "newconn", connections=1, distinct=1000000)),
             "idle": ("idle bumped connection, KiB resident", lambda t: b.idle(t, args.idle)),
+            # Many streams over few connections (issue 29): h2load, 4 connections x 32 streams.
+            "h2": ("HTTP/2 1 KiB, 4 connections x 32 streams (h2load), req/s", lambda t: b.h2(t, "1k")),
         }
         for s in scenarios:
             title, run = plan[s]
@@ -433,6 +481,8 @@ def main():
             for t in targets:
                 if s == "first" and t not in ("vigil",):
                     continue  # only Vigil's hosts file maps every name under bench.test
+                if s == "h2" and t == "squid":
+                    continue  # Squid does not speak HTTP/2 to clients
                 if s == "idle" and t == "mitmproxy":
                     continue  # ~80 handshakes/s: 10,000 would take minutes, and it is not the bar
                 if s == "plain" and t == "direct":
@@ -498,6 +548,9 @@ def report(results, targets, scenarios):
             "%s %s/%.0f/%.0f" % (t, "%.0f" % r["cpu_us_proxy"] if "cpu_us_proxy" in r else "-", r.get("cpu_us_origin", 0),
                                  r["cpu_us_loadgen"])
             for t in targets for r in [results.get((s, t))] if r and "error" not in r and "cpu_us_loadgen" in r))
+    v, m = val("h2", "vigil"), val("h2", "mitmproxy")
+    if v and m:
+        print("HTTP/2 (issue 29): Vigil / mitmproxy %.2f (%.0f / %.0f req/s)" % (v / m, v, m))
     targets_report(results)
     errs = {k: v for k, v in results.items() if v and ("error" in v or v.get("errors"))}
     for (s, t), v in errs.items():

@@ -348,6 +348,16 @@ class StreamsTest(unittest.TestCase):
         self.assertEqual(len({r["conn_id"] for r in new}), 1)
         self.assertEqual(len({r["txid"] for r in new}), 50)
 
+    def test_streams_share_at_most_origin_connections_connections_to_an_http1_origin(self):
+        v = W["strict"]  # http2.origin_connections = 8 (the default)
+        made = W["files"].stats["connections"]
+        c = Client(v)
+        results = c.wait(*[c.request("/slow?i=%d" % i) for i in range(16)])
+        c.close()
+        self.assertEqual([r["status"] for r in results], [200] * 16)
+        self.assertEqual({r["data"] for r in results}, {b"0123456789" * 10})
+        self.assertLessEqual(W["files"].stats["connections"] - made, 8)
+
     def test_blocks_and_scans_on_a_stream(self):
         v = W["vigil"]
         c = Client(v)
