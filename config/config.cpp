@@ -51,16 +51,13 @@ const std::map<std::string, Setter>& schema() {
              if (v != "reject" && v != "tunnel") w.fail("expected \"reject\" or \"tunnel\"");
              c.non_tls_tunnel = v == "tunnel";
          }},
-        {"tls.client_alpn",
+        {"tls.client_alpn", [](Config& c, const Where& w) { c.client_alpn = get_alpn(w); }},
+        {"tls.origin_alpn",
          [](Config& c, const Where& w) {
-             c.client_alpn = get_string_list(w);
-             if (c.client_alpn.empty()) w.fail("expected at least one of \"h2\", \"http/1.1\"");
-             for (size_t i = 0; i < c.client_alpn.size(); ++i) {
-                 const auto& p = c.client_alpn[i];
-                 if (p != "h2" && p != "http/1.1") w.fail("unknown protocol \"" + p + "\" (\"h2\", \"http/1.1\")");
-                 if (std::find(c.client_alpn.begin(), c.client_alpn.begin() + i, p) != c.client_alpn.begin() + i)
-                     w.fail("\"" + p + "\" is listed twice");
-             }
+             const auto list = get_alpn(w);
+             if (std::find(list.begin(), list.end(), "http/1.1") == list.end())
+                 w.fail("must list \"http/1.1\" (origins that do not speak h2, and WebSocket upgrades, need it)");
+             c.origin_h2 = std::find(list.begin(), list.end(), "h2") != list.end();
          }},
         {"http2.max_concurrent_streams",
          [](Config& c, const Where& w) { c.h2_max_streams = uint32_t(get_int(w, 1, 1000)); }},

@@ -45,6 +45,8 @@ struct Config {
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
     // tls.client_alpn: the protocols bumped clients are offered, in Vigil's order of preference.
     std::vector<std::string> client_alpn{"h2", "http/1.1"};
+    // tls.origin_alpn: what origins are offered; h2 (when listed) is used if the origin chooses it.
+    bool origin_h2 = true;
     // [http2] (docs/http2.md): streams a client connection may run at once, and the receive
     // windows that bound what a client's uploads make Vigil hold.
     uint32_t h2_max_streams = 100;

@@ -82,6 +82,18 @@ std::string error_class(const Where& w, const std::string& v) {
     return v;
 }
 
+// ["h2", "http/1.1"]: ALPN protocol names Vigil implements, each once, at least one.
+std::vector<std::string> get_alpn(const Where& w) {
+    std::vector<std::string> list = get_string_list(w);
+    if (list.empty()) w.fail("expected at least one of \"h2\", \"http/1.1\"");
+    for (size_t i = 0; i < list.size(); ++i) {
+        if (list[i] != "h2" && list[i] != "http/1.1") w.fail("unknown protocol \"" + list[i] + "\" (\"h2\", \"http/1.1\")");
+        for (size_t j = 0; j < i; ++j)
+            if (list[j] == list[i]) w.fail("\"" + list[i] + "\" is listed twice");
+    }
+    return list;
+}
+
 // { expired = "warn", self_signed = "block", ... }
 std::vector<std::string> get_origin_errors(const Where& w) {
     const toml::table* t = w.node.as_table();

@@ -41,6 +41,7 @@ std::vector<std::string> get_string_list(const Where& w);
 std::string get_secret_file(const Where& w);
 std::string error_class(const Where& w, const std::string& v);
 std::vector<std::string> get_origin_errors(const Where& w);
+std::vector<std::string> get_alpn(const Where& w);
 std::string normalize_pin(const Where& w, const std::string& text);
 std::optional<std::string> exact_host(const std::string& text);
 std::vector<OriginException> get_origin_exceptions(const Where& w);

@@ -26,7 +26,8 @@ namespace vigil::core {
     X(compressed) X(compress_in_bytes) X(compress_out_bytes) X(parent_down) X(parent_failovers) \
     X(cache_hits) X(cache_misses) X(cache_revalidated) X(cache_stored) X(cache_store_errors) X(cache_corrupt) \
     X(cache_evicted) X(cache_invalidated) X(cache_rescanned) \
-    X(h2_connections) X(h2_streams) X(h2_refused_streams) X(h2_malformed) X(h2_resets) X(h2_abuse)
+    X(h2_connections) X(h2_streams) X(h2_refused_streams) X(h2_malformed) X(h2_resets) X(h2_abuse) \
+    X(h2_origin_connections) X(h2_origin_streams)
 
 // A latency histogram for /metrics: fixed buckets from 0.5 ms to 10 s (Prometheus "le"
 // bounds, cumulative on output), relaxed atomics; observing is three fetch_adds.

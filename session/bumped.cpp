@@ -34,16 +34,17 @@ bool TunnelOrigin::continued() const {
 
 net::awaitable<void> TunnelOrigin::connect() {
     const Authority& origin = tunnel_.origin;
-    std::optional<TlsStream> upstream;
+    std::optional<OriginStream> upstream;
     std::string accepted;
     Route route;
-    auto failure = co_await upstream::connect_tls(sv_.upstream, origin, upstream, base_.conn_id, continued(), &accepted, &route);
+    auto failure = co_await upstream::connect_origin(sv_.upstream, origin, upstream, base_.conn_id, continued(), &accepted, &route);
     warning_ = false;
     refusal_.reset();
     ++generation_;
     if (!failure) {
         base_.origin_cert = accepted.empty() ? "ok" : accepted;
-        base_.origin_tls = tls_params(upstream->native_handle());
+        base_.origin_tls = tls_params(upstream->ssl());
+        if (upstream->is_h2()) base_.origin_tls += " h2";
         ready_ = std::move(upstream);
         route_ = std::move(route);
     } else {
@@ -58,9 +59,9 @@ net::awaitable<void> TunnelOrigin::connect() {
     }
 }
 
-net::awaitable<std::optional<Failure>> TunnelOrigin::reconnect(const Authority& a, std::optional<TlsStream>& up,
+net::awaitable<std::optional<Failure>> TunnelOrigin::reconnect(const Authority& a, std::optional<OriginStream>& up,
                                                                Route& route) {
-    co_return co_await upstream::connect_tls(sv_.upstream, a, up, base_.conn_id, continued(), nullptr, &route);
+    co_return co_await upstream::connect_origin(sv_.upstream, a, up, base_.conn_id, continued(), nullptr, &route);
 }
 
 void TunnelOrigin::blocked() {
@@ -105,10 +106,10 @@ net::awaitable<void> bumped_requests(BumpedTunnel& tunnel, beast::flat_buffer& b
                                      SessionTrack& track, audit::Record& base) {
     TlsStream& client = tunnel.client;
     TunnelOrigin tunnel_origin(sv, tunnel, base);
-    auto connect_origin = [&tunnel_origin](const Authority& a, std::optional<TlsStream>& up, Route& route) {
+    auto connect_origin = [&tunnel_origin](const Authority& a, std::optional<OriginStream>& up, Route& route) {
         return tunnel_origin.reconnect(a, up, route);
     };
-    HttpRelay<TlsStream, TlsStream> relay(relay_services(sv), client, buf, base.conn_id, base.client_ip, connect_origin);
+    HttpRelay<TlsStream, OriginStream> relay(relay_services(sv), client, buf, base.conn_id, base.client_ip, connect_origin);
     relay.set_throttle(track.throttle);
     if (tunnel.verdict.action == inspect::Action::block) tunnel_origin.blocked();
     else co_await tunnel_origin.connect();

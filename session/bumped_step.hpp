@@ -12,6 +12,8 @@
 
 namespace vigil::session {
 
+using upstream::OriginStream;
+
 // Inside the bump every request must be for the CONNECTed origin: anything else would let a
 // client reach one host while the gateway's decisions were made for another.
 std::optional<Failure> check_bumped_target(Counters& counters, const http::request<http::buffer_body>& req,
@@ -41,7 +43,7 @@ public:
         ready_.reset();
     }
     // New connections to the origin (a relay's own) accept what the user continued past.
-    net::awaitable<std::optional<Failure>> reconnect(const Authority& a, std::optional<TlsStream>& up, Route& route);
+    net::awaitable<std::optional<Failure>> reconnect(const Authority& a, std::optional<OriginStream>& up, Route& route);
     const std::optional<PageInfo>& refusal() const { return refusal_; }
     bool warning() const { return warning_; }  // a certificate warning the user may continue past
     unsigned generation() const { return generation_; }  // changes whenever the audit base does
@@ -53,7 +55,7 @@ private:
     Services& sv_;
     BumpedTunnel& tunnel_;
     audit::Record& base_;
-    std::optional<TlsStream> ready_;
+    std::optional<OriginStream> ready_;
     Route route_;
     std::optional<PageInfo> refusal_;  // what the next request gets instead of the origin
     bool warning_ = false;             // refusal_ is a warning the user may continue past
@@ -65,7 +67,7 @@ private:
 // relay's transaction.
 template <class Client>
 net::awaitable<Step> bumped_step(Client& client, Services& sv, const audit::Record& base, BumpedTunnel& tunnel,
-                                 TunnelOrigin& tunnel_origin, HttpRelay<Client, TlsStream>& relay, unsigned& seen,
+                                 TunnelOrigin& tunnel_origin, HttpRelay<Client, OriginStream>& relay, unsigned& seen,
                                  RequestParser& parser) {
     const uint64_t cid = base.conn_id;
     if (tunnel_origin.warning()) {

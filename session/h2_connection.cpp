@@ -11,12 +11,12 @@
 #include <boost/asio/detached.hpp>
 
 #include "session/bumped_step.hpp"
-#include "session/h2_stream.hpp"
+#include "wire/h2_stream.hpp"
 #include "wire/h2_translate.hpp"
 
 namespace vigil::session {
 
-extern template class HttpRelay<H2Stream, TlsStream>;  // h2_relay.cpp
+extern template class HttpRelay<H2Stream, upstream::OriginStream>;  // h2_relay.cpp
 
 namespace {
 
@@ -279,10 +279,10 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
                 stream_done(*st);
                 co_return;
             }
-            auto connect = [this](const Authority& a, std::optional<TlsStream>& up, Route& route) {
+            auto connect = [this](const Authority& a, std::optional<OriginStream>& up, Route& route) {
                 return origin_.reconnect(a, up, route);
             };
-            HttpRelay<H2Stream, TlsStream> relay(relay_services(sv_), *st, buf, base_.conn_id, base_.client_ip, connect);
+            HttpRelay<H2Stream, OriginStream> relay(relay_services(sv_), *st, buf, base_.conn_id, base_.client_ip, connect);
             relay.set_throttle(track_.throttle);
             unsigned seen = origin_.generation() + 1;  // the relay takes the audit base now
             co_await bumped_step(*st, sv_, base_, tunnel_, origin_, relay, seen, *head.parser);
@@ -357,7 +357,7 @@ void H2Connection::consumed(int32_t id, size_t n) {
 void H2Connection::head_ready(int32_t id) {
     Entry* e = find(id);
     if (!e || e->closed) return;
-    const H2ResponseParser& res = e->stream->response();
+    const H2ResponseParser& res = e->stream->message();
     const auto fields = wire::h2_response_fields(res.fields);
     const std::string status = std::to_string(res.status);
     std::vector<nghttp2_nv> nv;

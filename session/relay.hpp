@@ -17,6 +17,7 @@
 #include "cache/relay_hooks.hpp"
 #include "session/services.hpp"
 #include "session/tx_audit.hpp"
+#include "upstream/h2_origin.hpp"
 #include "upstream/origin.hpp"
 #include "wire/head_read.hpp"
 
@@ -118,6 +119,6 @@ private:
 };
 
 extern template class HttpRelay<beast::tcp_stream, beast::tcp_stream>;
-extern template class HttpRelay<TlsStream, TlsStream>;
+extern template class HttpRelay<TlsStream, upstream::OriginStream>;
 
 }  // namespace vigil::session

@@ -175,6 +175,7 @@ void HttpRelay<Client, Upstream>::build_origin_request(Exchange& x) {
     }
     out.set(http::field::host, host_header(x.origin, x.https()));
     if (connection_bound_auth(in[http::field::authorization])) origin_.mark_personal();
+    origin_.require_http1(x.upgrade);
     if (x.upgrade) {
         out.set(http::field::upgrade, field_list(in.base(), http::field::upgrade));
         out.set(http::field::connection, "upgrade");

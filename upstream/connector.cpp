@@ -406,6 +406,10 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
             out.reset();
             co_return unreachable(up, Fail::tls_setup, "could not set up TLS for this host name", origin);
         }
+        if (route->offer_h2) {
+            static const unsigned char both[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+            SSL_set_alpn_protos(ssl, both, sizeof both);
+        }
         tls::set_origin_acceptance(ssl, acceptance);
         tls::resume_origin_session(ssl, origin.host_port());
         out->next_layer().expires_after(up.cfg.handshake);

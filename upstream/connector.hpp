@@ -56,6 +56,8 @@ struct Connector {
 // absolute-form (via_parent); every other use gets a CONNECT tunnel through the parent.
 struct Route {
     bool http = false;                   // in: the caller speaks plain HTTP over the connection
+    bool http1_only = false;             // in: the request needs HTTP/1.1 (an Upgrade): no h2 offered
+    bool offer_h2 = false;               // in (connect_tls): offer h2 besides http/1.1 in ALPN
     std::shared_ptr<ParentLease> lease;  // out: set when connected through a parent; held beside the connection
     // Connected to a parent proxy itself, which expects requests in absolute-form.
     bool via_parent() const { return http && lease; }

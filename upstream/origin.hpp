@@ -38,15 +38,24 @@ public:
     bool clean() {
         if (!stream_ || buf_.size() != 0) return false;
         if constexpr (on_socket<Stream>) return idle_stream_usable(*stream_);
+        else if constexpr (requires(Stream& s) { s.idle_usable(); }) return stream_->idle_usable();
         return true;  // Beast's test stream: nothing arrives unasked
     }
-    bool reusable_for(const Authority& origin) { return key_ == origin.host_port() && clean(); }
+    bool reusable_for(const Authority& origin) {
+        if constexpr (requires(Stream& s) { s.is_h2(); }) {
+            if (http1_only_ && stream_ && stream_->is_h2()) return false;
+        }
+        return key_ == origin.host_port() && clean();
+    }
+    // The next request needs HTTP/1.1 (an Upgrade): no HTTP/2 connection for it.
+    void require_http1(bool v) { http1_only_ = v; }
 
     // A new connection to `origin` (the old one closed); a failure when none could be made.
     // Callers first ask reusable_for(): a kept connection costs no coroutine.
     net::awaitable<std::optional<Failure>> connect(const Authority& origin) {
         drop();
         buf_.clear();
+        route_.http1_only = http1_only_;
         auto failure = co_await connect_(origin, stream_, route_);
         if (!failure) key_ = origin.host_port();
         co_return failure;
@@ -91,6 +100,7 @@ private:
     Route route_;      // how it was connected
     beast::flat_buffer buf_;
     bool personal_ = false;
+    bool http1_only_ = false;
 };
 
 }  // namespace vigil::upstream

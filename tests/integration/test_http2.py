@@ -21,8 +21,8 @@ import h2.events
 import h2.settings
 import hpack
 
-from harness import (BIN_DIR, EICAR, VIGIL_CA, Origin, Pki, Vigil, connect_tunnel, curl, make_workdir, remove_workdir,
-                     run)
+from harness import (BIN_DIR, VIGIL_CA, Origin, Pki, Vigil, connect_tunnel, curl, free_port, make_workdir,
+                     remove_workdir, run)
 
 RULES = os.path.join(BIN_DIR, "vigil-rules")
 AUDIT = os.path.join(BIN_DIR, "vigil-audit")
@@ -51,16 +51,31 @@ def setUpModule():
                  ["add", "signature", "secret-upload", "--target", "request_body", "--pattern", "TOP-SECRET-\\d+",
                   "--action", "block"]):
         run([RULES, "--db", db, "--actor", "tests"] + args)
+    # An HTTP/2 origin (Debian's nghttpd), serving files; TLS with ALPN h2 only.
+    htdocs = W["htdocs"] = os.path.join(d, "htdocs")
+    os.makedirs(htdocs)
+    with open(os.path.join(htdocs, "index.html"), "w") as f:
+        f.write("hello over h2\n")
+    with open(os.path.join(htdocs, "word.txt"), "w") as f:
+        f.write("a file with the word xyzzy in it\n")
+    W["big"] = os.urandom(3 << 20)
+    with open(os.path.join(htdocs, "big.bin"), "wb") as f:
+        f.write(W["big"])
+    cert, key = pki.leaf("h2origin", "www.h2.test")
+    W["h2port"] = free_port()
+    W["nghttpd"] = subprocess.Popen(["nghttpd", "-a", "127.0.0.1", "-d", htdocs, str(W["h2port"]), key, cert],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(W["h2port"])
     W["hosts"] = os.path.join(d, "hosts")
     with open(W["hosts"], "w") as f:
         f.write("127.0.0.1 *.test\n")
     W["vigil"] = start("main")
     W["strict"] = start("strict", "--set", "http2.max_concurrent_streams=20")
-    W["h1only"] = start("h1only", "--set", 'tls.client_alpn=["http/1.1"]')
+    W["h1only"] = start("h1only", "--set", 'tls.client_alpn=["http/1.1"]', "--set", 'tls.origin_alpn=["http/1.1"]')
 
 
 def start(name, *extra):
-    ports = ",".join(str(W[k].port) for k in ("files", "bad", "expired"))
+    ports = ",".join([str(W[k].port) for k in ("files", "bad", "expired")] + [str(W["h2port"])])
     v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
         "--rules", W["db"], "--audit", os.path.join(W["dir"], name + "-audit.db"),
         "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%s]" % ports,
@@ -76,8 +91,22 @@ def tearDownModule():
     for k in ("files", "bad", "expired"):
         if k in W:
             W[k].close()
+    if "nghttpd" in W:
+        W["nghttpd"].terminate()
+        W["nghttpd"].wait()
     if "dir" in W:
         remove_workdir(W["dir"])
+
+
+def wait_listening(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %d" % port)
 
 
 def audit_rows(v, *filters, want=0, timeout=10):
@@ -114,7 +143,7 @@ class Client:
     """An HTTP/2 client (python3-h2) through the gateway's bump."""
 
     def __init__(self, v, origin="files", host="www.files.test", window=None):
-        port = W[origin].port
+        port = W["h2port"] if origin == "h2" else W[origin].port
         self.sock = tls_tunnel(v, host, port)
         self.alpn = self.sock.selected_alpn_protocol()
         self.authority = "%s:%d" % (host, port)
@@ -281,6 +310,8 @@ def closed(frames):
 
 
 def url(path, origin="files", host="www.files.test"):
+    if origin == "h2":
+        return "https://www.h2.test:%d%s" % (W["h2port"], path)
     return "https://%s:%d%s" % (host, W[origin].port, path)
 
 
@@ -371,7 +402,7 @@ class StreamsTest(unittest.TestCase):
         self.assertEqual(c.get("/hello")["data"], b"hello from files")
         c.close()
         for rule in ("magic-word", "secret-upload"):
-            rows = audit_rows(v, "--rule", rule, want=1)
+            rows = audit_rows(v, "--rule", rule, "--host", "www.files.test", want=1)
             self.assertEqual([(r["action"], r["status"]) for r in rows], [("block", 403)], rows)
             self.assertTrue(rows[0]["client_tls"].endswith(" h2"))
 
@@ -410,6 +441,57 @@ class StreamsTest(unittest.TestCase):
         self.assertNotIn("te", seen)
         self.assertEqual(seen["host"], "www.files.test:%d" % W["files"].port)
         c.close()
+
+
+class OriginTest(unittest.TestCase):
+    """HTTP/2 towards origins: nghttpd chooses h2; the Python origins speak HTTP/1.1 only."""
+
+    def test_http1_and_http2_clients_reach_an_http2_origin(self):
+        v = W["vigil"]
+        for version in ("--http1.1", "--http2"):
+            code, status, head, body, err = curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"), version,
+                                                 url("/index.html", "h2"))
+            self.assertEqual((code, status, body), (0, 200, b"hello over h2\n"), err)
+        code, status, head, body, err = curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"), "--http2",
+                                             "--data-binary", "x" * 100000, url("/index.html", "h2"))
+        self.assertEqual((code, status), (0, 200), err)  # a body goes up in DATA frames
+        rows = audit_rows(v, "--host", "www.h2.test", want=3)
+        self.assertTrue(rows and all(r["origin_tls"].endswith(" h2") for r in rows), rows)
+        # An HTTP/1.1-only origin: the same offer, HTTP/1.1 chosen.
+        rows = audit_rows(v, "--host", "www.files.test", want=1)
+        self.assertFalse(any(r["origin_tls"].endswith(" h2") for r in rows))
+
+    def test_streams_of_many_transactions_share_one_origin_connection(self):
+        v = W["vigil"]
+        conns, streams = v.metric("h2_origin_connections"), v.metric("h2_origin_streams")
+        clients = [Client(v, origin="h2", host="www.h2.test") for _ in range(3)]
+        sids = [(c, c.request("/index.html?c=%d&i=%d" % (n, i))) for i in range(10) for n, c in enumerate(clients)]
+        for c, sid in sids:
+            r = c.wait(sid)[0]
+            self.assertEqual((r["status"], r["data"]), (200, b"hello over h2\n"))
+        big = clients[0].get("/big.bin")
+        self.assertEqual(big["data"], W["big"])
+        for c in clients:
+            c.close()
+        # One HTTP/2 connection per worker thread (the test gateway runs two), not one per request.
+        self.assertLessEqual(v.metric("h2_origin_connections") - conns, 2)
+        self.assertGreaterEqual(v.metric("h2_origin_streams") - streams, 31)
+
+    def test_scans_apply_to_an_http2_origin(self):
+        c = Client(W["vigil"], origin="h2", host="www.h2.test")
+        r = c.get("/word.txt")
+        c.close()
+        self.assertEqual(r["status"], 403)
+        self.assertIn(b"magic-word", r["data"])
+
+    def test_origin_alpn_http1_only_never_offers_h2(self):
+        v = W["h1only"]
+        code, status, head, body, err = curl("-x", v.proxy, "--cacert", os.path.join(W["ca"], "root.pem"),
+                                             url("/index.html", "h2"))
+        # nghttpd speaks only h2: offered http/1.1 alone it refuses the handshake (no fallback to guess).
+        self.assertEqual(status, 502, (code, head, err))
+        rows = audit_rows(v, "--host", "www.h2.test", want=1)
+        self.assertEqual(rows[0]["status"], 502)
 
 
 class AbuseTest(unittest.TestCase):

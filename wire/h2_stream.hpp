@@ -1,16 +1,19 @@
-// One HTTP/2 stream seen by the relay as an HTTP/1.1 client connection: reads give the request
-// the connection translated (wire/h2_translate.hpp) and its body; writes take the relay's
-// HTTP/1.1 response, parsed back into a head and body bytes the connection sends as HEADERS
-// and DATA. So every phase of a transaction (policy, scans, the hold, the cache, the audit
-// record) is the one HTTP/1.1 uses. Buffering is bounded both ways: the request body by the
-// stream's receive window (the connection returns window only as the relay reads), the
-// response by kOutLimit (a write waits while the client does not take DATA).
+// One HTTP/2 stream seen by the relay as an HTTP/1.1 connection. On the client leg
+// (H2Stream): reads give the request the connection translated (wire/h2_translate.hpp) and its
+// body; writes take the relay's HTTP/1.1 response, parsed back into a head and body bytes the
+// connection sends as HEADERS and DATA. On the origin leg (H2OriginStream, upstream/h2_origin)
+// the same the other way round: writes take the relay's request, reads give the origin's
+// response as HTTP/1.1. So every phase of a transaction (policy, scans, the hold, the cache,
+// the audit record) is the one HTTP/1.1 uses. Buffering is bounded both ways: what is read by
+// the receive window (the connection returns window only as the relay reads), what is written
+// by kOutLimit (a write waits while the peer does not take DATA).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,20 +29,20 @@
 
 #include "io/asio.hpp"
 
-namespace vigil::session {
+namespace vigil::wire {
 
 namespace http = boost::beast::http;
 using io::error_code;
 namespace net = boost::asio;
 using bsv = boost::beast::string_view;
 
-// What a stream tells its connection (implemented by H2Connection, h2_connection.cpp).
+// What a stream tells its connection (session/h2_connection.cpp, upstream/h2_origin.cpp).
 class H2Sink {
 public:
     virtual ~H2Sink() = default;
     // The relay took `n` bytes of request body: the client may send that much more.
     virtual void consumed(int32_t id, size_t n) = 0;
-    // The response head, then (body_ready) body bytes or the end are waiting in the stream.
+    // The head the relay wrote, then (body_ready) body bytes or the end, are waiting in the stream.
     virtual void head_ready(int32_t id) = 0;
     virtual void body_ready(int32_t id) = 0;
 };
@@ -79,17 +82,59 @@ private:
     std::string& out_;
 };
 
-class H2Stream {
+// The relay's HTTP/1.1 request bytes (to an HTTP/2 origin), parsed: the head kept, body bytes
+// (de-chunked) appended to the stream's output.
+class H2RequestParser : public http::basic_parser<true> {
 public:
+    H2RequestParser(std::string& body_out, bool) : out_(body_out) {
+        header_limit(1 << 20);
+        body_limit(boost::none);
+        eager(true);
+    }
+    unsigned status = 0;  // a request has none (no interim heads to drop)
+    http::verb method = http::verb::unknown;
+    std::string method_string, target;
+    http::fields fields;
+
+private:
+    void on_request_impl(http::verb m, bsv ms, bsv t, int, error_code&) override {
+        method = m;
+        method_string.assign(ms.data(), ms.size());
+        target.assign(t.data(), t.size());
+    }
+    void on_response_impl(int, bsv, int, error_code&) override {}
+    void on_field_impl(http::field f, bsv name, bsv value, error_code&) override {
+        if (f != http::field::unknown) fields.insert(f, value);
+        else fields.insert(name, value);
+    }
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<uint64_t>&, error_code&) override {}
+    size_t on_body_impl(bsv body, error_code&) override {
+        out_.append(body.data(), body.size());
+        return body.size();
+    }
+    void on_chunk_header_impl(uint64_t, bsv, error_code&) override {}
+    size_t on_chunk_body_impl(uint64_t, bsv body, error_code&) override {
+        out_.append(body.data(), body.size());
+        return body.size();
+    }
+    void on_finish_impl(error_code&) override {}
+    std::string& out_;
+};
+
+template <class Parser>
+class H2Pipe {
+public:
+    static constexpr bool kRequest = std::is_same_v<Parser, H2RequestParser>;  // the origin leg
     using executor_type = net::any_io_executor;
     static constexpr size_t kOutLimit = 256 * 1024;  // response bytes waiting for the client
 
-    H2Stream(executor_type ex, H2Sink& sink, int32_t id, bool head_request)
+    H2Pipe(executor_type ex, H2Sink& sink, int32_t id, bool head_request)
         : ex_(ex), sink_(sink), id_(id), head_request_(head_request), rtimer_(ex), wtimer_(ex), turn_(ex) {
         parser_.emplace(body_, head_request_);
     }
-    H2Stream(const H2Stream&) = delete;
-    H2Stream& operator=(const H2Stream&) = delete;
+    H2Pipe(const H2Pipe&) = delete;
+    H2Pipe& operator=(const H2Pipe&) = delete;
 
     executor_type get_executor() { return ex_; }
     int32_t id() const { return id_; }
@@ -100,7 +145,7 @@ public:
     }
 
     // ---- the connection's side ----
-    // Request bytes for the relay: `window` of them count against the stream's receive window.
+    // Bytes for the relay to read: `window` of them count against the stream's receive window.
     void push_request(std::string_view bytes, size_t window) {
         in_.append(bytes);
         unreturned_ += window;
@@ -137,10 +182,12 @@ public:
         waiting_turn_ = false;
         turn_.cancel();
     }
-    // The final response head, once parsed.
+    // The (final) head the relay wrote, once parsed, and whether its message is complete.
     bool has_head() const { return head_; }
-    const H2ResponseParser& response() const { return *parser_; }
-    // Up to `cap` body bytes for a DATA frame; `eof` once the body is complete and taken.
+    const Parser& message() const { return *parser_; }
+    bool message_done() const { return parser_->is_done(); }
+    // Up to `cap` body bytes for a DATA frame; `eof` once the body is complete and taken (on
+    // the origin leg: once the request is; on the client leg: once finish() said so).
     size_t take_body(uint8_t* dst, size_t cap, bool& eof) {
         const size_t n = std::min(cap, body_.size() - taken_);
         std::memcpy(dst, body_.data() + taken_, n);
@@ -149,11 +196,10 @@ public:
             body_.clear();
             taken_ = 0;
         }
-        eof = finished_ && body_.empty();
+        eof = (finished_ || (kRequest && parser_->is_done())) && body_.empty();
         if (n) wtimer_.cancel();
         return n;
     }
-    bool body_waiting() const { return body_.size() > taken_ || finished_; }
 
     // ---- the relay's side, after the transaction ----
     // Whether the response was whole (a body that ends at the connection's close ends here).
@@ -218,7 +264,7 @@ private:
 
     template <class Buffers>
     struct ReadOp {
-        H2Stream* s;
+        H2Pipe* s;
         Buffers buffers;
         bool started = false;
         template <class Self>
@@ -250,7 +296,7 @@ private:
 
     template <class Buffers>
     struct WriteOp {
-        H2Stream* s;
+        H2Pipe* s;
         Buffers buffers;
         bool started = false;
         template <class Self>
@@ -305,7 +351,7 @@ private:
             if (used == 0) break;
         }
         if (ec) return 0;
-        if (body_.size() != before) sink_.body_ready(id_);
+        if (body_.size() != before || (kRequest && parser_->is_done())) sink_.body_ready(id_);
         return n;
     }
 
@@ -321,11 +367,14 @@ private:
     size_t unreturned_ = 0;   // request body bytes read whose window was not returned
     bool in_end_ = false, reset_ = false, cancelled_ = false;
     std::string pending_;     // response bytes not parsed yet (a head in pieces)
-    std::optional<H2ResponseParser> parser_;
+    std::optional<Parser> parser_;
     bool head_ = false;
     std::string body_;        // response body bytes for DATA frames, from taken_ on
     size_t taken_ = 0;
     bool finished_ = false;
 };
 
-}  // namespace vigil::session
+using H2Stream = H2Pipe<H2ResponseParser>;       // a client's stream (session/h2_connection.cpp)
+using H2OriginStream = H2Pipe<H2RequestParser>;  // a stream to an origin (upstream/h2_origin.cpp)
+
+}  // namespace vigil::wire
