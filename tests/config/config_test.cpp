@@ -192,6 +192,38 @@ TEST(Config, OverrideErrorsNameTheKey) {
     EXPECT_THROW(load_config("/nonexistent/vigil.toml", {}), ConfigError);
 }
 
+TEST(Config, Http2KeysAndAlpnLists) {
+    Config d = load_config("", {});
+    EXPECT_EQ(d.client_alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+    EXPECT_TRUE(d.origin_h2);
+    EXPECT_EQ(d.h2_max_streams, 100u);
+    EXPECT_EQ(d.h2_origin_connections, 8u);
+    Config c = load_config("", {{"tls.client_alpn", "[\"http/1.1\"]"}, {"tls.origin_alpn", "[\"http/1.1\"]"},
+                                {"http2.max_concurrent_streams", "20"}, {"http2.stream_window", "65536"}});
+    EXPECT_EQ(c.client_alpn, (std::vector<std::string>{"http/1.1"}));
+    EXPECT_FALSE(c.origin_h2);
+    EXPECT_EQ(c.h2_max_streams, 20u);
+    EXPECT_EQ(c.h2_stream_window, 65536u);
+    for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"tls.client_alpn", "[\"h3\"]", "unknown protocol \"h3\""},
+             {"tls.client_alpn", "[\"h2\", \"h2\"]", "listed twice"},
+             {"tls.client_alpn", "[]", "at least one"},
+             {"tls.origin_alpn", "[\"h2\"]", "must list \"http/1.1\""},
+             {"http2.max_concurrent_streams", "0", "tls"},  // (the range's words are get_int's)
+             {"http2.stream_window", "100", "http2.stream_window"},
+         }) {
+        try {
+            load_config("", {{key, value}});
+            ADD_FAILURE() << key << " = " << value << " was accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+            if (words != "tls") {
+                EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+            }
+        }
+    }
+}
+
 TEST(Config, CacheSizes) {
     Config c = load_config("", {{"cache.dir", "\"/var/cache/vigil\""}, {"cache.max_bytes", "\"20GB\""},
                                 {"cache.memory_bytes", "\"256MiB\""}, {"cache.max_object_bytes", "65536"}});
