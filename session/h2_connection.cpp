@@ -1,119 +1,17 @@
 // A bumped client connection that chose HTTP/2 (docs/http2.md): nghttp2 runs the protocol over
 // the TLS stream; each request stream becomes one transaction through the relay, exactly as an
-// HTTP/1.1 request would (session/h2_stream.hpp). This file holds what only HTTP/2 has: the
-// frame loop, flow control, and the limits against streams, headers and control frames that a
-// client could otherwise use to make the gateway work or hold without bound.
-#include <nghttp2/nghttp2.h>
-
-#include <deque>
+// HTTP/1.1 request would (wire/h2_stream.hpp). This file: the frame loop, the writer, a stream's
+// transaction and its end; h2_frames.cpp: what arrives, and the limits on it.
+#include "session/h2_connection.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-
-#include "session/bumped_step.hpp"
-#include "wire/h2_stream.hpp"
-#include "wire/h2_translate.hpp"
 
 namespace vigil::session {
 
 extern template class HttpRelay<H2Stream, upstream::OriginStream>;  // h2_relay.cpp
 
-namespace {
-
-// Control frames (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, RST_STREAM) a client may send:
-// a burst, then this many per second; beyond, the connection ends with ENHANCE_YOUR_CALM.
-constexpr double kControlBurst = 500, kControlPerSecond = 200;
-// Streams refused (REFUSED_STREAM) because the connection's transactions, reset ones included,
-// were at http2.max_concurrent_streams: beyond this many, the client is not backing off.
-constexpr unsigned kMaxRefused = 200;
-// CONTINUATION frames after one HEADERS frame (at 16 KiB each: 144 KiB of header block).
-constexpr size_t kMaxContinuations = 8;
-constexpr size_t kWriteBatch = 64 * 1024;
-
-class H2Connection final : public H2Sink {
-public:
-    H2Connection(BumpedTunnel& tunnel, Services& sv, SessionTrack& track, audit::Record& base)
-        : tunnel_(tunnel), client_(tunnel.client), sv_(sv), track_(track), base_(base),
-          origin_(sv, tunnel, base), wake_(client_.get_executor()), join_(client_.get_executor()) {}
-    ~H2Connection() override {
-        if (s_) nghttp2_session_del(s_);
-    }
-
-    net::awaitable<void> run(beast::flat_buffer& buf);
-
-    void consumed(int32_t id, size_t n) override;
-    void head_ready(int32_t id) override;
-    void body_ready(int32_t id) override;
-
-private:
-    struct Entry {
-        std::shared_ptr<H2Stream> stream;
-        wire::H2RequestHead head;
-        wire::H2Body body = wire::H2Body::none;
-        size_t continuations = 0;
-        bool headers_done = false, started = false, request_ended = false;
-        bool done = false;    // the transaction finished
-        bool closed = false;  // nghttp2 closed the stream
-        size_t owed = 0;      // request body bytes received whose window was not returned
-    };
-
-    bool open_session();
-    net::awaitable<void> writer();
-    net::awaitable<void> serve(std::shared_ptr<H2Stream> st, std::optional<Rejection> refused);
-    void start(Entry& e, bool end_stream);
-    void end_request(Entry& e);
-    void stream_done(H2Stream& st);
-    void malformed(int32_t id, const std::string& why);
-    void abuse(const char* what);
-    bool control_frame();
-    void wake() { wake_.cancel(); }
-    // A relay ended: its origin-connection slot goes to the next waiting stream (or is freed).
-    void release_slot() {
-        while (!waiting_.empty()) {
-            auto next = std::move(waiting_.front());
-            waiting_.pop_front();
-            if (next->give_turn()) return;  // the slot passes on
-        }
-        --relaying_;
-    }
-    Entry* find(int32_t id) {
-        auto it = streams_.find(id);
-        return it == streams_.end() ? nullptr : &it->second;
-    }
-
-    // nghttp2's callbacks, each to the member of the same name.
-    static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t,
-                         uint8_t, void*);
-    static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
-    static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
-    static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
-    static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void*);
-    static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*, void*);
-
-    BumpedTunnel& tunnel_;
-    TlsStream& client_;
-    Services& sv_;
-    SessionTrack& track_;
-    audit::Record& base_;
-    TunnelOrigin origin_;
-    nghttp2_session* s_ = nullptr;
-    std::unordered_map<int32_t, Entry> streams_;
-    size_t live_ = 0;  // transactions running (a reset stream's too, until it notices)
-    size_t relaying_ = 0;  // of those, relaying to the origin (the rest wait in waiting_)
-    unsigned refused_ = 0;
-    double tokens_ = kControlBurst;
-    std::chrono::steady_clock::time_point tokens_at_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point last_read_ = std::chrono::steady_clock::now();
-    bool closing_ = false, writer_running_ = false, write_failed_ = false;
-    net::steady_timer wake_;  // the writer's: output waits, or the idle deadline
-    net::steady_timer join_;  // run()'s: the writer and the transactions have ended
-    std::deque<std::shared_ptr<H2Stream>> waiting_;  // streams waiting for an origin connection
-};
-
-H2Connection* self(void* ud) { return static_cast<H2Connection*>(ud); }
+namespace h2 {
 
 bool H2Connection::open_session() {
     nghttp2_session_callbacks* cb = nullptr;
@@ -381,191 +279,7 @@ void H2Connection::body_ready(int32_t id) {
     wake();
 }
 
-// A request nghttp2 or the translation found malformed (the stream is reset with
-// PROTOCOL_ERROR): counted, and recorded like any refused request.
-void H2Connection::malformed(int32_t id, const std::string& why) {
-    count(sv_.counters.h2_malformed);
-    log_info("HTTP/2 stream " + std::to_string(id) + " malformed: " + why, base_.conn_id);
-    TxAudit tx(sv_.audit, base_);
-    tx.rec().scheme = "https";
-    tx.rec().host = tunnel_.origin.host;
-    tx.rec().port = tunnel_.origin.port;
-    tx.page(page_for(Failure{Fail::bad_request, "malformed HTTP/2 request: " + why, tunnel_.origin.host_port()},
-                     base_.conn_id));
-}
-
-void H2Connection::abuse(const char* what) {
-    count(sv_.counters.h2_abuse);
-    log_info(std::string("HTTP/2 connection ended (ENHANCE_YOUR_CALM): ") + what, base_.conn_id);
-    nghttp2_session_terminate_session(s_, NGHTTP2_ENHANCE_YOUR_CALM);
-}
-
-// One control frame from the client: false once it sends them faster than the budget.
-bool H2Connection::control_frame() {
-    const auto now = std::chrono::steady_clock::now();
-    tokens_ = std::min(kControlBurst, tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * kControlPerSecond);
-    tokens_at_ = now;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
-}
-
-int H2Connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
-    auto* c = self(ud);
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    // live_ counts transactions still running after their stream was reset: the bound holds
-    // against rapid reset, where the client's view of open streams is always small.
-    if (c->live_ >= c->sv_.cfg.h2_max_streams || c->closing_ || c->sv_.life.stopping) {
-        count(c->sv_.counters.h2_refused_streams);
-        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
-        if (++c->refused_ > kMaxRefused) c->abuse("streams opened while refused");
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    Entry& e = c->streams_[f->hd.stream_id];
-    e.stream = std::make_shared<H2Stream>(c->client_.get_executor(), *c, f->hd.stream_id, false);
-    return 0;
-}
-
-int H2Connection::on_header(nghttp2_session* s, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
-                            const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
-    auto* c = self(ud);
-    Entry* e = c->find(f->hd.stream_id);
-    if (!e || e->started) return 0;  // trailers: not forwarded (docs/http2.md)
-    std::string error;
-    const std::string_view n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
-    if (e->headers_done) return 0;
-    if (!e->head.add(n, v, c->sv_.cfg.max_header_bytes, error)) {
-        c->malformed(f->hd.stream_id, error);
-        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    return 0;
-}
-
-int H2Connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
-    auto* c = self(ud);
-    if (hd->type == NGHTTP2_CONTINUATION) {
-        if (Entry* e = c->find(hd->stream_id); e && ++e->continuations > kMaxContinuations) {
-            c->abuse("a header block in too many CONTINUATION frames");
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        }
-    }
-    return 0;
-}
-
-int H2Connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
-    auto* c = self(ud);
-    switch (f->hd.type) {
-        case NGHTTP2_HEADERS: {
-            Entry* e = c->find(f->hd.stream_id);
-            if (!e) return 0;
-            const bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
-            if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-                e->headers_done = true;
-                const bool sized = std::any_of(e->head.fields.begin(), e->head.fields.end(),
-                                               [](const auto& p) { return p.first == "content-length"; });
-                // Without a length, the body's framing waits for its first DATA frame: a GET
-                // whose stream ends with an empty DATA frame has no body, not an empty chunked one.
-                if (end || sized || e->head.too_large) c->start(*e, end);
-            }
-            if (end) c->end_request(*e);
-            return 0;
-        }
-        case NGHTTP2_DATA:
-            if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-                if (Entry* e = c->find(f->hd.stream_id)) c->end_request(*e);
-            }
-            return 0;
-        case NGHTTP2_SETTINGS:
-        case NGHTTP2_PING:
-            if (f->hd.flags & NGHTTP2_FLAG_ACK) return 0;
-            [[fallthrough]];
-        case NGHTTP2_PRIORITY:
-        case NGHTTP2_WINDOW_UPDATE:
-        case NGHTTP2_RST_STREAM:
-            if (!c->control_frame()) c->abuse("control frames faster than the budget");
-            return 0;
-        default: return 0;
-    }
-}
-
-int H2Connection::on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* ud) {
-    auto* c = self(ud);
-    Entry* e = c->find(id);
-    if (!e || e->done || !e->headers_done) {
-        nghttp2_session_consume(s, id, len);  // nobody reads it: the window comes back at once
-        return 0;
-    }
-    if (!e->started) c->start(*e, false);
-    const std::string_view bytes(reinterpret_cast<const char*>(data), len);
-    e->owed += len;
-    if (e->body == wire::H2Body::chunked) {
-        char size[24];
-        const int m = std::snprintf(size, sizeof size, "%zx\r\n", len);
-        e->stream->push_request(std::string_view(size, size_t(m)), 0);
-        e->stream->push_request(bytes, len);
-        e->stream->push_request("\r\n", 0);
-    } else {
-        e->stream->push_request(bytes, len);
-    }
-    return 0;
-}
-
-int H2Connection::on_stream_close(nghttp2_session* s, int32_t id, uint32_t code, void* ud) {
-    auto* c = self(ud);
-    Entry* e = c->find(id);
-    if (!e) return 0;
-    e->closed = true;
-    if (e->owed) nghttp2_session_consume_connection(s, e->owed);
-    e->owed = 0;
-    if (e->done || !e->started) {
-        c->streams_.erase(id);
-        return 0;
-    }
-    // Reset while its transaction runs: the relay's next wait on the stream fails (client_gone).
-    if (code != NGHTTP2_NO_ERROR) count(c->sv_.counters.h2_resets);
-    e->stream->reset();
-    e->stream->cancel_turn();  // if it waits for an origin connection: it ends instead
-    return 0;
-}
-
-// A complete response sent while the client is still sending its request: RST_STREAM(NO_ERROR)
-// tells it to stop (RFC 9113 §8.1).
-int H2Connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
-    auto* c = self(ud);
-    if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-        if (Entry* e = c->find(f->hd.stream_id); e && !e->request_ended)
-            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
-    }
-    return 0;
-}
-
-// nghttp2's own checks (RFC 9113 §8's HTTP messaging rules among them) refused a frame.
-int H2Connection::on_invalid_frame(nghttp2_session*, const nghttp2_frame* f, int error, void* ud) {
-    auto* c = self(ud);
-    Entry* e = c->find(f->hd.stream_id);
-    if (f->hd.type == NGHTTP2_HEADERS && e && !e->started &&
-        (error == NGHTTP2_ERR_HTTP_HEADER || error == NGHTTP2_ERR_HTTP_MESSAGING)) {
-        c->malformed(f->hd.stream_id, nghttp2_strerror(error));
-    } else {
-        count(c->sv_.counters.h2_malformed);
-        log_info(std::string("HTTP/2 frame refused: ") + nghttp2_strerror(error), c->base_.conn_id);
-    }
-    return 0;
-}
-
-ssize_t H2Connection::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
-                                nghttp2_data_source*, void* ud) {
-    Entry* e = self(ud)->find(id);
-    if (!e) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    bool eof = false;
-    const size_t n = e->stream->take_body(buf, length, eof);
-    if (eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0) return NGHTTP2_ERR_DEFERRED;
-    return ssize_t(n);
-}
-
-}  // namespace
+}  // namespace h2
 
 bool negotiated_h2(SSL* ssl) {
     const unsigned char* p = nullptr;
@@ -576,8 +290,9 @@ bool negotiated_h2(SSL* ssl) {
 
 net::awaitable<void> h2_requests(BumpedTunnel& tunnel, beast::flat_buffer& buf, Services& sv, SessionTrack& track,
                                  audit::Record& base) {
-    H2Connection conn(tunnel, sv, track, base);
+    h2::H2Connection conn(tunnel, sv, track, base);
     co_await conn.run(buf);
 }
 
 }  // namespace vigil::session
+

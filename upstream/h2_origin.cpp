@@ -1,11 +1,7 @@
-// HTTP/2 connections to origins (upstream/h2_origin.hpp): nghttp2's client session over a
+// One HTTP/2 connection to an origin (upstream/h2_origin.hpp): nghttp2's client session over a
 // verified TLS connection, a stream per request written by the relay, the origin's response
 // given back to the relay as HTTP/1.1 bytes.
-#include "upstream/h2_origin.hpp"
-
-#include <nghttp2/nghttp2.h>
-
-#include <unordered_map>
+#include "upstream/h2_origin_session.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,73 +20,6 @@ namespace {
 constexpr uint32_t kStreamWindow = 256 * 1024, kConnectionWindow = 4 * 1024 * 1024;
 constexpr std::chrono::seconds kIdle{15};  // as the pool of HTTP/1.1 connections
 constexpr size_t kWriteBatch = 64 * 1024;
-}  // namespace
-
-class H2OriginSession final : public wire::H2Sink, public std::enable_shared_from_this<H2OriginSession> {
-public:
-    H2OriginSession(TlsStream tls, std::string key, Counters& counters, uint64_t cid)
-        : tls_(std::move(tls)), key_(std::move(key)), counters_(counters), cid_(cid), wake_(tls_.get_executor()) {}
-    ~H2OriginSession() override {
-        if (s_) nghttp2_session_del(s_);
-    }
-
-    bool start(bool shared);
-    bool usable() const { return s_ && !closing_ && !goaway_ && nghttp2_session_want_read(s_); }
-    SSL* ssl() { return tls_.native_handle(); }
-    std::shared_ptr<wire::H2OriginStream> open_stream();
-    void forget(int32_t handle);
-    const std::string& key() const { return key_; }
-
-    void consumed(int32_t handle, size_t n) override;
-    void head_ready(int32_t handle) override;
-    void body_ready(int32_t handle) override;
-
-    static std::unordered_map<std::string, std::weak_ptr<H2OriginSession>>& registry() {
-        thread_local std::unordered_map<std::string, std::weak_ptr<H2OriginSession>> r;
-        return r;
-    }
-
-private:
-    struct Entry {
-        int32_t handle = 0, sid = -1;
-        std::shared_ptr<wire::H2OriginStream> st;
-        bool head_request = false, head_sent = false, chunked = false, ended = false, closed = false;
-        unsigned status = 0;
-        std::vector<std::pair<std::string, std::string>> fields;  // the response head being received
-        size_t owed = 0;
-    };
-    Entry* entry(int32_t sid) { return static_cast<Entry*>(nghttp2_session_get_stream_user_data(s_, sid)); }
-    Entry* by_handle(int32_t h) {
-        auto it = entries_.find(h);
-        return it == entries_.end() ? nullptr : it->second.get();
-    }
-    void wake() { wake_.cancel(); }
-    void response_head(Entry& e, bool end_stream);
-    void end_response(Entry& e);
-    net::awaitable<void> reader(std::shared_ptr<H2OriginSession> keep);
-    net::awaitable<void> writer(std::shared_ptr<H2OriginSession> keep);
-    void close_all();
-
-    static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t,
-                         void*);
-    static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
-    static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
-    static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
-    static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*, void*);
-
-    TlsStream tls_;
-    std::string key_;
-    Counters& counters_;
-    uint64_t cid_;
-    nghttp2_session* s_ = nullptr;
-    std::unordered_map<int32_t, std::unique_ptr<Entry>> entries_;
-    int32_t next_handle_ = 1;
-    bool closing_ = false, goaway_ = false, shared_ = false, writer_running_ = false;
-    std::chrono::steady_clock::time_point last_used_ = std::chrono::steady_clock::now();
-    net::steady_timer wake_;
-};
-
-namespace {
 H2OriginSession* self_of(void* ud) { return static_cast<H2OriginSession*>(ud); }
 }  // namespace
 
@@ -142,6 +71,9 @@ void H2OriginSession::forget(int32_t handle) {
     Entry* e = by_handle(handle);
     if (!e) return;
     if (e->sid > 0 && !e->closed) {
+        // Given up on before the origin answered (a deadline passed): the connection may be dead
+        // without having said so. New requests open a new one; this one ends when idle.
+        if (!e->head_sent && e->st->deadline_passed()) retired_ = true;
         nghttp2_session_set_stream_user_data(s_, e->sid, nullptr);
         if (!e->ended) nghttp2_submit_rst_stream(s_, NGHTTP2_FLAG_NONE, e->sid, NGHTTP2_CANCEL);
         if (e->owed) nghttp2_session_consume(s_, e->sid, e->owed);
@@ -373,88 +305,6 @@ void H2OriginSession::close_all() {
     }
     for (auto& [h, e] : entries_)
         if (!e->ended) e->st->reset();
-}
-
-// ---- OriginStream ----
-
-OriginStream::OriginStream(std::shared_ptr<H2OriginSession> session, std::shared_ptr<wire::H2OriginStream> stream)
-    : session_(std::move(session)), h2_(std::move(stream)) {}
-OriginStream::OriginStream(OriginStream&& o) noexcept
-    : tls_(std::move(o.tls_)), session_(std::move(o.session_)), h2_(std::move(o.h2_)), used_(o.used_) {
-    o.tls_.reset();
-}
-OriginStream& OriginStream::operator=(OriginStream&& o) noexcept {
-    if (this != &o) {
-        release();
-        tls_ = std::move(o.tls_);
-        o.tls_.reset();
-        session_ = std::move(o.session_);
-        h2_ = std::move(o.h2_);
-        used_ = o.used_;
-    }
-    return *this;
-}
-OriginStream::~OriginStream() { release(); }
-
-void OriginStream::release() {
-    if (session_ && h2_) session_->forget(h2_->id());
-    session_.reset();
-    h2_.reset();
-}
-
-SSL* OriginStream::ssl() { return session_ ? session_->ssl() : tls_->native_handle(); }
-
-bool OriginStream::idle_usable() {
-    if (h2_) return !used_ && !h2_->is_reset() && session_->usable();
-    return tls_->idle_usable();
-}
-
-size_t h2_origin_sessions() { return H2OriginSession::registry().size(); }
-
-net::awaitable<std::optional<Failure>> connect_origin(Connector& up, const Authority& origin,
-                                                      std::optional<OriginStream>& out, uint64_t cid, bool continued,
-                                                      std::string* accepted, Route* route) {
-    Route own;
-    if (!route) route = &own;
-    out.reset();
-    const bool h2 = up.cfg.origin_h2 && !route->http1_only && !route->http;
-    if (h2) {
-        auto& r = H2OriginSession::registry();
-        if (auto it = r.find(origin.host_port()); it != r.end()) {
-            if (auto s = it->second.lock(); s && s->usable()) {
-                out.emplace(s, s->open_stream());
-                if (accepted) accepted->clear();
-                co_return std::nullopt;
-            }
-        }
-    }
-    route->offer_h2 = h2;
-    std::optional<TlsStream> tls;
-    std::string what;
-    if (auto failure = co_await connect_tls(up, origin, tls, cid, continued, &what, route)) co_return failure;
-    if (accepted) *accepted = what;
-    const unsigned char* p = nullptr;
-    unsigned len = 0;
-    SSL_get0_alpn_selected(tls->native_handle(), &p, &len);
-    if (!(h2 && len == 2 && p[0] == 'h' && p[1] == '2')) {
-        out.emplace(std::move(*tls));
-        co_return std::nullopt;
-    }
-    // Shared with the worker's other transactions only when verified cleanly and direct (as
-    // the pool of HTTP/1.1 connections keeps only those).
-    const bool shared = what.empty() && !route->lease;
-    auto session = std::make_shared<H2OriginSession>(std::move(*tls), origin.host_port(), up.counters, cid);
-    if (!session->start(shared))
-        co_return fail(up.counters, Fail::tls_setup, "could not start HTTP/2 with the origin", origin.host_port());
-    out.emplace(session, session->open_stream());
-    co_return std::nullopt;
-}
-
-void pool_idle(std::optional<OriginStream> idle, std::string key, std::shared_ptr<ParentLease> lease, bool stopping) {
-    if (!idle || idle->is_h2()) return;  // a stream: let go (its connection stays for the others)
-    std::optional<TlsStream> tls(std::move(idle->tls()));
-    idle.reset();
-    pool_idle(std::move(tls), std::move(key), std::move(lease), stopping);
 }
 
 }  // namespace vigil::upstream

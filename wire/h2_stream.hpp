@@ -24,10 +24,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/core/buffers_range.hpp>
-#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include "io/asio.hpp"
+#include "wire/h2_parsers.hpp"
 
 namespace vigil::wire {
 
@@ -35,92 +35,6 @@ namespace http = boost::beast::http;
 using io::error_code;
 namespace net = boost::asio;
 using bsv = boost::beast::string_view;
-
-// What a stream tells its connection (session/h2_connection.cpp, upstream/h2_origin.cpp).
-class H2Sink {
-public:
-    virtual ~H2Sink() = default;
-    // The relay took `n` bytes of request body: the client may send that much more.
-    virtual void consumed(int32_t id, size_t n) = 0;
-    // The head the relay wrote, then (body_ready) body bytes or the end, are waiting in the stream.
-    virtual void head_ready(int32_t id) = 0;
-    virtual void body_ready(int32_t id) = 0;
-};
-
-// The relay's HTTP/1.1 response bytes, parsed: interim (1xx) heads are dropped, the final
-// head's status and fields kept, body bytes (de-chunked) appended to the stream's output.
-class H2ResponseParser : public http::basic_parser<false> {
-public:
-    H2ResponseParser(std::string& body_out, bool head_request) : out_(body_out) {
-        header_limit(1 << 20);
-        body_limit(boost::none);
-        eager(true);
-        skip(head_request);
-    }
-    unsigned status = 0;
-    http::fields fields;
-
-private:
-    void on_request_impl(http::verb, bsv, bsv, int, error_code&) override {}
-    void on_response_impl(int code, bsv, int, error_code&) override { status = unsigned(code); }
-    void on_field_impl(http::field f, bsv name, bsv value, error_code&) override {
-        if (f != http::field::unknown) fields.insert(f, value);
-        else fields.insert(name, value);
-    }
-    void on_header_impl(error_code&) override {}
-    void on_body_init_impl(const boost::optional<uint64_t>&, error_code&) override {}
-    size_t on_body_impl(bsv body, error_code&) override {
-        out_.append(body.data(), body.size());
-        return body.size();
-    }
-    void on_chunk_header_impl(uint64_t, bsv, error_code&) override {}
-    size_t on_chunk_body_impl(uint64_t, bsv body, error_code&) override {
-        out_.append(body.data(), body.size());
-        return body.size();
-    }
-    void on_finish_impl(error_code&) override {}
-    std::string& out_;
-};
-
-// The relay's HTTP/1.1 request bytes (to an HTTP/2 origin), parsed: the head kept, body bytes
-// (de-chunked) appended to the stream's output.
-class H2RequestParser : public http::basic_parser<true> {
-public:
-    H2RequestParser(std::string& body_out, bool) : out_(body_out) {
-        header_limit(1 << 20);
-        body_limit(boost::none);
-        eager(true);
-    }
-    unsigned status = 0;  // a request has none (no interim heads to drop)
-    http::verb method = http::verb::unknown;
-    std::string method_string, target;
-    http::fields fields;
-
-private:
-    void on_request_impl(http::verb m, bsv ms, bsv t, int, error_code&) override {
-        method = m;
-        method_string.assign(ms.data(), ms.size());
-        target.assign(t.data(), t.size());
-    }
-    void on_response_impl(int, bsv, int, error_code&) override {}
-    void on_field_impl(http::field f, bsv name, bsv value, error_code&) override {
-        if (f != http::field::unknown) fields.insert(f, value);
-        else fields.insert(name, value);
-    }
-    void on_header_impl(error_code&) override {}
-    void on_body_init_impl(const boost::optional<uint64_t>&, error_code&) override {}
-    size_t on_body_impl(bsv body, error_code&) override {
-        out_.append(body.data(), body.size());
-        return body.size();
-    }
-    void on_chunk_header_impl(uint64_t, bsv, error_code&) override {}
-    size_t on_chunk_body_impl(uint64_t, bsv body, error_code&) override {
-        out_.append(body.data(), body.size());
-        return body.size();
-    }
-    void on_finish_impl(error_code&) override {}
-    std::string& out_;
-};
 
 template <class Parser>
 class H2Pipe {
@@ -162,6 +76,7 @@ public:
         wtimer_.cancel();
     }
     bool is_reset() const { return reset_; }
+    bool deadline_passed() const { return deadline_passed_; }  // a wait ended by its deadline
     // Waiting for an origin-connection slot (h2_connection.cpp): true when give_turn() handed
     // it one, false when cancel_turn() ended the wait (the stream was reset, the connection ended).
     net::awaitable<bool> wait_turn() {
@@ -256,6 +171,7 @@ private:
             return true;
         }
         if (std::chrono::steady_clock::now() >= deadline_) {
+            deadline_passed_ = true;
             ec = boost::beast::error::timeout;
             return true;
         }
@@ -365,7 +281,7 @@ private:
     std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
     std::string in_;          // request bytes not read yet
     size_t unreturned_ = 0;   // request body bytes read whose window was not returned
-    bool in_end_ = false, reset_ = false, cancelled_ = false;
+    bool in_end_ = false, reset_ = false, cancelled_ = false, deadline_passed_ = false;
     std::string pending_;     // response bytes not parsed yet (a head in pieces)
     std::optional<Parser> parser_;
     bool head_ = false;
