@@ -111,12 +111,7 @@ net::awaitable<void> H2Connection::writer() {
     std::string out;
     while (!write_failed_) {
         out.clear();
-        while (out.size() < kWriteBatch) {
-            const uint8_t* p = nullptr;
-            const ssize_t n = nghttp2_session_mem_send(s_, &p);
-            if (n <= 0) break;
-            out.append(reinterpret_cast<const char*>(p), size_t(n));
-        }
+        wire::take_frames(s_, out, kWriteBatch);
         if (!out.empty()) {
             expire_after(client_, sv_.cfg.io);
             auto [ec, n] = co_await net::async_write(client_, net::buffer(out), use_nothrow);
@@ -130,8 +125,7 @@ net::awaitable<void> H2Connection::writer() {
         if (idle && (std::chrono::steady_clock::now() >= deadline || sv_.life.stopping)) {
             // Quiet for timeouts.idle (or shutting down): say so, then end the reader's wait.
             nghttp2_session_terminate_session(s_, NGHTTP2_NO_ERROR);
-            const uint8_t* p = nullptr;
-            for (ssize_t n; (n = nghttp2_session_mem_send(s_, &p)) > 0;) out.append(reinterpret_cast<const char*>(p), size_t(n));
+            wire::take_frames(s_, out, SIZE_MAX);
             expire_after(client_, std::chrono::seconds(2));
             co_await net::async_write(client_, net::buffer(out), use_nothrow);
             cancel_pending(client_);

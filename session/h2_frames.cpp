@@ -123,15 +123,7 @@ int H2Connection::on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const u
     if (!e->started) c->start(*e, false);
     const std::string_view bytes(reinterpret_cast<const char*>(data), len);
     e->owed += len;
-    if (e->body == wire::H2Body::chunked) {
-        char size[24];
-        const int m = std::snprintf(size, sizeof size, "%zx\r\n", len);
-        e->stream->push_request(std::string_view(size, size_t(m)), 0);
-        e->stream->push_request(bytes, len);
-        e->stream->push_request("\r\n", 0);
-    } else {
-        e->stream->push_request(bytes, len);
-    }
+    e->stream->push_data(bytes, e->body == wire::H2Body::chunked);
     return 0;
 }
 

@@ -206,15 +206,7 @@ int H2OriginSession::on_data_chunk(nghttp2_session* s, uint8_t, int32_t sid, con
     }
     e->owed += len;
     const std::string_view bytes(reinterpret_cast<const char*>(data), len);
-    if (e->chunked) {
-        char size[24];
-        const int m = std::snprintf(size, sizeof size, "%zx\r\n", len);
-        e->st->push_request(std::string_view(size, size_t(m)), 0);
-        e->st->push_request(bytes, len);
-        e->st->push_request("\r\n", 0);
-    } else {
-        e->st->push_request(bytes, len);
-    }
+    e->st->push_data(bytes, e->chunked);
     return 0;
 }
 
@@ -260,12 +252,7 @@ net::awaitable<void> H2OriginSession::writer(std::shared_ptr<H2OriginSession> ke
     std::string out;
     while (!closing_) {
         out.clear();
-        while (out.size() < kWriteBatch) {
-            const uint8_t* p = nullptr;
-            const ssize_t n = nghttp2_session_mem_send(s_, &p);
-            if (n <= 0) break;
-            out.append(reinterpret_cast<const char*>(p), size_t(n));
-        }
+        wire::take_frames(s_, out, kWriteBatch);
         if (!out.empty()) {
             tls_.next_layer().expires_after(std::chrono::seconds(120));  // as timeouts.io's default
             auto [ec, n] = co_await net::async_write(tls_, net::buffer(out), use_nothrow);
@@ -276,8 +263,7 @@ net::awaitable<void> H2OriginSession::writer(std::shared_ptr<H2OriginSession> ke
         const auto deadline = entries_.empty() ? last_used_ + kIdle : std::chrono::steady_clock::time_point::max();
         if (entries_.empty() && std::chrono::steady_clock::now() >= deadline) {
             nghttp2_session_terminate_session(s_, NGHTTP2_NO_ERROR);
-            const uint8_t* p = nullptr;
-            for (ssize_t n; (n = nghttp2_session_mem_send(s_, &p)) > 0;) out.append(reinterpret_cast<const char*>(p), size_t(n));
+            wire::take_frames(s_, out, SIZE_MAX);
             tls_.next_layer().expires_after(std::chrono::seconds(2));
             co_await net::async_write(tls_, net::buffer(out), use_nothrow);
             break;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -25,6 +26,8 @@
 #include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/error.hpp>
+
+#include <nghttp2/nghttp2.h>
 
 #include "io/asio.hpp"
 #include "wire/h2_parsers.hpp"
@@ -64,6 +67,15 @@ public:
         in_.append(bytes);
         unreturned_ += window;
         rtimer_.cancel();
+    }
+    // Body bytes of DATA frames, framed as the head said: one chunk each, or as they are.
+    void push_data(std::string_view bytes, bool chunked) {
+        if (!chunked) return push_request(bytes, bytes.size());
+        char size[24];
+        const int m = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+        push_request(std::string_view(size, size_t(m)), 0);
+        push_request(bytes, bytes.size());
+        push_request("\r\n", 0);
     }
     void end_request() {
         in_end_ = true;
@@ -289,6 +301,16 @@ private:
     size_t taken_ = 0;
     bool finished_ = false;
 };
+
+// Frames nghttp2 has ready to send, appended to `out` until it holds about `limit` bytes.
+inline void take_frames(nghttp2_session* s, std::string& out, size_t limit) {
+    while (out.size() < limit) {
+        const uint8_t* p = nullptr;
+        const ssize_t n = nghttp2_session_mem_send(s, &p);
+        if (n <= 0) break;
+        out.append(reinterpret_cast<const char*>(p), size_t(n));
+    }
+}
 
 using H2Stream = H2Pipe<H2ResponseParser>;       // a client's stream (session/h2_connection.cpp)
 using H2OriginStream = H2Pipe<H2RequestParser>;  // a stream to an origin (upstream/h2_origin.cpp)
