@@ -28,6 +28,15 @@ bool valid_value(std::string_view v) {
 
 Rejection bad(std::string why) { return Rejection{400, "malformed HTTP/2 request: " + std::move(why)}; }
 
+// What may stand in a request line: the method as HTTP/1.1 heads have it (upper-case letters
+// and '-'), a target of visible ASCII without '#'. A space would split the line.
+bool method_ok(std::string_view m) {
+    return std::all_of(m.begin(), m.end(), [](char c) { return (c >= 'A' && c <= 'Z') || c == '-'; });
+}
+bool target_ok(std::string_view t) {
+    return std::all_of(t.begin(), t.end(), [](char c) { return c > 0x20 && c < 0x7f && c != '#'; });
+}
+
 }  // namespace
 
 bool H2RequestHead::add(std::string_view name, std::string_view value, size_t limit, std::string& error) {
@@ -89,9 +98,12 @@ std::optional<Rejection> h1_request(const H2RequestHead& h, bool end_stream, H1R
                               "is not carried; WebSocket clients fall back to HTTP/1.1"};
     if (!h.protocol.empty()) return bad(":protocol without CONNECT");
     if (h.scheme != "https") return bad(":scheme must be https inside a TLS connection");
+    if (!method_ok(h.method)) return bad(":method must be upper-case letters");
     if (h.path.empty() || (h.path.front() != '/' && !(h.path == "*" && h.method == "OPTIONS")))
         return bad(":path must be an absolute path");
+    if (!target_ok(h.path)) return bad(":path holds a space, '#' or a byte outside visible ASCII");
     if (h.authority.find('@') != std::string::npos) return bad("userinfo in :authority");
+    if (!h.authority.empty() && !parse_authority(h.authority, uint16_t(443))) return bad(":authority is not host[:port]");
 
     std::string host;
     int hosts = 0;
@@ -114,6 +126,7 @@ std::optional<Rejection> h1_request(const H2RequestHead& h, bool end_stream, H1R
     }
     if (hosts > 1) return bad("more than one Host field");
     if (h.authority.empty() && host.empty()) return bad("neither :authority nor Host");
+    if (!host.empty() && !parse_authority(host, uint16_t(443))) return bad("Host is not host[:port]");
     // RFC 9113 §8.3.1: Host and :authority must name the same thing (compared as URIs compare
     // hosts: case-insensitively); :authority is what is forwarded.
     if (!h.authority.empty() && !host.empty() && !iequals(host, h.authority))

@@ -6,6 +6,8 @@
 
 #include <boost/beast/http.hpp>
 
+#include <random>
+
 namespace vigil::wire {
 namespace {
 
@@ -156,6 +158,42 @@ TEST(H2Translate, AHeaderListOverTheLimitIsRefusedWith431AndNotKept) {
     auto bad = h1_request(h, true, r);
     ASSERT_TRUE(bad);
     EXPECT_EQ(bad->status, 431);
+}
+
+// Whatever a client puts in a header list, a head that h1_request accepts is one HTTP/1.1 head
+// with no smuggling room: the raw checks and Beast's parser find nothing wrong, and the request
+// line and Host are the pseudo-headers' own.
+TEST(H2Translate, RandomHeaderListsNeverYieldAnUnsafeHead) {
+    std::mt19937 rng(29);
+    const std::string alphabet = "abcXYZ019-_:;, \t\r\n\0/?#%@=\"";
+    auto word = [&](size_t max) {
+        std::string w;
+        for (size_t n = rng() % (max + 1); n; --n) w += alphabet[rng() % alphabet.size()];
+        return w;
+    };
+    const std::vector<std::string> names = {"accept", "cookie", "host", "content-length", "te", "connection",
+                                            "transfer-encoding", "x-a", ":path", ":authority", ":method"};
+    int accepted = 0;
+    for (int i = 0; i < 20000; ++i) {
+        H2RequestHead h;
+        Fields f = get(rng() % 2 ? "/" + word(8) : word(8));
+        if (rng() % 4 == 0) f[2].second = word(12);  // :authority
+        if (rng() % 4 == 0) f[0].second = word(6);   // :method
+        for (size_t n = rng() % 5; n; --n) f.push_back({rng() % 3 ? names[rng() % names.size()] : word(6), word(10)});
+        if (!build(h, f).empty()) continue;
+        H1Request r;
+        if (h1_request(h, rng() % 2, r)) continue;
+        ++accepted;
+        EXPECT_FALSE(check_raw_head(r.head)) << r.head;
+        http::request_parser<http::empty_body> p;
+        boost::system::error_code ec;
+        p.put(boost::asio::buffer(r.head), ec);
+        ASSERT_FALSE(ec) << ec.message() << " for " << r.head;
+        EXPECT_FALSE(check_request_fields(p.get().base(), 1000)) << r.head;
+        EXPECT_EQ(std::string(p.get().target()), h.path);
+        EXPECT_EQ(p.get().count(http::field::host), 1u);
+    }
+    EXPECT_GT(accepted, 300);  // the generator reaches the accepting paths, not only refusals
 }
 
 TEST(H2Translate, ResponseFieldsLoseConnectionSpecificOnes) {
