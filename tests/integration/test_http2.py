@@ -43,9 +43,12 @@ def setUpModule():
     W["files"] = Origin("files", *pki.leaf("files", "www.files.test"))
     W["bad"] = Origin("bad", *pki.leaf("bad", "www.bad.test"))
     W["expired"] = Origin("expired", *pki.expired_leaf("expired", "expired.test"))
+    W["news"] = Origin("news", *pki.leaf("news", "www.news.test"))
     db = W["db"] = os.path.join(d, "rules.db")
     for args in (["init"], ["add", "category", "malware"], ["add", "host", ".bad.test", "--category", "malware"],
                  ["add", "policy", "block-malware", "--action", "block", "--category", "malware"],
+                 ["add", "category", "news"], ["add", "host", ".news.test", "--category", "news"],
+                 ["add", "policy", "warn-news", "--action", "warn", "--category", "news"],
                  ["add", "signature", "magic-word", "--target", "response_body", "--pattern", "(?i)xyzzy",
                   "--action", "block"],
                  ["add", "signature", "secret-upload", "--target", "request_body", "--pattern", "TOP-SECRET-\\d+",
@@ -75,7 +78,7 @@ def setUpModule():
 
 
 def start(name, *extra):
-    ports = ",".join([str(W[k].port) for k in ("files", "bad", "expired")] + [str(W["h2port"])])
+    ports = ",".join([str(W[k].port) for k in ("files", "bad", "expired", "news")] + [str(W["h2port"])])
     v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
         "--rules", W["db"], "--audit", os.path.join(W["dir"], name + "-audit.db"),
         "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%s]" % ports,
@@ -88,7 +91,7 @@ def tearDownModule():
     for k in ("vigil", "strict", "h1only"):
         if k in W:
             W[k].stop()
-    for k in ("files", "bad", "expired"):
+    for k in ("files", "bad", "expired", "news"):
         if k in W:
             W[k].close()
     if "nghttpd" in W:
@@ -418,6 +421,20 @@ class StreamsTest(unittest.TestCase):
         self.assertIn(b"expired", r["data"])
         c.close()
 
+    def test_warn_page_and_its_continue_link_on_streams(self):
+        import re
+        c = Client(W["vigil"], origin="news", host="www.news.test")
+        r = c.get("/hello")
+        self.assertIn(b"Continue to the site", r["data"])
+        link = re.search(rb'id="continue" href="https://[^/"]+(/[^"]*)"', r["data"])
+        self.assertTrue(link, r["data"][-800:])
+        went = c.get(link.group(1).decode().replace("&amp;", "&"))
+        self.assertIn(went["status"], (302, 303, 307))
+        cookie = went["headers"].get("set-cookie", "").split(";")[0]
+        after = c.get("/hello", headers=[("cookie", cookie)] if cookie else [])
+        c.close()
+        self.assertEqual((after["status"], after["data"]), (200, b"hello from news"))
+
     def test_cache_hits_over_http2(self):
         v = W["vigil"]
         c = Client(v)
@@ -544,6 +561,7 @@ class AbuseTest(unittest.TestCase):
 
     def test_continuation_flood_ends_the_connection(self):
         v = W["strict"]
+        before = vm_kib(v.proc.pid)
         raw = Raw(v)
         block = raw.request_block("/hello", extra=[("x-pad-%d" % i, "v" * 50) for i in range(200)])
         pieces = [block[i:i + 40] for i in range(0, len(block), 40)]
@@ -555,9 +573,11 @@ class AbuseTest(unittest.TestCase):
         self.assertIsNone(status_of(got, 1))
         self.assertIn(goaway_code(got), (None, PROTOCOL_ERROR, ENHANCE_YOUR_CALM, 2))
         self.assertEqual(Client(v).get("/hello")["status"], 200)  # the gateway serves on
+        self.assertLess(vm_kib(v.proc.pid) - before, 20 * 1024)
 
     def test_rapid_reset_is_bounded_by_running_transactions(self):
         v = W["strict"]  # http2.max_concurrent_streams = 20
+        before = vm_kib(v.proc.pid)
         asked = W["files"].stats["requests"]
         raw = Raw(v)
         burst = []
@@ -574,9 +594,11 @@ class AbuseTest(unittest.TestCase):
         self.assertLessEqual(started, 60, started)
         self.assertTrue(v.metric("h2_refused_streams") > 0 or goaway_code(got) is not None, got[-3:])
         self.assertEqual(Client(v).get("/hello")["status"], 200)
+        self.assertLess(vm_kib(v.proc.pid) - before, 20 * 1024)
 
     def test_ping_and_settings_floods_end_the_connection(self):
         v = W["strict"]
+        before = vm_kib(v.proc.pid)
         for ftype, payload in ((PING, b"12345678"), (SETTINGS, b"")):
             abuse = v.metric("h2_abuse")
             raw = Raw(v)
@@ -586,6 +608,7 @@ class AbuseTest(unittest.TestCase):
             self.assertEqual(goaway_code(got), ENHANCE_YOUR_CALM, got[-3:])
             self.assertGreater(v.metric("h2_abuse"), abuse)
         self.assertEqual(Client(v).get("/hello")["status"], 200)
+        self.assertLess(vm_kib(v.proc.pid) - before, 20 * 1024)
 
     def test_a_client_that_stops_reading_holds_bounded_memory(self):
         v = W["strict"]
