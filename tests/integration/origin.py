@@ -286,7 +286,11 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             extra.append(("ETag", '"%s"' % etag))
         lm = None
         if "lm" in q:
-            lm = int(time.time()) - int(q["lm"][0])
+            # Relative to when this path was first asked for, not to now: two requests that
+            # straddle a second would otherwise see two different Last-Modified times (a
+            # revalidation answered 200 where 304 was right; integration.cache failed so once).
+            first = self.server.seen.setdefault("first:" + path, int(time.time()))
+            lm = first - int(q["lm"][0])
             extra.append(("Last-Modified", email.utils.formatdate(lm, usegmt=True)))
         if "vary" in q:
             extra.append(("Vary", q["vary"][0]))
