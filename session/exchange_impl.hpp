@@ -13,9 +13,12 @@ template <class Client, class Upstream>
 net::awaitable<bool> HttpRelay<Client, Upstream>::exchange_with_origin(Exchange& x) {
     const Config& cfg = sv_.wire.cfg;
     for (int attempt = 0;; ++attempt) {
-        const bool reused = origin_.reusable_for(x.origin);
+        bool reused = origin_.reusable_for(x.origin);
         if (!reused) {
             if (auto failure = co_await origin_.connect(x.origin)) co_return co_await refuse(*failure, x.version);
+            // A stream on a shared HTTP/2 connection may be refused (REFUSED_STREAM, a GOAWAY
+            // below it, HTTP_1_1_REQUIRED) like a kept-alive connection closed: retried once too.
+            reused = origin_.multiplexed();
         }
         if (attempt == 0 && x.has_body && iequals(x.expect, "100-continue")) {
             static const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -20,6 +20,7 @@ namespace {
 constexpr uint32_t kStreamWindow = 256 * 1024, kConnectionWindow = 4 * 1024 * 1024;
 constexpr std::chrono::seconds kIdle{15};  // as the pool of HTTP/1.1 connections
 constexpr size_t kWriteBatch = 64 * 1024;
+constexpr std::chrono::minutes kHttp1Required{30};
 H2OriginSession* self_of(void* ud) { return static_cast<H2OriginSession*>(ud); }
 }  // namespace
 
@@ -210,8 +211,15 @@ int H2OriginSession::on_data_chunk(nghttp2_session* s, uint8_t, int32_t sid, con
     return 0;
 }
 
-int H2OriginSession::on_stream_close(nghttp2_session* s, int32_t sid, uint32_t, void* ud) {
+int H2OriginSession::on_stream_close(nghttp2_session* s, int32_t sid, uint32_t code, void* ud) {
     auto* c = self_of(ud);
+    if (code == NGHTTP2_HTTP_1_1_REQUIRED) {
+        // The origin wants this (e.g. connection-bound authentication) over HTTP/1.1: the
+        // worker stops offering it h2 for a while, and the relay's retry goes over HTTP/1.1.
+        if (http1_required().size() > 10000) http1_required().clear();  // bounded: forgetting costs a retry
+        http1_required()[c->key_] = std::chrono::steady_clock::now() + kHttp1Required;
+        c->retired_ = true;
+    }
     Entry* e = c->entry(sid);
     if (!e) return 0;
     e->closed = true;

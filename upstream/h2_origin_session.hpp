@@ -36,6 +36,11 @@ public:
     void head_ready(int32_t handle) override;
     void body_ready(int32_t handle) override;
 
+    // Origins that answered HTTP_1_1_REQUIRED, until when (per worker).
+    static std::unordered_map<std::string, std::chrono::steady_clock::time_point>& http1_required() {
+        thread_local std::unordered_map<std::string, std::chrono::steady_clock::time_point> r;
+        return r;
+    }
     static std::unordered_map<std::string, std::weak_ptr<H2OriginSession>>& registry() {
         thread_local std::unordered_map<std::string, std::weak_ptr<H2OriginSession>> r;
         return r;

@@ -47,6 +47,11 @@ public:
         }
         return key_ == origin.host_port() && clean();
     }
+    // A stream on a shared HTTP/2 connection (then a request cut before any answer is retried).
+    bool multiplexed() {
+        if constexpr (requires(Stream& s) { s.is_h2(); }) return stream_ && stream_->is_h2();
+        return false;
+    }
     // The next request needs HTTP/1.1 (an Upgrade): no HTTP/2 connection for it.
     void require_http1(bool v) { http1_only_ = v; }
 

@@ -45,7 +45,12 @@ net::awaitable<std::optional<Failure>> connect_origin(Connector& up, const Autho
     Route own;
     if (!route) route = &own;
     out.reset();
-    const bool h2 = up.cfg.origin_h2 && !route->http1_only && !route->http;
+    bool h2 = up.cfg.origin_h2 && !route->http1_only && !route->http;
+    auto& required = H2OriginSession::http1_required();
+    if (auto it = required.find(origin.host_port()); h2 && it != required.end()) {
+        if (std::chrono::steady_clock::now() < it->second) h2 = false;
+        else required.erase(it);
+    }
     if (h2) {
         auto& r = H2OriginSession::registry();
         if (auto it = r.find(origin.host_port()); it != r.end()) {

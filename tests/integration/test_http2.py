@@ -69,6 +69,7 @@ def setUpModule():
     W["nghttpd"] = subprocess.Popen(["nghttpd", "-a", "127.0.0.1", "-d", htdocs, str(W["h2port"]), key, cert],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(W["h2port"])
+    W["picky"] = PickyOrigin(*pki.leaf("picky", "www.picky.test"))
     W["hosts"] = os.path.join(d, "hosts")
     with open(W["hosts"], "w") as f:
         f.write("127.0.0.1 *.test\n")
@@ -78,7 +79,7 @@ def setUpModule():
 
 
 def start(name, *extra):
-    ports = ",".join([str(W[k].port) for k in ("files", "bad", "expired", "news")] + [str(W["h2port"])])
+    ports = ",".join([str(W[k].port) for k in ("files", "bad", "expired", "news")] + [str(W["h2port"]), str(W["picky"].port)])
     v = Vigil(W["dir"], W["ca"], hosts=W["hosts"], extra_ca=W["pki"].ca_pem, extra_args=[
         "--rules", W["db"], "--audit", os.path.join(W["dir"], name + "-audit.db"),
         "--set", "proxy.allow_private_destinations=true", "--set", "proxy.allowed_connect_ports=[%s]" % ports,
@@ -94,6 +95,8 @@ def tearDownModule():
     for k in ("files", "bad", "expired", "news"):
         if k in W:
             W[k].close()
+    if "picky" in W:
+        W["picky"].close()
     if "nghttpd" in W:
         W["nghttpd"].terminate()
         W["nghttpd"].wait()
@@ -460,6 +463,69 @@ class StreamsTest(unittest.TestCase):
         c.close()
 
 
+class PickyOrigin:
+    """An origin that speaks h2 and HTTP/1.1 (python3-h2): on h2 it resets /h1-only with
+    HTTP_1_1_REQUIRED and the first /refuse-once with REFUSED_STREAM; HTTP/1.1 answers "via h1"."""
+
+    def __init__(self, cert, key):
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.set_alpn_protocols(["h2", "http/1.1"])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.refused = set()
+        self.h1_requests = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.connection, args=(raw,), daemon=True).start()
+
+    def connection(self, raw):
+        try:
+            s = self.ctx.wrap_socket(raw, server_side=True)
+            if s.selected_alpn_protocol() != "h2":
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += s.recv(4096)
+                self.h1_requests += 1
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nvia h1\n")
+                s.close()
+                return
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+            conn.initiate_connection()
+            s.sendall(conn.data_to_send())
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        path = dict(ev.headers)[":path"]
+                        if path.startswith("/h1-only"):
+                            conn.reset_stream(ev.stream_id, error_code=0xd)
+                        elif path.startswith("/refuse-once") and path not in self.refused:
+                            self.refused.add(path)
+                            conn.reset_stream(ev.stream_id, error_code=REFUSED_STREAM)
+                        else:
+                            conn.send_headers(ev.stream_id, [(":status", "200"), ("content-length", "10")])
+                            conn.send_data(ev.stream_id, b"h2 answer\n", end_stream=True)
+                s.sendall(conn.data_to_send())
+        except (OSError, ssl.SSLError, h2.exceptions.ProtocolError):
+            return
+
+    def close(self):
+        self.sock.close()
+
+
 class OriginTest(unittest.TestCase):
     """HTTP/2 towards origins: nghttpd chooses h2; the Python origins speak HTTP/1.1 only."""
 
@@ -500,6 +566,19 @@ class OriginTest(unittest.TestCase):
         c.close()
         self.assertEqual(r["status"], 403)
         self.assertIn(b"magic-word", r["data"])
+
+    def test_refused_stream_is_retried_and_http_1_1_required_falls_back(self):
+        v = W["vigil"]
+        picky = "www.picky.test"
+        base = "https://%s:%d" % (picky, W["picky"].port)
+        ca = os.path.join(W["ca"], "root.pem")
+        code, status, head, body, err = curl("-x", v.proxy, "--cacert", ca, base + "/plain")
+        self.assertEqual((status, body), (200, b"h2 answer\n"), err)
+        code, status, head, body, err = curl("-x", v.proxy, "--cacert", ca, base + "/refuse-once")
+        self.assertEqual((status, body), (200, b"h2 answer\n"), err)  # the retry, on h2 again
+        code, status, head, body, err = curl("-x", v.proxy, "--cacert", ca, base + "/h1-only")
+        self.assertEqual((status, body), (200, b"via h1\n"), err)  # retried over HTTP/1.1
+        self.assertGreaterEqual(W["picky"].h1_requests, 1)
 
     def test_origin_alpn_http1_only_never_offers_h2(self):
         v = W["h1only"]
