@@ -34,6 +34,7 @@ bool H2Connection::open_session() {
     nghttp2_option_set_max_outbound_ack(opt, 100);
     nghttp2_option_set_stream_reset_rate_limit(opt, 2 * sv_.cfg.h2_max_streams + 100, 50);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_option_set_no_closed_streams(opt, 1);  // no priority tree of finished streams to keep
     const int rv = nghttp2_session_server_new2(&s_, cb, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -61,7 +62,8 @@ net::awaitable<void> H2Connection::run(beast::flat_buffer& buf) {
     if (!open_session()) co_return;
     writer_running_ = true;
     net::co_spawn(client_.get_executor(), writer(), net::detached);
-    std::vector<uint8_t> in(16 * 1024);
+    std::vector<uint8_t> in(kReadBuffer);
+    bool parked = false;
     for (;;) {
         const uint8_t* data = in.data();
         size_t n = 0;
@@ -71,10 +73,29 @@ net::awaitable<void> H2Connection::run(beast::flat_buffer& buf) {
         } else {
             track_.idle = live_ == 0;
             expire_after(client_, sv_.cfg.tunnel_idle);
+            // Quiet for kParkAfter with no transaction: parked like an idle HTTP/1.1 connection —
+            // the read buffer and OpenSSL's let go, the wait goes on with a small one.
+            CancelAt park;
+            const bool may_park = live_ == 0 && !parked;
+            if (may_park) park.arm(client_.get_executor(), std::chrono::steady_clock::now() + kParkAfter, client_);
             auto [ec, got] = co_await client_.async_read_some(net::buffer(in), use_nothrow);
+            if (may_park && park.fired(ec)) {
+                parked = true;
+                count(sv_.counters.parked);
+                std::vector<uint8_t>(kParkedReadBuffer).swap(in);
+                client_.release_idle_buffers();
+                continue;
+            }
             if (ec) break;
             n = got;
             count(sv_.counters.bytes_in, n);
+            if (parked) {
+                parked = false;
+                std::vector<uint8_t> full(kReadBuffer);
+                std::copy_n(in.begin(), n, full.begin());
+                in.swap(full);
+                data = in.data();
+            }
         }
         last_read_ = std::chrono::steady_clock::now();
         const ssize_t used = nghttp2_session_mem_recv(s_, data, n);

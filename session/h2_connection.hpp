@@ -27,6 +27,7 @@ constexpr unsigned kMaxRefused = 200;
 // CONTINUATION frames after one HEADERS frame (at 16 KiB each: 144 KiB of header block).
 constexpr size_t kMaxContinuations = 8;
 constexpr size_t kWriteBatch = 64 * 1024;
+constexpr size_t kReadBuffer = 16 * 1024, kParkedReadBuffer = 512;
 
 class H2Connection final : public H2Sink {
 public:
