@@ -43,16 +43,9 @@ struct Config {
     std::string ca_dir = "var/ca";
     std::string extra_ca_file;
     bool non_tls_tunnel = false;  // tls.non_tls = "reject" | "tunnel"
-    // tls.client_alpn: the protocols bumped clients are offered, in Vigil's order of preference.
-    std::vector<std::string> client_alpn{"h2", "http/1.1"};
-    // tls.origin_alpn: what origins are offered; h2 (when listed) is used if the origin chooses it.
-    bool origin_h2 = true;
-    // [http2] (docs/http2.md): streams a client connection may run at once, and the receive
-    // windows that bound what a client's uploads make Vigil hold.
-    uint32_t h2_max_streams = 100;
-    uint32_t h2_stream_window = 256 * 1024;
-    uint32_t h2_connection_window = 1024 * 1024;
-    uint32_t h2_origin_connections = 8;  // HTTP/1.1 origin connections one client connection's streams use at once
+    std::vector<std::string> client_alpn{"h2", "http/1.1"};  // tls.client_alpn, in order of preference
+    bool origin_h2 = true;  // tls.origin_alpn lists h2: offered to origins, used if chosen
+    Http2Settings http2;  // [http2]
     std::vector<std::string> origin_error_warn;          // tls.origin_errors: classes set to "warn"
     tls::Revocation revocation = tls::Revocation::staple;  // tls.revocation = "off" | "staple" | "ocsp"
     bool system_store = true;                 // tls.system_store: the system's anchors beside extra_ca_file

@@ -24,6 +24,16 @@ const std::vector<std::string>& page_template_names();  // "block", "warn", "err
 // The origin certificate error classes that policy can name (tls/contexts.hpp CertVerdict codes).
 const std::vector<std::string>& origin_error_classes();
 
+// [http2] (docs/http2.md): streams a client connection may run at once, how many of them
+// relay to HTTP/1.1 origins at once, and the receive windows that bound what a client's
+// uploads make Vigil hold.
+struct Http2Settings {
+    uint32_t max_streams = 100;
+    uint32_t origin_connections = 8;
+    uint32_t stream_window = 256 * 1024;
+    uint32_t connection_window = 1024 * 1024;
+};
+
 // tls.origin_exceptions: a known-broken internal site whose certificate problems of these
 // classes are accepted, or whose exact certificate (SHA-256 fingerprint) is.
 struct OriginException {

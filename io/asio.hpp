@@ -31,7 +31,7 @@ template <class Stream>
 inline constexpr bool on_socket =
     std::is_same_v<std::remove_cvref_t<decltype(beast::get_lowest_layer(std::declval<Stream&>()))>, beast::tcp_stream>;
 // Whether a stream has deadlines: on a socket, or a stream that keeps its own (an HTTP/2
-// stream, session/h2_stream.hpp). Beast's test stream, in unit tests, has none.
+// stream, wire/h2_stream.hpp). Beast's test stream, in unit tests, has none.
 template <class Stream>
 inline constexpr bool has_deadline =
     requires(Stream& s) { beast::get_lowest_layer(s).expires_after(std::chrono::seconds(1)); };

@@ -32,7 +32,7 @@ bool H2Connection::open_session() {
     nghttp2_option_set_max_continuations(opt, kMaxContinuations);
     nghttp2_option_set_max_settings(opt, 16);
     nghttp2_option_set_max_outbound_ack(opt, 100);
-    nghttp2_option_set_stream_reset_rate_limit(opt, 2 * sv_.cfg.h2_max_streams + 100, 50);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2 * sv_.cfg.http2.max_streams + 100, 50);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     nghttp2_option_set_no_closed_streams(opt, 1);  // no priority tree of finished streams to keep
     const int rv = nghttp2_session_server_new2(&s_, cb, this, opt);
@@ -40,13 +40,13 @@ bool H2Connection::open_session() {
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) return false;
     const nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, sv_.cfg.h2_max_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, sv_.cfg.h2_stream_window},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, sv_.cfg.http2.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, sv_.cfg.http2.stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(sv_.cfg.max_header_bytes)},
         {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
     };
     if (nghttp2_submit_settings(s_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
-    const int32_t extra = int32_t(sv_.cfg.h2_connection_window) - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE;
+    const int32_t extra = int32_t(sv_.cfg.http2.connection_window) - NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE;
     if (extra > 0 && nghttp2_submit_window_update(s_, NGHTTP2_FLAG_NONE, 0, extra) != 0) return false;
     return true;
 }
@@ -180,7 +180,7 @@ net::awaitable<void> H2Connection::serve(std::shared_ptr<H2Stream> st, std::opti
             // (each needs its own origin connection); the others wait their turn, as a browser's
             // seventh request to a host waits.
             // In arrival order: a released slot wakes only the stream next in line.
-            bool slot = relaying_ < sv_.cfg.h2_origin_connections && !closing_;
+            bool slot = relaying_ < sv_.cfg.http2.origin_connections && !closing_;
             if (slot) {
                 ++relaying_;
             } else if (!closing_) {

@@ -39,7 +39,7 @@ int H2Connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, v
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     // live_ counts transactions still running after their stream was reset: the bound holds
     // against rapid reset, where the client's view of open streams is always small.
-    if (c->live_ >= c->sv_.cfg.h2_max_streams || c->closing_ || c->sv_.life.stopping) {
+    if (c->live_ >= c->sv_.cfg.http2.max_streams || c->closing_ || c->sv_.life.stopping) {
         count(c->sv_.counters.h2_refused_streams);
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         if (++c->refused_ > kMaxRefused) c->abuse("streams opened while refused");

@@ -393,7 +393,11 @@ SslCtxPtr make_origin_ctx(const OriginTrust& trust) {
     return ctx;
 }
 
-bool prepare_origin_ssl(SSL* ssl, const std::string& host) {
+bool prepare_origin_ssl(SSL* ssl, const std::string& host, bool offer_h2) {
+    if (offer_h2) {  // the context offers http/1.1 alone
+        static const unsigned char both[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+        if (SSL_set_alpn_protos(ssl, both, sizeof both) != 0) return false;
+    }
     // Ask for a stapled OCSP response when the context checks them.
     int (*staple_cb)(SSL*, void*) = nullptr;
     SSL_CTX_get_tlsext_status_cb(SSL_get_SSL_CTX(ssl), &staple_cb);

@@ -44,8 +44,9 @@ inline constexpr long kMaxOriginCertList = 64 * 1024;  // bytes of the origin's 
 class PublicSuffixList;
 void set_public_suffix_list(std::shared_ptr<const PublicSuffixList> list);
 
-// Sets SNI (DNS names only) and the name the origin certificate must carry. False on failure.
-bool prepare_origin_ssl(SSL* ssl, const std::string& host);
+// Sets SNI (DNS names only) and the name the origin certificate must carry; `offer_h2`: ALPN
+// offers h2 before http/1.1 (upstream/h2_origin.hpp). False on failure.
+bool prepare_origin_ssl(SSL* ssl, const std::string& host, bool offer_h2 = false);
 
 // A stable code and plain words for an X509_V_ERR_* value, for block pages, logs and counters.
 struct CertVerdict {

@@ -402,13 +402,9 @@ net::awaitable<std::optional<Failure>> connect_tls(Connector& up, const Authorit
         if (auto failure = co_await connect_tcp(up, origin, tcp_out, cid, route)) co_return failure;
         out.emplace(std::move(*tcp_out), *up.origin_ctx);
         SSL* ssl = out->native_handle();
-        if (!tls::prepare_origin_ssl(ssl, origin.host)) {
+        if (!tls::prepare_origin_ssl(ssl, origin.host, route->offer_h2)) {
             out.reset();
             co_return unreachable(up, Fail::tls_setup, "could not set up TLS for this host name", origin);
-        }
-        if (route->offer_h2) {
-            static const unsigned char both[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-            SSL_set_alpn_protos(ssl, both, sizeof both);
         }
         tls::set_origin_acceptance(ssl, acceptance);
         tls::resume_origin_session(ssl, origin.host_port());

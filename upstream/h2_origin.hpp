@@ -89,7 +89,4 @@ net::awaitable<std::optional<Failure>> connect_origin(Connector& up, const Autho
 // Hands an idle origin connection to the worker's pool (HTTP/1.1), or lets go of a stream.
 void pool_idle(std::optional<OriginStream> idle, std::string key, std::shared_ptr<ParentLease> lease, bool stopping);
 
-// HTTP/2 connections to origins open on this worker (for /metrics and tests).
-size_t h2_origin_sessions();
-
 }  // namespace vigil::upstream

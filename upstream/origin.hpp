@@ -42,9 +42,7 @@ public:
         return true;  // Beast's test stream: nothing arrives unasked
     }
     bool reusable_for(const Authority& origin) {
-        if constexpr (requires(Stream& s) { s.is_h2(); }) {
-            if (http1_only_ && stream_ && stream_->is_h2()) return false;
-        }
+        if (http1_only_ && multiplexed()) return false;
         return key_ == origin.host_port() && clean();
     }
     // A stream on a shared HTTP/2 connection (then a request cut before any answer is retried).

@@ -37,8 +37,6 @@ bool OriginStream::idle_usable() {
     return tls_->idle_usable();
 }
 
-size_t h2_origin_sessions() { return H2OriginSession::registry().size(); }
-
 net::awaitable<std::optional<Failure>> connect_origin(Connector& up, const Authority& origin,
                                                       std::optional<OriginStream>& out, uint64_t cid, bool continued,
                                                       std::string* accepted, Route* route) {

@@ -109,10 +109,9 @@ public:
         waiting_turn_ = false;
         turn_.cancel();
     }
-    // The (final) head the relay wrote, once parsed, and whether its message is complete.
+    // The (final) head the relay wrote, once parsed.
     bool has_head() const { return head_; }
     const Parser& message() const { return *parser_; }
-    bool message_done() const { return parser_->is_done(); }
     // Up to `cap` body bytes for a DATA frame; `eof` once the body is complete and taken (on
     // the origin leg: once the request is; on the client leg: once finish() said so).
     size_t take_body(uint8_t* dst, size_t cap, bool& eof) {
@@ -144,7 +143,6 @@ public:
     // ---- the stream interface the relay uses ----
     void expires_after(std::chrono::steady_clock::duration d) { deadline_ = std::chrono::steady_clock::now() + d; }
     void expires_at(std::chrono::steady_clock::time_point t) { deadline_ = t; }
-    void expires_never() { deadline_ = std::chrono::steady_clock::time_point::max(); }
     void cancel() {
         cancelled_ = true;
         rtimer_.cancel();

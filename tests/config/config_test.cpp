@@ -196,14 +196,14 @@ TEST(Config, Http2KeysAndAlpnLists) {
     Config d = load_config("", {});
     EXPECT_EQ(d.client_alpn, (std::vector<std::string>{"h2", "http/1.1"}));
     EXPECT_TRUE(d.origin_h2);
-    EXPECT_EQ(d.h2_max_streams, 100u);
-    EXPECT_EQ(d.h2_origin_connections, 8u);
+    EXPECT_EQ(d.http2.max_streams, 100u);
+    EXPECT_EQ(d.http2.origin_connections, 8u);
     Config c = load_config("", {{"tls.client_alpn", "[\"http/1.1\"]"}, {"tls.origin_alpn", "[\"http/1.1\"]"},
                                 {"http2.max_concurrent_streams", "20"}, {"http2.stream_window", "65536"}});
     EXPECT_EQ(c.client_alpn, (std::vector<std::string>{"http/1.1"}));
     EXPECT_FALSE(c.origin_h2);
-    EXPECT_EQ(c.h2_max_streams, 20u);
-    EXPECT_EQ(c.h2_stream_window, 65536u);
+    EXPECT_EQ(c.http2.max_streams, 20u);
+    EXPECT_EQ(c.http2.stream_window, 65536u);
     for (const auto& [key, value, words] : std::vector<std::tuple<std::string, std::string, std::string>>{
              {"tls.client_alpn", "[\"h3\"]", "unknown protocol \"h3\""},
              {"tls.client_alpn", "[\"h2\", \"h2\"]", "listed twice"},

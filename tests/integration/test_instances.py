@@ -213,7 +213,13 @@ class SeparateInstanceTest(unittest.TestCase):
         audit = os.path.join(W["dir"], "names-audit.db")
         v = Vigil(W["dir"], W["ca"], extra_args=["--audit", audit])
         try:
+            # The ready file can come before every thread has named itself (seen once under the
+            # full suite's load): wait for the names, a few seconds at most.
+            deadline = time.time() + 5
             niceness = thread_niceness(v)
+            while not {"vigil-w0", "vigil-w1", "vigil-audit", "vigil-checkpt"} <= set(niceness) and time.time() < deadline:
+                time.sleep(0.05)
+                niceness = thread_niceness(v)
             names = list(niceness)
         finally:
             rc, counters = v.stop()
